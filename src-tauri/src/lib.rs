@@ -1,1 +1,38 @@
-//! OpsLens application crate: wiring of the CLI, the server and (later) the desktop shell.
+//! The `opslens` binary: CLI parsing and wiring. The work lives in the `crates/` libraries;
+//! this crate only connects them (and, later, the desktop shell).
+
+mod cli;
+mod client;
+mod commands;
+pub mod config;
+pub mod server;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use cli::Cli;
+
+/// Entry point of the binary: parses the command line and runs it.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("opslens=info,opslens_store=info,opslens_api=info,tower_http=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

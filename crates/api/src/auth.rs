@@ -1,0 +1,123 @@
+//! Guards of the local API, in the order a request meets them:
+//! 1. `Host` must be a loopback name on our port (DNS rebinding, security.md §1.1);
+//! 2. an `Origin`, when sent, must be our own (no other web page may drive the API);
+//! 3. `Authorization: Bearer <token>` on everything but the docs, the spec and the health route.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use opslens_core::token::ApiToken;
+
+use crate::error::ApiError;
+
+/// What the guards compare against.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    token: ApiToken,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+}
+
+impl Guard {
+    /// Guards for a server listening on `port` with `token`.
+    pub fn new(token: ApiToken, port: u16) -> Self {
+        let hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|h| format!("{h}:{port}"))
+            .collect();
+        let mut origins: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
+        // The desktop webview's own origins (Tauri v2 on Linux/macOS and on Windows).
+        origins.extend(
+            [
+                "tauri://localhost",
+                "http://tauri.localhost",
+                "https://tauri.localhost",
+            ]
+            .map(String::from),
+        );
+        Guard {
+            token,
+            hosts,
+            origins,
+        }
+    }
+}
+
+/// Paths reachable without the token: nothing there reads or changes incident data.
+fn is_public(path: &str) -> bool {
+    path == "/api/v1/health"
+        || path == "/openapi.json"
+        || path == "/docs"
+        || path.starts_with("/docs/")
+}
+
+/// The middleware applying the three guards.
+pub async fn guard(State(g): State<Guard>, req: Request<Body>, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.to_ascii_lowercase());
+    match host {
+        Some(h) if g.hosts.contains(&h) => {}
+        other => {
+            let shown = other.unwrap_or_else(|| "(none)".into());
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                format!(
+                    "Host {shown:?} is not allowed: OpsLens answers only to {} (DNS-rebinding protection)",
+                    g.hosts.join(", ")
+                ),
+            )
+            .into_response();
+        }
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .map(|o| g.origins.iter().any(|a| a.eq_ignore_ascii_case(o)))
+            .unwrap_or(false);
+        if !ok {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                format!(
+                    "Origin {:?} is not allowed: only the OpsLens UI itself may call this API from a browser",
+                    String::from_utf8_lossy(origin.as_bytes())
+                ),
+            )
+            .into_response();
+        }
+    }
+    if !is_public(req.uri().path()) {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let ok = presented.map(|p| g.token.verify(p)).unwrap_or(false);
+        if !ok {
+            let why = if presented.is_some() {
+                "invalid"
+            } else {
+                "missing"
+            };
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!(
+                    "{why} API token: send `Authorization: Bearer <token>`; `opslens token` prints it"
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}

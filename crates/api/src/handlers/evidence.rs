@@ -1,0 +1,124 @@
+//! `/evidence`: the seed's text evidence, screenshot upload and read, plus lists and images.
+
+use axum::extract::{Multipart, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opslens_core::upload::MAX_UPLOAD_BYTES;
+use opslens_domain::{Evidence, NewEvidence};
+use utoipa::ToSchema;
+
+use super::{ApiResult, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path};
+
+/// Attach text evidence (log, metric, deployment, alert, note).
+#[utoipa::path(post, path = "/evidence/incident/{incident_id}", tag = "evidence",
+    params(("incident_id" = i64, Path)), request_body = NewEvidence,
+    responses((status = 201, body = Evidence), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(s): State<AppState>,
+    Path(incident_id): Path<i64>,
+    Json(body): Json<NewEvidence>,
+) -> ApiResult<(StatusCode, Json<Evidence>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.add_evidence(incident_id, body).await?),
+    ))
+}
+
+/// Multipart form of the screenshot upload.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ScreenshotForm {
+    /// The image (PNG, JPEG or WebP, at most 25 MiB); its type is read from the bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Upload a screenshot; it is stored at once and analysed in the background.
+#[utoipa::path(post, path = "/evidence/incident/{incident_id}/upload-screenshot", tag = "evidence",
+    params(("incident_id" = i64, Path)),
+    request_body(content = ScreenshotForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = Evidence), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn upload(
+    State(s): State<AppState>,
+    Path(incident_id): Path<i64>,
+    mut form: Multipart,
+) -> ApiResult<(StatusCode, Json<Evidence>)> {
+    let mut file = None;
+    while let Some(mut field) = form.next_field().await? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        if file.is_some() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "send one `file` field per upload",
+            ));
+        }
+        let name = field.file_name().map(str::to_string);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await? {
+            if bytes.len() + chunk.len() > MAX_UPLOAD_BYTES {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the file exceeds the limit of {MAX_UPLOAD_BYTES} bytes (25 MiB)"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        file = Some((bytes, name));
+    }
+    let Some((bytes, name)) = file else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "multipart field `file` is missing: send the image as `file`",
+        ));
+    };
+    let ev = s.add_screenshot(incident_id, bytes, name, "upload").await?;
+    Ok((StatusCode::CREATED, Json(ev)))
+}
+
+/// One piece of evidence; for screenshots `content` fills in when the analysis is done.
+#[utoipa::path(get, path = "/evidence/{id}", tag = "evidence", params(("id" = i64, Path)),
+    responses((status = 200, body = Evidence), (status = 404, body = ErrorBody)))]
+pub async fn get(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Evidence>> {
+    Ok(Json(s.evidence(id).await?))
+}
+
+/// Evidence of an incident, oldest first.
+#[utoipa::path(get, path = "/evidence/incident/{incident_id}", tag = "evidence",
+    params(("incident_id" = i64, Path)),
+    responses((status = 200, body = Vec<Evidence>), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(s): State<AppState>,
+    Path(incident_id): Path<i64>,
+) -> ApiResult<Json<Vec<Evidence>>> {
+    Ok(Json(s.evidence_of(incident_id).await?))
+}
+
+/// The stored image of a screenshot.
+#[utoipa::path(get, path = "/evidence/{id}/image", tag = "evidence", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+pub async fn image(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    let (bytes, mime) = s.evidence_image(id).await?;
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&mime).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(res)
+}

@@ -1,0 +1,77 @@
+//! Health, search, model status and integration checks.
+
+use axum::extract::State;
+use opslens_core::status::{IntegrationsReport, VlmStatus};
+use opslens_domain::SearchHit;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiResult, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query};
+
+/// Answer of the health route.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the server answers.
+    pub status: String,
+    /// OpsLens version.
+    pub version: String,
+}
+
+/// Liveness, without the token (for launchers and the CLI's "is it up?").
+#[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// Query of `GET /search`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words to find (all must match; prefixes match).
+    pub q: Option<String>,
+    /// Most hits to return, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Answer of `GET /search`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    /// The query as received.
+    pub query: String,
+    /// Best first.
+    pub hits: Vec<SearchHit>,
+}
+
+/// Full-text search over incidents and evidence.
+#[utoipa::path(get, path = "/search", tag = "system", params(SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody)))]
+pub async fn search(
+    State(s): State<AppState>,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Json<SearchResults>> {
+    let query = q.q.unwrap_or_default();
+    if query.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "query parameter `q` is required, e.g. /api/v1/search?q=timeout",
+        ));
+    }
+    let hits = s.search(query.clone(), q.limit.unwrap_or(50)).await?;
+    Ok(Json(SearchResults { query, hits }))
+}
+
+/// Model, device, queue and last timings of the screenshot analysis.
+#[utoipa::path(get, path = "/test/vlm/status", tag = "system", responses((status = 200, body = VlmStatus)))]
+pub async fn vlm_status(State(s): State<AppState>) -> ApiResult<Json<VlmStatus>> {
+    Ok(Json(s.vlm_status().await?))
+}
+
+/// Each integration tried, or reported as not configured.
+#[utoipa::path(get, path = "/integrations/test/all", tag = "system", responses((status = 200, body = IntegrationsReport)))]
+pub async fn integrations(State(s): State<AppState>) -> Json<IntegrationsReport> {
+    Json(s.integrations_report())
+}

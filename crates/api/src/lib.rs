@@ -1,0 +1,180 @@
+//! The OpsLens REST API (`/api/v1`), its guards, its OpenAPI 3.1 spec at `/openapi.json` and the
+//! interactive docs at `/docs`, all served from the binary (no CDN: laptops are offline at times).
+
+pub mod auth;
+pub mod error;
+mod extract;
+pub mod handlers;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use opslens_core::token::ApiToken;
+use tokio::net::TcpListener;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::handlers::{evidence, incidents, system, work, AppState};
+
+/// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
+const JSON_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Upload requests: the 25 MiB file plus multipart framing.
+const UPLOAD_BODY_LIMIT: usize = opslens_core::upload::MAX_UPLOAD_BYTES + 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "OpsLens API",
+        description = "Local REST API of OpsLens, the local-first incident workspace. \
+            Every route except /api/v1/health, /openapi.json and /docs needs \
+            `Authorization: Bearer <token>`; `opslens token` prints the token."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "incidents", description = "Incidents and their lifecycle"),
+        (name = "evidence", description = "Logs, notes, deployments, alerts and screenshots"),
+        (name = "timeline", description = "What happened when"),
+        (name = "hypotheses", description = "The hypotheses board"),
+        (name = "actions", description = "Action items"),
+        (name = "system", description = "Health, search, model and integration status"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let comps = doc.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The `/api/v1` routes with their OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    let upload = OpenApiRouter::new()
+        .routes(routes!(evidence::upload))
+        .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT));
+    OpenApiRouter::new()
+        .routes(routes!(system::health))
+        .routes(routes!(incidents::create, incidents::list))
+        .routes(routes!(
+            incidents::get,
+            incidents::update,
+            incidents::delete
+        ))
+        .routes(routes!(work::timeline, work::add_event))
+        .routes(routes!(work::hypotheses, work::add_hypothesis))
+        .routes(routes!(work::update_hypothesis))
+        .routes(routes!(work::actions, work::add_action))
+        .routes(routes!(work::update_action))
+        .routes(routes!(evidence::create, evidence::list))
+        .routes(routes!(evidence::get))
+        .routes(routes!(evidence::image))
+        .routes(routes!(system::search))
+        .routes(routes!(system::vlm_status))
+        .routes(routes!(system::integrations))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(upload)
+}
+
+/// The OpenAPI document, e.g. for writing it to a file or checking it in tests.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_routes())
+        .split_for_parts()
+        .1
+}
+
+/// The whole HTTP application: guards, API, spec and docs, with one error shape.
+pub fn router(state: AppState, token: ApiToken, port: u16) -> Router {
+    let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_routes())
+        .split_for_parts();
+    let api = api.with_state(state);
+    let guard = auth::Guard::new(token, port);
+    Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", uri.path()),
+    )
+}
+
+/// Rewrites any error response that is not JSON yet (405 from the router, a body-limit 413
+/// from a layer) into the API's error shape, so clients parse one format.
+async fn json_errors(method: axum::http::Method, uri: axum::http::Uri, res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_string();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        message = format!(
+            "{method} is not allowed on {}; allowed: {allow}",
+            uri.path()
+        );
+    } else if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_string();
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// Serves the app on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    token: ApiToken,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let port = listener.local_addr()?.port();
+    let app = router(state, token, port);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,43 @@
+//! Errors of the use-cases, classified by what the caller did wrong (or not).
+
+use opslens_store::StoreError;
+
+/// What went wrong, in categories an API maps 1:1 to status codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The request is well-formed but a value is not acceptable (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// A referenced id does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts stored data (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The payload is not a supported kind (415).
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The payload is too big, in bytes or in decoded pixels (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Something failed on our side (500); the message is for the log, not the client.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => CoreError::NotFound(e.to_string()),
+            StoreError::Conflict(m) => CoreError::Conflict(m),
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for CoreError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        CoreError::Internal(format!("background task failed: {e}"))
+    }
+}

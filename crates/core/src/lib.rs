@@ -1,0 +1,11 @@
+//! Use-cases of OpsLens: what the API, the CLI and the desktop app ask for, validated and run
+//! off the async runtime. Knows the store and the domain, nothing of HTTP or windows.
+
+mod error;
+mod services;
+pub mod status;
+pub mod token;
+pub mod upload;
+
+pub use error::CoreError;
+pub use services::{Services, ServicesConfig};

@@ -1,0 +1,301 @@
+//! The verbs of OpsLens, async, validated, with SQLite and image decoding on blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use opslens_domain::{
+    Action, ActionPatch, AnalysisState, Evidence, EvidenceType, Hypothesis, HypothesisPatch,
+    Incident, IncidentFilter, IncidentPatch, IncidentSource, IncidentStatus, NewAction,
+    NewEvidence, NewHypothesis, NewIncident, NewTimelineEvent, Page, SearchHit, Severity,
+    TimelineEvent,
+};
+use opslens_store::{NewImageEvidence, NewIncidentRow, Store, StoreError};
+use tokio::sync::Semaphore;
+
+use crate::upload::validate_image;
+use crate::CoreError;
+
+/// Concurrent image decodes; each may take up to the decode allocation cap.
+const PARALLEL_DECODES: usize = 2;
+const MAX_TITLE: usize = 500;
+const MAX_TEXT: usize = 2000;
+
+/// Where the services keep their state.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    /// Data dir holding `opslens.db`, `blobs/`, `api-token`, `secrets.env`.
+    pub data_dir: PathBuf,
+}
+
+/// Shared application services; one per process, behind an `Arc`.
+#[derive(Debug)]
+pub struct Services {
+    store: Arc<Store>,
+    data_dir: PathBuf,
+    decodes: Semaphore,
+}
+
+fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(CoreError::Invalid(format!("{field} must not be empty")));
+    }
+    if v.chars().count() > max {
+        return Err(CoreError::Invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+impl Services {
+    /// Opens the store in the data dir (migrating it) on a blocking thread.
+    pub async fn open(cfg: ServicesConfig) -> Result<Arc<Self>, CoreError> {
+        let dir = cfg.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await?
+            .map_err(|e| match e {
+                StoreError::TooNew { .. } => CoreError::Conflict(e.to_string()),
+                e => CoreError::Internal(format!(
+                    "cannot open the database in {}: {e}",
+                    cfg.data_dir.display()
+                )),
+            })?;
+        Ok(Arc::new(Services {
+            store: Arc::new(store),
+            data_dir: cfg.data_dir,
+            decodes: Semaphore::new(PARALLEL_DECODES),
+        }))
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Runs a store call on a blocking thread.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+
+    /// Opens an incident (seed: `POST /incidents`).
+    pub async fn create_incident(&self, new: NewIncident) -> Result<Incident, CoreError> {
+        let row = NewIncidentRow {
+            title: required("title", &new.title, MAX_TITLE)?,
+            description: new.description.unwrap_or_default(),
+            severity: new.severity.unwrap_or(Severity::Medium),
+            status: new.status.unwrap_or(IncidentStatus::Triggered),
+            source: IncidentSource::Manual,
+            external_id: None,
+        };
+        self.db(move |s| s.create_incident(row)).await
+    }
+
+    /// One incident.
+    pub async fn incident(&self, id: i64) -> Result<Incident, CoreError> {
+        self.db(move |s| s.incident(id)).await
+    }
+
+    /// Filtered, paginated incidents.
+    pub async fn incidents(&self, filter: IncidentFilter) -> Result<Page<Incident>, CoreError> {
+        self.db(move |s| s.list_incidents(&filter)).await
+    }
+
+    /// Changes an incident.
+    pub async fn update_incident(
+        &self,
+        id: i64,
+        mut patch: IncidentPatch,
+    ) -> Result<Incident, CoreError> {
+        if let Some(t) = &patch.title {
+            patch.title = Some(required("title", t, MAX_TITLE)?);
+        }
+        self.db(move |s| s.update_incident(id, &patch)).await
+    }
+
+    /// Deletes an incident and all attached to it.
+    pub async fn delete_incident(&self, id: i64) -> Result<(), CoreError> {
+        self.db(move |s| s.delete_incident(id)).await
+    }
+
+    /// Adds text evidence (seed: `POST /evidence/incident/{id}`).
+    pub async fn add_evidence(
+        &self,
+        incident_id: i64,
+        new: NewEvidence,
+    ) -> Result<Evidence, CoreError> {
+        if new.evidence_type == EvidenceType::Screenshot {
+            return Err(CoreError::Invalid(
+                "screenshots are uploaded as files: POST /api/v1/evidence/incident/{id}/upload-screenshot (multipart field `file`)".into(),
+            ));
+        }
+        let title = required("title", &new.title, MAX_TITLE)?;
+        let source = new.source.unwrap_or_else(|| "api".into());
+        self.db(move |s| {
+            s.add_text_evidence(
+                incident_id,
+                new.evidence_type,
+                &title,
+                &new.content,
+                &source,
+            )
+        })
+        .await
+    }
+
+    /// Validates and stores a screenshot; it waits for the analysis engine.
+    pub async fn add_screenshot(
+        &self,
+        incident_id: i64,
+        bytes: Vec<u8>,
+        original_name: Option<String>,
+        source: &str,
+    ) -> Result<Evidence, CoreError> {
+        // Refuse unknown incidents before spending a decode on them.
+        self.incident(incident_id).await?;
+        let image = {
+            let _permit = self
+                .decodes
+                .acquire()
+                .await
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            tokio::task::spawn_blocking(move || validate_image(bytes)).await??
+        };
+        let original_name = original_name
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .take(255)
+                    .collect::<String>()
+            })
+            .filter(|n| !n.is_empty());
+        let title = original_name
+            .clone()
+            .unwrap_or_else(|| format!("Screenshot {}×{}", image.width, image.height));
+        let new = NewImageEvidence {
+            title,
+            source: source.to_string(),
+            bytes: image.bytes,
+            ext: image.ext,
+            mime: image.mime,
+            width: image.width,
+            height: image.height,
+            original_name,
+            analysis_state: AnalysisState::WaitingForModel,
+        };
+        self.db(move |s| s.add_image_evidence(incident_id, new))
+            .await
+    }
+
+    /// One piece of evidence.
+    pub async fn evidence(&self, id: i64) -> Result<Evidence, CoreError> {
+        self.db(move |s| s.evidence(id)).await
+    }
+
+    /// Evidence of an incident.
+    pub async fn evidence_of(&self, incident_id: i64) -> Result<Vec<Evidence>, CoreError> {
+        self.db(move |s| s.list_evidence(incident_id)).await
+    }
+
+    /// The stored image of a screenshot: bytes and MIME type.
+    pub async fn evidence_image(&self, id: i64) -> Result<(Vec<u8>, String), CoreError> {
+        let (path, mime) = self.db(move |s| s.evidence_image(id)).await?;
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            CoreError::Internal(format!("image file {} unreadable: {e}", path.display()))
+        })?;
+        Ok((bytes, mime))
+    }
+
+    /// Timeline of an incident.
+    pub async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEvent>, CoreError> {
+        self.db(move |s| s.timeline(incident_id)).await
+    }
+
+    /// Adds a note or observation to the timeline.
+    pub async fn add_timeline_event(
+        &self,
+        incident_id: i64,
+        mut new: NewTimelineEvent,
+    ) -> Result<TimelineEvent, CoreError> {
+        new.message = required("message", &new.message, MAX_TEXT)?;
+        if let Some(k) = new.kind {
+            use opslens_domain::TimelineKind as K;
+            if !matches!(k, K::Note | K::Observation) {
+                return Err(CoreError::Invalid(format!(
+                    "kind {k} is recorded by OpsLens itself; post `note` or `observation`"
+                )));
+            }
+        }
+        self.db(move |s| s.add_timeline_event(incident_id, &new))
+            .await
+    }
+
+    /// Hypotheses of an incident.
+    pub async fn hypotheses(&self, incident_id: i64) -> Result<Vec<Hypothesis>, CoreError> {
+        self.db(move |s| s.hypotheses(incident_id)).await
+    }
+
+    /// Proposes a hypothesis.
+    pub async fn add_hypothesis(
+        &self,
+        incident_id: i64,
+        mut new: NewHypothesis,
+    ) -> Result<Hypothesis, CoreError> {
+        new.statement = required("statement", &new.statement, MAX_TEXT)?;
+        self.db(move |s| s.add_hypothesis(incident_id, &new)).await
+    }
+
+    /// Changes a hypothesis.
+    pub async fn update_hypothesis(
+        &self,
+        id: i64,
+        mut patch: HypothesisPatch,
+    ) -> Result<Hypothesis, CoreError> {
+        if let Some(t) = &patch.statement {
+            patch.statement = Some(required("statement", t, MAX_TEXT)?);
+        }
+        self.db(move |s| s.update_hypothesis(id, &patch)).await
+    }
+
+    /// Action items of an incident.
+    pub async fn actions(&self, incident_id: i64) -> Result<Vec<Action>, CoreError> {
+        self.db(move |s| s.actions(incident_id)).await
+    }
+
+    /// Creates an action item.
+    pub async fn add_action(
+        &self,
+        incident_id: i64,
+        mut new: NewAction,
+    ) -> Result<Action, CoreError> {
+        new.title = required("title", &new.title, MAX_TITLE)?;
+        self.db(move |s| s.add_action(incident_id, &new)).await
+    }
+
+    /// Changes an action item.
+    pub async fn update_action(
+        &self,
+        id: i64,
+        mut patch: ActionPatch,
+    ) -> Result<Action, CoreError> {
+        if let Some(t) = &patch.title {
+            patch.title = Some(required("title", t, MAX_TITLE)?);
+        }
+        self.db(move |s| s.update_action(id, &patch)).await
+    }
+
+    /// Full-text search over incidents and evidence.
+    pub async fn search(&self, q: String, limit: u32) -> Result<Vec<SearchHit>, CoreError> {
+        let limit = limit.clamp(1, 200);
+        self.db(move |s| s.search(&q, limit)).await
+    }
+
+    /// Counts of screenshots per pending analysis state.
+    pub async fn analysis_backlog(&self) -> Result<Vec<(AnalysisState, i64)>, CoreError> {
+        self.db(|s| s.analysis_backlog()).await
+    }
+}

@@ -1,0 +1,77 @@
+//! Evidence: logs, metrics, deployments, alerts, notes and analysed screenshots.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{AnalysisState, EvidenceType};
+use chrono::{DateTime, Utc};
+
+/// A piece of evidence on an incident.
+///
+/// For screenshots `content` stays empty until the analysis is done (the seed guide's client
+/// polls for it); `analysis_state` says why it is still empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Evidence {
+    /// Stable numeric id.
+    pub id: i64,
+    /// The incident it belongs to.
+    pub incident_id: i64,
+    /// What kind of evidence this is.
+    pub evidence_type: EvidenceType,
+    /// Short label.
+    pub title: String,
+    /// The text: the log lines, the note, or the analysis of a screenshot as readable text.
+    pub content: String,
+    /// Where it came from (a tool, a URL, "upload", "capture").
+    pub source: String,
+    /// SHA-256 (hex) of the payload: the image bytes for screenshots, `content` otherwise.
+    pub sha256: String,
+    /// The stored image, for screenshots.
+    pub image: Option<ImageInfo>,
+    /// Analysis progress, for screenshots; `null` for text evidence.
+    pub analysis_state: Option<AnalysisState>,
+    /// Model that produced the findings.
+    pub analysis_model: Option<String>,
+    /// Why the analysis failed, when it did.
+    pub analysis_error: Option<String>,
+    /// How long the analysis took.
+    pub analysis_ms: Option<i64>,
+    /// Structured findings (summary, panels, anomalies, errors, times) from the analysis.
+    #[schema(value_type = Option<Object>)]
+    pub findings: Option<serde_json::Value>,
+    /// When it was attached.
+    pub created_at: DateTime<Utc>,
+    /// Last change (e.g. analysis finished).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Facts about a stored image; the bytes themselves are at `GET /evidence/{id}/image`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ImageInfo {
+    /// `image/png`, `image/jpeg` or `image/webp`, from the bytes, never from the client.
+    pub mime: String,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// Size of the stored file.
+    pub bytes: i64,
+    /// The client's file name, kept as a label only (never used as a path).
+    pub original_name: Option<String>,
+}
+
+/// Body of `POST /evidence/incident/{id}`, as in the seed guide.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvidence {
+    /// `log`, `metric`, `deployment`, `alert` or `note` (screenshots go through the upload route).
+    pub evidence_type: EvidenceType,
+    /// Short label (1 to 500 characters).
+    pub title: String,
+    /// The text itself.
+    #[serde(default)]
+    pub content: String,
+    /// Where it came from.
+    #[serde(default)]
+    pub source: Option<String>,
+}

@@ -1,0 +1,24 @@
+//! Domain types of OpsLens: what an incident, a piece of evidence, a timeline event, a
+//! hypothesis and an action are, independent of how they are stored or served.
+//!
+//! The enums here are the single source of the wire spelling (`snake_case`/kebab strings) used
+//! by SQLite columns, JSON bodies and the OpenAPI spec alike, so the three never drift apart.
+
+mod enums;
+mod evidence;
+mod incident;
+mod work;
+
+pub use enums::{
+    ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
+    IncidentStatus, ParseEnumError, Severity, TimelineKind,
+};
+pub use evidence::{Evidence, ImageInfo, NewEvidence};
+pub use incident::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
+pub use work::{
+    Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
+    SearchHit, TimelineEvent,
+};
+
+/// Timestamps are UTC everywhere; local time zones are a presentation concern.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,99 @@
+//! Content-addressed image files beside the database.
+//!
+//! A file is named `<sha256>.<ext>`, written to a temporary name, synced, renamed into place and
+//! the directory synced, all before the row naming it commits. The same image uploaded twice is
+//! stored once. Files no row refers to (a crash between the rename and the commit, a deleted
+//! incident) are removed at start-up by [`Store::sweep_orphan_blobs`].
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::{Result, Store};
+
+/// SHA-256 of `bytes` as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Store {
+    /// Writes `bytes` durably as `<sha256>.<ext>` unless already present; returns the file name.
+    pub(crate) fn put_blob(&self, sha256: &str, ext: &str, bytes: &[u8]) -> Result<String> {
+        debug_assert!(sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()));
+        debug_assert!(ext.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let name = format!("{sha256}.{ext}");
+        let dest = self.blob_dir.join(&name);
+        if dest.exists() {
+            return Ok(name);
+        }
+        let tmp = self
+            .blob_dir
+            .join(format!(".tmp-{sha256}-{}", std::process::id()));
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &dest)?;
+        sync_dir(&self.blob_dir)?;
+        Ok(name)
+    }
+
+    /// Removes image files that no evidence row names, and leftover temporary files.
+    /// Returns how many files were removed.
+    pub fn sweep_orphan_blobs(&self) -> Result<usize> {
+        let referenced: HashSet<String> = self.read(|c| {
+            let mut st =
+                c.prepare("SELECT DISTINCT blob_path FROM evidence WHERE blob_path IS NOT NULL")?;
+            let names = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(names)
+        })?;
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.blob_dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !referenced.contains(&name) && entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the given blob files if no evidence row names them any more.
+    pub(crate) fn remove_unreferenced(&self, names: &[String]) -> Result<()> {
+        for name in names {
+            let still_used: bool = self.read(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM evidence WHERE blob_path = ?1)",
+                    [name],
+                    |r| r.get(0),
+                )?)
+            })?;
+            if !still_used {
+                match fs::remove_file(self.blob_dir.join(name)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! Evidence rows: text evidence, screenshots with their image file, analysis results.
+
+use opslens_domain::{AnalysisState, Evidence, EvidenceType, ImageInfo, TimelineKind};
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::blobs::sha256_hex;
+use crate::incidents::{add_event, ensure_exists};
+use crate::row::{now, ts, En, Ts};
+use crate::{Result, Store, StoreError};
+
+/// A validated, decoded-once screenshot ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewImageEvidence {
+    /// Label shown in lists.
+    pub title: String,
+    /// Where it came from (`upload`, `capture`, `grafana`, …).
+    pub source: String,
+    /// The file bytes as received (already sniffed and decoded successfully).
+    pub bytes: Vec<u8>,
+    /// File extension matching the sniffed format (`png`, `jpg`, `webp`).
+    pub ext: &'static str,
+    /// MIME type matching the sniffed format.
+    pub mime: &'static str,
+    /// Decoded width.
+    pub width: u32,
+    /// Decoded height.
+    pub height: u32,
+    /// The client's file name, as a label only.
+    pub original_name: Option<String>,
+    /// Initial analysis state (`waiting-for-model` until an engine is present).
+    pub analysis_state: AnalysisState,
+}
+
+/// Outcome of an analysis run to record on a screenshot.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisUpdate {
+    /// New state.
+    pub state: Option<AnalysisState>,
+    /// Readable analysis text for `content`.
+    pub content: Option<String>,
+    /// Model id.
+    pub model: Option<String>,
+    /// Failure reason.
+    pub error: Option<String>,
+    /// Duration.
+    pub ms: Option<i64>,
+    /// Structured findings.
+    pub findings: Option<serde_json::Value>,
+}
+
+const COLUMNS: &str = "id, incident_id, evidence_type, title, content, source, sha256, blob_path, \
+     image_mime, image_width, image_height, image_bytes, original_name, analysis_state, \
+     analysis_model, analysis_error, analysis_ms, findings, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Evidence> {
+    let image = match r.get::<_, Option<String>>("image_mime")? {
+        Some(mime) => Some(ImageInfo {
+            mime,
+            width: r.get("image_width")?,
+            height: r.get("image_height")?,
+            bytes: r.get("image_bytes")?,
+            original_name: r.get("original_name")?,
+        }),
+        None => None,
+    };
+    let findings = r
+        .get::<_, Option<String>>("findings")?
+        .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)));
+    Ok(Evidence {
+        id: r.get("id")?,
+        incident_id: r.get("incident_id")?,
+        evidence_type: r.get::<_, En<EvidenceType>>("evidence_type")?.0,
+        title: r.get("title")?,
+        content: r.get("content")?,
+        source: r.get("source")?,
+        sha256: r.get("sha256")?,
+        image,
+        analysis_state: r
+            .get::<_, Option<En<AnalysisState>>>("analysis_state")?
+            .map(|e| e.0),
+        analysis_model: r.get("analysis_model")?,
+        analysis_error: r.get("analysis_error")?,
+        analysis_ms: r.get("analysis_ms")?,
+        findings,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        updated_at: r.get::<_, Ts>("updated_at")?.0,
+    })
+}
+
+fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Evidence> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM evidence WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound {
+        what: "evidence",
+        id,
+    })
+}
+
+impl Store {
+    /// Adds text evidence (log, note, metric, …) and its timeline event.
+    pub fn add_text_evidence(
+        &self,
+        incident_id: i64,
+        evidence_type: EvidenceType,
+        title: &str,
+        content: &str,
+        source: &str,
+    ) -> Result<Evidence> {
+        self.write(|tx| {
+            ensure_exists(tx, incident_id)?;
+            let t = now();
+            tx.execute(
+                "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![incident_id, evidence_type.as_str(), title, content, source, sha256_hex(content.as_bytes()), ts(&t)],
+            )?;
+            let id = tx.last_insert_rowid();
+            let msg = format!("{} evidence added: {title}", evidence_type);
+            add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
+            tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
+            get_in(tx, id)
+        })
+    }
+
+    /// Stores the image file durably, then the screenshot row and its timeline event.
+    pub fn add_image_evidence(&self, incident_id: i64, new: NewImageEvidence) -> Result<Evidence> {
+        let _blobs = self.blob_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Fail before touching the disk when the incident is gone.
+        self.read(|c| ensure_exists(c, incident_id))?;
+        let sha = sha256_hex(&new.bytes);
+        let name = self.put_blob(&sha, new.ext, &new.bytes)?;
+        self.write(|tx| {
+            ensure_exists(tx, incident_id)?;
+            let t = now();
+            tx.execute(
+                "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256, blob_path,
+                     image_mime, image_width, image_height, image_bytes, original_name, analysis_state,
+                     created_at, updated_at)
+                 VALUES (?1, 'screenshot', ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                params![
+                    incident_id,
+                    new.title,
+                    new.source,
+                    sha,
+                    name,
+                    new.mime,
+                    new.width,
+                    new.height,
+                    new.bytes.len() as i64,
+                    new.original_name,
+                    new.analysis_state.as_str(),
+                    ts(&t)
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let msg = format!("Screenshot added: {}", new.title);
+            add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
+            tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
+            get_in(tx, id)
+        })
+    }
+
+    /// One piece of evidence.
+    pub fn evidence(&self, id: i64) -> Result<Evidence> {
+        self.read(|c| get_in(c, id))
+    }
+
+    /// Evidence of an incident, oldest first (the order it was gathered).
+    pub fn list_evidence(&self, incident_id: i64) -> Result<Vec<Evidence>> {
+        self.read(|c| {
+            ensure_exists(c, incident_id)?;
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM evidence WHERE incident_id = ?1 ORDER BY id"
+            ))?;
+            let items = st
+                .query_map([incident_id], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(items)
+        })
+    }
+
+    /// Path and MIME type of a screenshot's file; `NotFound` for text evidence.
+    pub fn evidence_image(&self, id: i64) -> Result<(std::path::PathBuf, String)> {
+        let (blob, mime): (Option<String>, Option<String>) = self.read(|c| {
+            c.query_row(
+                "SELECT blob_path, image_mime FROM evidence WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound {
+                what: "evidence",
+                id,
+            })
+        })?;
+        match (blob, mime) {
+            (Some(b), Some(m)) => Ok((self.blob_dir.join(b), m)),
+            _ => Err(StoreError::NotFound {
+                what: "image of evidence",
+                id,
+            }),
+        }
+    }
+
+    /// Records analysis progress or results on a screenshot.
+    pub fn update_analysis(&self, id: i64, u: &AnalysisUpdate) -> Result<Evidence> {
+        self.write(|tx| {
+            get_in(tx, id)?;
+            let findings = u.findings.as_ref().map(|f| f.to_string());
+            tx.execute(
+                "UPDATE evidence SET
+                    analysis_state = COALESCE(?1, analysis_state),
+                    content = COALESCE(?2, content),
+                    analysis_model = COALESCE(?3, analysis_model),
+                    analysis_error = ?4,
+                    analysis_ms = COALESCE(?5, analysis_ms),
+                    findings = COALESCE(?6, findings),
+                    updated_at = ?7
+                 WHERE id = ?8",
+                params![
+                    u.state.map(|s| s.as_str()),
+                    u.content,
+                    u.model,
+                    u.error,
+                    u.ms,
+                    findings,
+                    ts(&now()),
+                    id
+                ],
+            )?;
+            get_in(tx, id)
+        })
+    }
+
+    /// How many screenshots are in each not-yet-finished analysis state (for status routes).
+    pub fn analysis_backlog(&self) -> Result<Vec<(AnalysisState, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT analysis_state, COUNT(*) FROM evidence
+                 WHERE analysis_state IN ('waiting-for-model', 'queued', 'running')
+                 GROUP BY analysis_state",
+            )?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, En<AnalysisState>>(0)?.0, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! The SQLite store of OpsLens: one file `opslens.db` in the data dir, WAL, forward-only
+//! migrations embedded in the binary, one writer connection and a small pool of readers.
+//!
+//! Every call here blocks; async callers run them on a blocking thread. Images live beside the
+//! database as content-addressed files (see [`blobs`]), written and synced before the row that
+//! names them commits, so an acknowledged evidence row never points at a missing file.
+
+pub mod blobs;
+mod evidence;
+mod incidents;
+mod row;
+mod search;
+mod work;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use evidence::{AnalysisUpdate, NewImageEvidence};
+pub use incidents::NewIncidentRow;
+
+/// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// Readers kept open between calls; more may be opened under load and are then dropped.
+const IDLE_READERS: usize = 4;
+
+/// Why a store call failed, in terms the API can turn into the right status code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database was written by a newer OpsLens; opening it could corrupt it.
+    #[error("database schema v{found} is newer than this build knows (v{known}); upgrade OpsLens")]
+    TooNew {
+        /// Version found in the file.
+        found: usize,
+        /// Newest version this build knows.
+        known: usize,
+    },
+    /// A referenced row does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Kind of row (`incident`, `evidence`, …).
+        what: &'static str,
+        /// The id asked for.
+        id: i64,
+    },
+    /// The request is well-formed but contradicts the stored data (e.g. linking evidence of
+    /// another incident).
+    #[error("{0}")]
+    Conflict(String),
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system failed (blob write, data dir).
+    #[error("file system error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result of every store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the database and blob directory; cheap to share behind an `Arc`.
+pub struct Store {
+    path: PathBuf,
+    blob_dir: PathBuf,
+    /// All writes go through here: SQLite has one writer, a second connection only buys
+    /// SQLITE_BUSY.
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
+    /// removed between another upload finding it present and committing its row.
+    blob_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `opslens.db` and `blobs/` in `data_dir`, migrating forward.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("opslens.db");
+        let blob_dir = data_dir.join("blobs");
+        std::fs::create_dir_all(&blob_dir)?;
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&mut writer)?;
+        let store = Store {
+            path,
+            blob_dir,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            blob_lock: Mutex::new(()),
+        };
+        let removed = store.sweep_orphan_blobs()?;
+        if removed > 0 {
+            tracing::info!(removed, "removed image files no evidence refers to");
+        }
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Directory of the content-addressed image files.
+    pub fn blob_dir(&self) -> &Path {
+        &self.blob_dir
+    }
+
+    /// Schema version of the open database.
+    pub fn schema_version(&self) -> Result<usize> {
+        self.read(|c| {
+            Ok(c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize)
+        })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer; rolled back if `f` fails.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read-only connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // NORMAL in WAL mode never corrupts; a power cut may lose the last commits (security.md §4).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let found = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    if found > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_database_from_a_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join("opslens.db")).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooNew {
+                    found: 99,
+                    known: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+    }
+}

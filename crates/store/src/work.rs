@@ -1,0 +1,308 @@
+//! Timeline, hypotheses and action items of an incident.
+
+use opslens_domain::{
+    Action, ActionPatch, ActionStatus, Hypothesis, HypothesisOrigin, HypothesisPatch,
+    HypothesisStatus, NewAction, NewHypothesis, NewTimelineEvent, TimelineEvent, TimelineKind,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::incidents::{add_event, ensure_exists};
+use crate::row::{now, opt_ts, ts, En, Ts};
+use crate::{Result, Store, StoreError};
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<TimelineEvent> {
+    Ok(TimelineEvent {
+        id: r.get("id")?,
+        incident_id: r.get("incident_id")?,
+        kind: r.get::<_, En<TimelineKind>>("kind")?.0,
+        message: r.get("message")?,
+        occurred_at: r.get::<_, Ts>("occurred_at")?.0,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        evidence_id: r.get("evidence_id")?,
+    })
+}
+
+fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
+    Ok(Action {
+        id: r.get("id")?,
+        incident_id: r.get("incident_id")?,
+        title: r.get("title")?,
+        owner: r.get("owner")?,
+        status: r.get::<_, En<ActionStatus>>("status")?.0,
+        due_at: opt_ts(r, "due_at")?,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        updated_at: r.get::<_, Ts>("updated_at")?.0,
+    })
+}
+
+/// Checks that every evidence id belongs to `incident_id`, so a board never links evidence of
+/// another incident.
+fn check_evidence(c: &Connection, incident_id: i64, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        let owner: Option<i64> = c
+            .query_row(
+                "SELECT incident_id FROM evidence WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match owner {
+            None => {
+                return Err(StoreError::NotFound {
+                    what: "evidence",
+                    id: *id,
+                })
+            }
+            Some(o) if o != incident_id => {
+                return Err(StoreError::Conflict(format!(
+                    "evidence {id} belongs to incident {o}, not {incident_id}"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn hypothesis_in(c: &Connection, id: i64) -> Result<Hypothesis> {
+    let mut h = c
+        .query_row(
+            "SELECT id, incident_id, statement, status, origin, created_at, updated_at FROM hypothesis WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Hypothesis {
+                    id: r.get(0)?,
+                    incident_id: r.get(1)?,
+                    statement: r.get(2)?,
+                    status: r.get::<_, En<HypothesisStatus>>(3)?.0,
+                    origin: r.get::<_, En<HypothesisOrigin>>(4)?.0,
+                    evidence_ids: Vec::new(),
+                    created_at: r.get::<_, Ts>(5)?.0,
+                    updated_at: r.get::<_, Ts>(6)?.0,
+                })
+            },
+        )
+        .optional()?
+        .ok_or(StoreError::NotFound { what: "hypothesis", id })?;
+    let mut st = c.prepare(
+        "SELECT evidence_id FROM hypothesis_evidence WHERE hypothesis_id = ?1 ORDER BY evidence_id",
+    )?;
+    h.evidence_ids = st
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(h)
+}
+
+fn action_in(c: &Connection, id: i64) -> Result<Action> {
+    c.query_row(
+        "SELECT * FROM action_item WHERE id = ?1",
+        [id],
+        action_from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound { what: "action", id })
+}
+
+fn link_evidence(c: &Connection, hypothesis_id: i64, ids: &[i64]) -> Result<()> {
+    c.execute(
+        "DELETE FROM hypothesis_evidence WHERE hypothesis_id = ?1",
+        [hypothesis_id],
+    )?;
+    for e in ids {
+        c.execute(
+            "INSERT OR IGNORE INTO hypothesis_evidence(hypothesis_id, evidence_id) VALUES (?1, ?2)",
+            [hypothesis_id, *e],
+        )?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Timeline of an incident in time order.
+    pub fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEvent>> {
+        self.read(|c| {
+            ensure_exists(c, incident_id)?;
+            let mut st = c.prepare(
+                "SELECT * FROM timeline_event WHERE incident_id = ?1 ORDER BY occurred_at, id",
+            )?;
+            let rows = st
+                .query_map([incident_id], event_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Adds a note or observation to the timeline.
+    pub fn add_timeline_event(
+        &self,
+        incident_id: i64,
+        new: &NewTimelineEvent,
+    ) -> Result<TimelineEvent> {
+        self.write(|tx| {
+            ensure_exists(tx, incident_id)?;
+            if let Some(e) = new.evidence_id {
+                check_evidence(tx, incident_id, &[e])?;
+            }
+            let at = new.occurred_at.unwrap_or_else(now);
+            let kind = new.kind.unwrap_or(TimelineKind::Note);
+            let id = add_event(tx, incident_id, kind, &new.message, &at, new.evidence_id)?;
+            Ok(tx.query_row(
+                "SELECT * FROM timeline_event WHERE id = ?1",
+                [id],
+                event_from_row,
+            )?)
+        })
+    }
+
+    /// Hypotheses of an incident, oldest first.
+    pub fn hypotheses(&self, incident_id: i64) -> Result<Vec<Hypothesis>> {
+        self.read(|c| {
+            ensure_exists(c, incident_id)?;
+            let mut st =
+                c.prepare("SELECT id FROM hypothesis WHERE incident_id = ?1 ORDER BY id")?;
+            let ids = st
+                .query_map([incident_id], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.into_iter().map(|id| hypothesis_in(c, id)).collect()
+        })
+    }
+
+    /// Proposes a hypothesis, linking evidence of the same incident.
+    pub fn add_hypothesis(&self, incident_id: i64, new: &NewHypothesis) -> Result<Hypothesis> {
+        self.write(|tx| {
+            ensure_exists(tx, incident_id)?;
+            check_evidence(tx, incident_id, &new.evidence_ids)?;
+            let t = now();
+            let status = new.status.unwrap_or(HypothesisStatus::Proposed);
+            let origin = new.origin.unwrap_or(HypothesisOrigin::Human);
+            tx.execute(
+                "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![incident_id, new.statement, status.as_str(), origin.as_str(), ts(&t)],
+            )?;
+            let id = tx.last_insert_rowid();
+            link_evidence(tx, id, &new.evidence_ids)?;
+            let msg = format!("Hypothesis proposed ({origin}): {}", new.statement);
+            add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
+            hypothesis_in(tx, id)
+        })
+    }
+
+    /// Changes a hypothesis; a status change goes on the timeline.
+    pub fn update_hypothesis(&self, id: i64, patch: &HypothesisPatch) -> Result<Hypothesis> {
+        self.write(|tx| {
+            let old = hypothesis_in(tx, id)?;
+            let t = now();
+            if let Some(s) = &patch.statement {
+                tx.execute(
+                    "UPDATE hypothesis SET statement = ?1 WHERE id = ?2",
+                    params![s, id],
+                )?;
+            }
+            if let Some(ids) = &patch.evidence_ids {
+                check_evidence(tx, old.incident_id, ids)?;
+                link_evidence(tx, id, ids)?;
+            }
+            if let Some(st) = patch.status.filter(|s| *s != old.status) {
+                tx.execute(
+                    "UPDATE hypothesis SET status = ?1 WHERE id = ?2",
+                    params![st.as_str(), id],
+                )?;
+                let stmt = patch.statement.as_deref().unwrap_or(&old.statement);
+                let msg = format!("Hypothesis {st}: {stmt}");
+                add_event(
+                    tx,
+                    old.incident_id,
+                    TimelineKind::HypothesisUpdated,
+                    &msg,
+                    &t,
+                    None,
+                )?;
+            }
+            tx.execute(
+                "UPDATE hypothesis SET updated_at = ?1 WHERE id = ?2",
+                params![ts(&t), id],
+            )?;
+            hypothesis_in(tx, id)
+        })
+    }
+
+    /// Action items of an incident, oldest first.
+    pub fn actions(&self, incident_id: i64) -> Result<Vec<Action>> {
+        self.read(|c| {
+            ensure_exists(c, incident_id)?;
+            let mut st =
+                c.prepare("SELECT * FROM action_item WHERE incident_id = ?1 ORDER BY id")?;
+            let rows = st
+                .query_map([incident_id], action_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Creates an action item and its timeline event.
+    pub fn add_action(&self, incident_id: i64, new: &NewAction) -> Result<Action> {
+        self.write(|tx| {
+            ensure_exists(tx, incident_id)?;
+            let t = now();
+            let status = new.status.unwrap_or(ActionStatus::Open);
+            tx.execute(
+                "INSERT INTO action_item(incident_id, title, owner, status, due_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![incident_id, new.title, new.owner, status.as_str(), new.due_at.as_ref().map(ts), ts(&t)],
+            )?;
+            let id = tx.last_insert_rowid();
+            let owner = new.owner.as_deref().map(|o| format!(" (owner: {o})")).unwrap_or_default();
+            let msg = format!("Action added: {}{owner}", new.title);
+            add_event(tx, incident_id, TimelineKind::ActionAdded, &msg, &t, None)?;
+            action_in(tx, id)
+        })
+    }
+
+    /// Changes an action item; a status change goes on the timeline.
+    pub fn update_action(&self, id: i64, patch: &ActionPatch) -> Result<Action> {
+        self.write(|tx| {
+            let old = action_in(tx, id)?;
+            let t = now();
+            if let Some(v) = &patch.title {
+                tx.execute(
+                    "UPDATE action_item SET title = ?1 WHERE id = ?2",
+                    params![v, id],
+                )?;
+            }
+            if let Some(v) = &patch.owner {
+                tx.execute(
+                    "UPDATE action_item SET owner = ?1 WHERE id = ?2",
+                    params![v, id],
+                )?;
+            }
+            if let Some(v) = &patch.due_at {
+                tx.execute(
+                    "UPDATE action_item SET due_at = ?1 WHERE id = ?2",
+                    params![ts(v), id],
+                )?;
+            }
+            if let Some(st) = patch.status.filter(|s| *s != old.status) {
+                tx.execute(
+                    "UPDATE action_item SET status = ?1 WHERE id = ?2",
+                    params![st.as_str(), id],
+                )?;
+                let title = patch.title.as_deref().unwrap_or(&old.title);
+                let msg = format!("Action {st}: {title}");
+                add_event(
+                    tx,
+                    old.incident_id,
+                    TimelineKind::ActionUpdated,
+                    &msg,
+                    &t,
+                    None,
+                )?;
+            }
+            tx.execute(
+                "UPDATE action_item SET updated_at = ?1 WHERE id = ?2",
+                params![ts(&t), id],
+            )?;
+            action_in(tx, id)
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use opslens_domain::{EvidenceType, IncidentStatus, Severity};
+
+/// OpsLens: a local-first incident workspace. Without a subcommand it starts the server.
+#[derive(Debug, Parser)]
+#[command(name = "opslens", version, about)]
+pub struct Cli {
+    /// Data directory (database, images, API token).
+    #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the headless server (REST API on loopback, docs at /docs).
+    Serve(ServeArgs),
+    /// Print the API token (creating it if needed).
+    Token,
+    /// Create, list, show and update incidents through a running server.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Add, upload and show evidence through a running server.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
+    /// Print the OpenAPI spec of the API.
+    Openapi,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Listen address; loopback only.
+    #[arg(long, env = "OPSLENS_ADDR", default_value = crate::config::DEFAULT_ADDR)]
+    pub addr: String,
+}
+
+/// How CLI commands reach the server.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// Server address; default: the one a running `serve` recorded, else 127.0.0.1:8000.
+    #[arg(long, env = "OPSLENS_ADDR")]
+    pub addr: Option<String>,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `opslens incident …`
+#[derive(Debug, Subcommand)]
+pub enum IncidentCmd {
+    /// Open an incident.
+    Create {
+        /// One-line summary.
+        #[arg(long)]
+        title: String,
+        /// Longer context.
+        #[arg(long)]
+        description: Option<String>,
+        /// critical, high, medium or low.
+        #[arg(long, default_value = "medium")]
+        severity: Severity,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List incidents, newest first.
+    List {
+        /// Only this status.
+        #[arg(long)]
+        status: Option<IncidentStatus>,
+        /// Only this severity.
+        #[arg(long)]
+        severity: Option<Severity>,
+        /// Full-text query.
+        #[arg(long, short)]
+        query: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Items to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one incident with its timeline.
+    Show {
+        /// Incident id.
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change an incident.
+    Update {
+        /// Incident id.
+        id: i64,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+        /// New severity.
+        #[arg(long)]
+        severity: Option<Severity>,
+        /// New status (triggered, acknowledged, investigating, mitigated, resolved, closed).
+        #[arg(long)]
+        status: Option<IncidentStatus>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `opslens evidence …`
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCmd {
+    /// Attach text evidence; the content comes from --content, --file or standard input.
+    Add {
+        /// Incident id.
+        incident: i64,
+        /// log, metric, deployment, alert or note.
+        #[arg(long = "type", default_value = "log")]
+        evidence_type: EvidenceType,
+        /// Short label.
+        #[arg(long)]
+        title: String,
+        /// The text.
+        #[arg(long, conflicts_with = "file")]
+        content: Option<String>,
+        /// Read the text from this file ("-" for standard input).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Where it came from.
+        #[arg(long)]
+        source: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Upload a screenshot (PNG, JPEG or WebP).
+    Upload {
+        /// Incident id.
+        incident: i64,
+        /// The image file.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one piece of evidence.
+    Show {
+        /// Evidence id.
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}

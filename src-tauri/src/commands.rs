@@ -1,0 +1,307 @@
+//! What each subcommand does.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use opslens_core::token::ApiToken;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, Command, EvidenceCmd, IncidentCmd, Remote, ServeArgs};
+use crate::client::Client;
+use crate::config;
+use crate::server::Server;
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(cli.data_dir.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        None => {
+            eprintln!("No desktop shell in this build yet: starting the headless server (`opslens serve`).");
+            rt.block_on(serve(
+                &data_dir,
+                ServeArgs {
+                    addr: std::env::var("OPSLENS_ADDR")
+                        .unwrap_or_else(|_| config::DEFAULT_ADDR.into()),
+                },
+            ))
+        }
+        Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args)),
+        Some(Command::Token) => {
+            opslens_core::token::create_private_dir(&data_dir)?;
+            let token = ApiToken::load_or_create(&data_dir)?;
+            println!("{}", token.expose());
+            Ok(())
+        }
+        Some(Command::Openapi) => {
+            println!("{}", serde_json::to_string_pretty(&opslens_api::openapi())?);
+            Ok(())
+        }
+        Some(Command::Incident(cmd)) => rt.block_on(incident(&data_dir, cmd)),
+        Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let addr = config::listen_addr(&args.addr)?;
+    let mut server = Server::start(data_dir, addr).await?;
+    server.write_server_file()?;
+    eprintln!("OpsLens API listening on http://{}/api/v1", server.addr);
+    eprintln!("  docs:  http://{}/docs", server.addr);
+    eprintln!("  data:  {}", data_dir.display());
+    eprintln!("  token: `opslens token` (send as Authorization: Bearer <token>)");
+    tokio::select! {
+        r = server.wait() => r?,
+        _ = shutdown_signal() => {
+            eprintln!("shutting down");
+            server.stop().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn print(remote: &Remote, v: &Value, human: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        println!("{}", human(v));
+    }
+    Ok(())
+}
+
+fn incident_line(i: &Value) -> String {
+    format!(
+        "#{:<5} {:<8} {:<13} {}",
+        i["id"],
+        i["severity"].as_str().unwrap_or(""),
+        i["status"].as_str().unwrap_or(""),
+        i["title"].as_str().unwrap_or("")
+    )
+}
+
+async fn incident(data_dir: &Path, cmd: IncidentCmd) -> anyhow::Result<()> {
+    match cmd {
+        IncidentCmd::Create {
+            title,
+            description,
+            severity,
+            remote,
+        } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let body = json!({ "title": title, "description": description, "severity": severity });
+            let v = c
+                .send(c.request(Method::POST, "/incidents").json(&body))
+                .await?;
+            print(&remote, &v, |v| format!("created {}", incident_line(v)))
+        }
+        IncidentCmd::List {
+            status,
+            severity,
+            query,
+            limit,
+            offset,
+            remote,
+        } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let mut q: Vec<(&str, String)> =
+                vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            if let Some(s) = status {
+                q.push(("status", s.to_string()));
+            }
+            if let Some(s) = severity {
+                q.push(("severity", s.to_string()));
+            }
+            if let Some(s) = query {
+                q.push(("q", s));
+            }
+            let v = c
+                .send(c.request(Method::GET, "/incidents").query(&q))
+                .await?;
+            print(&remote, &v, |v| {
+                let items = v["items"].as_array().cloned().unwrap_or_default();
+                if items.is_empty() {
+                    return "no incidents (create one with `opslens incident create --title ...`)"
+                        .into();
+                }
+                let mut out: Vec<String> = items.iter().map(incident_line).collect();
+                out.push(format!("{} of {} shown", items.len(), v["total"]));
+                out.join("\n")
+            })
+        }
+        IncidentCmd::Show { id, remote } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let mut v = c
+                .send(c.request(Method::GET, &format!("/incidents/{id}")))
+                .await?;
+            let tl = c
+                .send(c.request(Method::GET, &format!("/incidents/{id}/timeline")))
+                .await?;
+            v["timeline"] = tl;
+            print(&remote, &v, |v| {
+                let mut out = vec![incident_line(v)];
+                if let Some(d) = v["description"].as_str().filter(|d| !d.is_empty()) {
+                    out.push(d.to_string());
+                }
+                out.push(format!(
+                    "opened {}  evidence {}",
+                    v["created_at"].as_str().unwrap_or(""),
+                    v["evidence_count"]
+                ));
+                for e in v["timeline"].as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "  {}  {}",
+                        e["occurred_at"].as_str().unwrap_or(""),
+                        e["message"].as_str().unwrap_or("")
+                    ));
+                }
+                out.join("\n")
+            })
+        }
+        IncidentCmd::Update {
+            id,
+            title,
+            description,
+            severity,
+            status,
+            remote,
+        } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let mut body = serde_json::Map::new();
+            if let Some(t) = title {
+                body.insert("title".into(), json!(t));
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), json!(d));
+            }
+            if let Some(s) = severity {
+                body.insert("severity".into(), json!(s));
+            }
+            if let Some(s) = status {
+                body.insert("status".into(), json!(s));
+            }
+            let v = c
+                .send(
+                    c.request(Method::PATCH, &format!("/incidents/{id}"))
+                        .json(&body),
+                )
+                .await?;
+            print(&remote, &v, |v| format!("updated {}", incident_line(v)))
+        }
+    }
+}
+
+fn evidence_line(e: &Value) -> String {
+    let state = e["analysis_state"]
+        .as_str()
+        .map(|s| format!(" [{s}]"))
+        .unwrap_or_default();
+    format!(
+        "evidence #{} on incident #{}: {} {:?}{state}",
+        e["id"],
+        e["incident_id"],
+        e["evidence_type"].as_str().unwrap_or(""),
+        e["title"].as_str().unwrap_or("")
+    )
+}
+
+async fn evidence(data_dir: &Path, cmd: EvidenceCmd) -> anyhow::Result<()> {
+    match cmd {
+        EvidenceCmd::Add {
+            incident,
+            evidence_type,
+            title,
+            content,
+            file,
+            source,
+            remote,
+        } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let content = match (content, file) {
+                (Some(c), _) => c,
+                (None, Some(p)) if p.as_os_str() == "-" => read_stdin()?,
+                (None, Some(p)) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+                (None, None) => read_stdin()?,
+            };
+            let body = json!({ "evidence_type": evidence_type, "title": title, "content": content, "source": source.unwrap_or_else(|| "cli".into()) });
+            let v = c
+                .send(
+                    c.request(Method::POST, &format!("/evidence/incident/{incident}"))
+                        .json(&body),
+                )
+                .await?;
+            print(&remote, &v, |v| format!("added {}", evidence_line(v)))
+        }
+        EvidenceCmd::Upload {
+            incident,
+            file,
+            remote,
+        } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let bytes = tokio::fs::read(&file)
+                .await
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "screenshot".into());
+            let form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
+            let v = c
+                .send(
+                    c.request(
+                        Method::POST,
+                        &format!("/evidence/incident/{incident}/upload-screenshot"),
+                    )
+                    .multipart(form),
+                )
+                .await?;
+            print(&remote, &v, |v| format!("uploaded {}", evidence_line(v)))
+        }
+        EvidenceCmd::Show { id, remote } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let v = c
+                .send(c.request(Method::GET, &format!("/evidence/{id}")))
+                .await?;
+            print(&remote, &v, |v| {
+                let content = v["content"].as_str().unwrap_or("");
+                let body = if content.is_empty() {
+                    "(no content yet)"
+                } else {
+                    content
+                };
+                format!("{}\n{body}", evidence_line(v))
+            })
+        }
+    }
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read standard input")?;
+    Ok(s)
+}

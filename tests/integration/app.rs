@@ -1,0 +1,212 @@
+//! `TestApp`: a server on 127.0.0.1:0 with its own temp data dir, plus request helpers.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use opslens::server::Server;
+use reqwest::{Method, Response};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("data"), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        TestApp {
+            server: Some(server),
+            dir,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server().addr)
+    }
+
+    pub fn token(&self) -> String {
+        self.server().token.expose().to_string()
+    }
+
+    /// Stops the server and starts a new one on the same data dir.
+    pub async fn restart(&mut self) {
+        self.server.take().unwrap().stop().await.unwrap();
+        let s = Server::start(&self.data_dir(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        self.server = Some(s);
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(self.token())
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.req(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.req(Method::PATCH, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST expecting 201; returns the JSON.
+    pub async fn create(&self, path: &str, body: &Value) -> Value {
+        let res = self.post(path, body).await;
+        let status = res.status();
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(status, 201, "{path}: {v}");
+        v
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn incident(&self, title: &str) -> i64 {
+        let v = self
+            .create(
+                "/api/v1/incidents",
+                &serde_json::json!({"title": title, "severity": "high"}),
+            )
+            .await;
+        v["id"].as_i64().unwrap()
+    }
+
+    pub async fn upload(&self, incident: i64, bytes: Vec<u8>, name: &str) -> Response {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        self.req(
+            Method::POST,
+            &format!("/api/v1/evidence/incident/{incident}/upload-screenshot"),
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// Row counts of every table and the number of image files: "nothing written" checks.
+    pub fn snapshot(&self) -> Vec<(String, i64)> {
+        let c = rusqlite::Connection::open_with_flags(
+            self.data_dir().join("opslens.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut out: Vec<(String, i64)> = [
+            "incident",
+            "evidence",
+            "timeline_event",
+            "hypothesis",
+            "hypothesis_evidence",
+            "action_item",
+        ]
+        .iter()
+        .map(|t| {
+            let n: i64 = c
+                .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap();
+            (t.to_string(), n)
+        })
+        .collect();
+        let files = std::fs::read_dir(self.data_dir().join("blobs"))
+            .unwrap()
+            .count() as i64;
+        out.push(("blob files".into(), files));
+        out
+    }
+
+    /// Sends raw bytes over a fresh connection and returns (status, head, body); for requests
+    /// a normal client refuses to make (foreign Host, odd framing).
+    pub async fn raw(&self, request: &str) -> (u16, String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.server().addr)
+            .await
+            .unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+}
+
+/// Asserts the API's error shape and returns the code.
+pub async fn error_code(res: Response, status: u16) -> String {
+    assert_eq!(res.status(), status);
+    let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let v: Value = res.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(!msg.is_empty());
+    v["error"]["code"].as_str().unwrap().to_string()
+}
+
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A PNG whose header claims `w`×`h` pixels, with a tiny IDAT: a decompression bomb's header.
+pub fn png_bomb_header(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
+}

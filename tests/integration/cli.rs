@@ -1,0 +1,105 @@
+//! The real `opslens` binary: `serve` on a free port, then CLI commands that find it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn opslens(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(args)
+        .env("OPSLENS_DATA_DIR", data)
+        .env_remove("OPSLENS_ADDR")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_and_drive_it_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("OPSLENS_DATA_DIR", &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !data.join("server.json").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (ok, token, _) = opslens(&data, &["token"]);
+    assert!(ok);
+    assert_eq!(token.trim().len(), 64);
+    let (ok, out, err) = opslens(
+        &data,
+        &[
+            "incident",
+            "create",
+            "--title",
+            "Disk full on db-1",
+            "--severity",
+            "critical",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("Disk full on db-1"), "{out}");
+    let (ok, out, _) = opslens(&data, &["incident", "list", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total"], 1);
+    let (ok, _, err) = opslens(&data, &["incident", "update", "1", "--status", "mitigated"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = opslens(
+        &data,
+        &[
+            "evidence",
+            "add",
+            "1",
+            "--title",
+            "df",
+            "--content",
+            "/dev/sda1 100%",
+        ],
+    );
+    assert!(ok, "{out}");
+    let png_path = dir.path().join("shot.png");
+    std::fs::write(&png_path, crate::app::png(32, 32)).unwrap();
+    let (ok, out, err) = opslens(
+        &data,
+        &["evidence", "upload", "1", png_path.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("waiting-for-model"), "{out}");
+    let (ok, out, _) = opslens(&data, &["incident", "show", "1"]);
+    assert!(ok);
+    assert!(
+        out.contains("Status changed from triggered to mitigated"),
+        "{out}"
+    );
+    let (ok, out, _) = opslens(&data, &["evidence", "show", "1", "--json"]);
+    assert!(ok);
+    assert!(out.contains("/dev/sda1 100%"));
+    // errors are readable and fail the command
+    let (ok, _, err) = opslens(&data, &["evidence", "show", "99"]);
+    assert!(!ok);
+    assert!(
+        err.contains("404") && err.contains("evidence 99 not found"),
+        "{err}"
+    );
+
+    server.kill().unwrap();
+    let _ = server.wait();
+    let (ok, _, err) = opslens(&data, &["incident", "list"]);
+    assert!(!ok);
+    assert!(err.contains("is `opslens serve` running?"), "{err}");
+}
