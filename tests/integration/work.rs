@@ -171,3 +171,51 @@ async fn search_finds_incidents_and_evidence() {
     let l = app.get_json("/api/v1/incidents?q=misconf").await;
     assert_eq!(l["total"], 1);
 }
+
+#[tokio::test]
+async fn export_as_json_and_markdown() {
+    let app = TestApp::spawn().await;
+    let id = app.incident("Queue backlog").await;
+    app.create(
+        &format!("/api/v1/evidence/incident/{id}"),
+        &json!({"evidence_type": "log", "title": "worker", "content": "retry ```storm```"}),
+    )
+    .await;
+    app.create(
+        &format!("/api/v1/incidents/{id}/hypotheses"),
+        &json!({"statement": "consumer lag from GC pauses"}),
+    )
+    .await;
+    app.create(
+        &format!("/api/v1/incidents/{id}/actions"),
+        &json!({"title": "tune GC", "owner": "li"}),
+    )
+    .await;
+    let j = app
+        .get_json(&format!("/api/v1/incidents/{id}/export"))
+        .await;
+    assert_eq!(j["incident"]["title"], "Queue backlog");
+    assert_eq!(j["evidence"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        j["hypotheses"][0]["statement"],
+        "consumer lag from GC pauses"
+    );
+    let res = app
+        .get(&format!("/api/v1/incidents/{id}/export?format=markdown"))
+        .await;
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/markdown"));
+    let md = res.text().await.unwrap();
+    assert!(md.starts_with(&format!("# Incident #{id}: Queue backlog")));
+    assert!(md.contains("- [ ] tune GC [open] — li"));
+    assert!(md.contains("~~~~\nretry ```storm```\n~~~~"), "{md}");
+    error_code(
+        app.get(&format!("/api/v1/incidents/{id}/export?format=pdf"))
+            .await,
+        400,
+    )
+    .await;
+    error_code(app.get("/api/v1/incidents/404/export").await, 404).await;
+}

@@ -69,6 +69,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(incidents::create, incidents::list))
+        .routes(routes!(incidents::export))
         .routes(routes!(
             incidents::get,
             incidents::update,

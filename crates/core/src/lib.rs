@@ -2,6 +2,7 @@
 //! off the async runtime. Knows the store and the domain, nothing of HTTP or windows.
 
 mod error;
+pub mod export;
 mod services;
 pub mod status;
 pub mod token;

@@ -133,7 +133,7 @@ impl Store {
         self.read(|c| ensure_exists(c, incident_id))?;
         let sha = sha256_hex(&new.bytes);
         let name = self.put_blob(&sha, new.ext, &new.bytes)?;
-        self.write(|tx| {
+        let inserted = self.write(|tx| {
             ensure_exists(tx, incident_id)?;
             let t = now();
             tx.execute(
@@ -161,7 +161,12 @@ impl Store {
             add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
             tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
             get_in(tx, id)
-        })
+        });
+        if inserted.is_err() {
+            // Nothing committed: do not leave a file no row names (unless another row does).
+            let _ = self.remove_unreferenced(std::slice::from_ref(&name));
+        }
+        inserted
     }
 
     /// One piece of evidence.

@@ -1,8 +1,12 @@
 //! `/incidents`: the seed's create plus list, read, update, delete.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opslens_core::export::IncidentExport;
 use opslens_domain::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{ApiResult, AppState};
 use crate::error::ErrorBody;
@@ -54,4 +58,45 @@ pub async fn update(
 pub async fn delete(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     s.delete_incident(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of the export route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `json` (default) or `markdown`.
+    pub format: Option<String>,
+}
+
+/// Export an incident with its timeline, evidence, hypotheses and actions (JSON or Markdown).
+#[utoipa::path(get, path = "/incidents/{id}/export", tag = "incidents", params(("id" = i64, Path), ExportQuery),
+    responses((status = 200, body = IncidentExport), (status = 200, content_type = "text/markdown", body = String),
+        (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
+pub async fn export(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let format = q.format.unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "markdown" | "md") {
+        return Err(crate::error::ApiError::bad_request(format!(
+            "format must be `json` or `markdown`, got {format:?}"
+        )));
+    }
+    let export = s.export(id).await?;
+    if format == "json" {
+        return Ok(Json(export).into_response());
+    }
+    let disposition = format!("inline; filename=\"incident-{id}.md\"");
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        export.to_markdown(),
+    )
+        .into_response())
 }
