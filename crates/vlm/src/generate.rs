@@ -118,9 +118,7 @@ fn sample_slice(v: &[f32], sampling: Sampling, rng: &mut StdRng) -> u32 {
     let (temperature, top_p) = match sampling {
         Sampling::Greedy => return argmax(v),
         Sampling::TopP {
-            temperature,
-            top_p,
-            ..
+            temperature, top_p, ..
         } => (temperature, top_p),
     };
     if temperature <= 0.0 {
@@ -193,9 +191,9 @@ impl Engine {
         timings.vision_ms = ms(t);
         let grids: Vec<[usize; 3]> = input.iter().map(|i| i.grid_thw).collect();
         let t = Instant::now();
-        let mut logits = self
-            .model
-            .prefill(&ids, &grids, vision.as_ref(), false, &mut |_, _| {})?;
+        let mut logits =
+            self.model
+                .prefill(&ids, &grids, vision.as_ref(), false, &mut |_, _| {})?;
         timings.prefill_ms = ms(t);
         drop(vision);
         let stops: Vec<u32> = self

@@ -44,7 +44,11 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VlmError> {
         let v: serde_json::Value = read_json(&index)?;
         let mut files: Vec<String> = v["weight_map"]
             .as_object()
-            .map(|m| m.values().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|m| {
+                m.values()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         files.sort();
         files.dedup();
@@ -105,7 +109,11 @@ impl Engine {
         let files = weight_files(dir)?;
         let vb = mmap_var_builder(&files, device)?;
         let model = Qwen3Vl::load(vb, &cfg, opts.mode)?;
-        let mut engine = Self::from_parts(model, tokenizer, ImageProcessor::new(&pre, opts.min_pixels, opts.max_pixels));
+        let mut engine = Self::from_parts(
+            model,
+            tokenizer,
+            ImageProcessor::new(&pre, opts.min_pixels, opts.max_pixels),
+        );
         engine.load_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(engine)
     }
@@ -128,7 +136,10 @@ impl Engine {
 
 /// Memory-maps safetensors files; tensors are converted to f32 one at a time as layers load.
 #[allow(unsafe_code)]
-pub fn mmap_var_builder(files: &[PathBuf], device: &Device) -> Result<VarBuilder<'static>, VlmError> {
+pub fn mmap_var_builder(
+    files: &[PathBuf],
+    device: &Device,
+) -> Result<VarBuilder<'static>, VlmError> {
     // SAFETY: the files are mapped read-only and must not be modified or truncated while the
     // VarBuilder (and any tensor borrowing it) is alive. Model folders are written once when
     // downloaded and never touched by the app while loaded; every tensor we keep is copied

@@ -63,7 +63,11 @@ impl Qwen3Vl {
     }
 
     /// Runs the vision tower on raw flattened patches (parity tests feed the reference's).
-    pub fn encode_patches(&self, pixel_values: &Tensor, grids: &[[usize; 3]]) -> Result<VisionOutput> {
+    pub fn encode_patches(
+        &self,
+        pixel_values: &Tensor,
+        grids: &[[usize; 3]],
+    ) -> Result<VisionOutput> {
         self.vision.forward(pixel_values, grids)
     }
 

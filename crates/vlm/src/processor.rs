@@ -91,18 +91,31 @@ pub struct ImageProcessor {
 
 impl ImageProcessor {
     /// Builds from the file's values; `min_pixels`/`max_pixels` override its budget (`None`
-    /// keeps the file's lower bound and the CPU default upper bound).
-    pub fn new(cfg: &PreprocessorConfig, min_pixels: Option<usize>, max_pixels: Option<usize>) -> Self {
-        let (fmin, _fmax) = cfg.pixel_bounds();
+    /// keeps the file's lower bound and caps its upper bound at the CPU default).
+    pub fn new(
+        cfg: &PreprocessorConfig,
+        min_pixels: Option<usize>,
+        max_pixels: Option<usize>,
+    ) -> Self {
+        let (fmin, fmax) = cfg.pixel_bounds();
         let ch = |v: &[f32], i: usize| v.get(i).copied().unwrap_or(0.5);
         Self {
             patch_size: cfg.patch_size,
             merge_size: cfg.merge_size,
             temporal_patch_size: cfg.temporal_patch_size,
-            mean: [ch(&cfg.image_mean, 0), ch(&cfg.image_mean, 1), ch(&cfg.image_mean, 2)],
-            std: [ch(&cfg.image_std, 0), ch(&cfg.image_std, 1), ch(&cfg.image_std, 2)],
+            mean: [
+                ch(&cfg.image_mean, 0),
+                ch(&cfg.image_mean, 1),
+                ch(&cfg.image_mean, 2),
+            ],
+            std: [
+                ch(&cfg.image_std, 0),
+                ch(&cfg.image_std, 1),
+                ch(&cfg.image_std, 2),
+            ],
             min_pixels: min_pixels.or(fmin).unwrap_or(DEFAULT_MIN_PIXELS),
-            max_pixels: max_pixels.unwrap_or(DEFAULT_MAX_PIXELS),
+            max_pixels: max_pixels
+                .unwrap_or_else(|| fmax.unwrap_or(DEFAULT_MAX_PIXELS).min(DEFAULT_MAX_PIXELS)),
         }
     }
 
@@ -113,7 +126,13 @@ impl ImageProcessor {
         let rgb = img.to_rgb8();
         let (w, h) = rgb.dimensions();
         let factor = self.patch_size * self.merge_size;
-        let (rh, rw) = smart_resize(h as usize, w as usize, factor, self.min_pixels, self.max_pixels)?;
+        let (rh, rw) = smart_resize(
+            h as usize,
+            w as usize,
+            factor,
+            self.min_pixels,
+            self.max_pixels,
+        )?;
         let rgb: RgbImage = if (rh, rw) == (h as usize, w as usize) {
             rgb
         } else {
@@ -134,8 +153,10 @@ impl ImageProcessor {
                             for _t in 0..tp {
                                 for py in 0..p {
                                     for px in 0..p {
-                                        let v = rgb.get_pixel((c0 + px) as u32, (r0 + py) as u32)[c];
-                                        let x = v as f32 * (1.0 / 255.0);
+                                        let v =
+                                            rgb.get_pixel((c0 + px) as u32, (r0 + py) as u32)[c];
+                                        // rescale in f64 then round, as numpy does
+                                        let x = (v as f64 * (1.0 / 255.0)) as f32;
                                         out.push((x - self.mean[c]) / self.std[c]);
                                     }
                                 }
@@ -218,14 +239,21 @@ mod tests {
         assert_eq!(smart_resize(128, 192, 32, 4096, 65536).unwrap(), (128, 192));
         assert_eq!(smart_resize(170, 300, 32, 4096, 65536).unwrap(), (160, 288));
         // 1280x720 under the CPU budget: beta = sqrt(921600/786432)
-        assert_eq!(smart_resize(720, 1280, 32, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS).unwrap(), (640, 1152));
+        assert_eq!(
+            smart_resize(720, 1280, 32, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS).unwrap(),
+            (640, 1152)
+        );
         assert_eq!(round_half_even(2.5), 2.0);
         assert_eq!(round_half_even(3.5), 4.0);
     }
 
     #[test]
     fn expands_pads() {
-        let t = chat_prompt(&ChatPrompt { system: None, user: "Hi", with_image: true });
+        let t = chat_prompt(&ChatPrompt {
+            system: None,
+            user: "Hi",
+            with_image: true,
+        });
         let e = expand_image_pads(&t, &[3]);
         assert_eq!(e.matches("<|image_pad|>").count(), 3);
     }

@@ -96,7 +96,11 @@ impl Linear {
         tower: Tower,
     ) -> Result<Self> {
         let w = vb.get((out, inp), "weight")?;
-        let bias = if bias { Some(vb.get(out, "bias")?) } else { None };
+        let bias = if bias {
+            Some(vb.get(out, "bias")?)
+        } else {
+            None
+        };
         Self::from_weight(w, bias, mode, tower)
     }
 

@@ -30,7 +30,7 @@ pub fn rope_index(
     let mut axes: [Vec<u32>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut st = 0usize;
     let mut next: u32 = 0; // max over all positions so far + 1
-    let mut push_text = |axes: &mut [Vec<u32>; 3], n: usize, next: &mut u32| {
+    let push_text = |axes: &mut [Vec<u32>; 3], n: usize, next: &mut u32| {
         for i in 0..n as u32 {
             for a in axes.iter_mut() {
                 a.push(*next + i);
@@ -114,9 +114,10 @@ impl TextRope {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(n * half);
         let mut sin = Vec::with_capacity(n * half);
-        for i in 0..n {
-            for (j, f) in self.inv_freq.iter().enumerate() {
-                let p = axes[self.axis_of[j]][i] as f32;
+        for ((&t, &h), &w) in axes[0].iter().zip(&axes[1]).zip(&axes[2]) {
+            let pos = [t, h, w];
+            for (f, &axis) in self.inv_freq.iter().zip(&self.axis_of) {
+                let p = pos[axis] as f32;
                 let a = f * p;
                 cos.push(a.cos());
                 sin.push(a.sin());

@@ -96,12 +96,9 @@ impl Layer {
         };
         let q = candle_nn::rotary_emb::rope(&heads(&self.q, &self.q_norm, self.heads)?, cos, sin)?
             .squeeze(0)?;
-        let k = candle_nn::rotary_emb::rope(
-            &heads(&self.k, &self.k_norm, self.kv_heads)?,
-            cos,
-            sin,
-        )?
-        .squeeze(0)?;
+        let k =
+            candle_nn::rotary_emb::rope(&heads(&self.k, &self.k_norm, self.kv_heads)?, cos, sin)?
+                .squeeze(0)?;
         let v = self
             .v
             .forward(&h)?
@@ -145,7 +142,11 @@ fn causal_mask(m: usize, past: usize, groups: usize, dev: &Device) -> Result<Ten
     for _ in 0..groups {
         for i in 0..m {
             for j in 0..n {
-                v.push(if j <= past + i { 0f32 } else { f32::NEG_INFINITY });
+                v.push(if j <= past + i {
+                    0f32
+                } else {
+                    f32::NEG_INFINITY
+                });
             }
         }
     }

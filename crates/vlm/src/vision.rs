@@ -49,8 +49,22 @@ impl Block {
             norm2: LayerNorm::load(vb.pp("norm2"), d)?,
             qkv: Linear::load(&vb.pp("attn.qkv"), d, 3 * d, true, mode, t)?,
             proj: Linear::load(&vb.pp("attn.proj"), d, d, true, mode, t)?,
-            fc1: Linear::load(&vb.pp("mlp.linear_fc1"), d, c.intermediate_size, true, mode, t)?,
-            fc2: Linear::load(&vb.pp("mlp.linear_fc2"), c.intermediate_size, d, true, mode, t)?,
+            fc1: Linear::load(
+                &vb.pp("mlp.linear_fc1"),
+                d,
+                c.intermediate_size,
+                true,
+                mode,
+                t,
+            )?,
+            fc2: Linear::load(
+                &vb.pp("mlp.linear_fc2"),
+                c.intermediate_size,
+                d,
+                true,
+                mode,
+                t,
+            )?,
             heads: c.num_heads,
         })
     }
@@ -92,7 +106,11 @@ impl Block {
                 heads.push(att.matmul(&vh)?);
             }
             // (heads, len, hd) -> (len, heads*hd)
-            outs.push(Tensor::stack(&heads, 0)?.transpose(0, 1)?.reshape((len, d))?);
+            outs.push(
+                Tensor::stack(&heads, 0)?
+                    .transpose(0, 1)?
+                    .reshape((len, d))?,
+            );
         }
         let a = Tensor::cat(&outs, 0)?;
         let x = (x + self.proj.forward(&a)?)?;
@@ -119,7 +137,14 @@ impl Merger {
         Ok(Self {
             norm: LayerNorm::load(vb.pp("norm"), if post { width } else { c.hidden_size })?,
             fc1: Linear::load(&vb.pp("linear_fc1"), width, width, true, mode, t)?,
-            fc2: Linear::load(&vb.pp("linear_fc2"), width, c.out_hidden_size, true, mode, t)?,
+            fc2: Linear::load(
+                &vb.pp("linear_fc2"),
+                width,
+                c.out_hidden_size,
+                true,
+                mode,
+                t,
+            )?,
             post_shuffle_norm: post,
             width,
         })
@@ -177,7 +202,10 @@ impl VisionModel {
         // A stride == kernel Conv3d over pre-flattened patches is exactly a matmul.
         let patch_w = Linear::from_weight(w, Some(b), mode, Tower::Vision)?;
         let pos_table = vb
-            .get((c.num_position_embeddings, c.hidden_size), "pos_embed.weight")?
+            .get(
+                (c.num_position_embeddings, c.hidden_size),
+                "pos_embed.weight",
+            )?
             .to_dtype(DType::F32)?;
         let blocks = (0..c.depth)
             .map(|i| Block::load(vb.pp(format!("blocks.{i}")), c, mode))
@@ -234,9 +262,7 @@ impl VisionModel {
     pub fn forward(&self, pixel_values: &Tensor, grids: &[[usize; 3]]) -> Result<VisionOutput> {
         let dev = pixel_values.device();
         let c = &self.cfg;
-        let mut x = self
-            .patch_w
-            .forward(&pixel_values.to_dtype(DType::F32)?)?;
+        let mut x = self.patch_w.forward(&pixel_values.to_dtype(DType::F32)?)?;
         x = (x + self.pos_embeds(grids, dev)?)?;
         let hd = c.hidden_size / c.num_heads;
         let (cos, sin) = vision_cos_sin(grids, c.spatial_merge_size, hd, dev)?;
