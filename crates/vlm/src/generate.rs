@@ -228,10 +228,14 @@ impl Engine {
                 .tokenizer
                 .decode(&out, true)
                 .map_err(|e| VlmError::Tokenizer(e.to_string()))?;
-            let piece = full.strip_prefix(printed.as_str()).unwrap_or("").to_owned();
-            if !full.ends_with('\u{fffd}') {
+            // Hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until it completes.
+            let piece = if full.ends_with('\u{fffd}') {
+                String::new()
+            } else {
+                let p = full.strip_prefix(printed.as_str()).unwrap_or("").to_owned();
                 printed = full;
-            }
+                p
+            };
             on_text(next, &piece);
             if out.len() >= params.max_new_tokens {
                 break;
