@@ -25,6 +25,7 @@ pub mod quant;
 pub mod rope;
 pub mod text;
 pub mod vision;
+pub mod worker;
 
 pub use cli::{run_cli, RunArgs};
 pub use config::{Config, PreprocessorConfig};
@@ -34,3 +35,4 @@ pub use load::{Engine, LoadOptions};
 pub use model::Qwen3Vl;
 pub use processor::{ImageInput, ImageProcessor};
 pub use quant::WeightMode;
+pub use worker::{EngineHandle, Job};

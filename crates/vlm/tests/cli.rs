@@ -45,3 +45,39 @@ fn rejects_unknown_dtype() {
     let err = opslens_vlm::run_cli(&cli.run).unwrap_err();
     assert!(err.to_string().contains("bf16"), "{err}");
 }
+
+#[test]
+fn engine_thread_runs_jobs_in_order() {
+    use std::sync::{atomic::AtomicBool, mpsc, Arc};
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/test/tiny-qwen3-vl"
+    );
+    let opts = opslens_vlm::LoadOptions {
+        mode: opslens_vlm::WeightMode::F32,
+        ..Default::default()
+    };
+    let h = opslens_vlm::EngineHandle::spawn(dir.into(), candle_core::Device::Cpu, opts).unwrap();
+    let img = image::open(format!("{dir}/panel.png")).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for i in 0..2 {
+        let tx = tx.clone();
+        h.submit(opslens_vlm::Job {
+            image: Some(img.clone()),
+            prompt: format!("job {i}"),
+            params: opslens_vlm::GenerateParams {
+                max_new_tokens: 3,
+                ..Default::default()
+            },
+            cancel: Arc::new(AtomicBool::new(false)),
+            on_text: None,
+            reply: Box::new(move |r| tx.send((i, r.map(|g| g.token_ids.len()))).unwrap()),
+        })
+        .unwrap();
+    }
+    let got: Vec<_> = (0..2).map(|_| rx.recv().unwrap()).collect();
+    assert_eq!(got[0].0, 0);
+    assert_eq!(got[1].0, 1);
+    assert!(got.iter().all(|(_, r)| r.as_ref().is_ok_and(|n| *n <= 3)));
+    assert_eq!(h.queue_len(), 0);
+}
