@@ -167,6 +167,18 @@ for case, (img, question) in CASES.items():
                    "generated_text": hf_tok.decode(gen[0, input_ids.shape[1]:])}, f, indent=1)
     print(case, "ids", input_ids.shape, "grid", grid.tolist(), "gen", gen[0, input_ids.shape[1]:].tolist())
 
+# 5) a strong downscale (antialiased bicubic path): the PIL-resized image itself, checked
+# against the processor here so the Rust resize can be compared pixel for pixel via PNG.
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+big = dashboard(700, 330, f"{OUT}/big.png")
+rh, rw = smart_resize(330, 700, factor=32, min_pixels=64 * 64, max_pixels=256 * 256)
+small = big.resize((rw, rh), Image.BICUBIC)
+small.save(f"{OUT}/big_resized_pil.png")
+pv = improc(images=[big], return_tensors="pt")["pixel_values"]
+ref = (np.asarray(small, dtype=np.float32) / 255.0 - 0.5) / 0.5
+assert abs(float(pv.abs().sum()) - float(np.abs(ref).sum() * 2)) < 1e-2 * pv.numel(), "processor != PIL resize"
+print("big", (rh, rw))
+
 with open(f"{OUT}/README.md", "w") as f:
     f.write("Tiny random Qwen3-VL checkpoint + reference outputs from transformers "
             f"{transformers.__version__} / torch {torch.__version__}.\n"

@@ -22,6 +22,7 @@ pub mod load;
 pub mod model;
 pub mod processor;
 pub mod quant;
+pub mod resize;
 pub mod rope;
 pub mod text;
 pub mod vision;

@@ -3,7 +3,7 @@
 //! window), the Qwen chat template, and `<|image_pad|>` expansion + tokenization.
 
 use candle_core::{Device, Tensor};
-use image::{imageops::FilterType, DynamicImage, RgbImage};
+use image::{DynamicImage, RgbImage};
 use tokenizers::Tokenizer;
 
 use crate::config::PreprocessorConfig;
@@ -119,9 +119,8 @@ impl ImageProcessor {
         }
     }
 
-    /// Resizes (bicubic, like the reference's PIL resample) when needed, then normalises and
-    /// flattens. Resized pixels differ from PIL's by a few 8-bit levels (different bicubic
-    /// implementations); unresized ones match exactly.
+    /// Resizes (Pillow-exact bicubic, as the reference) when needed, then normalises and
+    /// flattens in the reference's patch order.
     pub fn preprocess(&self, img: &DynamicImage, dev: &Device) -> Result<ImageInput, VlmError> {
         let rgb = img.to_rgb8();
         let (w, h) = rgb.dimensions();
@@ -136,7 +135,7 @@ impl ImageProcessor {
         let rgb: RgbImage = if (rh, rw) == (h as usize, w as usize) {
             rgb
         } else {
-            image::imageops::resize(&rgb, rw as u32, rh as u32, FilterType::CatmullRom)
+            crate::resize::resize_bicubic_pil(&rgb, rw as u32, rh as u32)
         };
         let (p, m, tp) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let (gh, gw) = (rh / p, rw / p);
