@@ -3,7 +3,7 @@
 //! prefill time (time to first token) and decode tokens/s, plus peak RSS.
 //!
 //! `cargo run --release -p opslens-vlm --example bench -- [--mode q4k|q8_0|f16|f32]
-//!  [--width 1280 --height 720] [--decode 16] [--max-pixels N]`
+//!  [--vision-mode f32|f16|q8_0] [--width 1280 --height 720] [--decode 16] [--max-pixels N]`
 //! Zero weights would fake the numbers (untouched calloc pages, see reference/vlm.md).
 
 use std::time::Instant;
@@ -93,7 +93,11 @@ fn main() -> anyhow::Result<()> {
 
     let t = Instant::now();
     let vb = VarBuilder::from_backend(Box::new(RandomBackend), DType::F32, dev.clone());
-    let mut model = Qwen3Vl::load(vb, &cfg, mode)?;
+    let vision_mode = match arg("--vision-mode") {
+        Some(v) => WeightMode::parse(&v).ok_or_else(|| anyhow::anyhow!("bad --vision-mode"))?,
+        None => mode,
+    };
+    let mut model = Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_after_load = peak_rss_mb();
 
@@ -126,6 +130,7 @@ fn main() -> anyhow::Result<()> {
     let decode_s = t.elapsed().as_secs_f64();
     let report = serde_json::json!({
         "mode": format!("{mode:?}"),
+        "vision_mode": format!("{vision_mode:?}"),
         "image": format!("{w}x{h}"),
         "grid_thw": input.grid_thw,
         "image_tokens": n_img,

@@ -46,9 +46,12 @@ pub struct TextConfig {
     /// RMSNorm epsilon.
     #[serde(default = "default_rms_eps")]
     pub rms_norm_eps: f64,
-    /// RoPE base; transformers 4.57 writes it at this level.
-    #[serde(default = "default_theta")]
-    pub rope_theta: f64,
+    /// RoPE base; transformers 4.57 writes it at this level (5.x: inside `rope_parameters`).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// transformers 5.x home of `rope_theta` and `mrope_section`.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeScaling>,
     /// Holds `mrope_section`, the split of rotary frequencies between t, h and w.
     #[serde(default)]
     pub rope_scaling: Option<RopeScaling>,
@@ -57,9 +60,12 @@ pub struct TextConfig {
     pub tie_word_embeddings: Option<bool>,
 }
 
-/// The `rope_scaling` object; only the M-RoPE section matters for Qwen3-VL.
+/// The `rope_scaling` (4.57) or `rope_parameters` (5.x) object.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RopeScaling {
+    /// RoPE base, when written here (5.x).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
     /// Frequencies assigned to (t, h, w); sums to head_dim / 2.
     #[serde(default)]
     pub mrope_section: Option<Vec<usize>>,
@@ -97,9 +103,6 @@ pub struct VisionConfig {
 fn default_rms_eps() -> f64 {
     1e-6
 }
-fn default_theta() -> f64 {
-    5_000_000.0
-}
 fn default_channels() -> usize {
     3
 }
@@ -113,10 +116,17 @@ impl TextConfig {
 
     /// The M-RoPE split, defaulting to the released models' `[24, 20, 20]`.
     pub fn mrope_section(&self) -> Vec<usize> {
-        self.rope_scaling
-            .as_ref()
-            .and_then(|r| r.mrope_section.clone())
+        [&self.rope_scaling, &self.rope_parameters]
+            .iter()
+            .find_map(|r| r.as_ref().and_then(|r| r.mrope_section.clone()))
             .unwrap_or_else(|| vec![24, 20, 20])
+    }
+
+    /// RoPE base from either config generation, defaulting to the released 5,000,000.
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_theta
+            .or_else(|| self.rope_parameters.as_ref().and_then(|r| r.rope_theta))
+            .unwrap_or(5_000_000.0)
     }
 }
 
@@ -141,8 +151,10 @@ impl Config {
                 num_key_value_heads: 8,
                 head_dim: Some(128),
                 rms_norm_eps: 1e-6,
-                rope_theta: 5_000_000.0,
+                rope_theta: Some(5_000_000.0),
+                rope_parameters: None,
                 rope_scaling: Some(RopeScaling {
+                    rope_theta: None,
                     mrope_section: Some(vec![24, 20, 20]),
                 }),
                 tie_word_embeddings: Some(true),
@@ -236,5 +248,20 @@ impl PreprocessorConfig {
             self.min_pixels.or(s.and_then(|s| s.shortest_edge)),
             self.max_pixels.or(s.and_then(|s| s.longest_edge)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_transformers_5_rope_parameters() {
+        let j = r#"{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 1, "num_key_value_heads": 1,
+            "rope_parameters": {"rope_theta": 1000.0, "mrope_section": [1, 1, 0], "rope_type": "default"}}"#;
+        let c: TextConfig = serde_json::from_str(j).unwrap();
+        assert_eq!(c.rope_theta(), 1000.0);
+        assert_eq!(c.mrope_section(), vec![1, 1, 0]);
     }
 }

@@ -26,7 +26,18 @@ impl Qwen3Vl {
     /// Builds the model from a root `VarBuilder` (HF names: `model.visual.*`,
     /// `model.language_model.*`, `lm_head.*`) whose `get` yields f32.
     pub fn load(vb: VarBuilder, cfg: &Config, mode: WeightMode) -> Result<Self> {
-        let vision = VisionModel::load(vb.pp("model.visual"), &cfg.vision_config, mode)?;
+        Self::load_split(vb, cfg, mode, mode)
+    }
+
+    /// Like [`Self::load`] with separate storage for the vision tower (which never goes below
+    /// Q8_0), so benchmarks can compare e.g. a Q4K decoder with a dense f32 vision tower.
+    pub fn load_split(
+        vb: VarBuilder,
+        cfg: &Config,
+        mode: WeightMode,
+        vision_mode: WeightMode,
+    ) -> Result<Self> {
+        let vision = VisionModel::load(vb.pp("model.visual"), &cfg.vision_config, vision_mode)?;
         let text = TextModel::load(
             vb.pp("model.language_model"),
             vb.pp("lm_head"),
@@ -38,7 +49,7 @@ impl Qwen3Vl {
         Ok(Self {
             vision,
             text,
-            rope: TextRope::new(tc.head_dim(), tc.rope_theta, &tc.mrope_section()),
+            rope: TextRope::new(tc.head_dim(), tc.rope_theta(), &tc.mrope_section()),
             cfg: cfg.clone(),
             delta: 0,
             device: vb.device().clone(),
