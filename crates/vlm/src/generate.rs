@@ -176,9 +176,13 @@ impl Engine {
             .map(|img| self.processor.preprocess(img, &dev))
             .transpose()?;
         timings.preprocess_ms = ms(t);
+        // User text must not smuggle in control tokens (<|im_end|>, <|image_pad|>, ...), which
+        // the tokenizer would otherwise honour.
+        let defuse = |s: &str| s.replace("<|", "< |");
+        let system = params.system.as_deref().map(defuse);
         let text = chat_prompt(&ChatPrompt {
-            system: params.system.as_deref(),
-            user: prompt,
+            system: system.as_deref(),
+            user: &defuse(prompt),
             with_image: input.is_some(),
         });
         let image_tokens = input.as_ref().map_or(0, |i| i.num_tokens(merge));
