@@ -74,6 +74,27 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds used by this process so far (all threads), from /proc: under a shared,
+/// oversubscribed machine this is steadier than wall time.
+fn cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // fields 14 and 15 (utime, stime) are at 11, 12 after the ")"
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -91,14 +112,18 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let cfg = Config::qwen3_vl_2b();
 
+    let load_avg_start = load_avg();
+    let c0 = cpu_s();
     let t = Instant::now();
     let vb = VarBuilder::from_backend(Box::new(RandomBackend), DType::F32, dev.clone());
     let vision_mode = match arg("--vision-mode") {
         Some(v) => WeightMode::parse(&v).ok_or_else(|| anyhow::anyhow!("bad --vision-mode"))?,
-        None => mode,
+        None => mode.default_vision(),
     };
+    eprintln!("loading {mode:?} (vision {vision_mode:?})");
     let mut model = Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let c_load = cpu_s();
     let rss_after_load = peak_rss_mb();
 
     let proc = ImageProcessor::new(&PreprocessorConfig::default(), None, max_pixels);
@@ -114,12 +139,16 @@ fn main() -> anyhow::Result<()> {
     ids.extend((0..40u32).map(|i| 1000 + i * 37));
     ids.extend([151_645, 198, 151_644, 77_091, 198]);
 
+    eprintln!("loaded in {load_ms:.0} ms; vision on {:?}", input.grid_thw);
     let t = Instant::now();
     let vis = model.encode_images(std::slice::from_ref(&input))?;
     let vision_ms = t.elapsed().as_secs_f64() * 1e3;
+    let c_vision = cpu_s();
+    eprintln!("vision {vision_ms:.0} ms; prefill of {} tokens", ids.len());
     let t = Instant::now();
     let logits = model.prefill(&ids, &[input.grid_thw], Some(&vis), false, &mut |_, _| {})?;
     let prefill_ms = t.elapsed().as_secs_f64() * 1e3;
+    let c_prefill = cpu_s();
     drop(vis);
     let mut next = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
     let t = Instant::now();
@@ -128,6 +157,7 @@ fn main() -> anyhow::Result<()> {
         next = l.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
     }
     let decode_s = t.elapsed().as_secs_f64();
+    let c_decode = cpu_s();
     let report = serde_json::json!({
         "mode": format!("{mode:?}"),
         "vision_mode": format!("{vision_mode:?}"),
@@ -144,6 +174,14 @@ fn main() -> anyhow::Result<()> {
         "decode_tokens_per_s": n_decode as f64 / decode_s,
         "rss_after_load_mb": rss_after_load,
         "peak_rss_mb": peak_rss_mb(),
+        "cpu_s": {
+            "load": c_load - c0,
+            "vision": c_vision - c_load,
+            "prefill": c_prefill - c_vision,
+            "decode_per_token": (c_decode - c_prefill) / n_decode.max(1) as f64,
+        },
+        "load_avg_start": load_avg_start,
+        "load_avg_end": load_avg(),
         "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);

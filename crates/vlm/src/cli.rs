@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Weight storage: q4k (default, fastest on CPU), q8_0, f16 or f32.
     #[arg(long, default_value = "q4k")]
     pub dtype: String,
+    /// Vision-tower storage: f16 (default with quantized decoders), f32, q8_0 or q4k.
+    #[arg(long)]
+    pub vision_dtype: Option<String>,
     /// Upper pixel budget of the resized image (default 1024*768).
     #[arg(long)]
     pub max_pixels: Option<usize>,
@@ -90,6 +93,14 @@ pub fn default_device() -> Device {
 pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
     let mode = WeightMode::parse(&args.dtype)
         .with_context(|| format!("unknown --dtype {:?} (q4k, q8_0, f16, f32)", args.dtype))?;
+    let vision_mode = args
+        .vision_dtype
+        .as_deref()
+        .map(|v| {
+            WeightMode::parse(v)
+                .with_context(|| format!("unknown --vision-dtype {v:?} (f16, f32, q8_0, q4k)"))
+        })
+        .transpose()?;
     let device = default_device();
     let image = args
         .image
@@ -101,6 +112,7 @@ pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
         &device,
         &LoadOptions {
             mode,
+            vision_mode,
             min_pixels: args.min_pixels,
             max_pixels: args.max_pixels,
         },

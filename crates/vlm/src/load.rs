@@ -17,8 +17,10 @@ use crate::quant::WeightMode;
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Weight storage; [`WeightMode::Q4K`] by default (fastest on CPU).
+    /// Decoder weight storage; [`WeightMode::Q4K`] by default (fastest on CPU).
     pub mode: WeightMode,
+    /// Vision-tower storage; `None` = `mode.default_vision()` (f16 unless `mode` is f32).
+    pub vision_mode: Option<WeightMode>,
     /// Lower pixel budget override.
     pub min_pixels: Option<usize>,
     /// Upper pixel budget override (default: 1024x768 pixels).
@@ -108,7 +110,8 @@ impl Engine {
             .map_err(|e| VlmError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
         let files = weight_files(dir)?;
         let vb = mmap_var_builder(&files, device)?;
-        let model = Qwen3Vl::load(vb, &cfg, opts.mode)?;
+        let vision_mode = opts.vision_mode.unwrap_or(opts.mode.default_vision());
+        let model = Qwen3Vl::load_split(vb, &cfg, opts.mode, vision_mode)?;
         let mut engine = Self::from_parts(
             model,
             tokenizer,

@@ -25,12 +25,13 @@ pub struct Qwen3Vl {
 impl Qwen3Vl {
     /// Builds the model from a root `VarBuilder` (HF names: `model.visual.*`,
     /// `model.language_model.*`, `lm_head.*`) whose `get` yields f32.
+    /// The vision tower gets `mode.default_vision()`.
     pub fn load(vb: VarBuilder, cfg: &Config, mode: WeightMode) -> Result<Self> {
-        Self::load_split(vb, cfg, mode, mode)
+        Self::load_split(vb, cfg, mode, mode.default_vision())
     }
 
-    /// Like [`Self::load`] with separate storage for the vision tower (which never goes below
-    /// Q8_0), so benchmarks can compare e.g. a Q4K decoder with a dense f32 vision tower.
+    /// Like [`Self::load`] with explicit storage for the vision tower (benchmarks compare
+    /// e.g. a Q4K decoder with f32, f16 or Q4K vision).
     pub fn load_split(
         vb: VarBuilder,
         cfg: &Config,

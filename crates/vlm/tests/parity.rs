@@ -30,6 +30,7 @@ fn meta(case: &str) -> serde_json::Value {
 fn engine(mode: WeightMode) -> Engine {
     let opts = LoadOptions {
         mode,
+        vision_mode: None,
         min_pixels: Some(64 * 64),
         max_pixels: Some(256 * 256),
     };
