@@ -168,3 +168,48 @@ impl Linear {
         }
     }
 }
+
+/// Builds `n` items with `f(i)` on all cores: candle quantizes on one thread, so loading a
+/// 2B model layer by layer would take minutes; layers are independent.
+pub fn par_build<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(&f).collect();
+    }
+    let f = &f;
+    let mut slots: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| (i, f(i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(items) => {
+                    for (i, r) in items {
+                        slots[i] = Some(r);
+                    }
+                }
+                Err(_) => {
+                    if let Some(slot) = slots.iter_mut().find(|s| s.is_none()) {
+                        *slot = Some(Err(candle_core::Error::Msg(
+                            "loader thread panicked".into(),
+                        )));
+                    }
+                }
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(candle_core::Error::Msg("layer not built".into()))))
+        .collect()
+}

@@ -186,9 +186,9 @@ impl TextModel {
             WeightMode::F32 => embed_f32.to_dtype(DType::F32)?,
             _ => embed_f32.to_dtype(DType::F16)?,
         };
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("layers.{i}")), cfg, mode))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = crate::quant::par_build(cfg.num_hidden_layers, |i| {
+            Layer::load(vb.pp(format!("layers.{i}")), cfg, mode)
+        })?;
         Ok(Self {
             embed,
             norm: RmsNorm::load(vb.pp("norm"), cfg.hidden_size, cfg.rms_norm_eps)?,

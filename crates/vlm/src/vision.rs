@@ -207,9 +207,9 @@ impl VisionModel {
                 "pos_embed.weight",
             )?
             .to_dtype(DType::F32)?;
-        let blocks = (0..c.depth)
-            .map(|i| Block::load(vb.pp(format!("blocks.{i}")), c, mode))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = crate::quant::par_build(c.depth, |i| {
+            Block::load(vb.pp(format!("blocks.{i}")), c, mode)
+        })?;
         let merger = Merger::load(vb.pp("merger"), c, false, mode)?;
         let deepstack = c
             .deepstack_visual_indexes
