@@ -62,10 +62,15 @@ fn dashboard(w: u32, h: u32) -> DynamicImage {
 }
 
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM")
+}
+
+/// A `/proc/self/status` memory line (kB) in MB.
+fn status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<f64>().ok())
@@ -124,7 +129,8 @@ fn main() -> anyhow::Result<()> {
     let mut model = Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let c_load = cpu_s();
-    let rss_after_load = peak_rss_mb();
+    let rss_after_load = status_mb("VmRSS");
+    let peak_during_load = peak_rss_mb();
 
     let proc = ImageProcessor::new(&PreprocessorConfig::default(), None, max_pixels);
     let t = Instant::now();
@@ -173,6 +179,8 @@ fn main() -> anyhow::Result<()> {
         "decode_tokens": n_decode,
         "decode_tokens_per_s": n_decode as f64 / decode_s,
         "rss_after_load_mb": rss_after_load,
+        "peak_rss_during_load_mb": peak_during_load,
+        "rss_end_mb": status_mb("VmRSS"),
         "peak_rss_mb": peak_rss_mb(),
         "cpu_s": {
             "load": c_load - c0,
