@@ -153,10 +153,18 @@ fn causal_mask(m: usize, past: usize, groups: usize, dev: &Device) -> Result<Ten
     Tensor::from_vec(v, (groups * m, n), dev)
 }
 
+/// Token embedding storage: dense, or rows of the tied quantized `lm_head`.
+#[derive(Debug, Clone)]
+enum Embedding {
+    Dense(Tensor),
+    Quant(std::sync::Arc<candle_core::quantized::QTensor>),
+}
+
 /// The decoder stack plus embedding and output head.
 #[derive(Debug, Clone)]
 pub struct TextModel {
-    embed: Tensor,
+    embed: Embedding,
+    device: Device,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -166,8 +174,9 @@ pub struct TextModel {
 
 impl TextModel {
     /// Loads `model.language_model.*` from `vb` and `lm_head` from `head_vb` (or ties it to
-    /// the embedding when `tied`). The embedding table stays dense (f16 when quantizing) since
-    /// it is only gathered from, never multiplied.
+    /// the embedding when `tied`). A tied embedding under a quantized mode gathers its rows from
+    /// the quantized head (as llama.cpp's quantized `token_embd`); otherwise it stays dense
+    /// (f16 when quantizing).
     pub fn load(
         vb: VarBuilder,
         head_vb: VarBuilder,
@@ -182,15 +191,18 @@ impl TextModel {
             head_vb.get((cfg.vocab_size, cfg.hidden_size), "weight")?
         };
         let lm_head = Linear::from_weight(lm_w, None, mode, Tower::Text)?;
-        let embed = match mode {
-            WeightMode::F32 => embed_f32.to_dtype(DType::F32)?,
-            _ => embed_f32.to_dtype(DType::F16)?,
+        let embed = match (mode, lm_head.qtensor()) {
+            (WeightMode::F32, _) => Embedding::Dense(embed_f32.to_dtype(DType::F32)?),
+            (_, Some(q)) if tied => Embedding::Quant(q),
+            _ => Embedding::Dense(embed_f32.to_dtype(DType::F16)?),
         };
+        drop(embed_f32);
         let layers = crate::quant::par_build(cfg.num_hidden_layers, |i| {
             Layer::load(vb.pp(format!("layers.{i}")), cfg, mode)
         })?;
         Ok(Self {
             embed,
+            device: vb.device().clone(),
             norm: RmsNorm::load(vb.pp("norm"), cfg.hidden_size, cfg.rms_norm_eps)?,
             cache: vec![LayerCache::default(); layers.len()],
             layers,
@@ -201,8 +213,13 @@ impl TextModel {
 
     /// Token embeddings `(m, d)` in f32.
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        let idx = Tensor::new(ids, self.embed.device())?;
-        self.embed.index_select(&idx, 0)?.to_dtype(DType::F32)
+        match &self.embed {
+            Embedding::Dense(t) => {
+                let idx = Tensor::new(ids, t.device())?;
+                t.index_select(&idx, 0)?.to_dtype(DType::F32)
+            }
+            Embedding::Quant(q) => crate::quant::gather_rows(q, ids, &self.device),
+        }
     }
 
     /// Number of positions already in the KV cache.
