@@ -1,0 +1,197 @@
+//! CPU benchmark of the full-size Qwen3-VL-2B shapes (`Config::qwen3_vl_2b`) with random,
+//! materialised weights on a synthetic 1280x720 dashboard: load/quantize time, vision and
+//! prefill time (time to first token) and decode tokens/s, plus peak RSS.
+//!
+//! `cargo run --release -p opslens-vlm --example bench -- [--mode q4k|q8_0|f16|f32]
+//!  [--vision-mode f32|f16|q8_0] [--width 1280 --height 720] [--decode 16] [--max-pixels N]`
+//! Zero weights would fake the numbers (untouched calloc pages, see reference/vlm.md).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+use image::{DynamicImage, Rgb, RgbImage};
+use opslens_vlm::processor::ImageProcessor;
+use opslens_vlm::{Config, PreprocessorConfig, Qwen3Vl, WeightMode};
+
+struct RandomBackend;
+
+impl SimpleBackend for RandomBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _h: candle_nn::Init,
+        dt: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        let is_norm = name.contains("norm") && name.ends_with("weight");
+        if is_norm {
+            return Tensor::ones(s, dt, dev);
+        }
+        Tensor::randn(0f32, 0.02, s, dev)?.to_dtype(dt)
+    }
+    fn get_unchecked(&self, name: &str, _dt: DType, _dev: &Device) -> Result<Tensor> {
+        candle_core::bail!("no shape for {name}")
+    }
+    fn contains_tensor(&self, name: &str) -> bool {
+        // untied lm_head is absent, like the real tied checkpoint
+        !name.starts_with("lm_head")
+    }
+}
+
+fn dashboard(w: u32, h: u32) -> DynamicImage {
+    let mut img = RgbImage::from_pixel(w, h, Rgb([22, 24, 30]));
+    for panel in 0..6u32 {
+        let (px, py) = ((panel % 3) * w / 3, (panel / 3) * h / 2);
+        for x in px + 8..px + w / 3 - 8 {
+            let y =
+                py + h / 4 + ((((x * 7 + panel * 13) % 37) as f32 - 18.0) * 2.0) as u32 % (h / 5);
+            for dy in 0..3 {
+                img.put_pixel(
+                    x,
+                    (y + dy).min(h - 1),
+                    Rgb([230, 80 + panel as u8 * 20, 50]),
+                );
+            }
+            img.put_pixel(x, py + 6, Rgb([90, 90, 100]));
+        }
+    }
+    DynamicImage::ImageRgb8(img)
+}
+
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM")
+}
+
+/// A `/proc/self/status` memory line (kB) in MB.
+fn status_mb(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds used by this process so far (all threads), from /proc: under a shared,
+/// oversubscribed machine this is steadier than wall time.
+fn cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // fields 14 and 15 (utime, stime) are at 11, 12 after the ")"
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> anyhow::Result<()> {
+    let mode = WeightMode::parse(&arg("--mode").unwrap_or_else(|| "q4k".into()))
+        .ok_or_else(|| anyhow::anyhow!("bad --mode"))?;
+    let w: u32 = arg("--width").map_or(Ok(1280), |s| s.parse())?;
+    let h: u32 = arg("--height").map_or(Ok(720), |s| s.parse())?;
+    let n_decode: usize = arg("--decode").map_or(Ok(16), |s| s.parse())?;
+    let max_pixels: Option<usize> = arg("--max-pixels").map(|s| s.parse()).transpose()?;
+    let dev = Device::Cpu;
+    let cfg = Config::qwen3_vl_2b();
+
+    let load_avg_start = load_avg();
+    let c0 = cpu_s();
+    let t = Instant::now();
+    let vb = VarBuilder::from_backend(Box::new(RandomBackend), DType::F32, dev.clone());
+    let vision_mode = match arg("--vision-mode") {
+        Some(v) => WeightMode::parse(&v).ok_or_else(|| anyhow::anyhow!("bad --vision-mode"))?,
+        None => mode.default_vision(),
+    };
+    eprintln!("loading {mode:?} (vision {vision_mode:?})");
+    let mut model = Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let c_load = cpu_s();
+    let rss_after_load = status_mb("VmRSS");
+    let peak_during_load = peak_rss_mb();
+
+    let proc = ImageProcessor::new(&PreprocessorConfig::default(), None, max_pixels);
+    let t = Instant::now();
+    let input = proc.preprocess(&dashboard(w, h), &dev)?;
+    let pre_ms = t.elapsed().as_secs_f64() * 1e3;
+    let n_img = input.num_tokens(2);
+
+    // <|im_start|>user\n<|vision_start|> [pads] <|vision_end|> 40 text tokens <|im_end|>\n<|im_start|>assistant\n
+    let mut ids = vec![151_644u32, 872, 198, 151_652];
+    ids.extend(std::iter::repeat_n(cfg.image_token_id, n_img));
+    ids.push(151_653);
+    ids.extend((0..40u32).map(|i| 1000 + i * 37));
+    ids.extend([151_645, 198, 151_644, 77_091, 198]);
+
+    eprintln!("loaded in {load_ms:.0} ms; vision on {:?}", input.grid_thw);
+    let t = Instant::now();
+    let vis = model.encode_images(std::slice::from_ref(&input))?;
+    let vision_ms = t.elapsed().as_secs_f64() * 1e3;
+    let c_vision = cpu_s();
+    eprintln!("vision {vision_ms:.0} ms; prefill of {} tokens", ids.len());
+    let t = Instant::now();
+    let logits = model.prefill(&ids, &[input.grid_thw], Some(&vis), false, &mut |_, _| {})?;
+    let prefill_ms = t.elapsed().as_secs_f64() * 1e3;
+    let c_prefill = cpu_s();
+    drop(vis);
+    let mut next = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+    let t = Instant::now();
+    for _ in 0..n_decode {
+        let l = model.decode_step(next)?;
+        next = l.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let c_decode = cpu_s();
+    let report = serde_json::json!({
+        "mode": format!("{mode:?}"),
+        "vision_mode": format!("{vision_mode:?}"),
+        "image": format!("{w}x{h}"),
+        "grid_thw": input.grid_thw,
+        "image_tokens": n_img,
+        "prompt_tokens": ids.len(),
+        "load_ms": load_ms,
+        "preprocess_ms": pre_ms,
+        "vision_ms": vision_ms,
+        "prefill_ms": prefill_ms,
+        "time_to_first_token_ms": pre_ms + vision_ms + prefill_ms,
+        "decode_tokens": n_decode,
+        "decode_tokens_per_s": n_decode as f64 / decode_s,
+        "rss_after_load_mb": rss_after_load,
+        "peak_rss_during_load_mb": peak_during_load,
+        "rss_end_mb": status_mb("VmRSS"),
+        "peak_rss_mb": peak_rss_mb(),
+        "cpu_s": {
+            "load": c_load - c0,
+            "vision": c_vision - c_load,
+            "prefill": c_prefill - c_vision,
+            "decode_per_token": (c_decode - c_prefill) / n_decode.max(1) as f64,
+        },
+        "load_avg_start": load_avg_start,
+        "load_avg_end": load_avg(),
+        "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Micro-benchmark of one linear layer in each weight storage, to choose the CPU defaults:
+//! `cargo run --release -p opslens-vlm --example matmul_bench -- [M] [K] [N]`.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use opslens_vlm::quant::{Linear, Tower, WeightMode};
+
+fn main() -> anyhow::Result<()> {
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (k, n) = (
+        a.get(1).copied().unwrap_or(2048),
+        a.get(2).copied().unwrap_or(6144),
+    );
+    let dev = Device::Cpu;
+    let w = Tensor::randn(0f32, 0.02, (n, k), &dev)?;
+    for m in [a.first().copied().unwrap_or(770), 1] {
+        let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+        for (name, mode, tower) in [
+            ("f32", WeightMode::F32, Tower::Text),
+            ("f16", WeightMode::F16, Tower::Text), // f32 compute from M >= 16
+            ("q8_0", WeightMode::Q8_0, Tower::Text),
+            ("q4k", WeightMode::Q4K, Tower::Text),
+        ] {
+            let lin = Linear::from_weight(w.clone(), None, mode, tower)?;
+            lin.forward(&x)?; // warm-up
+            let reps = if m == 1 { 20 } else { 3 };
+            let t = Instant::now();
+            for _ in 0..reps {
+                let y = lin.forward(&x)?;
+                y.to_dtype(DType::F32)?;
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+            println!("M={m:5} K={k} N={n} {name:5} {ms:9.2} ms");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `opslens vlm run`: load a model folder, answer a prompt about an image, print the text or
+//! a JSON report. The binary only parses [`RunArgs`] and calls [`run_cli`].
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::generate::{GenerateParams, Sampling};
+use crate::load::{Engine, LoadOptions};
+use crate::quant::WeightMode;
+
+/// Arguments of `opslens vlm run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Model folder in the Hugging Face layout (config.json, tokenizer.json, safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image to analyse (PNG or JPEG).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// The question or instruction.
+    #[arg(long)]
+    pub prompt: String,
+    /// Optional system message.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Upper bound on generated tokens.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// Greedy decoding (the default unless --temperature is given).
+    #[arg(long)]
+    pub greedy: bool,
+    /// Sampling temperature; enables top-p sampling unless --greedy.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Nucleus mass for sampling.
+    #[arg(long, default_value_t = 0.9)]
+    pub top_p: f64,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Weight storage: q4k (default, fastest on CPU), q8_0, f16 or f32.
+    #[arg(long, default_value = "q4k")]
+    pub dtype: String,
+    /// Vision-tower storage: f16 (default with quantized decoders), f32, q8_0 or q4k.
+    #[arg(long)]
+    pub vision_dtype: Option<String>,
+    /// Upper pixel budget of the resized image (default 1024*768).
+    #[arg(long)]
+    pub max_pixels: Option<usize>,
+    /// Lower pixel budget of the resized image.
+    #[arg(long)]
+    pub min_pixels: Option<usize>,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    text: &'a str,
+    token_ids: &'a [u32],
+    prompt_tokens: usize,
+    image_tokens: usize,
+    stop_reason: crate::generate::StopReason,
+    load_ms: f64,
+    preprocess_ms: f64,
+    vision_ms: f64,
+    prefill_ms: f64,
+    decode_ms: f64,
+    decode_tokens_per_s: f64,
+    dtype: &'a str,
+}
+
+/// Picks the accelerator compiled in (CUDA, then Metal), else the CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
+/// Runs `opslens vlm run` with parsed arguments.
+pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
+    let mode = WeightMode::parse(&args.dtype)
+        .with_context(|| format!("unknown --dtype {:?} (q4k, q8_0, f16, f32)", args.dtype))?;
+    let vision_mode = args
+        .vision_dtype
+        .as_deref()
+        .map(|v| {
+            WeightMode::parse(v)
+                .with_context(|| format!("unknown --vision-dtype {v:?} (f16, f32, q8_0, q4k)"))
+        })
+        .transpose()?;
+    let device = default_device();
+    let image = args
+        .image
+        .as_ref()
+        .map(|p| image::open(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let mut engine = Engine::load(
+        &args.model,
+        &device,
+        &LoadOptions {
+            mode,
+            vision_mode,
+            min_pixels: args.min_pixels,
+            max_pixels: args.max_pixels,
+        },
+    )
+    .with_context(|| format!("loading model from {}", args.model.display()))?;
+    let sampling = match (args.greedy, args.temperature) {
+        (false, Some(temperature)) => Sampling::TopP {
+            temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+        },
+        _ => Sampling::Greedy,
+    };
+    let params = GenerateParams {
+        max_new_tokens: args.max_new_tokens,
+        sampling,
+        system: args.system.clone(),
+        ..GenerateParams::default()
+    };
+    let stream = !args.json;
+    let mut stdout = std::io::stdout();
+    let g = engine.generate(
+        image.as_ref(),
+        &args.prompt,
+        &params,
+        &mut |_, piece| {
+            if stream {
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+        },
+        None,
+    )?;
+    if args.json {
+        let r = Report {
+            text: &g.text,
+            token_ids: &g.token_ids,
+            prompt_tokens: g.prompt_tokens,
+            image_tokens: g.image_tokens,
+            stop_reason: g.stop_reason,
+            load_ms: engine.load_ms,
+            preprocess_ms: g.timings.preprocess_ms,
+            vision_ms: g.timings.vision_ms,
+            prefill_ms: g.timings.prefill_ms,
+            decode_ms: g.timings.decode_ms,
+            decode_tokens_per_s: g.timings.decode_tokens_per_s,
+            dtype: &args.dtype,
+        };
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!();
+    }
+    Ok(())
+}

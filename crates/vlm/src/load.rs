@@ -1,0 +1,152 @@
+//! Loading a model folder in the Hugging Face layout (config.json, tokenizer.json,
+//! preprocessor_config.json, model.safetensors or an index with shards) via mmap.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use tokenizers::Tokenizer;
+
+use crate::config::{Config, PreprocessorConfig};
+use crate::error::VlmError;
+use crate::model::Qwen3Vl;
+use crate::processor::ImageProcessor;
+use crate::quant::WeightMode;
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Decoder weight storage; [`WeightMode::Q4K`] by default (fastest on CPU).
+    pub mode: WeightMode,
+    /// Vision-tower storage; `None` = `mode.default_vision()` (f16 unless `mode` is f32).
+    pub vision_mode: Option<WeightMode>,
+    /// Lower pixel budget override.
+    pub min_pixels: Option<usize>,
+    /// Upper pixel budget override (default: 1024x768 pixels).
+    pub max_pixels: Option<usize>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, VlmError> {
+    let s = std::fs::read_to_string(path).map_err(|source| VlmError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&s).map_err(|source| VlmError::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The safetensors files of a folder: the shards named by `model.safetensors.index.json`,
+/// else `model.safetensors`, else every `*.safetensors` (sorted).
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VlmError> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let v: serde_json::Value = read_json(&index)?;
+        let mut files: Vec<String> = v["weight_map"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files.dedup();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| VlmError::Io {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(VlmError::Model(format!(
+            "no *.safetensors in {}",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
+/// A loaded model with its tokenizer and image processor: everything needed to answer a
+/// prompt about an image. Not `Sync`-shared: run it on one engine thread.
+#[derive(Debug)]
+pub struct Engine {
+    /// The network.
+    pub model: Qwen3Vl,
+    /// The tokenizer from `tokenizer.json`.
+    pub tokenizer: Tokenizer,
+    /// Image preprocessing settings.
+    pub processor: ImageProcessor,
+    /// Token ids that end generation (`<|im_end|>`, `<|endoftext|>`).
+    pub stop_tokens: Vec<u32>,
+    /// Wall time of [`Engine::load`], for reporting.
+    pub load_ms: f64,
+}
+
+impl Engine {
+    /// Loads a model folder on `device`.
+    pub fn load(dir: &Path, device: &Device, opts: &LoadOptions) -> Result<Self, VlmError> {
+        let t0 = Instant::now();
+        let cfg: Config = read_json(&dir.join("config.json"))?;
+        let pre_path = dir.join("preprocessor_config.json");
+        let pre: PreprocessorConfig = if pre_path.exists() {
+            read_json(&pre_path)?
+        } else {
+            PreprocessorConfig::default()
+        };
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| VlmError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        let files = weight_files(dir)?;
+        let vb = mmap_var_builder(&files, device)?;
+        let vision_mode = opts.vision_mode.unwrap_or(opts.mode.default_vision());
+        let model = Qwen3Vl::load_split(vb, &cfg, opts.mode, vision_mode)?;
+        let mut engine = Self::from_parts(
+            model,
+            tokenizer,
+            ImageProcessor::new(&pre, opts.min_pixels, opts.max_pixels),
+        );
+        engine.load_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(engine)
+    }
+
+    /// Assembles an engine from an already built model (benchmarks use random weights).
+    pub fn from_parts(model: Qwen3Vl, tokenizer: Tokenizer, processor: ImageProcessor) -> Self {
+        let stop_tokens = ["<|im_end|>", "<|endoftext|>"]
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
+        Self {
+            model,
+            tokenizer,
+            processor,
+            stop_tokens,
+            load_ms: 0.0,
+        }
+    }
+}
+
+/// Memory-maps safetensors files; tensors are converted to f32 one at a time as layers load.
+#[allow(unsafe_code)]
+pub fn mmap_var_builder(
+    files: &[PathBuf],
+    device: &Device,
+) -> Result<VarBuilder<'static>, VlmError> {
+    // SAFETY: the files are mapped read-only and must not be modified or truncated while the
+    // VarBuilder (and any tensor borrowing it) is alive. Model folders are written once when
+    // downloaded and never touched by the app while loaded; every tensor we keep is copied
+    // (converted/quantized) out of the mapping during load, and the map is dropped after.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, DType::F32, device)? };
+    Ok(vb)
+}
