@@ -32,6 +32,16 @@ pub enum Command {
     Evidence(EvidenceCmd),
     /// Print the OpenAPI spec of the API.
     Openapi,
+    /// Run the local vision-language model directly (scripts, checks, benchmarks).
+    #[command(subcommand)]
+    Vlm(VlmCmd),
+}
+
+/// `opslens vlm …`
+#[derive(Debug, Subcommand)]
+pub enum VlmCmd {
+    /// Answer a prompt about an image with a local model folder.
+    Run(opslens_vlm::RunArgs),
 }
 
 /// Options of `serve`.
