@@ -71,13 +71,14 @@ function finishAnalysis(s: Server, evidenceId: number): void {
 
 async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   mkdirSync(artifacts, { recursive: true });
+  await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
   await page.screenshot({ path: join(artifacts, name), fullPage });
 }
 
 test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
   const s = await startServer();
   const browser: Browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
   const page = await ctx.newPage();
   page.setDefaultTimeout(15_000);
   const problems: string[] = [];
@@ -259,6 +260,7 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await page.locator('select[name=severity]').selectOption('');
       await page.locator('.incident-list .row').nth(1).waitFor();
       await shot(page, 'incidents-dark.png', false);
+      await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
       await page.keyboard.press('t');
       assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
       await shot(page, 'incidents-light.png', false);

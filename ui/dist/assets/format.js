@@ -20,7 +20,7 @@ export function ago(iso, now = Date.now()) {
 export function clock(iso) {
     const d = new Date(iso);
     const today = new Date().toDateString() === d.toDateString();
-    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
     return today ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
 }
 export function bytes(n) {
