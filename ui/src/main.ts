@@ -22,6 +22,8 @@ declare global {
 const root = document.getElementById('app')!;
 const main = h('main', { id: 'main', tabindex: -1 });
 let current: View | null = null;
+/** Server and model at a glance; a click opens the settings. */
+const modelChip = h('a', { href: '#/settings', class: 'model-chip', 'data-field': 'model-chip', title: 'Server and analysis model (Settings)' });
 let connected = false;
 
 function shell(): HTMLElement {
@@ -33,9 +35,22 @@ function shell(): HTMLElement {
         h('img', { src: '/assets/favicon.svg', alt: '', width: 22, height: 22 }), 'OpsLens'),
       h('nav', null, nav('#/', 'Incidents', 'g i'), nav('#/settings', 'Settings', 'g s')),
       h('span', { class: 'grow' }),
+      modelChip,
       h('button', { type: 'button', class: 'ghost', title: 'Switch theme (t)', onclick: toggleTheme }, 'Theme'),
       h('button', { type: 'button', class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: help }, '?')),
     main);
+}
+
+async function updateChip(): Promise<void> {
+  if (!connected) return;
+  try {
+    const m = await api.vlmStatus();
+    const waiting = m.queue_length ? ` · ${m.queue_length} in queue` : '';
+    replace(modelChip, h('span', { class: `led led-${m.loaded ? 'ok' : 'warn'}` }),
+      `${location.host} · model ${m.loaded ? 'ready' : m.state}${waiting}`);
+  } catch {
+    replace(modelChip, h('span', { class: 'led led-err' }), `${location.host} · not reachable`);
+  }
 }
 
 function show(view: View): void {
@@ -150,6 +165,8 @@ async function start(): Promise<void> {
   }
   connected = true;
   route();
+  void updateChip();
+  window.setInterval(() => void updateChip(), 10_000);
 }
 
 start().catch((e: unknown) => toast(errorMessage(e), 'error'));

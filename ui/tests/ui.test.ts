@@ -180,6 +180,20 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       assert.equal(await page.locator('.card.shot').count(), 2);
     });
 
+    await t.test('drops a screenshot file onto the page', async () => {
+      const png = dashboardPng(480, 270).toString('base64');
+      await page.evaluate((b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'datadog-export.png', { type: 'image/png' }));
+        const zone = document.querySelector('.drop')!;
+        zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, png);
+      await page.locator('.card.shot', { hasText: 'datadog-export.png' }).waitFor();
+      assert.equal(await page.locator('.card.shot').count(), 3);
+    });
+
     await t.test('shows the analysis as soon as it is done, without a reload', async () => {
       finishAnalysis(s, shotId);
       const card = page.locator(`.card.shot[data-id="${shotId}"]`);
@@ -237,6 +251,9 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await page.locator('.tl-item', { hasText: 'acknowledged' }).first().waitFor();
       await page.mouse.move(0, 0);
       await shot(page, 'incident.png');
+      await page.evaluate(() => { document.documentElement.dataset.theme = 'light'; });
+      await shot(page, 'incident-light.png');
+      await page.evaluate(() => { document.documentElement.dataset.theme = 'dark'; });
     });
 
     await t.test('lists, filters and searches incidents', async () => {
@@ -265,6 +282,18 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
       await shot(page, 'incidents-light.png', false);
       await page.keyboard.press('t');
+    });
+
+    await t.test('the top bar shows the server and the model state', async () => {
+      await page.locator('[data-field=model-chip]', { hasText: `${new URL(s.base).host} · model missing · 2 in queue` }).waitFor({ timeout: 20_000 });
+    });
+
+    await t.test('? lists the keyboard shortcuts', async () => {
+      await page.keyboard.press('?');
+      const dlg = page.locator('dialog[open]', { hasText: 'Keyboard shortcuts' });
+      await dlg.getByText('Paste a screenshot from the clipboard').waitFor();
+      await page.keyboard.press('Escape');
+      await dlg.waitFor({ state: 'detached' });
     });
 
     await t.test('settings show the data dir, the port, the token and the model status', async () => {

@@ -11,10 +11,24 @@ import { settingsView } from './views/settings.js';
 const root = document.getElementById('app');
 const main = h('main', { id: 'main', tabindex: -1 });
 let current = null;
+/** Server and model at a glance; a click opens the settings. */
+const modelChip = h('a', { href: '#/settings', class: 'model-chip', 'data-field': 'model-chip', title: 'Server and analysis model (Settings)' });
 let connected = false;
 function shell() {
     const nav = (hash, label, key) => h('a', { href: hash, class: 'nav-link', 'data-nav': hash }, label, ' ', h('span', { class: 'nav-key' }, key));
-    return h('div', { class: 'shell' }, h('header', { class: 'topbar' }, h('a', { href: '#/', class: 'brand', 'aria-label': 'OpsLens home' }, h('img', { src: '/assets/favicon.svg', alt: '', width: 22, height: 22 }), 'OpsLens'), h('nav', null, nav('#/', 'Incidents', 'g i'), nav('#/settings', 'Settings', 'g s')), h('span', { class: 'grow' }), h('button', { type: 'button', class: 'ghost', title: 'Switch theme (t)', onclick: toggleTheme }, 'Theme'), h('button', { type: 'button', class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: help }, '?')), main);
+    return h('div', { class: 'shell' }, h('header', { class: 'topbar' }, h('a', { href: '#/', class: 'brand', 'aria-label': 'OpsLens home' }, h('img', { src: '/assets/favicon.svg', alt: '', width: 22, height: 22 }), 'OpsLens'), h('nav', null, nav('#/', 'Incidents', 'g i'), nav('#/settings', 'Settings', 'g s')), h('span', { class: 'grow' }), modelChip, h('button', { type: 'button', class: 'ghost', title: 'Switch theme (t)', onclick: toggleTheme }, 'Theme'), h('button', { type: 'button', class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: help }, '?')), main);
+}
+async function updateChip() {
+    if (!connected)
+        return;
+    try {
+        const m = await api.vlmStatus();
+        const waiting = m.queue_length ? ` · ${m.queue_length} in queue` : '';
+        replace(modelChip, h('span', { class: `led led-${m.loaded ? 'ok' : 'warn'}` }), `${location.host} · model ${m.loaded ? 'ready' : m.state}${waiting}`);
+    }
+    catch {
+        replace(modelChip, h('span', { class: 'led led-err' }), `${location.host} · not reachable`);
+    }
 }
 function show(view) {
     current?.dispose?.();
@@ -140,5 +154,7 @@ async function start() {
     }
     connected = true;
     route();
+    void updateChip();
+    window.setInterval(() => void updateChip(), 10_000);
 }
 start().catch((e) => toast(errorMessage(e), 'error'));

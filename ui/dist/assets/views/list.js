@@ -28,34 +28,47 @@ export function listView() {
     let selected = -1;
     let seq = 0;
     let timer;
-    const clock = window.setInterval(() => render(), 30_000);
-    async function load(append = false) {
+    // Incidents also arrive from scripts, the CLI and syncs: reload quietly now and then.
+    const clock = window.setInterval(() => {
+        if (document.visibilityState === 'visible')
+            void load(false, true);
+    }, 15_000);
+    async function load(append = false, quiet = false) {
         const my = ++seq;
-        if (!append)
+        if (!append && !quiet)
             replace(results, loading('Loading incidents…'));
         try {
-            const page = await api.incidents({ ...state, limit: PAGE, offset: append ? items.length : 0 });
+            const limit = quiet ? Math.max(PAGE, items.length) : PAGE;
+            const page = await api.incidents({ ...state, limit, offset: append ? items.length : 0 });
             if (my !== seq)
                 return;
+            const keep = items[selected]?.id;
             items = append ? items.concat(page.items) : page.items;
             total = page.total;
-            if (!append)
+            if (quiet)
+                selected = Math.max(0, items.findIndex((i) => i.id === keep));
+            else if (!append)
                 selected = items.length ? 0 : -1;
+            if (!items.length)
+                selected = -1;
             render();
         }
         catch (e) {
-            if (my === seq)
+            if (my === seq && !quiet)
                 replace(results, errorLine(`Could not load incidents: ${errorMessage(e)}`));
         }
-        void loadHits(my);
+        if (!quiet)
+            void loadHits();
     }
-    async function loadHits(my) {
+    let hitSeq = 0;
+    async function loadHits() {
+        const my = ++hitSeq;
         const q = state.q.trim();
         if (!q)
             return replace(hitsBox);
         try {
             const res = await api.search(q);
-            if (my !== seq)
+            if (my !== hitSeq)
                 return;
             const ev = res.hits.filter((x) => x.kind === 'evidence');
             replace(hitsBox, ev.length
