@@ -284,6 +284,19 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await page.keyboard.press('t');
     });
 
+    await t.test('markup in data is shown as text, never run', async () => {
+      const evil = '<img src=x onerror="window.__pwned=1">';
+      const inc = (await apiCall(s, 'POST', '/incidents', { title: evil, severity: 'medium' })) as { id: number };
+      await apiCall(s, 'POST', `/evidence/incident/${inc.id}`, { evidence_type: 'log', title: evil, content: `<script>window.__pwned=2</script>`, source: evil });
+      await page.goto(`${s.base}/#/incident/${inc.id}`);
+      await page.locator('.inc-head h1', { hasText: evil }).waitFor();
+      await page.locator('.card.text pre', { hasText: '<script>window.__pwned=2</script>' }).waitFor();
+      assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+      assert.equal(await page.locator('.inc-head img, .card img:not(.thumb)').count(), 0);
+      await page.goto(`${s.base}/#/`);
+      await page.locator('.row', { hasText: evil }).waitFor();
+    });
+
     await t.test('the top bar shows the server and the model state', async () => {
       await page.locator('[data-field=model-chip]', { hasText: `${new URL(s.base).host} · model missing · 2 in queue` }).waitFor({ timeout: 20_000 });
     });
