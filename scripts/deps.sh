@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and testing OpsLens needs on Debian/Ubuntu, skipping what is present.
-# Sourced by scripts/run and scripts/test; safe to run again.
+# Sourced by scripts/run and scripts/test; safe to run again. With OPSLENS_UI_TESTS=1 (set by
+# scripts/test) it also installs what the browser tests of the web UI need: Chromium, the
+# sqlite3 CLI, Node.js + npm, and the npm packages of ui/ (`npm ci`).
 set -euo pipefail
 
+apt_pkgs=(build-essential pkg-config curl ca-certificates)
+if [ "${OPSLENS_UI_TESTS:-0}" = 1 ]; then
+  apt_pkgs+=(chromium sqlite3)
+  command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+fi
 need_apt=()
-for pkg in build-essential pkg-config curl ca-certificates; do
+for pkg in "${apt_pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -20,3 +27,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
+
+if [ "${OPSLENS_UI_TESTS:-0}" = 1 ]; then
+  # npm ci only when the lock file changed since the last install.
+  if [ ! -f ui/node_modules/.package-lock.json ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+    (cd ui && npm ci --no-audit --no-fund)
+  fi
+fi

@@ -11,5 +11,7 @@ mod evidence;
 mod incidents;
 #[path = "integration/security.rs"]
 mod security;
+#[path = "integration/ui.rs"]
+mod ui;
 #[path = "integration/work.rs"]
 mod work;

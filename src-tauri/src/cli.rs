@@ -35,6 +35,19 @@ pub enum Command {
     /// Run the local vision-language model directly (scripts, checks, benchmarks).
     #[command(subcommand)]
     Vlm(VlmCmd),
+    /// Open the web UI of a running server in the browser, signed in by a one-time link.
+    Open(OpenArgs),
+}
+
+/// Options of `open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Only print the link (it works once, for two minutes).
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Server address; default: the one a running `serve` recorded, else 127.0.0.1:8000.
+    #[arg(long, env = "OPSLENS_ADDR")]
+    pub addr: Option<String>,
 }
 
 /// `opslens vlm …`

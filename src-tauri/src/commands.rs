@@ -9,7 +9,7 @@ use opslens_core::token::ApiToken;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::{Cli, Command, EvidenceCmd, IncidentCmd, Remote, ServeArgs};
+use crate::cli::{Cli, Command, EvidenceCmd, IncidentCmd, OpenArgs, Remote, ServeArgs};
 use crate::client::Client;
 use crate::config;
 use crate::server::Server;
@@ -45,6 +45,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Vlm(crate::cli::VlmCmd::Run(args))) => opslens_vlm::run_cli(&args),
         Some(Command::Incident(cmd)) => rt.block_on(incident(&data_dir, cmd)),
         Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
+        Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -54,6 +55,10 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let mut server = Server::start(data_dir, addr).await?;
     server.write_server_file()?;
     eprintln!("OpsLens API listening on http://{}/api/v1", server.addr);
+    eprintln!(
+        "  UI:    `opslens open` (or http://{}/ and paste the token)",
+        server.addr
+    );
     eprintln!("  docs:  http://{}/docs", server.addr);
     eprintln!("  data:  {}", data_dir.display());
     eprintln!("  token: `opslens token` (send as Authorization: Bearer <token>)");
@@ -65,6 +70,40 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks the server for a one-time sign-in link and opens it (or prints it).
+async fn open(data_dir: &Path, args: OpenArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.addr.as_deref())?;
+    let v = c.send(c.request(Method::POST, "/auth/code")).await?;
+    let url = v["url"]
+        .as_str()
+        .context("the server answered without a link")?;
+    println!("{url}");
+    if !args.no_browser {
+        match open_browser(url) {
+            Ok(()) => eprintln!("opened in your browser (the link works once, for 2 minutes)"),
+            Err(e) => eprintln!("could not start a browser ({e}): open the link above yourself"),
+        }
+    }
+    Ok(())
+}
+
+fn open_browser(url: &str) -> std::io::Result<()> {
+    use std::process::{Command as Proc, Stdio};
+    let mut cmd = if cfg!(target_os = "macos") {
+        Proc::new("open")
+    } else if cfg!(windows) {
+        Proc::new("explorer")
+    } else {
+        Proc::new("xdg-open")
+    };
+    cmd.arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|_| ())
 }
 
 async fn shutdown_signal() {

@@ -97,6 +97,13 @@ fn serve_and_drive_it_from_the_cli() {
         "{err}"
     );
 
+    // `open` prints a one-time sign-in link for the web UI.
+    let (ok, out, err) = opslens(&data, &["open", "--no-browser"]);
+    assert!(ok, "{err}");
+    let link = out.trim();
+    assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+    assert!(link.contains("/#code="), "{link}");
+
     server.kill().unwrap();
     let _ = server.wait();
     let (ok, _, err) = opslens(&data, &["incident", "list"]);

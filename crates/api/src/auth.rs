@@ -1,11 +1,12 @@
 //! Guards of the local API, in the order a request meets them:
 //! 1. `Host` must be a loopback name on our port (DNS rebinding, security.md §1.1);
 //! 2. an `Origin`, when sent, must be our own (no other web page may drive the API);
-//! 3. `Authorization: Bearer <token>` on everything but the docs, the spec and the health route.
+//! 3. `Authorization: Bearer <token>` on everything but the docs, the spec, the health route,
+//!    the one-time code exchange and the web UI's static files.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use opslens_core::token::ApiToken;
@@ -45,12 +46,16 @@ impl Guard {
     }
 }
 
-/// Paths reachable without the token: nothing there reads or changes incident data.
-fn is_public(path: &str) -> bool {
+/// Paths reachable without the token: nothing there reads or changes incident data. The code
+/// exchange hands out the token only for a fresh one-time code that itself needed the token.
+fn is_public(method: &Method, path: &str) -> bool {
+    let read = method == Method::GET || method == Method::HEAD;
     path == "/api/v1/health"
+        || (method == Method::POST && path == "/api/v1/auth/exchange")
         || path == "/openapi.json"
         || path == "/docs"
         || path.starts_with("/docs/")
+        || (read && crate::ui::is_public_path(path))
 }
 
 /// The middleware applying the three guards.
@@ -92,7 +97,7 @@ pub async fn guard(State(g): State<Guard>, req: Request<Body>, next: Next) -> Re
             .into_response();
         }
     }
-    if !is_public(req.uri().path()) {
+    if !is_public(req.method(), req.uri().path()) {
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)

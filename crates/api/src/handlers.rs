@@ -2,6 +2,7 @@
 
 pub mod evidence;
 pub mod incidents;
+pub mod session;
 pub mod system;
 pub mod work;
 
@@ -14,3 +15,10 @@ pub type AppState = Arc<Services>;
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, crate::error::ApiError>;
+
+/// Facts about the running server that only the router knows (for the UI's settings screen).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerInfo {
+    /// Port the server listens on.
+    pub port: u16,
+}

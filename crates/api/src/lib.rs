@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod handlers;
+pub mod ui;
 
 use std::future::Future;
 
@@ -21,7 +22,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
-use crate::handlers::{evidence, incidents, system, work, AppState};
+use crate::handlers::session::LoginCodes;
+use crate::handlers::{evidence, incidents, session, system, work, AppState, ServerInfo};
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
 const JSON_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -33,8 +35,9 @@ const UPLOAD_BODY_LIMIT: usize = opslens_core::upload::MAX_UPLOAD_BYTES + 64 * 1
     info(
         title = "OpsLens API",
         description = "Local REST API of OpsLens, the local-first incident workspace. \
-            Every route except /api/v1/health, /openapi.json and /docs needs \
-            `Authorization: Bearer <token>`; `opslens token` prints the token."
+            Every route except /api/v1/health, /api/v1/auth/exchange, /openapi.json, /docs \
+            and the web UI's files (/, /assets/) needs `Authorization: Bearer <token>`; \
+            `opslens token` prints the token."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -86,6 +89,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::search))
         .routes(routes!(system::vlm_status))
         .routes(routes!(system::integrations))
+        .routes(routes!(system::info))
+        .routes(routes!(session::issue_code))
+        .routes(routes!(session::exchange))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
 }
@@ -103,10 +109,14 @@ pub fn router(state: AppState, token: ApiToken, port: u16) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
-    let api = api.with_state(state);
+    let api = api
+        .with_state(state)
+        .layer(axum::Extension(LoginCodes::new(token.clone(), port)))
+        .layer(axum::Extension(ServerInfo { port }));
     let guard = auth::Guard::new(token, port);
     Router::new()
         .merge(api)
+        .merge(ui::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))

@@ -1,12 +1,13 @@
 //! Health, search, model status and integration checks.
 
 use axum::extract::State;
+use axum::Extension;
 use opslens_core::status::{IntegrationsReport, VlmStatus};
 use opslens_domain::SearchHit;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiResult, AppState};
+use super::{ApiResult, AppState, ServerInfo};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 
@@ -74,4 +75,31 @@ pub async fn vlm_status(State(s): State<AppState>) -> ApiResult<Json<VlmStatus>>
 #[utoipa::path(get, path = "/integrations/test/all", tag = "system", responses((status = 200, body = IntegrationsReport)))]
 pub async fn integrations(State(s): State<AppState>) -> Json<IntegrationsReport> {
     Json(s.integrations_report())
+}
+
+/// Answer of `GET /info`: what the settings screen shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Info {
+    /// OpsLens version.
+    pub version: String,
+    /// Where the database, images and token live.
+    pub data_dir: String,
+    /// Port of this server (loopback only).
+    pub port: u16,
+    /// Global capture shortcut of the desktop app.
+    pub hotkey: String,
+    /// Whether this server runs inside the desktop app (capture and hotkey live there).
+    pub desktop: bool,
+}
+
+/// Version, data dir, port and capture hotkey, for the UI's settings screen.
+#[utoipa::path(get, path = "/info", tag = "system", responses((status = 200, body = Info)))]
+pub async fn info(State(s): State<AppState>, Extension(srv): Extension<ServerInfo>) -> Json<Info> {
+    Json(Info {
+        version: env!("CARGO_PKG_VERSION").into(),
+        data_dir: s.data_dir().display().to_string(),
+        port: srv.port,
+        hotkey: "Ctrl+Shift+O".into(),
+        desktop: false,
+    })
 }

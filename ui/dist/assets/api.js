@@ -1,0 +1,133 @@
+// The /api/v1 client: every call carries the token; errors come back as ApiError with the
+// server's code and message, so the UI can show what to fix.
+const TOKEN_KEY = 'opslens.token';
+/** An error answer of the API (or a network failure, with status 0). */
+export class ApiError extends Error {
+    status;
+    code;
+    constructor(status, code, message) {
+        super(message);
+        this.status = status;
+        this.code = code;
+    }
+}
+/** The token: sessionStorage for this tab, localStorage when the user asked to be remembered. */
+export const session = {
+    get() {
+        return sessionStorage.getItem(TOKEN_KEY) ?? localStorage.getItem(TOKEN_KEY);
+    },
+    set(token, remember) {
+        sessionStorage.setItem(TOKEN_KEY, token);
+        if (remember)
+            localStorage.setItem(TOKEN_KEY, token);
+        else
+            localStorage.removeItem(TOKEN_KEY);
+    },
+    remembered() {
+        return localStorage.getItem(TOKEN_KEY) !== null;
+    },
+    clear() {
+        sessionStorage.removeItem(TOKEN_KEY);
+        localStorage.removeItem(TOKEN_KEY);
+        images.clear();
+    },
+};
+/** Fired on any 401, so the app can ask for the token again. */
+export const UNAUTHORIZED_EVENT = 'opslens:unauthorized';
+async function send(method, path, body, auth = true) {
+    const headers = {};
+    const token = session.get();
+    if (auth && token)
+        headers['Authorization'] = `Bearer ${token}`;
+    let payload;
+    if (body instanceof FormData)
+        payload = body;
+    else if (body !== undefined) {
+        headers['Content-Type'] = 'application/json';
+        payload = JSON.stringify(body);
+    }
+    let res;
+    try {
+        res = await fetch(`/api/v1${path}`, { method, headers, body: payload, cache: 'no-store' });
+    }
+    catch {
+        throw new ApiError(0, 'network', 'Cannot reach the OpsLens server: is it still running?');
+    }
+    if (!res.ok) {
+        let code = 'error';
+        let message = `${res.status} ${res.statusText}`;
+        try {
+            const j = (await res.json());
+            code = j.error?.code ?? code;
+            message = j.error?.message ?? message;
+        }
+        catch {
+            // not JSON: keep the status line
+        }
+        if (res.status === 401 && auth)
+            window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT));
+        throw new ApiError(res.status, code, message);
+    }
+    return res;
+}
+async function json(method, path, body, auth = true) {
+    const res = await send(method, path, body, auth);
+    return (await res.json());
+}
+function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+        if (v !== undefined && v !== '')
+            q.set(k, String(v));
+    }
+    const s = q.toString();
+    return s ? `?${s}` : '';
+}
+/** Object URLs of screenshot images, fetched once with the token (an <img src> cannot send it). */
+const images = {
+    urls: new Map(),
+    get(id) {
+        let p = this.urls.get(id);
+        if (!p) {
+            p = send('GET', `/evidence/${id}/image`).then(async (r) => URL.createObjectURL(await r.blob()));
+            p.catch(() => this.urls.delete(id));
+            this.urls.set(id, p);
+        }
+        return p;
+    },
+    clear() {
+        for (const p of this.urls.values())
+            p.then((u) => URL.revokeObjectURL(u)).catch(() => { });
+        this.urls.clear();
+    },
+};
+export const api = {
+    exchange: (code) => json('POST', '/auth/exchange', { code }, false),
+    health: () => json('GET', '/health', undefined, false),
+    info: () => json('GET', '/info'),
+    vlmStatus: () => json('GET', '/test/vlm/status'),
+    incidents: (f) => json('GET', `/incidents${query({
+        status: f.status, severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
+    })}`),
+    incident: (id) => json('GET', `/incidents/${id}`),
+    createIncident: (b) => json('POST', '/incidents', b),
+    updateIncident: (id, b) => json('PATCH', `/incidents/${id}`, b),
+    search: (q) => json('GET', `/search${query({ q, limit: 20 })}`),
+    evidenceOf: (incident) => json('GET', `/evidence/incident/${incident}`),
+    evidence: (id) => json('GET', `/evidence/${id}`),
+    addEvidence: (incident, b) => json('POST', `/evidence/incident/${incident}`, b),
+    upload: (incident, file, name) => {
+        const form = new FormData();
+        form.append('file', file, name);
+        return json('POST', `/evidence/incident/${incident}/upload-screenshot`, form);
+    },
+    imageUrl: (id) => images.get(id),
+    timeline: (incident) => json('GET', `/incidents/${incident}/timeline`),
+    addNote: (incident, message) => json('POST', `/incidents/${incident}/timeline`, { message }),
+    hypotheses: (incident) => json('GET', `/incidents/${incident}/hypotheses`),
+    addHypothesis: (incident, statement, evidence_ids) => json('POST', `/incidents/${incident}/hypotheses`, { statement, evidence_ids }),
+    updateHypothesis: (id, b) => json('PATCH', `/hypotheses/${id}`, b),
+    actions: (incident) => json('GET', `/incidents/${incident}/actions`),
+    addAction: (incident, b) => json('POST', `/incidents/${incident}/actions`, b),
+    updateAction: (id, b) => json('PATCH', `/actions/${id}`, b),
+};

@@ -1,0 +1,73 @@
+// App-wide state shared by the views: navigation, theme and the "new incident" dialog.
+import { api, ApiError } from './api.js';
+import { busy, dialog, toast } from './components.js';
+import { h, select } from './dom.js';
+import { cap } from './format.js';
+import { SEVERITIES } from './types.js';
+export function parseRoute(hash) {
+    const m = /^#\/incident\/(\d+)/.exec(hash);
+    if (m?.[1])
+        return { name: 'incident', id: Number(m[1]) };
+    if (hash.startsWith('#/settings'))
+        return { name: 'settings' };
+    return { name: 'list' };
+}
+export function go(hash) {
+    if (location.hash === hash)
+        window.dispatchEvent(new HashChangeEvent('hashchange'));
+    else
+        location.hash = hash;
+}
+const THEME_KEY = 'opslens.theme';
+export function initTheme() {
+    const saved = localStorage.getItem(THEME_KEY);
+    const prefersLight = window.matchMedia?.('(prefers-color-scheme: light)').matches;
+    document.documentElement.dataset.theme = saved ?? (prefersLight ? 'light' : 'dark');
+}
+export function toggleTheme() {
+    const next = document.documentElement.dataset.theme === 'light' ? 'dark' : 'light';
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem(THEME_KEY, next);
+}
+export function errorMessage(e) {
+    if (e instanceof ApiError)
+        return e.message;
+    if (e instanceof Error)
+        return e.message;
+    return String(e);
+}
+/** The "new incident" dialog; opens the incident when created. */
+export function newIncidentDialog() {
+    const title = h('input', {
+        name: 'title', required: true, maxlength: 500, autocomplete: 'off',
+        placeholder: 'What is broken? e.g. Checkout 5xx spike',
+    });
+    const sev = select(SEVERITIES, 'high', { name: 'severity', label: cap, title: 'Severity' });
+    const desc = h('textarea', { name: 'description', rows: 3, placeholder: 'Context: since when, who is affected (optional)' });
+    const submit = h('button', { type: 'submit', class: 'primary' }, 'Open incident');
+    const form = h('form', { class: 'form' }, h('label', null, 'Title', title), h('label', null, 'Severity', sev), h('label', null, 'Description', desc), h('div', { class: 'form-actions' }, submit));
+    const d = dialog('New incident', form);
+    title.focus();
+    form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        if (!title.value.trim()) {
+            title.focus();
+            return;
+        }
+        void busy(submit, 'Opening…', async () => {
+            try {
+                const inc = await api.createIncident({
+                    title: title.value.trim(),
+                    description: desc.value.trim() || undefined,
+                    severity: sev.value,
+                });
+                d.close();
+                toast(`Incident #${inc.id} opened`);
+                go(`#/incident/${inc.id}`);
+            }
+            catch (e) {
+                toast(errorMessage(e), 'error');
+            }
+        });
+    });
+}

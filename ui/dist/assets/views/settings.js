@@ -1,0 +1,52 @@
+// Settings: where the data lives, the port, the token, the capture hotkey, the theme and the
+// state of the local analysis model.
+import { api, session } from '../api.js';
+import { errorLine, kbd, loading, toast } from '../components.js';
+import { h, replace } from '../dom.js';
+import { errorMessage, toggleTheme } from '../app.js';
+export function settingsView(onSignOut) {
+    const server = h('div', null, loading('Reading the server settings…'));
+    const model = h('div', null, loading('Asking the model status…'));
+    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t'))));
+    async function loadInfo() {
+        try {
+            renderInfo(await api.info());
+        }
+        catch (e) {
+            replace(server, errorLine(errorMessage(e)));
+        }
+    }
+    function renderInfo(info) {
+        const token = session.get() ?? '';
+        const shown = h('code', { class: 'token' }, mask(token));
+        let visible = false;
+        replace(server, h('dl', { class: 'facts' }, h('dt', null, 'Data directory'), h('dd', null, h('code', { 'data-field': 'data_dir' }, info.data_dir)), h('dt', null, 'Address'), h('dd', null, h('code', { 'data-field': 'port' }, `http://127.0.0.1:${info.port}`), ' (loopback only; start with ', kbd('opslens serve --addr 127.0.0.1:PORT'), ')'), h('dt', null, 'API token'), h('dd', null, shown, ' ', h('button', { type: 'button', class: 'ghost small', onclick: (ev) => {
+                visible = !visible;
+                shown.textContent = visible ? token : mask(token);
+                ev.currentTarget.textContent = visible ? 'Hide' : 'Show';
+            } }, 'Show'), ' ', h('button', { type: 'button', class: 'ghost small', onclick: () => {
+                navigator.clipboard?.writeText(token).then(() => toast('Token copied'), () => toast('Copy failed: select it and copy by hand', 'error'));
+            } }, 'Copy'), ' ', h('button', { type: 'button', class: 'ghost small', onclick: () => { session.clear(); onSignOut(); } }, 'Sign out of this browser'), h('p', { class: 'muted small' }, session.remembered()
+            ? 'Remembered in this browser (localStorage).'
+            : 'Kept for this tab only (sessionStorage). `opslens token` prints it; scripts send it as Authorization: Bearer.')), h('dt', null, 'Capture hotkey'), h('dd', null, kbd(info.hotkey), info.desktop ? '' : h('span', { class: 'muted small' }, ' — in the desktop app (not in this browser window)')), h('dt', null, 'Version'), h('dd', null, info.version), h('dt', null, 'API'), h('dd', null, h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'Interactive docs (/docs)'))));
+    }
+    async function loadModel() {
+        try {
+            renderModel(await api.vlmStatus());
+        }
+        catch (e) {
+            replace(model, errorLine(errorMessage(e)));
+        }
+    }
+    function renderModel(s) {
+        const queue = Object.entries(s.queue).map(([k, v]) => `${k}: ${v}`).join(', ') || 'empty';
+        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', null, s.device), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
+    }
+    void loadInfo();
+    void loadModel();
+    const timer = window.setInterval(() => void loadModel(), 10_000);
+    return { el, dispose: () => window.clearInterval(timer) };
+}
+function mask(t) {
+    return t ? `${t.slice(0, 4)}${'•'.repeat(12)}${t.slice(-4)}` : '(none)';
+}

@@ -1,0 +1,150 @@
+// The /api/v1 client: every call carries the token; errors come back as ApiError with the
+// server's code and message, so the UI can show what to fix.
+
+import type {
+  Action, ActionStatus, Evidence, EvidenceType, Hypothesis, HypothesisStatus, Incident,
+  IncidentQuery, IncidentStatus, Page, SearchHit, ServerInfo, Severity, TimelineEvent, VlmStatus,
+} from './types.js';
+
+const TOKEN_KEY = 'opslens.token';
+
+/** An error answer of the API (or a network failure, with status 0). */
+export class ApiError extends Error {
+  constructor(public status: number, public code: string, message: string) {
+    super(message);
+  }
+}
+
+/** The token: sessionStorage for this tab, localStorage when the user asked to be remembered. */
+export const session = {
+  get(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY) ?? localStorage.getItem(TOKEN_KEY);
+  },
+  set(token: string, remember: boolean): void {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    if (remember) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  },
+  remembered(): boolean {
+    return localStorage.getItem(TOKEN_KEY) !== null;
+  },
+  clear(): void {
+    sessionStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+    images.clear();
+  },
+};
+
+/** Fired on any 401, so the app can ask for the token again. */
+export const UNAUTHORIZED_EVENT = 'opslens:unauthorized';
+
+async function send(method: string, path: string, body?: unknown, auth = true): Promise<Response> {
+  const headers: Record<string, string> = {};
+  const token = session.get();
+  if (auth && token) headers['Authorization'] = `Bearer ${token}`;
+  let payload: BodyInit | undefined;
+  if (body instanceof FormData) payload = body;
+  else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1${path}`, { method, headers, body: payload, cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, 'network', 'Cannot reach the OpsLens server: is it still running?');
+  }
+  if (!res.ok) {
+    let code = 'error';
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const j = (await res.json()) as { error?: { code?: string; message?: string } };
+      code = j.error?.code ?? code;
+      message = j.error?.message ?? message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    if (res.status === 401 && auth) window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT));
+    throw new ApiError(res.status, code, message);
+  }
+  return res;
+}
+
+async function json<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+  const res = await send(method, path, body, auth);
+  return (await res.json()) as T;
+}
+
+function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+/** Object URLs of screenshot images, fetched once with the token (an <img src> cannot send it). */
+const images = {
+  urls: new Map<number, Promise<string>>(),
+  get(id: number): Promise<string> {
+    let p = this.urls.get(id);
+    if (!p) {
+      p = send('GET', `/evidence/${id}/image`).then(async (r) => URL.createObjectURL(await r.blob()));
+      p.catch(() => this.urls.delete(id));
+      this.urls.set(id, p);
+    }
+    return p;
+  },
+  clear(): void {
+    for (const p of this.urls.values()) p.then((u) => URL.revokeObjectURL(u)).catch(() => {});
+    this.urls.clear();
+  },
+};
+
+export const api = {
+  exchange: (code: string) =>
+    json<{ token: string }>('POST', '/auth/exchange', { code }, false),
+  health: () => json<{ status: string; version: string }>('GET', '/health', undefined, false),
+  info: () => json<ServerInfo>('GET', '/info'),
+  vlmStatus: () => json<VlmStatus>('GET', '/test/vlm/status'),
+
+  incidents: (f: IncidentQuery) =>
+    json<Page<Incident>>('GET', `/incidents${query({
+      status: f.status, severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
+    })}`),
+  incident: (id: number) => json<Incident>('GET', `/incidents/${id}`),
+  createIncident: (b: { title: string; description?: string; severity: Severity }) =>
+    json<Incident>('POST', '/incidents', b),
+  updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>
+    json<Incident>('PATCH', `/incidents/${id}`, b),
+  search: (q: string) =>
+    json<{ query: string; hits: SearchHit[] }>('GET', `/search${query({ q, limit: 20 })}`),
+
+  evidenceOf: (incident: number) => json<Evidence[]>('GET', `/evidence/incident/${incident}`),
+  evidence: (id: number) => json<Evidence>('GET', `/evidence/${id}`),
+  addEvidence: (incident: number, b: { evidence_type: EvidenceType; title: string; content: string; source: string }) =>
+    json<Evidence>('POST', `/evidence/incident/${incident}`, b),
+  upload: (incident: number, file: Blob, name: string) => {
+    const form = new FormData();
+    form.append('file', file, name);
+    return json<Evidence>('POST', `/evidence/incident/${incident}/upload-screenshot`, form);
+  },
+  imageUrl: (id: number) => images.get(id),
+
+  timeline: (incident: number) => json<TimelineEvent[]>('GET', `/incidents/${incident}/timeline`),
+  addNote: (incident: number, message: string) =>
+    json<TimelineEvent>('POST', `/incidents/${incident}/timeline`, { message }),
+
+  hypotheses: (incident: number) => json<Hypothesis[]>('GET', `/incidents/${incident}/hypotheses`),
+  addHypothesis: (incident: number, statement: string, evidence_ids: number[]) =>
+    json<Hypothesis>('POST', `/incidents/${incident}/hypotheses`, { statement, evidence_ids }),
+  updateHypothesis: (id: number, b: { status?: HypothesisStatus; evidence_ids?: number[] }) =>
+    json<Hypothesis>('PATCH', `/hypotheses/${id}`, b),
+
+  actions: (incident: number) => json<Action[]>('GET', `/incidents/${incident}/actions`),
+  addAction: (incident: number, b: { title: string; owner?: string; due_at?: string }) =>
+    json<Action>('POST', `/incidents/${incident}/actions`, b),
+  updateAction: (id: number, b: { status?: ActionStatus }) =>
+    json<Action>('PATCH', `/actions/${id}`, b),
+};

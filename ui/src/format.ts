@@ -1,0 +1,61 @@
+// How times, durations, sizes and enum values read on screen.
+
+import type { ActionStatus, AnalysisState, IncidentStatus } from './types.js';
+
+/** "4m", "2h 05m", "3d 4h". */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const hr = Math.floor(m / 60);
+  if (hr < 24) return `${hr}h ${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(hr / 24)}d ${hr % 24}h`;
+}
+
+/** "5m ago". */
+export function ago(iso: string, now = Date.now()): string {
+  return `${duration(now - Date.parse(iso))} ago`;
+}
+
+/** Local clock time, with the date when it is not today. */
+export function clock(iso: string): string {
+  const d = new Date(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  return today ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+}
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export const ANALYSIS_LABEL: Record<AnalysisState, string> = {
+  'waiting-for-model': 'waiting for model',
+  queued: 'queued',
+  running: 'analysing…',
+  done: 'analysed',
+  failed: 'analysis failed',
+};
+
+export const STATUS_LABEL: Record<IncidentStatus, string> = {
+  triggered: 'Triggered',
+  acknowledged: 'Acknowledged',
+  investigating: 'Investigating',
+  mitigated: 'Mitigated',
+  resolved: 'Resolved',
+  closed: 'Closed',
+};
+
+export const ACTION_LABEL: Record<ActionStatus, string> = {
+  open: 'Open',
+  in_progress: 'In progress',
+  done: 'Done',
+  cancelled: 'Cancelled',
+};
+
+export function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

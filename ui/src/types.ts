@@ -1,0 +1,132 @@
+// Wire types of /api/v1, mirroring crates/domain (the spelling of every enum comes from there).
+
+export type Severity = 'critical' | 'high' | 'medium' | 'low';
+export type IncidentStatus =
+  | 'triggered' | 'acknowledged' | 'investigating' | 'mitigated' | 'resolved' | 'closed';
+export type EvidenceType = 'log' | 'metric' | 'screenshot' | 'deployment' | 'alert' | 'note';
+export type AnalysisState = 'waiting-for-model' | 'queued' | 'running' | 'done' | 'failed';
+export type HypothesisStatus = 'proposed' | 'supported' | 'refuted';
+export type ActionStatus = 'open' | 'in_progress' | 'done' | 'cancelled';
+
+export const SEVERITIES: Severity[] = ['critical', 'high', 'medium', 'low'];
+export const STATUSES: IncidentStatus[] = [
+  'triggered', 'acknowledged', 'investigating', 'mitigated', 'resolved', 'closed',
+];
+export const TEXT_EVIDENCE: EvidenceType[] = ['log', 'note', 'metric', 'deployment', 'alert'];
+export const HYPOTHESIS_STATUSES: HypothesisStatus[] = ['proposed', 'supported', 'refuted'];
+export const ACTION_STATUSES: ActionStatus[] = ['open', 'in_progress', 'done', 'cancelled'];
+
+export interface Incident {
+  id: number;
+  title: string;
+  description: string;
+  severity: Severity;
+  status: IncidentStatus;
+  source: string;
+  external_id: string | null;
+  created_at: string;
+  updated_at: string;
+  acknowledged_at: string | null;
+  resolved_at: string | null;
+  evidence_count: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface ImageInfo {
+  mime: string;
+  width: number;
+  height: number;
+  bytes: number;
+  original_name: string | null;
+}
+
+export interface Evidence {
+  id: number;
+  incident_id: number;
+  evidence_type: EvidenceType;
+  title: string;
+  content: string;
+  source: string;
+  sha256: string;
+  image: ImageInfo | null;
+  analysis_state: AnalysisState | null;
+  analysis_model: string | null;
+  analysis_error: string | null;
+  analysis_ms: number | null;
+  findings: unknown;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TimelineEvent {
+  id: number;
+  incident_id: number;
+  kind: string;
+  message: string;
+  occurred_at: string;
+  created_at: string;
+  evidence_id: number | null;
+}
+
+export interface Hypothesis {
+  id: number;
+  incident_id: number;
+  statement: string;
+  status: HypothesisStatus;
+  origin: 'human' | 'model' | 'correlation';
+  evidence_ids: number[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Action {
+  id: number;
+  incident_id: number;
+  title: string;
+  owner: string | null;
+  status: ActionStatus;
+  due_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SearchHit {
+  kind: 'incident' | 'evidence';
+  id: number;
+  incident_id: number;
+  title: string;
+  snippet: string;
+}
+
+export interface VlmStatus {
+  model: string;
+  state: string;
+  loaded: boolean;
+  device: string;
+  queue_length: number;
+  queue: Record<string, number>;
+  last_analysis: unknown;
+  message: string;
+}
+
+export interface ServerInfo {
+  version: string;
+  data_dir: string;
+  port: number;
+  hotkey: string;
+  desktop: boolean;
+}
+
+export interface IncidentQuery {
+  status?: IncidentStatus | '';
+  severity?: Severity | '';
+  q?: string;
+  limit?: number;
+  offset?: number;
+}

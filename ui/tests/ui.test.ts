@@ -1,0 +1,331 @@
+// End-to-end tests of the web UI in real headless Chromium against the real `opslens serve`
+// (debug build) and its SQLite file: sign-in link, incidents, evidence, screenshots with live
+// analysis state, hypotheses, actions, search, settings. Screenshots go to target/ui-artifacts.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { dashboardPng } from './png.js';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
+const bin = process.env.OPSLENS_BIN ?? join(targetDir, 'debug', 'opslens');
+const artifacts = process.env.UI_ARTIFACTS ?? join(targetDir, 'ui-artifacts');
+const chromePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const CHROME_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+];
+
+interface Server { proc: ChildProcess; dir: string; base: string; token: string }
+
+async function startServer(): Promise<Server> {
+  assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build\` first (or set OPSLENS_BIN)`);
+  const dir = mkdtempSync(join(tmpdir(), 'opslens-ui-'));
+  const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const file = join(dir, 'server.json');
+  for (let i = 0; i < 300 && !existsSync(file); i++) {
+    if (proc.exitCode !== null) throw new Error(`opslens serve exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { addr } = JSON.parse(readFileSync(file, 'utf8')) as { addr: string };
+  const token = readFileSync(join(dir, 'api-token'), 'utf8').trim();
+  return { proc, dir, base: `http://${addr}`, token };
+}
+
+async function apiCall(s: Server, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${s.base}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${s.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  assert.ok(res.ok, `${method} ${path}: ${res.status}`);
+  return res.json();
+}
+
+/** Finishes an analysis behind the server's back, as the model engine would. */
+function finishAnalysis(s: Server, evidenceId: number): void {
+  const findings = JSON.stringify({
+    summary: 'p99 latency of checkout-api spiked from 180 ms to 2.4 s at 14:02, with 5xx rising to 7%.',
+    panels: [
+      { title: 'checkout-api p99 latency', value: '2.4 s peak', time: '14:02–14:09' },
+      { title: 'HTTP 5xx rate', value: '7.1 %', time: 'since 14:03' },
+    ],
+    anomalies: [{ description: 'latency spike, 13× baseline', time: '14:02' }],
+    errors: ['upstream connect error or disconnect/reset before headers'],
+  }).replace(/'/g, "''");
+  const now = new Date().toISOString();
+  const sql = `UPDATE evidence SET analysis_state='done', analysis_model='Qwen/Qwen3-VL-2B-Instruct', analysis_ms=8400, findings='${findings}', content='p99 latency spiked at 14:02', updated_at='${now}' WHERE id=${evidenceId};`;
+  execFileSync('sqlite3', ['-cmd', '.timeout 5000', join(s.dir, 'opslens.db'), sql]);
+}
+
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+  mkdirSync(artifacts, { recursive: true });
+  await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
+  await page.screenshot({ path: join(artifacts, name), fullPage });
+}
+
+test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
+  const s = await startServer();
+  const browser: Browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(15_000);
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  let incidentId = 0;
+  let shotId = 0;
+  try {
+    await t.test('serves the UI at / without the token, under a CSP', async () => {
+      const res = await fetch(`${s.base}/`);
+      assert.equal(res.status, 200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /script-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe-(inline|eval)/);
+      assert.match(await res.text(), /<script type="module" src="\/assets\/main.js">/);
+      const js = await fetch(`${s.base}/assets/main.js`);
+      assert.equal(js.status, 200);
+      assert.match(js.headers.get('content-type') ?? '', /javascript/);
+      assert.equal((await fetch(`${s.base}/api/v1/incidents`)).status, 401);
+    });
+
+    await t.test('without a token the page says how to connect', async () => {
+      const p = await ctx.newPage();
+      await p.goto(`${s.base}/`);
+      await p.getByRole('heading', { name: 'Connect to OpsLens' }).waitFor();
+      await p.getByText('opslens open').first().waitFor();
+      await p.close();
+    });
+
+    await t.test('`opslens open` signs the browser in with a one-time link', async () => {
+      const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#code=[0-9a-f]{64}$/);
+      await page.goto(url);
+      await page.getByText('No incidents yet.').waitFor();
+      assert.ok(!page.url().includes('code='), `code left in the URL: ${page.url()}`);
+      const stored = await page.evaluate(() => sessionStorage.getItem('opslens.token'));
+      assert.equal(stored, s.token);
+      // The same link again: refused, the page says what to do.
+      const other = await browser.newContext();
+      const p2 = await other.newPage();
+      await p2.goto(url);
+      await p2.getByText('The sign-in link did not work').waitFor();
+      await other.close();
+    });
+
+    await t.test('creates an incident from the keyboard', async () => {
+      await page.keyboard.press('n');
+      const dlg = page.locator('dialog[open]');
+      await dlg.locator('input[name=title]').fill('Checkout 5xx spike');
+      await dlg.locator('select[name=severity]').selectOption('critical');
+      await dlg.locator('textarea[name=description]').fill('p99 > 2s since 14:02, EU customers');
+      await dlg.getByRole('button', { name: 'Open incident' }).click();
+      await page.locator('.inc-head h1', { hasText: 'Checkout 5xx spike' }).waitFor();
+      incidentId = Number(/#\/incident\/(\d+)/.exec(page.url())?.[1]);
+      assert.ok(incidentId > 0);
+      await page.locator('.inc-head .badge.sev-critical').waitFor();
+      await page.locator('.timer[data-timer=open]').waitFor();
+      await page.getByText('No evidence yet.').waitFor();
+    });
+
+    await t.test('adds log evidence', async () => {
+      const form = page.locator('form.add-evidence');
+      await form.locator('input[name=title]').fill('payment-svc logs');
+      await form.locator('input[name=source]').fill('kubectl logs deploy/payment-svc');
+      await form.locator('textarea[name=content]').fill(
+        '14:02:11 ERROR upstream timeout after 2000ms (pool exhausted)\n14:02:12 WARN retrying charge 7f3a\n14:02:14 ERROR upstream timeout after 2000ms');
+      await form.getByRole('button', { name: 'Add evidence' }).click();
+      const card = page.locator('.card.text', { hasText: 'payment-svc logs' });
+      await card.waitFor();
+      await card.getByText('pool exhausted').waitFor();
+      await page.locator('.tl-item', { hasText: 'payment-svc logs' }).first().waitFor();
+    });
+
+    await t.test('uploads a screenshot and shows it with its analysis state', async () => {
+      await page.locator('.evidence input[type=file]').setInputFiles({
+        name: 'grafana-checkout.png', mimeType: 'image/png', buffer: dashboardPng(),
+      });
+      const card = page.locator('.card.shot', { hasText: 'grafana-checkout.png' });
+      await card.waitFor();
+      await card.locator('.badge.an', { hasText: 'waiting for model' }).waitFor();
+      shotId = Number(await card.getAttribute('data-id'));
+      await page.waitForFunction((id) => {
+        const img = document.querySelector<HTMLImageElement>(`img[data-evidence="${id}"]`);
+        return img !== null && img.src.startsWith('blob:') && img.complete && img.naturalWidth === 960;
+      }, shotId);
+      await card.getByText('960×540').waitFor();
+    });
+
+    await t.test('pastes a screenshot from the clipboard', async () => {
+      const png = dashboardPng(640, 360, [255, 160, 40]).toString('base64');
+      await page.evaluate((b64) => {
+        const bin = atob(b64);
+        const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], '', { type: 'image/png' }));
+        document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      }, png);
+      await page.locator('.card.shot', { hasText: '640×360' }).waitFor();
+      assert.equal(await page.locator('.card.shot').count(), 2);
+    });
+
+    await t.test('drops a screenshot file onto the page', async () => {
+      const png = dashboardPng(480, 270).toString('base64');
+      await page.evaluate((b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'datadog-export.png', { type: 'image/png' }));
+        const zone = document.querySelector('.drop')!;
+        zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, png);
+      await page.locator('.card.shot', { hasText: 'datadog-export.png' }).waitFor();
+      assert.equal(await page.locator('.card.shot').count(), 3);
+    });
+
+    await t.test('shows the analysis as soon as it is done, without a reload', async () => {
+      finishAnalysis(s, shotId);
+      const card = page.locator(`.card.shot[data-id="${shotId}"]`);
+      await card.locator('.badge.an', { hasText: 'analysed' }).waitFor({ timeout: 20_000 });
+      await card.getByText('p99 latency of checkout-api spiked').waitFor();
+      await card.getByRole('button', { name: 'View & analysis' }).click();
+      const viewer = page.locator('dialog[open].viewer-dlg');
+      await viewer.locator('.finding-panels', { hasText: 'checkout-api p99 latency' }).waitFor();
+      await viewer.locator('.finding-anomalies', { hasText: 'latency spike' }).waitFor();
+      await viewer.locator('.finding-errors', { hasText: 'upstream connect error' }).waitFor();
+      await viewer.getByText('Model: Qwen/Qwen3-VL-2B-Instruct · 8.4 s').waitFor();
+      await page.waitForFunction(() => (document.querySelector<HTMLImageElement>('.viewer-img')?.naturalWidth ?? 0) > 0);
+      await viewer.getByRole('button', { name: 'Zoom in (+)' }).click();
+      await viewer.getByRole('button', { name: 'Zoom in (+)' }).click();
+      const label = await viewer.locator('.zoom-label').textContent();
+      assert.match(label ?? '', /^\d+%$/);
+      await shot(page, 'viewer.png', false);
+      await page.keyboard.press('0');
+      assert.equal(await viewer.locator('.zoom-label').textContent(), 'fit');
+      await page.keyboard.press('Escape');
+      await viewer.waitFor({ state: 'detached' });
+    });
+
+    await t.test('adds a hypothesis linked to evidence and supports it', async () => {
+      const form = page.locator('form.hyp-form');
+      await form.locator('input[name=statement]').fill('The 14:00 deploy exhausted the DB connection pool');
+      await form.locator('.link-box summary').click();
+      await form.locator('label.check', { hasText: 'payment-svc logs' }).locator('input').check();
+      await form.getByRole('button', { name: 'Propose' }).click();
+      const card = page.locator('.column.col-proposed .hyp', { hasText: 'exhausted the DB connection pool' });
+      await card.waitFor();
+      await card.locator('.chip', { hasText: 'payment-svc logs' }).waitFor();
+      await card.getByRole('button', { name: 'Supported' }).click();
+      await page.locator('.column.col-supported .hyp', { hasText: 'exhausted the DB connection pool' }).waitFor();
+      const hyps = (await apiCall(s, 'GET', `/incidents/${incidentId}/hypotheses`)) as { status: string; evidence_ids: number[] }[];
+      assert.equal(hyps[0]?.status, 'supported');
+      assert.equal(hyps[0]?.evidence_ids.length, 1);
+    });
+
+    await t.test('adds an action item and ticks it off', async () => {
+      const form = page.locator('form.action-form');
+      await form.locator('input[name=action]').fill('Roll back payment-svc to v1.41');
+      await form.locator('input[name=owner]').fill('maria');
+      await form.getByRole('button', { name: 'Add' }).click();
+      const row = page.locator('.action', { hasText: 'Roll back payment-svc' });
+      await row.getByText('@maria').waitFor();
+      await row.locator('input[type=checkbox]').check();
+      await page.locator('.action.st-done', { hasText: 'Roll back payment-svc' }).waitFor();
+    });
+
+    await t.test('acknowledges the incident and the timers follow', async () => {
+      await page.getByRole('button', { name: 'Acknowledge' }).click();
+      await page.locator('.inc-head .badge.status', { hasText: 'Acknowledged' }).waitFor();
+      await page.locator('.timer', { hasText: 'Ack after' }).waitFor();
+      await page.locator('.tl-item', { hasText: 'acknowledged' }).first().waitFor();
+      await page.mouse.move(0, 0);
+      await shot(page, 'incident.png');
+      await page.evaluate(() => { document.documentElement.dataset.theme = 'light'; });
+      await shot(page, 'incident-light.png');
+      await page.evaluate(() => { document.documentElement.dataset.theme = 'dark'; });
+    });
+
+    await t.test('lists, filters and searches incidents', async () => {
+      await apiCall(s, 'POST', '/incidents', { title: 'Disk full on db-1', severity: 'low' });
+      await page.keyboard.press('g');
+      await page.keyboard.press('i');
+      await page.locator('.incident-list .row').nth(1).waitFor();
+      assert.equal(await page.locator('.incident-list .row').count(), 2);
+      await page.keyboard.press('/');
+      await page.keyboard.type('checkout');
+      await page.waitForFunction(() => document.querySelectorAll('.incident-list .row').length === 1);
+      await page.locator('.row', { hasText: 'Checkout 5xx spike' }).waitFor();
+      await page.locator('input.search').fill('pool');
+      await page.locator('.hits .hit', { hasText: 'payment-svc logs' }).waitFor();
+      await page.locator('input.search').fill('zebranothing');
+      await page.getByText('No incidents match these filters.').waitFor();
+      await page.getByRole('button', { name: 'clear the filters' }).click();
+      await page.locator('select[name=severity]').selectOption('low');
+      await page.waitForFunction(() => document.querySelectorAll('.incident-list .row').length === 1);
+      await page.locator('.row', { hasText: 'Disk full on db-1' }).waitFor();
+      await page.locator('select[name=severity]').selectOption('');
+      await page.locator('.incident-list .row').nth(1).waitFor();
+      await shot(page, 'incidents-dark.png', false);
+      await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+      await page.keyboard.press('t');
+      assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+      await shot(page, 'incidents-light.png', false);
+      await page.keyboard.press('t');
+    });
+
+    await t.test('markup in data is shown as text, never run', async () => {
+      const evil = '<img src=x onerror="window.__pwned=1">';
+      const inc = (await apiCall(s, 'POST', '/incidents', { title: evil, severity: 'medium' })) as { id: number };
+      await apiCall(s, 'POST', `/evidence/incident/${inc.id}`, { evidence_type: 'log', title: evil, content: `<script>window.__pwned=2</script>`, source: evil });
+      await page.goto(`${s.base}/#/incident/${inc.id}`);
+      await page.locator('.inc-head h1', { hasText: evil }).waitFor();
+      await page.locator('.card.text pre', { hasText: '<script>window.__pwned=2</script>' }).waitFor();
+      assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+      assert.equal(await page.locator('.inc-head img, .card img:not(.thumb)').count(), 0);
+      await page.goto(`${s.base}/#/`);
+      await page.locator('.row', { hasText: evil }).waitFor();
+    });
+
+    await t.test('the top bar shows the server and the model state', async () => {
+      await page.locator('[data-field=model-chip]', { hasText: `${new URL(s.base).host} · model missing · 2 in queue` }).waitFor({ timeout: 20_000 });
+    });
+
+    await t.test('? lists the keyboard shortcuts', async () => {
+      await page.keyboard.press('?');
+      const dlg = page.locator('dialog[open]', { hasText: 'Keyboard shortcuts' });
+      await dlg.getByText('Paste a screenshot from the clipboard').waitFor();
+      await page.keyboard.press('Escape');
+      await dlg.waitFor({ state: 'detached' });
+    });
+
+    await t.test('settings show the data dir, the port, the token and the model status', async () => {
+      await page.keyboard.press('g');
+      await page.keyboard.press('s');
+      await page.locator('[data-field=data_dir]', { hasText: s.dir }).waitFor();
+      await page.locator('[data-field=port]', { hasText: new URL(s.base).port }).waitFor();
+      await page.locator('[data-field=model-state]', { hasText: 'missing' }).waitFor();
+      await page.getByText('Ctrl+Shift+O').waitFor();
+      await shot(page, 'settings.png');
+    });
+
+    await t.test('no script errors or CSP violations', () => {
+      assert.deepEqual(problems, []);
+    });
+  } finally {
+    await browser.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
