@@ -33,6 +33,7 @@ impl Server {
         let token = ApiToken::load_or_create(data_dir)?;
         let services = Services::open(ServicesConfig {
             data_dir: data_dir.to_path_buf(),
+            secrets_from_env: true,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

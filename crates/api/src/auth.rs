@@ -1,7 +1,8 @@
 //! Guards of the local API, in the order a request meets them:
 //! 1. `Host` must be a loopback name on our port (DNS rebinding, security.md §1.1);
 //! 2. an `Origin`, when sent, must be our own (no other web page may drive the API);
-//! 3. `Authorization: Bearer <token>` on everything but the docs, the spec and the health route.
+//! 3. `Authorization: Bearer <token>` on everything but the docs, the spec, the health route
+//!    and the webhook receivers (which verify the sender's signature instead).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -45,9 +46,12 @@ impl Guard {
     }
 }
 
-/// Paths reachable without the token: nothing there reads or changes incident data.
+/// Paths reachable without the token: nothing there reads or changes incident data, except
+/// the webhook receivers, which accept only deliveries whose signature (or per-integration
+/// credential) checks out, and are off until their secret is configured.
 fn is_public(path: &str) -> bool {
-    path == "/api/v1/health"
+    path.starts_with("/api/v1/webhooks/")
+        || path == "/api/v1/health"
         || path == "/openapi.json"
         || path == "/docs"
         || path.starts_with("/docs/")

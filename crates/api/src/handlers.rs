@@ -2,7 +2,9 @@
 
 pub mod evidence;
 pub mod incidents;
+pub mod integrations;
 pub mod system;
+pub mod webhooks;
 pub mod work;
 
 use std::sync::Arc;
