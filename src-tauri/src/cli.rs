@@ -32,6 +32,13 @@ pub enum Command {
     Evidence(EvidenceCmd),
     /// Print the OpenAPI spec of the API.
     Openapi,
+    /// Sync PagerDuty incidents and GitHub changes now, through a running server.
+    Sync {
+        /// `pagerduty` or `github`; both when omitted.
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Options of `serve`.
