@@ -24,6 +24,8 @@ fn serve_and_drive_it_from_the_cli() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_opslens"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("OPSLENS_DATA_DIR", &data)
+        .env_remove("PAGERDUTY_API_TOKEN")
+        .env_remove("GITHUB_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -96,6 +98,14 @@ fn serve_and_drive_it_from_the_cli() {
         err.contains("404") && err.contains("evidence 99 not found"),
         "{err}"
     );
+
+    // `opslens sync`: unconfigured integrations are skipped; naming one is an error.
+    let (ok, _, err) = opslens(&data, &["sync"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("pagerduty: skipped"), "{err}");
+    let (ok, _, err) = opslens(&data, &["sync", "pagerduty"]);
+    assert!(!ok);
+    assert!(err.contains("PAGERDUTY_API_TOKEN"), "{err}");
 
     server.kill().unwrap();
     let _ = server.wait();
