@@ -248,3 +248,96 @@ async fn receivers_without_a_secret_are_off_and_host_checks_still_apply() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn slack_grafana_and_generic_events_receivers() {
+    let slack_secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let grafana_secret = "grafana-hmac";
+    let app = TestApp::spawn_with_secrets(&format!(
+        "SLACK_SIGNING_SECRET={slack_secret}\nGRAFANA_WEBHOOK_SECRET={grafana_secret}\nALERT_WEBHOOK_TOKEN={ALERT_TOKEN}\n"
+    ))
+    .await;
+
+    // Slack: signed `v0:{ts}:{body}`, a fresh timestamp passes, one 301 s old does not.
+    let body = br#"{"type":"url_verification","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#;
+    let slack = |ts: i64| {
+        let sig = format!(
+            "v0={}",
+            hmac_hex(
+                slack_secret.as_bytes(),
+                &[b"v0:", ts.to_string().as_bytes(), b":", body]
+            )
+        );
+        vec![
+            ("x-slack-request-timestamp", ts.to_string()),
+            ("x-slack-signature", sig),
+        ]
+    };
+    let now = Utc::now().timestamp();
+    let res = hook(&app, "slack", &slack(now), body).await;
+    assert_eq!(res.status(), 202);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        v["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    assert_eq!(
+        hook(&app, "slack", &slack(now - 301), body).await.status(),
+        401
+    );
+
+    // Grafana 12+: bare hex HMAC of `{ts}:{body}`.
+    let starts = (Utc::now() - Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let g = json!({"receiver": "opslens", "status": "firing", "orgId": 1, "version": "1", "groupKey": "g1",
+        "commonLabels": {"alertname": "DiskFull"}, "commonAnnotations": {}, "externalURL": "http://grafana",
+        "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "severity": "high"}, "annotations": {},
+            "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f1"}]})
+    .to_string();
+    let ts = now.to_string();
+    let sig = hmac_hex(
+        grafana_secret.as_bytes(),
+        &[ts.as_bytes(), b":", g.as_bytes()],
+    );
+    let gh = [
+        ("x-grafana-alerting-signature", sig.clone()),
+        ("x-grafana-alerting-signature-timestamp", ts.clone()),
+    ];
+    assert_eq!(hook(&app, "grafana", &gh, g.as_bytes()).await.status(), 202);
+    let mut bad = g.clone().into_bytes();
+    bad[5] ^= 1;
+    assert_eq!(hook(&app, "grafana", &gh, &bad).await.status(), 401);
+
+    // Generic Events-API-v2 style: routing_key is the credential; resolve by dedup_key.
+    let trigger =
+        json!({"routing_key": ALERT_TOKEN, "event_action": "trigger", "dedup_key": "srv01/HTTP",
+        "payload": {"summary": "srv01 HTTP 500s", "source": "srv01", "severity": "critical"}})
+        .to_string();
+    let res = hook(&app, "events", &[], trigger.as_bytes()).await;
+    assert_eq!(res.status(), 202);
+    let v: serde_json::Value = res.json().await.unwrap();
+    let id = v["incident_ids"][0].as_i64().unwrap();
+    let resolve =
+        json!({"routing_key": ALERT_TOKEN, "event_action": "resolve", "dedup_key": "srv01/HTTP"})
+            .to_string();
+    assert_eq!(
+        hook(&app, "events", &[], resolve.as_bytes()).await.status(),
+        202
+    );
+    let inc = app.get_json(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(inc["status"], "resolved");
+    assert_eq!(inc["title"], "srv01 HTTP 500s");
+    let wrong = json!({"routing_key": "nope", "event_action": "trigger", "payload": {"summary": "x", "source": "y", "severity": "info"}}).to_string();
+    assert_eq!(
+        hook(&app, "events", &[], wrong.as_bytes()).await.status(),
+        401
+    );
+
+    // No secret value ever lands in the database files.
+    for f in ["opslens.db", "opslens.db-wal"] {
+        let bytes = std::fs::read(app.data_dir().join(f)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [slack_secret, grafana_secret, ALERT_TOKEN] {
+            assert!(!text.contains(secret), "{secret} found in {f}");
+        }
+    }
+}

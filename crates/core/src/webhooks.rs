@@ -217,7 +217,16 @@ impl Services {
             DeliveryAction::Ignore(why) => Some(why.clone()),
             _ => None,
         };
-        let text = String::from_utf8_lossy(body).into_owned();
+        let text = if provider == "events" {
+            // The routing key is a credential: it is not kept with the stored body.
+            let mut v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            if v.get("routing_key").is_some() {
+                v["routing_key"] = "***".into();
+            }
+            v.to_string()
+        } else {
+            String::from_utf8_lossy(body).into_owned()
+        };
         let (p, d) = (provider.to_string(), delivery_id.clone());
         let outcomes = self
             .db(move |s| s.ingest_delivery(&p, &d, &event_type, &text, &act))
