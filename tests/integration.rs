@@ -15,6 +15,8 @@ mod incidents;
 mod outbox;
 #[path = "integration/security.rs"]
 mod security;
+#[path = "integration/snapshots.rs"]
+mod snapshots;
 #[path = "integration/sync.rs"]
 mod sync;
 #[path = "integration/webhooks.rs"]

@@ -98,6 +98,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::outbox))
         .routes(routes!(integrations::retry))
         .routes(routes!(integrations::notify))
+        .routes(routes!(integrations::grafana))
+        .routes(routes!(integrations::datadog))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
         .merge(hooks)

@@ -6,6 +6,7 @@ mod error;
 pub mod integrations;
 mod outbox;
 mod services;
+pub mod snapshots;
 pub mod status;
 pub mod sync;
 pub mod token;

@@ -12,6 +12,7 @@ pub mod http;
 pub mod outgoing;
 pub mod pagerduty;
 pub mod signature;
+pub mod snapshots;
 
 pub use config::{Config, RetryPolicy, Secret};
 pub use http::{ClientError, HttpPolicy};

@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use opslens_core::integrations::IntegrationsOverview;
+use opslens_core::snapshots::{PanelRequest, SnapshotRequest};
 use opslens_core::status::IntegrationsReport;
 use opslens_core::sync::SyncReport;
-use opslens_domain::{OutboxMessage, OutboxStatus};
+use opslens_domain::{Evidence, OutboxMessage, OutboxStatus};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -87,4 +88,30 @@ pub async fn notify(
     Json(b): Json<NotifyBody>,
 ) -> ApiResult<(StatusCode, Json<Vec<OutboxMessage>>)> {
     Ok((StatusCode::ACCEPTED, Json(s.notify(id, b.text).await?)))
+}
+
+/// Render a Grafana panel (image renderer) and attach it as screenshot evidence.
+#[utoipa::path(post, path = "/incidents/{id}/snapshots/grafana", tag = "integrations", params(("id" = i64, Path)),
+    request_body = PanelRequest,
+    responses((status = 201, body = Evidence), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+pub async fn grafana(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Json(r): Json<PanelRequest>,
+) -> ApiResult<(StatusCode, Json<Evidence>)> {
+    Ok((StatusCode::CREATED, Json(s.grafana_panel(id, r).await?)))
+}
+
+/// Take a Datadog graph snapshot and attach it as screenshot evidence.
+#[utoipa::path(post, path = "/incidents/{id}/snapshots/datadog", tag = "integrations", params(("id" = i64, Path)),
+    request_body = SnapshotRequest,
+    responses((status = 201, body = Evidence), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+pub async fn datadog(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Json(r): Json<SnapshotRequest>,
+) -> ApiResult<(StatusCode, Json<Evidence>)> {
+    Ok((StatusCode::CREATED, Json(s.datadog_panel(id, r).await?)))
 }
