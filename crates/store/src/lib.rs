@@ -219,4 +219,27 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
     }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join("opslens.db")).unwrap();
+            let tx = c.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.execute(
+                "INSERT INTO incident(title, severity, status, created_at, updated_at)
+                 VALUES ('old', 'low', 'triggered', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(s.incident(1).unwrap().title, "old");
+        assert!(s.outbox_counts().unwrap().is_empty());
+        assert!(s.integration_states().unwrap().is_empty());
+    }
 }
