@@ -135,7 +135,21 @@ impl Services {
             until: Some(now),
             ..Default::default()
         };
-        let Some(earliest) = incidents.iter().map(|i| i.created_at).min() else {
+        // Each incident's window starts `window` before its first alert when that is earlier
+        // than our record of it (synced incidents are recorded when the sync ran).
+        let mut anchors = Vec::with_capacity(incidents.len());
+        for inc in &incidents {
+            let id = inc.id;
+            let first_alert = self
+                .db(move |s| s.signals(id))
+                .await?
+                .into_iter()
+                .filter(|s| s.signal == opslens_domain::SignalKind::Alert)
+                .map(|s| s.occurred_at)
+                .min();
+            anchors.push(first_alert.map_or(inc.created_at, |a| a.min(inc.created_at)));
+        }
+        let Some(earliest) = anchors.iter().copied().min() else {
             return Ok(report);
         };
         // One fetch per repo covers every incident's window.
@@ -150,8 +164,8 @@ impl Services {
             items.extend(pulls.iter().filter_map(|p| pull_item(repo, p)));
             items.extend(deploys.iter().map(|(d, st)| deployment_item(repo, d, st)));
         }
-        for inc in incidents {
-            let from = inc.created_at - window;
+        for (inc, anchor) in incidents.into_iter().zip(anchors) {
+            let from = anchor - window;
             let to = inc.resolved_at.unwrap_or(now);
             let mine: Vec<ExternalItem> = items
                 .iter()
