@@ -7,11 +7,21 @@ mod app;
 mod cli;
 #[path = "integration/evidence.rs"]
 mod evidence;
+#[path = "integration/fakes.rs"]
+mod fakes;
 #[path = "integration/incidents.rs"]
 mod incidents;
+#[path = "integration/outbox.rs"]
+mod outbox;
 #[path = "integration/security.rs"]
 mod security;
+#[path = "integration/snapshots.rs"]
+mod snapshots;
+#[path = "integration/sync.rs"]
+mod sync;
 #[path = "integration/ui.rs"]
 mod ui;
+#[path = "integration/webhooks.rs"]
+mod webhooks;
 #[path = "integration/work.rs"]
 mod work;

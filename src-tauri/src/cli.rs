@@ -35,6 +35,13 @@ pub enum Command {
     /// Run the local vision-language model directly (scripts, checks, benchmarks).
     #[command(subcommand)]
     Vlm(VlmCmd),
+    /// Sync PagerDuty incidents and GitHub changes now, through a running server.
+    Sync {
+        /// `pagerduty` or `github`; both when omitted.
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Open the web UI of a running server in the browser, signed in by a one-time link.
     Open(OpenArgs),
 }

@@ -46,8 +46,38 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Incident(cmd)) => rt.block_on(incident(&data_dir, cmd)),
         Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
         Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),
+        Some(Command::Sync { name, remote }) => rt.block_on(sync(&data_dir, name, remote)),
     }?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `opslens sync [pagerduty|github]`: runs the sync(s) on the server and prints the counts.
+/// A not-configured integration is reported and skipped when no name was given.
+async fn sync(data_dir: &Path, name: Option<String>, remote: Remote) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, remote.addr.as_deref())?;
+    let names: Vec<String> = match name {
+        Some(n) => vec![n],
+        None => vec!["pagerduty".into(), "github".into()],
+    };
+    let explicit = names.len() == 1;
+    for n in names {
+        let res = c
+            .send(c.request(Method::POST, &format!("/integrations/{n}/sync")))
+            .await;
+        match res {
+            Ok(v) => print(&remote, &v, |v| {
+                format!(
+                    "{n}: fetched {}, new items {}, incidents created {}, updated {}, hypotheses {}",
+                    v["fetched"], v["new_items"], v["incidents_created"], v["incidents_updated"], v["hypotheses"]
+                )
+            })?,
+            Err(e) if !explicit && e.to_string().contains("not configured") => {
+                eprintln!("{n}: skipped ({e:#})");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {

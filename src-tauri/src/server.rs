@@ -28,11 +28,22 @@ pub struct Server {
 impl Server {
     /// Opens the store, makes or reads the token, binds `addr` and starts serving.
     pub async fn start(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Server> {
+        Self::start_with(data_dir, addr, true).await
+    }
+
+    /// As [`Server::start`]; `secrets_from_env: false` reads integration keys from
+    /// `DATA_DIR/secrets.env` only (tests, so the developer's environment cannot leak in).
+    pub async fn start_with(
+        data_dir: &Path,
+        addr: SocketAddr,
+        secrets_from_env: bool,
+    ) -> anyhow::Result<Server> {
         create_private_dir(data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         let token = ApiToken::load_or_create(data_dir)?;
         let services = Services::open(ServicesConfig {
             data_dir: data_dir.to_path_buf(),
+            secrets_from_env,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

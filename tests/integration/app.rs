@@ -16,8 +16,24 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with_secrets("").await
+    }
+
+    /// A server whose integration keys are `secrets` (a `secrets.env` body) and nothing from
+    /// the process environment.
+    pub async fn spawn_with_secrets(secrets: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(&dir.path().join("data"), "127.0.0.1:0".parse().unwrap())
+        let data = dir.path().join("data");
+        if !secrets.is_empty() {
+            std::fs::create_dir_all(&data).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            std::fs::write(data.join("secrets.env"), secrets).unwrap();
+        }
+        let server = Server::start_with(&data, "127.0.0.1:0".parse().unwrap(), false)
             .await
             .unwrap();
         TestApp {
@@ -46,7 +62,7 @@ impl TestApp {
     /// Stops the server and starts a new one on the same data dir.
     pub async fn restart(&mut self) {
         self.server.take().unwrap().stop().await.unwrap();
-        let s = Server::start(&self.data_dir(), "127.0.0.1:0".parse().unwrap())
+        let s = Server::start_with(&self.data_dir(), "127.0.0.1:0".parse().unwrap(), false)
             .await
             .unwrap();
         self.server = Some(s);

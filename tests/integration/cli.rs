@@ -24,6 +24,8 @@ fn serve_and_drive_it_from_the_cli() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_opslens"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("OPSLENS_DATA_DIR", &data)
+        .env_remove("PAGERDUTY_API_TOKEN")
+        .env_remove("GITHUB_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -103,6 +105,13 @@ fn serve_and_drive_it_from_the_cli() {
     let link = out.trim();
     assert!(link.starts_with("http://127.0.0.1:"), "{link}");
     assert!(link.contains("/#code="), "{link}");
+    // `opslens sync`: unconfigured integrations are skipped; naming one is an error.
+    let (ok, _, err) = opslens(&data, &["sync"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("pagerduty: skipped"), "{err}");
+    let (ok, _, err) = opslens(&data, &["sync", "pagerduty"]);
+    assert!(!ok);
+    assert!(err.contains("PAGERDUTY_API_TOKEN"), "{err}");
 
     server.kill().unwrap();
     let _ = server.wait();

@@ -17,7 +17,7 @@ fn routes(spec: &Value) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn every_route_but_health_and_code_exchange_needs_the_token() {
+async fn every_route_but_health_code_exchange_and_webhooks_needs_the_token() {
     let app = TestApp::spawn().await;
     let spec: Value = app
         .http
@@ -59,6 +59,17 @@ async fn every_route_but_health_and_code_exchange_needs_the_token() {
         if path == "/api/v1/auth/exchange" {
             // Public, but it only answers a fresh one-time code (ui.rs tests it).
             assert_eq!(no_token.status(), 415, "{method} {path}");
+            continue;
+        }
+        if path.starts_with("/api/v1/webhooks/") {
+            // Signed by the sender instead of the token: unsigned requests are never accepted.
+            for res in [no_token, wrong, in_query] {
+                assert!(
+                    !res.status().is_success(),
+                    "{method} {path}: {}",
+                    res.status()
+                );
+            }
             continue;
         }
         for res in [no_token, wrong, in_query] {

@@ -2,7 +2,8 @@
 //! 1. `Host` must be a loopback name on our port (DNS rebinding, security.md §1.1);
 //! 2. an `Origin`, when sent, must be our own (no other web page may drive the API);
 //! 3. `Authorization: Bearer <token>` on everything but the docs, the spec, the health route,
-//!    the one-time code exchange and the web UI's static files.
+//!    the one-time code exchange, the web UI's static files and the webhook receivers (which
+//!    verify the sender's signature instead).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -46,12 +47,16 @@ impl Guard {
     }
 }
 
-/// Paths reachable without the token: nothing there reads or changes incident data. The code
-/// exchange hands out the token only for a fresh one-time code that itself needed the token.
+/// Paths reachable without the token: nothing there reads or changes incident data, except
+/// two that carry their own proof: the code exchange hands out the token only for a fresh
+/// one-time code that itself needed the token, and the webhook receivers accept only
+/// deliveries whose signature (or per-integration credential) checks out, and are off until
+/// their secret is configured.
 fn is_public(method: &Method, path: &str) -> bool {
     let read = method == Method::GET || method == Method::HEAD;
     path == "/api/v1/health"
         || (method == Method::POST && path == "/api/v1/auth/exchange")
+        || (method == Method::POST && path.starts_with("/api/v1/webhooks/"))
         || path == "/openapi.json"
         || path == "/docs"
         || path.starts_with("/docs/")

@@ -85,6 +85,9 @@ impl From<CoreError> for ApiError {
             CoreError::TooLarge(m) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
             }
+            CoreError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            CoreError::NotConfigured(m) => Self::new(StatusCode::CONFLICT, "not_configured", m),
+            CoreError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, "upstream", m),
             other => {
                 tracing::error!(error = %other, "internal error");
                 Self::new(

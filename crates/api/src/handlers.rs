@@ -2,8 +2,10 @@
 
 pub mod evidence;
 pub mod incidents;
+pub mod integrations;
 pub mod session;
 pub mod system;
+pub mod webhooks;
 pub mod work;
 
 use std::sync::Arc;

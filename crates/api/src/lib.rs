@@ -23,21 +23,26 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::handlers::session::LoginCodes;
-use crate::handlers::{evidence, incidents, session, system, work, AppState, ServerInfo};
+use crate::handlers::{
+    evidence, incidents, integrations, session, system, webhooks, work, AppState, ServerInfo,
+};
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
 const JSON_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Upload requests: the 25 MiB file plus multipart framing.
 const UPLOAD_BODY_LIMIT: usize = opslens_core::upload::MAX_UPLOAD_BYTES + 64 * 1024;
+/// Webhook deliveries: GitHub's documented maximum (25 MB); the others send far less.
+const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "OpsLens API",
         description = "Local REST API of OpsLens, the local-first incident workspace. \
-            Every route except /api/v1/health, /api/v1/auth/exchange, /openapi.json, /docs \
-            and the web UI's files (/, /assets/) needs `Authorization: Bearer <token>`; \
-            `opslens token` prints the token."
+            Every route except /api/v1/health, /api/v1/auth/exchange, /api/v1/webhooks/*, \
+            /openapi.json, /docs and the web UI's files (/, /assets/) needs \
+            `Authorization: Bearer <token>`; `opslens token` prints the token. Webhook routes \
+            authenticate by the sender's signature instead."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -47,7 +52,9 @@ const UPLOAD_BODY_LIMIT: usize = opslens_core::upload::MAX_UPLOAD_BYTES + 64 * 1
         (name = "timeline", description = "What happened when"),
         (name = "hypotheses", description = "The hypotheses board"),
         (name = "actions", description = "Action items"),
-        (name = "system", description = "Health, search, model and integration status"),
+        (name = "system", description = "Health, search, model status"),
+        (name = "integrations", description = "Integration status, syncs, outgoing posts (outbox)"),
+        (name = "webhooks", description = "Signed incoming webhooks (no API token; signature instead)"),
     )
 )]
 struct ApiDoc;
@@ -69,6 +76,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
     let upload = OpenApiRouter::new()
         .routes(routes!(evidence::upload))
         .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT));
+    let hooks = OpenApiRouter::new()
+        .routes(routes!(webhooks::receive))
+        .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT));
     OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(incidents::create, incidents::list))
@@ -88,12 +98,20 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(evidence::image))
         .routes(routes!(system::search))
         .routes(routes!(system::vlm_status))
-        .routes(routes!(system::integrations))
         .routes(routes!(system::info))
         .routes(routes!(session::issue_code))
         .routes(routes!(session::exchange))
+        .routes(routes!(integrations::test_all))
+        .routes(routes!(integrations::overview))
+        .routes(routes!(integrations::sync))
+        .routes(routes!(integrations::outbox))
+        .routes(routes!(integrations::retry))
+        .routes(routes!(integrations::notify))
+        .routes(routes!(integrations::grafana))
+        .routes(routes!(integrations::datadog))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
+        .merge(hooks)
 }
 
 /// The OpenAPI document, e.g. for writing it to a file or checking it in tests.

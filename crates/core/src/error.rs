@@ -21,6 +21,15 @@ pub enum CoreError {
     /// The payload is too big, in bytes or in decoded pixels (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A webhook delivery's signature or credential does not check out (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The integration this request needs has no keys (409): the message names them.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The other service failed or answered garbage (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Something failed on our side (500); the message is for the log, not the client.
     #[error("{0}")]
     Internal(String),

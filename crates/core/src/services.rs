@@ -25,6 +25,9 @@ const MAX_TEXT: usize = 2000;
 pub struct ServicesConfig {
     /// Data dir holding `opslens.db`, `blobs/`, `api-token`, `secrets.env`.
     pub data_dir: PathBuf,
+    /// Whether integration keys in the process environment override `secrets.env` (true in
+    /// the app; tests turn it off so a developer's `GITHUB_TOKEN` cannot leak into them).
+    pub secrets_from_env: bool,
 }
 
 /// Shared application services; one per process, behind an `Arc`.
@@ -33,6 +36,8 @@ pub struct Services {
     store: Arc<Store>,
     data_dir: PathBuf,
     decodes: Semaphore,
+    /// Integration config and clients, read once at start.
+    pub(crate) integ: crate::integrations::Integrations,
 }
 
 fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
@@ -61,11 +66,18 @@ impl Services {
                     cfg.data_dir.display()
                 )),
             })?;
-        Ok(Arc::new(Services {
+        let integ = crate::integrations::Integrations::new(opslens_integrations::Config::load(
+            &cfg.data_dir,
+            cfg.secrets_from_env,
+        ));
+        let services = Arc::new(Services {
             store: Arc::new(store),
             data_dir: cfg.data_dir,
             decodes: Semaphore::new(PARALLEL_DECODES),
-        }))
+            integ,
+        });
+        crate::outbox::spawn_worker(&services);
+        Ok(services)
     }
 
     /// The data dir.
@@ -74,7 +86,7 @@ impl Services {
     }
 
     /// Runs a store call on a blocking thread.
-    async fn db<T: Send + 'static>(
+    pub(crate) async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CoreError> {

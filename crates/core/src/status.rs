@@ -1,10 +1,9 @@
 //! Honest status reports for the model and the integrations.
 //!
-//! Until the analysis engine and the integration clients exist these say so plainly: a script
+//! Until the analysis engine exists this says so plainly: a script
 //! polling them learns what is missing and how to provide it, never a fake "ok".
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use opslens_domain::AnalysisState;
 use serde::Serialize;
@@ -66,51 +65,7 @@ impl Services {
             ),
         })
     }
-
-    /// Integration report: which are configured (by key presence), none tried yet.
-    pub fn integrations_report(&self) -> IntegrationsReport {
-        let keys = SecretKeys::load(self.data_dir());
-        let integrations = INTEGRATIONS
-            .iter()
-            .map(|(name, required)| {
-                let missing: Vec<&str> =
-                    required.iter().copied().filter(|k| !keys.has(k)).collect();
-                let configured = missing.is_empty();
-                IntegrationCheck {
-                    name: (*name).into(),
-                    configured,
-                    status: if configured {
-                        "not_checked"
-                    } else {
-                        "not_configured"
-                    }
-                    .into(),
-                    latency_ms: None,
-                    message: if configured {
-                        "keys found; live checks are not available in this build".into()
-                    } else {
-                        format!(
-                            "not configured: set {} in secrets.env or the environment",
-                            missing.join(", ")
-                        )
-                    },
-                }
-            })
-            .collect();
-        IntegrationsReport { integrations }
-    }
 }
-
-/// Integrations and the keys each needs before it can be tried.
-const INTEGRATIONS: &[(&str, &[&str])] = &[
-    ("pagerduty", &["PAGERDUTY_API_TOKEN"]),
-    ("github", &["GITHUB_TOKEN", "GITHUB_REPOS"]),
-    ("slack", &["SLACK_WEBHOOK_URL"]),
-    ("teams", &["TEAMS_WEBHOOK_URL"]),
-    ("webhooks", &["WEBHOOK_URLS", "WEBHOOK_SECRET"]),
-    ("grafana", &["GRAFANA_URL", "GRAFANA_TOKEN"]),
-    ("datadog", &["DATADOG_API_KEY", "DATADOG_APP_KEY"]),
-];
 
 /// Answer of `GET /integrations/test/all`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -132,33 +87,4 @@ pub struct IntegrationCheck {
     pub latency_ms: Option<u64>,
     /// What happened, or what to set.
     pub message: String,
-}
-
-/// Names of the keys present in the environment or a `secrets.env` (values are never kept here).
-struct SecretKeys(std::collections::BTreeSet<String>);
-
-impl SecretKeys {
-    fn load(data_dir: &Path) -> Self {
-        let mut names: std::collections::BTreeSet<String> = std::env::vars_os()
-            .filter(|(_, v)| !v.is_empty())
-            .filter_map(|(k, _)| k.into_string().ok())
-            .collect();
-        for file in [
-            data_dir.join("secrets.env"),
-            Path::new("secrets.env").to_path_buf(),
-        ] {
-            if let Ok(iter) = dotenvy::from_path_iter(&file) {
-                names.extend(
-                    iter.flatten()
-                        .filter(|(_, v)| !v.is_empty())
-                        .map(|(k, _)| k),
-                );
-            }
-        }
-        SecretKeys(names)
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.0.contains(key)
-    }
 }

@@ -6,7 +6,9 @@
 
 mod enums;
 mod evidence;
+mod external;
 mod incident;
+mod integration;
 mod work;
 
 pub use enums::{
@@ -14,7 +16,11 @@ pub use enums::{
     IncidentStatus, ParseEnumError, Severity, TimelineKind,
 };
 pub use evidence::{Evidence, ImageInfo, NewEvidence};
+pub use external::{
+    ApplyOutcome, ExternalEvidence, ExternalIncident, ExternalItem, SignalKind, StoredSignal,
+};
 pub use incident::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
+pub use integration::{IntegrationState, OutboxMessage, OutboxStatus};
 pub use work::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
     SearchHit, TimelineEvent,

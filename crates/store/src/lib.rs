@@ -8,6 +8,8 @@
 pub mod blobs;
 mod evidence;
 mod incidents;
+mod integrations;
+mod outbox;
 mod row;
 mod search;
 mod work;
@@ -20,9 +22,14 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
 pub use incidents::NewIncidentRow;
+pub use integrations::DeliveryAction;
+pub use outbox::{NewOutbox, OutboxResult};
 
 /// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_integrations.sql"),
+];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
 const IDLE_READERS: usize = 4;
@@ -196,10 +203,8 @@ mod tests {
         assert!(
             matches!(
                 err,
-                StoreError::TooNew {
-                    found: 99,
-                    known: 1
-                }
+                StoreError::TooNew { found: 99, known }
+                    if known == MIGRATIONS.len()
             ),
             "{err}"
         );
@@ -213,5 +218,28 @@ mod tests {
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join("opslens.db")).unwrap();
+            let tx = c.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.execute(
+                "INSERT INTO incident(title, severity, status, created_at, updated_at)
+                 VALUES ('old', 'low', 'triggered', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(s.incident(1).unwrap().title, "old");
+        assert!(s.outbox_counts().unwrap().is_empty());
+        assert!(s.integration_states().unwrap().is_empty());
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Extension;
-use opslens_core::status::{IntegrationsReport, VlmStatus};
+use opslens_core::status::VlmStatus;
 use opslens_domain::SearchHit;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -69,12 +69,6 @@ pub async fn search(
 #[utoipa::path(get, path = "/test/vlm/status", tag = "system", responses((status = 200, body = VlmStatus)))]
 pub async fn vlm_status(State(s): State<AppState>) -> ApiResult<Json<VlmStatus>> {
     Ok(Json(s.vlm_status().await?))
-}
-
-/// Each integration tried, or reported as not configured.
-#[utoipa::path(get, path = "/integrations/test/all", tag = "system", responses((status = 200, body = IntegrationsReport)))]
-pub async fn integrations(State(s): State<AppState>) -> Json<IntegrationsReport> {
-    Json(s.integrations_report())
 }
 
 /// Answer of `GET /info`: what the settings screen shows.

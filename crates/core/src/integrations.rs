@@ -1,0 +1,316 @@
+//! Integration status: which integrations are configured, their sync state, webhook and outbox
+//! counts (`GET /integrations`), and live checks of each (`GET /integrations/test/all`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use opslens_domain::IntegrationState;
+use opslens_integrations::github::GitHub;
+use opslens_integrations::outgoing::{self, SendOutcome};
+use opslens_integrations::pagerduty::PagerDuty;
+use opslens_integrations::{ClientError, Config};
+use serde::Serialize;
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+
+use crate::status::{IntegrationCheck, IntegrationsReport};
+use crate::{CoreError, Services};
+
+/// Integration config plus what the outbox worker waits on.
+#[derive(Debug)]
+pub struct Integrations {
+    pub(crate) cfg: Config,
+    /// Client for outgoing posts (no redirects, 15 s timeout).
+    pub(crate) http: reqwest::Client,
+    /// Wakes the outbox worker when something is queued.
+    pub(crate) wake: std::sync::Arc<Notify>,
+}
+
+impl Integrations {
+    /// Wraps a loaded config.
+    pub fn new(cfg: Config) -> Self {
+        Integrations {
+            cfg,
+            http: opslens_integrations::http::client(Duration::from_secs(15)),
+            wake: Default::default(),
+        }
+    }
+
+    pub(crate) fn pagerduty(&self) -> Option<PagerDuty> {
+        self.cfg
+            .pagerduty
+            .clone()
+            .map(|c| PagerDuty::new(c, self.cfg.http))
+    }
+
+    pub(crate) fn github(&self) -> Option<GitHub> {
+        self.cfg
+            .github
+            .clone()
+            .map(|c| GitHub::new(c, self.cfg.http))
+    }
+}
+
+/// Integrations and the keys each needs before it can be used.
+pub const INTEGRATIONS: &[(&str, &[&str])] = &[
+    ("pagerduty", &["PAGERDUTY_API_TOKEN"]),
+    ("github", &["GITHUB_TOKEN", "GITHUB_REPOS"]),
+    ("slack", &["SLACK_WEBHOOK_URL"]),
+    ("teams", &["TEAMS_WEBHOOK_URL"]),
+    ("webhooks", &["WEBHOOK_URLS", "WEBHOOK_SECRET"]),
+    ("grafana", &["GRAFANA_URL", "GRAFANA_TOKEN"]),
+    ("datadog", &["DATADOG_API_KEY", "DATADOG_APP_KEY"]),
+];
+
+/// One integration in `GET /integrations`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IntegrationInfo {
+    /// `pagerduty`, `github`, …
+    pub name: String,
+    /// Whether its keys are present.
+    pub configured: bool,
+    /// Keys still missing (names only).
+    pub missing_keys: Vec<String>,
+    /// Sync state, for the integrations that sync.
+    pub state: Option<IntegrationState>,
+}
+
+/// Answer of `GET /integrations`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IntegrationsOverview {
+    /// One entry per known integration.
+    pub integrations: Vec<IntegrationInfo>,
+    /// Inbound webhook receivers and whether each has its secret.
+    pub webhooks: BTreeMap<String, bool>,
+    /// Deliveries recorded per provider.
+    pub deliveries: BTreeMap<String, i64>,
+    /// Outbox rows per status (`pending`, `delivered`, `dead`).
+    pub outbox: BTreeMap<String, i64>,
+}
+
+fn check_result(r: Result<Duration, ClientError>, what: &str) -> (String, Option<u64>, String) {
+    match r {
+        Ok(d) => ("ok".into(), Some(d.as_millis() as u64), what.to_string()),
+        Err(e) => ("error".into(), None, e.to_string()),
+    }
+}
+
+impl Services {
+    /// Configuration, sync state and counters of every integration.
+    pub async fn integrations_overview(&self) -> Result<IntegrationsOverview, CoreError> {
+        let states = self.db(|s| s.integration_states()).await?;
+        let deliveries = self.db(|s| s.delivery_counts()).await?;
+        let outbox = self.db(|s| s.outbox_counts()).await?;
+        let cfg = &self.integ.cfg;
+        let integrations = INTEGRATIONS
+            .iter()
+            .map(|(name, keys)| {
+                let missing: Vec<String> = keys
+                    .iter()
+                    .filter(|k| !cfg.has(k))
+                    .map(|k| k.to_string())
+                    .collect();
+                IntegrationInfo {
+                    name: name.to_string(),
+                    configured: missing.is_empty(),
+                    missing_keys: missing,
+                    state: states.iter().find(|s| s.name == *name).cloned(),
+                }
+            })
+            .collect();
+        let webhooks = [
+            ("pagerduty", cfg.pagerduty_webhook_secret.is_some()),
+            ("github", cfg.github_webhook_secret.is_some()),
+            ("slack", cfg.slack_signing_secret.is_some()),
+            (
+                "grafana",
+                cfg.grafana_webhook_secret.is_some() || cfg.alert_webhook_token.is_some(),
+            ),
+            ("alertmanager", cfg.alert_webhook_token.is_some()),
+            ("events", cfg.alert_webhook_token.is_some()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(IntegrationsOverview {
+            integrations,
+            webhooks,
+            deliveries: deliveries.into_iter().collect(),
+            outbox: outbox
+                .into_iter()
+                .map(|(s, n)| (s.as_str().to_string(), n))
+                .collect(),
+        })
+    }
+
+    /// Tries every configured integration with a real, side-effect-free call where the service
+    /// has one; unconfigured ones are reported as such, not as failures.
+    pub async fn integrations_report(&self) -> IntegrationsReport {
+        let cfg = &self.integ.cfg;
+        let mut integrations = Vec::new();
+        for (name, keys) in INTEGRATIONS {
+            let missing: Vec<&str> = keys.iter().copied().filter(|k| !cfg.has(k)).collect();
+            if !missing.is_empty() {
+                integrations.push(IntegrationCheck {
+                    name: (*name).into(),
+                    configured: false,
+                    status: "not_configured".into(),
+                    latency_ms: None,
+                    message: format!(
+                        "not configured: set {} in secrets.env or the environment",
+                        missing.join(", ")
+                    ),
+                });
+                continue;
+            }
+            let (status, latency_ms, message) = self.check_one(name).await;
+            integrations.push(IntegrationCheck {
+                name: (*name).into(),
+                configured: true,
+                status,
+                latency_ms,
+                message,
+            });
+        }
+        IntegrationsReport { integrations }
+    }
+
+    async fn check_one(&self, name: &str) -> (String, Option<u64>, String) {
+        let cfg = &self.integ.cfg;
+        match name {
+            "pagerduty" => match self.integ.pagerduty() {
+                Some(pd) => check_result(pd.check().await, "API token accepted"),
+                None => ("error".into(), None, "PAGERDUTY_API_TOKEN missing".into()),
+            },
+            "github" => match self.integ.github() {
+                Some(gh) => check_result(gh.check().await, "token accepted"),
+                None => ("error".into(), None, "GITHUB_TOKEN missing".into()),
+            },
+            "slack" => {
+                // An empty message is refused with `no_text`/`invalid_payload` by a live
+                // webhook and with 403/404/410 by a revoked one: a check that posts nothing.
+                let url = cfg
+                    .slack_webhook_url
+                    .as_ref()
+                    .map(|s| s.expose().to_string());
+                let start = Instant::now();
+                let out = outgoing::post(
+                    &self.integ.http,
+                    url.as_deref().unwrap_or(""),
+                    &[],
+                    b"{}".to_vec(),
+                )
+                .await;
+                let ms = Some(start.elapsed().as_millis() as u64);
+                match out {
+                    SendOutcome::Permanent { status: 400, .. } | SendOutcome::Delivered(_) => {
+                        ("ok".into(), ms, "webhook URL is live".into())
+                    }
+                    SendOutcome::Permanent { error, .. } => ("error".into(), ms, error),
+                    SendOutcome::Retry { error, .. } => ("error".into(), ms, error),
+                }
+            }
+            "teams" => (
+                "not_checked".into(),
+                None,
+                "Teams Workflows have no side-effect-free check (any call runs the flow); \
+                 send a test with POST /api/v1/incidents/{id}/notify"
+                    .into(),
+            ),
+            "webhooks" => {
+                let n = cfg.webhook_urls.len();
+                let mut failures = Vec::new();
+                let start = Instant::now();
+                for i in 0..n {
+                    let ping = serde_json::json!({"type": "opslens.ping", "timestamp": chrono::Utc::now(), "data": {}});
+                    if let Err(e) = self
+                        .send_to(&format!("webhook:{i}"), &new_message_id(), &ping)
+                        .await
+                    {
+                        failures.push(format!("webhook:{i}: {e}"));
+                    }
+                }
+                let ms = Some(start.elapsed().as_millis() as u64);
+                if failures.is_empty() {
+                    (
+                        "ok".into(),
+                        ms,
+                        format!("{n} endpoint(s) accepted a signed opslens.ping"),
+                    )
+                } else {
+                    ("error".into(), ms, failures.join("; "))
+                }
+            }
+            "grafana" => match &cfg.grafana {
+                Some(g) => {
+                    let url = format!("{}/api/search?limit=1", g.url);
+                    check_result(
+                        timed_get(
+                            &self.integ.http,
+                            &url,
+                            &[("Authorization", format!("Bearer {}", g.token.expose()))],
+                        )
+                        .await,
+                        "service-account token accepted",
+                    )
+                }
+                None => ("error".into(), None, "GRAFANA_URL missing".into()),
+            },
+            "datadog" => match &cfg.datadog {
+                Some(d) => {
+                    let url = format!("{}/api/v1/validate", d.api_url);
+                    check_result(
+                        timed_get(
+                            &self.integ.http,
+                            &url,
+                            &[("DD-API-KEY", d.api_key.expose().to_string())],
+                        )
+                        .await,
+                        "API key valid",
+                    )
+                }
+                None => ("error".into(), None, "DATADOG_API_KEY missing".into()),
+            },
+            other => ("error".into(), None, format!("unknown integration {other}")),
+        }
+    }
+}
+
+/// A GET that only needs a 2xx.
+async fn timed_get(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, String)],
+) -> Result<Duration, ClientError> {
+    let start = Instant::now();
+    let mut req = http.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let res = req.send().await.map_err(|e| ClientError::Transport {
+        service: "integration",
+        message: opslens_integrations::http::without_url(&e),
+    })?;
+    if res.status().is_success() {
+        Ok(start.elapsed())
+    } else {
+        Err(ClientError::Status {
+            service: "integration",
+            status: res.status().as_u16(),
+            message: res
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect(),
+        })
+    }
+}
+
+/// A fresh Standard Webhooks message id (`msg_` + 128 random bits).
+pub(crate) fn new_message_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("OS randomness");
+    format!("msg_{}", hex::encode(b))
+}

@@ -1,0 +1,230 @@
+//! Outgoing posts through the persistent outbox: queued in SQLite, sent by one background
+//! worker, retried with backoff (honouring `Retry-After`), dead-lettered after the last try or
+//! at once on a 4xx other than 408/429, and revivable through the API.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chrono::Utc;
+use opslens_domain::{OutboxMessage, OutboxStatus};
+use opslens_integrations::outgoing::{self, Notice, SendOutcome};
+use opslens_integrations::signature::standard_key;
+use opslens_store::{NewOutbox, OutboxResult};
+
+use crate::integrations::new_message_id;
+use crate::{CoreError, Services};
+
+/// Longest the worker sleeps without looking at the table (rows queued by another process).
+const IDLE_POLL: Duration = Duration::from_secs(30);
+/// Rows sent per round.
+const BATCH: u32 = 20;
+
+/// Starts the worker; it holds only a weak reference, so it ends when the services are dropped.
+pub(crate) fn spawn_worker(services: &Arc<Services>) {
+    let weak = Arc::downgrade(services);
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(worker(weak));
+}
+
+async fn worker(weak: Weak<Services>) {
+    loop {
+        let Some(s) = weak.upgrade() else { return };
+        if let Err(e) = s.process_outbox().await {
+            tracing::warn!(error = %e, "outbox round failed");
+        }
+        let wait = match s.db(|st| st.next_outbox_due()).await {
+            Ok(Some(t)) => (t - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(IDLE_POLL),
+            _ => IDLE_POLL,
+        };
+        // Wake early when something is queued; never hold the services while sleeping.
+        let wake = s.integ.wake.clone();
+        let notified = async move { wake.notified().await };
+        drop(s);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = notified => {}
+        }
+    }
+}
+
+impl Services {
+    /// Sends every due row once and records the outcome.
+    pub(crate) async fn process_outbox(&self) -> Result<usize, CoreError> {
+        let due = self.db(|s| s.due_outbox(&Utc::now(), BATCH)).await?;
+        let n = due.len();
+        for m in due {
+            let outcome = self.attempt(&m).await;
+            let id = m.id;
+            self.db(move |s| s.record_outbox_attempt(id, &outcome))
+                .await?;
+        }
+        Ok(n)
+    }
+
+    async fn attempt(&self, m: &OutboxMessage) -> OutboxResult {
+        let policy = self.integ.cfg.retry;
+        let attempt = m.attempts as u32 + 1;
+        match self.send_raw(&m.target, &m.message_id, &m.payload).await {
+            SendOutcome::Delivered(status) => OutboxResult::Delivered {
+                status: status as i64,
+            },
+            SendOutcome::Permanent { status, error } => OutboxResult::Dead {
+                status: Some(status as i64),
+                error,
+            },
+            SendOutcome::Retry { status, error, .. } if attempt >= policy.max_attempts => {
+                OutboxResult::Dead {
+                    status: status.map(|s| s as i64),
+                    error: format!("gave up after {attempt} attempts; last: {error}"),
+                }
+            }
+            SendOutcome::Retry {
+                status,
+                error,
+                retry_after,
+            } => {
+                let wait = policy.delay(attempt, retry_after);
+                OutboxResult::Retry {
+                    status: status.map(|s| s as i64),
+                    error,
+                    next: Utc::now()
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero()),
+                }
+            }
+        }
+    }
+
+    /// One POST to a named target; the URL comes from the config, never from the row.
+    async fn send_raw(
+        &self,
+        target: &str,
+        message_id: &str,
+        payload: &serde_json::Value,
+    ) -> SendOutcome {
+        let cfg = &self.integ.cfg;
+        let body = payload.to_string().into_bytes();
+        let not_configured = |what: &str| SendOutcome::Permanent {
+            status: 0,
+            error: format!("{what} is no longer configured"),
+        };
+        match target {
+            "slack" => match &cfg.slack_webhook_url {
+                Some(u) => outgoing::post(&self.integ.http, u.expose(), &[], body).await,
+                None => not_configured("SLACK_WEBHOOK_URL"),
+            },
+            "teams" => match &cfg.teams_webhook_url {
+                Some(u) => outgoing::post(&self.integ.http, u.expose(), &[], body).await,
+                None => not_configured("TEAMS_WEBHOOK_URL"),
+            },
+            t => {
+                let idx = t
+                    .strip_prefix("webhook:")
+                    .and_then(|i| i.parse::<usize>().ok());
+                let url = idx.and_then(|i| cfg.webhook_urls.get(i));
+                let key = cfg
+                    .webhook_secret
+                    .as_ref()
+                    .and_then(|s| standard_key(s.expose()));
+                match (url, key) {
+                    (Some(u), Some(k)) => {
+                        let headers = outgoing::standard_headers(
+                            &k,
+                            message_id,
+                            Utc::now().timestamp(),
+                            &body,
+                        );
+                        outgoing::post(&self.integ.http, u.expose(), &headers, body).await
+                    }
+                    (None, _) => not_configured(t),
+                    (_, None) => not_configured("WEBHOOK_SECRET (whsec_…)"),
+                }
+            }
+        }
+    }
+
+    /// Sends once, outside the outbox (connection checks).
+    pub(crate) async fn send_to(
+        &self,
+        target: &str,
+        message_id: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), String> {
+        match self.send_raw(target, message_id, payload).await {
+            SendOutcome::Delivered(_) => Ok(()),
+            SendOutcome::Retry { error, .. } | SendOutcome::Permanent { error, .. } => Err(error),
+        }
+    }
+
+    /// Queues a status post about an incident to every configured target (Slack, Teams, each
+    /// custom webhook); the worker sends them.
+    pub async fn notify(
+        &self,
+        incident_id: i64,
+        text: Option<String>,
+    ) -> Result<Vec<OutboxMessage>, CoreError> {
+        let inc = self.incident(incident_id).await?;
+        let cfg = &self.integ.cfg;
+        let notice = Notice {
+            event_type: "incident.updated".into(),
+            incident_id,
+            title: inc.title,
+            severity: inc.severity.to_string(),
+            status: inc.status.to_string(),
+            text: text.unwrap_or_default(),
+            timestamp: Utc::now(),
+        };
+        let mut rows = Vec::new();
+        let mut push = |target: String, payload: serde_json::Value| {
+            rows.push(NewOutbox {
+                message_id: new_message_id(),
+                target,
+                event_type: notice.event_type.clone(),
+                incident_id: Some(incident_id),
+                payload,
+            })
+        };
+        if cfg.slack_webhook_url.is_some() {
+            push("slack".into(), outgoing::slack_payload(&notice));
+        }
+        if cfg.teams_webhook_url.is_some() {
+            push("teams".into(), outgoing::teams_payload(&notice));
+        }
+        if cfg.webhook_secret.is_some() {
+            for i in 0..cfg.webhook_urls.len() {
+                push(format!("webhook:{i}"), outgoing::webhook_payload(&notice));
+            }
+        }
+        if rows.is_empty() {
+            return Err(CoreError::NotConfigured(
+                "no outgoing integration is configured: set SLACK_WEBHOOK_URL, TEAMS_WEBHOOK_URL \
+                 or WEBHOOK_URLS + WEBHOOK_SECRET in secrets.env"
+                    .into(),
+            ));
+        }
+        let queued = self.db(move |s| s.enqueue_outbox(&rows)).await?;
+        self.integ.wake.notify_one();
+        Ok(queued)
+    }
+
+    /// Outbox rows, newest first.
+    pub async fn outbox(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, CoreError> {
+        let limit = limit.clamp(1, 500);
+        self.db(move |s| s.list_outbox(status, limit)).await
+    }
+
+    /// Revives a dead-lettered row (fresh attempts, due now).
+    pub async fn retry_outbox(&self, id: i64) -> Result<OutboxMessage, CoreError> {
+        let m = self.db(move |s| s.retry_outbox(id)).await?;
+        self.integ.wake.notify_one();
+        Ok(m)
+    }
+}

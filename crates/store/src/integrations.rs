@@ -1,0 +1,388 @@
+//! Data from other systems: synced incidents and their items, webhook deliveries (exactly once
+//! per delivery id), correlation hypotheses, and per-integration sync state.
+
+use opslens_domain::{
+    ApplyOutcome, ExternalIncident, ExternalItem, HypothesisOrigin, HypothesisStatus, Incident,
+    IncidentStatus, IntegrationState, SignalKind, StoredSignal, TimelineKind, Timestamp,
+};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::blobs::sha256_hex;
+use crate::incidents::{add_event, ensure_exists, get_in};
+use crate::row::{now, opt_ts, ts, Ts};
+use crate::{Result, Store};
+
+/// What a verified webhook delivery does, applied in the same transaction that records the
+/// delivery id, so a delivery is processed exactly once even if the process dies midway.
+#[derive(Debug, Clone)]
+pub enum DeliveryAction {
+    /// Create or update the incident, then add the items to it (PagerDuty, alerts).
+    Upsert(ExternalIncident, Vec<ExternalItem>),
+    /// Add the items to every incident that is not resolved or closed (GitHub merges/deploys).
+    AttachToOpen(Vec<ExternalItem>),
+    /// Record the delivery but change nothing (event types OpsLens does not use).
+    Ignore(String),
+}
+
+/// Creates or updates the incident of `inc`; returns (id, created, updated).
+fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool, bool)> {
+    let existing: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT id, status, title FROM incident WHERE source = ?1 AND external_id = ?2",
+            params![inc.source.as_str(), inc.external_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let t = now();
+    match existing {
+        None => {
+            let acked = (inc.status != IncidentStatus::Triggered).then(|| ts(&t));
+            let resolved = inc.status.is_finished().then(|| ts(&t));
+            tx.execute(
+                "INSERT INTO incident(title, description, severity, status, source, external_id,
+                                      created_at, updated_at, acknowledged_at, resolved_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+                params![
+                    if inc.title.is_empty() {
+                        &inc.external_id
+                    } else {
+                        &inc.title
+                    },
+                    inc.description,
+                    inc.severity.as_str(),
+                    inc.status.as_str(),
+                    inc.source.as_str(),
+                    inc.external_id,
+                    ts(&t),
+                    acked,
+                    resolved
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let msg = format!(
+                "Incident opened from {} {} ({}, {})",
+                inc.source, inc.external_id, inc.severity, inc.status
+            );
+            add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
+            Ok((id, true, false))
+        }
+        Some((id, status, title)) => {
+            let mut updated = false;
+            if status != inc.status.as_str() {
+                tx.execute(
+                    "UPDATE incident SET status = ?1,
+                        acknowledged_at = COALESCE(acknowledged_at, ?2),
+                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
+                     WHERE id = ?4",
+                    params![inc.status.as_str(), ts(&t), inc.status.is_finished(), id],
+                )?;
+                let msg = format!(
+                    "Status changed from {status} to {} ({})",
+                    inc.status, inc.source
+                );
+                add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
+                updated = true;
+            }
+            if !inc.title.is_empty() && title != inc.title {
+                tx.execute(
+                    "UPDATE incident SET title = ?1 WHERE id = ?2",
+                    params![inc.title, id],
+                )?;
+                updated = true;
+            }
+            if updated {
+                tx.execute(
+                    "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+                    params![ts(&t), id],
+                )?;
+            }
+            Ok((id, false, updated))
+        }
+    }
+}
+
+/// Adds the items not yet on the incident; returns how many were new.
+fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
+    let mut added = 0;
+    for item in items {
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO external_item(incident_id, key, signal, occurred_at, message)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                incident_id,
+                item.key,
+                item.signal.as_str(),
+                ts(&item.occurred_at),
+                item.message
+            ],
+        )?;
+        if inserted == 0 {
+            continue;
+        }
+        added += 1;
+        let t = now();
+        let evidence_id = match &item.evidence {
+            Some(e) => {
+                tx.execute(
+                    "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                    params![incident_id, e.evidence_type.as_str(), e.title, e.content, e.source,
+                            sha256_hex(e.content.as_bytes()), ts(&t)],
+                )?;
+                let id = tx.last_insert_rowid();
+                tx.execute(
+                    "UPDATE external_item SET evidence_id = ?1 WHERE incident_id = ?2 AND key = ?3",
+                    params![id, incident_id, item.key],
+                )?;
+                Some(id)
+            }
+            None => None,
+        };
+        let kind = if evidence_id.is_some() {
+            TimelineKind::EvidenceAdded
+        } else {
+            TimelineKind::Observation
+        };
+        add_event(
+            tx,
+            incident_id,
+            kind,
+            &item.message,
+            &item.occurred_at,
+            evidence_id,
+        )?;
+    }
+    if added > 0 {
+        tx.execute(
+            "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+            params![ts(&now()), incident_id],
+        )?;
+    }
+    Ok(added)
+}
+
+fn apply_in(
+    tx: &Transaction<'_>,
+    inc: &ExternalIncident,
+    items: &[ExternalItem],
+) -> Result<ApplyOutcome> {
+    let (incident_id, created, updated) = upsert_in(tx, inc)?;
+    let new_items = add_items_in(tx, incident_id, items)?;
+    Ok(ApplyOutcome {
+        incident_id,
+        created,
+        updated,
+        new_items,
+    })
+}
+
+fn open_incident_ids(c: &rusqlite::Connection) -> Result<Vec<i64>> {
+    let mut st = c.prepare(
+        "SELECT id FROM incident WHERE status NOT IN ('resolved', 'closed') ORDER BY id",
+    )?;
+    let ids = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}
+
+impl Store {
+    /// Creates or updates an incident from another system and adds its new items, in one
+    /// transaction; a second call with the same data changes nothing.
+    pub fn apply_external(
+        &self,
+        inc: &ExternalIncident,
+        items: &[ExternalItem],
+    ) -> Result<ApplyOutcome> {
+        self.write(|tx| apply_in(tx, inc, items))
+    }
+
+    /// Adds items (merges, deployments) to an existing incident; returns how many were new.
+    pub fn attach_external(&self, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
+        self.write(|tx| {
+            ensure_exists(tx, incident_id)?;
+            add_items_in(tx, incident_id, items)
+        })
+    }
+
+    /// Records a verified webhook delivery and applies its action in the same transaction.
+    /// `None` when the delivery id was seen before (a redelivery): nothing is changed.
+    pub fn ingest_delivery(
+        &self,
+        provider: &str,
+        delivery_id: &str,
+        event_type: &str,
+        body: &str,
+        action: &DeliveryAction,
+    ) -> Result<Option<Vec<ApplyOutcome>>> {
+        self.write(|tx| {
+            let (status, note) = match action {
+                DeliveryAction::Ignore(why) => ("ignored", Some(why.as_str())),
+                _ => ("processed", None),
+            };
+            let inserted = tx.execute(
+                "INSERT INTO webhook_delivery(provider, delivery_id, event_type, received_at, body, status, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(provider, delivery_id) DO NOTHING",
+                params![provider, delivery_id, event_type, ts(&now()), body, status, note],
+            )?;
+            if inserted == 0 {
+                return Ok(None);
+            }
+            let outcomes = match action {
+                DeliveryAction::Upsert(inc, items) => vec![apply_in(tx, inc, items)?],
+                DeliveryAction::AttachToOpen(items) => {
+                    let mut out = Vec::new();
+                    for id in open_incident_ids(tx)? {
+                        let new_items = add_items_in(tx, id, items)?;
+                        out.push(ApplyOutcome { incident_id: id, created: false, updated: false, new_items });
+                    }
+                    out
+                }
+                DeliveryAction::Ignore(_) => Vec::new(),
+            };
+            Ok(Some(outcomes))
+        })
+    }
+
+    /// Number of recorded webhook deliveries per provider.
+    pub fn delivery_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT provider, COUNT(*) FROM webhook_delivery GROUP BY provider ORDER BY provider",
+            )?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Changes and alerts stored on an incident, oldest first (input of change correlation).
+    pub fn signals(&self, incident_id: i64) -> Result<Vec<StoredSignal>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT key, signal, occurred_at, evidence_id, message FROM external_item
+                 WHERE incident_id = ?1 AND signal IN ('change', 'alert') ORDER BY occurred_at, key",
+            )?;
+            let rows = st
+                .query_map([incident_id], |r| {
+                    Ok(StoredSignal {
+                        key: r.get(0)?,
+                        signal: SignalKind::parse(&r.get::<_, String>(1)?),
+                        occurred_at: r.get::<_, Ts>(2)?.0,
+                        evidence_id: r.get(3)?,
+                        message: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Proposes a correlation hypothesis once per `key`; `None` when it was proposed before.
+    pub fn add_correlation(
+        &self,
+        incident_id: i64,
+        key: &str,
+        statement: &str,
+        evidence_ids: &[i64],
+    ) -> Result<Option<i64>> {
+        self.write(|tx| {
+            let t = now();
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO external_item(incident_id, key, signal, occurred_at, message)
+                 VALUES (?1, ?2, 'correlation', ?3, ?4)",
+                params![incident_id, key, ts(&t), statement],
+            )?;
+            if inserted == 0 {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![incident_id, statement, HypothesisStatus::Proposed.as_str(),
+                        HypothesisOrigin::Correlation.as_str(), ts(&t)],
+            )?;
+            let id = tx.last_insert_rowid();
+            for e in evidence_ids {
+                tx.execute(
+                    "INSERT OR IGNORE INTO hypothesis_evidence(hypothesis_id, evidence_id) VALUES (?1, ?2)",
+                    params![id, e],
+                )?;
+            }
+            tx.execute(
+                "UPDATE external_item SET hypothesis_id = ?1 WHERE incident_id = ?2 AND key = ?3",
+                params![id, incident_id, key],
+            )?;
+            let msg = format!("Hypothesis proposed (correlation): {statement}");
+            add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
+            Ok(Some(id))
+        })
+    }
+
+    /// Incidents whose window may hold relevant changes: still open, or opened since `since`.
+    pub fn incidents_for_changes(&self, since: &Timestamp) -> Result<Vec<Incident>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id FROM incident WHERE status NOT IN ('resolved', 'closed') OR created_at >= ?1
+                 ORDER BY id",
+            )?;
+            let ids = st
+                .query_map([ts(since)], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.into_iter().map(|id| get_in(c, id)).collect()
+        })
+    }
+
+    /// Records the end of a sync: on success the new cursor and item count, on failure the
+    /// error (the previous cursor is kept so the next sync retries the same window).
+    pub fn record_sync(
+        &self,
+        name: &str,
+        outcome: std::result::Result<(Option<String>, i64), String>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let t = ts(&now());
+            tx.execute(
+                "INSERT INTO integration_state(name) VALUES (?1) ON CONFLICT(name) DO NOTHING",
+                [name],
+            )?;
+            match outcome {
+                Ok((cursor, items)) => tx.execute(
+                    "UPDATE integration_state SET last_sync_at = ?2, last_success_at = ?2,
+                        cursor = COALESCE(?3, cursor), items_synced = items_synced + ?4,
+                        last_error = NULL WHERE name = ?1",
+                    params![name, t, cursor, items],
+                )?,
+                Err(e) => tx.execute(
+                    "UPDATE integration_state SET last_sync_at = ?2, last_error = ?3, last_error_at = ?2
+                     WHERE name = ?1",
+                    params![name, t, e],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    /// Sync state of every integration that ever synced.
+    pub fn integration_states(&self) -> Result<Vec<IntegrationState>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT * FROM integration_state ORDER BY name")?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(IntegrationState {
+                        name: r.get("name")?,
+                        last_sync_at: opt_ts(r, "last_sync_at")?,
+                        last_success_at: opt_ts(r, "last_success_at")?,
+                        cursor: r.get("cursor")?,
+                        items_synced: r.get("items_synced")?,
+                        last_error: r.get("last_error")?,
+                        last_error_at: opt_ts(r, "last_error_at")?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}
