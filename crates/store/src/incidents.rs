@@ -58,25 +58,22 @@ pub(crate) fn add_event(
     occurred_at: &Timestamp,
     evidence_id: Option<i64>,
 ) -> Result<i64> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at, evidence_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id],
-    )?;
+    )?
+    .execute(params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id])?;
     Ok(tx.last_insert_rowid())
 }
 
 pub(crate) fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Incident> {
-    c.query_row(
-        &format!("SELECT {COLUMNS} FROM incident i WHERE i.id = ?1"),
-        [id],
-        from_row,
-    )
-    .optional()?
-    .ok_or(StoreError::NotFound {
-        what: "incident",
-        id,
-    })
+    c.prepare_cached(&format!("SELECT {COLUMNS} FROM incident i WHERE i.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound {
+            what: "incident",
+            id,
+        })
 }
 
 pub(crate) fn ensure_exists(c: &rusqlite::Connection, id: i64) -> Result<()> {
