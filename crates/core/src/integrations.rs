@@ -297,13 +297,7 @@ async fn timed_get(
         Err(ClientError::Status {
             service: "integration",
             status: res.status().as_u16(),
-            message: res
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect(),
+            message: opslens_integrations::http::body_excerpt(res).await,
         })
     }
 }

@@ -176,8 +176,7 @@ pub async fn get_json<T: DeserializeOwned>(
                     return Ok((v, headers));
                 }
                 let limited = rate_wait(style, status, &headers, attempt);
-                let text = r.text().await.unwrap_or_default();
-                let message: String = text.chars().take(200).collect();
+                let message = body_excerpt(r).await;
                 match limited {
                     Some(w) if w > policy.max_wait || attempt >= policy.max_retries => {
                         return Err(ClientError::RateLimited {
@@ -208,6 +207,17 @@ pub async fn get_json<T: DeserializeOwned>(
         );
         tokio::time::sleep(wait).await;
     }
+}
+
+/// The first 200 characters of an error answer: enough to say what went wrong, never a whole
+/// HTML error page in a log line or an API response.
+pub async fn body_excerpt(r: reqwest::Response) -> String {
+    r.text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// reqwest errors print the URL, which for some services (Slack, Teams) is the credential.

@@ -161,13 +161,7 @@ pub async fn post(
             if status.is_success() {
                 return SendOutcome::Delivered(status.as_u16());
             }
-            let text: String = r
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
+            let text = crate::http::body_excerpt(r).await;
             let error = format!("HTTP {}: {}", status.as_u16(), text.trim());
             let code = status.as_u16();
             if status.is_server_error() || code == 429 || code == 408 || status.is_redirection() {

@@ -64,13 +64,7 @@ async fn png(
         return Err(ClientError::Status {
             service,
             status: status.as_u16(),
-            message: res
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect(),
+            message: crate::http::body_excerpt(res).await,
         });
     }
     let bytes = res.bytes().await.map_err(|e| ClientError::Transport {
