@@ -12,6 +12,9 @@ pub struct Cli {
     /// Data directory (database, images, API token).
     #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Model selection and location.
+    #[command(flatten)]
+    pub model: crate::models_cmd::ModelArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -32,6 +35,9 @@ pub enum Command {
     Evidence(EvidenceCmd),
     /// Print the OpenAPI spec of the API.
     Openapi,
+    /// List, pull, verify and remove the models that analyse screenshots.
+    #[command(subcommand)]
+    Models(crate::models_cmd::ModelsCmd),
     /// Run the local vision-language model directly (scripts, checks, benchmarks).
     #[command(subcommand)]
     Vlm(VlmCmd),

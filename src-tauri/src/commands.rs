@@ -29,9 +29,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     addr: std::env::var("OPSLENS_ADDR")
                         .unwrap_or_else(|_| config::DEFAULT_ADDR.into()),
                 },
+                &cli.model,
             ))
         }
-        Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args)),
+        Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args, &cli.model)),
+        Some(Command::Models(cmd)) => rt.block_on(crate::models_cmd::run(cmd, &cli.model)),
         Some(Command::Token) => {
             opslens_core::token::create_private_dir(&data_dir)?;
             let token = ApiToken::load_or_create(&data_dir)?;
@@ -80,9 +82,13 @@ async fn sync(data_dir: &Path, name: Option<String>, remote: Remote) -> anyhow::
     Ok(())
 }
 
-async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    data_dir: &Path,
+    args: ServeArgs,
+    model: &crate::models_cmd::ModelArgs,
+) -> anyhow::Result<()> {
     let addr = config::listen_addr(&args.addr)?;
-    let mut server = Server::start(data_dir, addr).await?;
+    let mut server = Server::start_opts(data_dir, addr, true, model.analysis_config()).await?;
     server.write_server_file()?;
     eprintln!("OpsLens API listening on http://{}/api/v1", server.addr);
     eprintln!(

@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod commands;
 pub mod config;
+mod models_cmd;
 pub mod server;
 
 use std::process::ExitCode;

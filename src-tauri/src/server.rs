@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use opslens_core::analysis::AnalysisConfig;
 use opslens_core::token::{create_private_dir, ApiToken};
 use opslens_core::{Services, ServicesConfig};
 use tokio::sync::oneshot;
@@ -33,10 +34,27 @@ impl Server {
 
     /// As [`Server::start`]; `secrets_from_env: false` reads integration keys from
     /// `DATA_DIR/secrets.env` only (tests, so the developer's environment cannot leak in).
+    /// Tests get no model unless they ask for one ([`Server::start_opts`]), so a developer's
+    /// Hugging Face cache cannot leak into them either.
     pub async fn start_with(
         data_dir: &Path,
         addr: SocketAddr,
         secrets_from_env: bool,
+    ) -> anyhow::Result<Server> {
+        let analysis = if secrets_from_env {
+            AnalysisConfig::from_env()
+        } else {
+            AnalysisConfig::isolated(data_dir)
+        };
+        Self::start_opts(data_dir, addr, secrets_from_env, analysis).await
+    }
+
+    /// As [`Server::start_with`], with the model settings given.
+    pub async fn start_opts(
+        data_dir: &Path,
+        addr: SocketAddr,
+        secrets_from_env: bool,
+        analysis: AnalysisConfig,
     ) -> anyhow::Result<Server> {
         create_private_dir(data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
@@ -44,6 +62,7 @@ impl Server {
         let services = Services::open(ServicesConfig {
             data_dir: data_dir.to_path_buf(),
             secrets_from_env,
+            analysis,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -24,7 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::handlers::session::LoginCodes;
 use crate::handlers::{
-    evidence, incidents, integrations, session, system, webhooks, work, AppState, ServerInfo,
+    analysis, evidence, incidents, integrations, session, system, webhooks, work, AppState,
+    ServerInfo,
 };
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
@@ -53,6 +54,7 @@ const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
         (name = "hypotheses", description = "The hypotheses board"),
         (name = "actions", description = "Action items"),
         (name = "system", description = "Health, search, model status"),
+        (name = "models", description = "Supported models, their install state and pulls"),
         (name = "integrations", description = "Integration status, syncs, outgoing posts (outbox)"),
         (name = "webhooks", description = "Signed incoming webhooks (no API token; signature instead)"),
     )
@@ -98,6 +100,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(evidence::image))
         .routes(routes!(system::search))
         .routes(routes!(system::vlm_status))
+        .routes(routes!(analysis::analyze))
+        .routes(routes!(analysis::jobs_of))
+        .routes(routes!(analysis::job))
+        .routes(routes!(analysis::list))
+        .routes(routes!(analysis::get))
+        .routes(routes!(analysis::pull))
+        .routes(routes!(analysis::pull_events))
         .routes(routes!(system::info))
         .routes(routes!(session::issue_code))
         .routes(routes!(session::exchange))

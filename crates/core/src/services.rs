@@ -28,6 +28,8 @@ pub struct ServicesConfig {
     /// Whether integration keys in the process environment override `secrets.env` (true in
     /// the app; tests turn it off so a developer's `GITHUB_TOKEN` cannot leak into them).
     pub secrets_from_env: bool,
+    /// Which model analyses screenshots and where models live.
+    pub analysis: crate::analysis::AnalysisConfig,
 }
 
 /// Shared application services; one per process, behind an `Arc`.
@@ -38,6 +40,8 @@ pub struct Services {
     decodes: Semaphore,
     /// Integration config and clients, read once at start.
     pub(crate) integ: crate::integrations::Integrations,
+    /// Model, engine state and pulls.
+    pub(crate) analysis: crate::analysis::Analysis,
 }
 
 fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
@@ -75,8 +79,10 @@ impl Services {
             data_dir: cfg.data_dir,
             decodes: Semaphore::new(PARALLEL_DECODES),
             integ,
+            analysis: crate::analysis::Analysis::new(cfg.analysis),
         });
         crate::outbox::spawn_worker(&services);
+        crate::analysis::spawn_worker(&services);
         Ok(services)
     }
 
@@ -159,7 +165,7 @@ impl Services {
         .await
     }
 
-    /// Validates and stores a screenshot; it waits for the analysis engine.
+    /// Validates and stores a screenshot and queues its analysis (never waits for it).
     pub async fn add_screenshot(
         &self,
         incident_id: i64,
@@ -197,10 +203,17 @@ impl Services {
             width: image.width,
             height: image.height,
             original_name,
-            analysis_state: AnalysisState::WaitingForModel,
+            analysis_state: if self.model_present() {
+                AnalysisState::Queued
+            } else {
+                AnalysisState::WaitingForModel
+            },
         };
-        self.db(move |s| s.add_image_evidence(incident_id, new))
-            .await
+        let ev = self
+            .db(move |s| s.add_image_evidence(incident_id, new))
+            .await?;
+        self.analysis_queued();
+        Ok(ev)
     }
 
     /// One piece of evidence.

@@ -75,3 +75,47 @@ pub struct NewEvidence {
     #[serde(default)]
     pub source: Option<String>,
 }
+
+/// One run of the model over a screenshot: the full analysis, or an answer to a question.
+///
+/// Jobs live in SQLite so a restart resumes the queue; the evidence's `analysis_state` mirrors
+/// its latest full-analysis job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisJob {
+    /// Job id.
+    pub id: i64,
+    /// The screenshot analysed.
+    pub evidence_id: i64,
+    /// The question asked; `null` for the full analysis that fills the evidence's findings.
+    pub question: Option<String>,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: AnalysisState,
+    /// How many times it was started (more than one after an interrupted run).
+    pub attempts: i64,
+    /// Model that ran it.
+    pub model: Option<String>,
+    /// For questions: the model's answer.
+    pub answer: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Timings in ms (`load_ms`, `vision_ms`, `prefill_ms`, `decode_ms`, `total_ms`) and token
+    /// counts.
+    #[schema(value_type = Option<Object>)]
+    pub timings: Option<serde_json::Value>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When its latest attempt began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Body of `POST /evidence/{id}/analyze`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeRequest {
+    /// A question about the screenshot ("what happened at 14:05?"); without one the full
+    /// analysis runs again and replaces the findings.
+    #[serde(default)]
+    pub question: Option<String>,
+}

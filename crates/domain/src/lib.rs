@@ -15,7 +15,7 @@ pub use enums::{
     ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
     IncidentStatus, ParseEnumError, Severity, TimelineKind,
 };
-pub use evidence::{Evidence, ImageInfo, NewEvidence};
+pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, ImageInfo, NewEvidence};
 pub use external::{
     ApplyOutcome, ExternalEvidence, ExternalIncident, ExternalItem, SignalKind, StoredSignal,
 };

@@ -157,6 +157,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            crate::analysis::queue_new_screenshot(tx, id, &t)?;
             let msg = format!("Screenshot added: {}", new.title);
             add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
             tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;

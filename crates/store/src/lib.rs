@@ -5,6 +5,7 @@
 //! database as content-addressed files (see [`blobs`]), written and synced before the row that
 //! names them commits, so an acknowledged evidence row never points at a missing file.
 
+mod analysis;
 pub mod blobs;
 mod evidence;
 mod incidents;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
@@ -29,6 +31,7 @@ pub use outbox::{NewOutbox, OutboxResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_integrations.sql"),
+    include_str!("../migrations/0003_analysis.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.

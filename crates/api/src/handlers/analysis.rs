@@ -1,0 +1,154 @@
+//! Analysis of screenshots and the models behind it: re-analysis and questions, jobs, the
+//! model list and pulls with live progress.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use opslens_core::analysis::{ModelInfo, PullProgress};
+use opslens_domain::{AnalysisJob, AnalyzeRequest};
+
+use super::{ApiResult, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path};
+
+/// Analyse a screenshot again, or ask a question about it ("what happened at 14:05?"). The
+/// answer arrives in the job (`GET /analysis/jobs/{id}`) and in the evidence's
+/// `findings.questions`. The body may be empty.
+#[utoipa::path(post, path = "/evidence/{id}/analyze", tag = "evidence",
+    params(("id" = i64, Path)), request_body(content = Option<AnalyzeRequest>),
+    responses((status = 202, body = AnalysisJob), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn analyze(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<AnalysisJob>)> {
+    let req: AnalyzeRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AnalyzeRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let status = if e.is_data() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let code = if e.is_data() {
+                "invalid_body"
+            } else {
+                "invalid_json"
+            };
+            ApiError::new(status, code, format!("body: {e}"))
+        })?
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(s.analyze(id, req.question).await?),
+    ))
+}
+
+/// The analysis runs of a screenshot, oldest first.
+#[utoipa::path(get, path = "/evidence/{id}/analyses", tag = "evidence",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<AnalysisJob>), (status = 404, body = ErrorBody)))]
+pub async fn jobs_of(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<AnalysisJob>>> {
+    Ok(Json(s.analysis_jobs_of(id).await?))
+}
+
+/// One analysis run: state, answer or error, timings.
+#[utoipa::path(get, path = "/analysis/jobs/{id}", tag = "evidence",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = AnalysisJob), (status = 404, body = ErrorBody)))]
+pub async fn job(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<AnalysisJob>> {
+    Ok(Json(s.analysis_job(id).await?))
+}
+
+/// Supported models (pinned revision, files, licence) and whether each is installed here.
+#[utoipa::path(get, path = "/models", tag = "models",
+    responses((status = 200, body = Vec<ModelInfo>)))]
+pub async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<ModelInfo>>> {
+    let s2 = s.clone();
+    let v = tokio::task::spawn_blocking(move || s2.models())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(Json(v))
+}
+
+/// One model.
+#[utoipa::path(get, path = "/models/{id}", tag = "models",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ModelInfo), (status = 404, body = ErrorBody)))]
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ModelInfo>> {
+    Ok(Json(s.model(&id)?))
+}
+
+/// Start downloading a model from the Hugging Face hub into the standard cache (resumes a
+/// partial download; a pull already running is joined). Follow it with
+/// `GET /models/{id}/pull/events` or by polling `GET /models/{id}`.
+#[utoipa::path(post, path = "/models/{id}/pull", tag = "models",
+    params(("id" = String, Path)),
+    responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn pull(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<PullProgress>)> {
+    let rx = s.pull_model(&id)?;
+    let now = rx.borrow().clone();
+    Ok((StatusCode::ACCEPTED, Json(now)))
+}
+
+/// Server-sent events with the progress of a model's pull (`event: progress`, then one
+/// `event: done` or `event: failed`).
+#[utoipa::path(get, path = "/models/{id}/pull/events", tag = "models",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "text/event-stream of PullProgress objects"),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn pull_events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let mut rx = s.pull_model(&id)?;
+    let stream = async_stream_progress(async move |tx: tokio::sync::mpsc::Sender<Event>| {
+        loop {
+            let p = rx.borrow_and_update().clone();
+            let kind = match p.state.as_str() {
+                "downloading" => "progress",
+                other => other,
+            };
+            let ev = Event::default()
+                .event(kind)
+                .json_data(&p)
+                .unwrap_or_default();
+            if tx.send(ev).await.is_err() || kind != "progress" {
+                return;
+            }
+            // Coalesce bursts of chunk updates into at most four events a second.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A stream fed by a task through a small channel (ends when the task returns).
+fn async_stream_progress<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(f(tx));
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

@@ -1,0 +1,377 @@
+//! The persistent analysis queue: jobs claimed one at a time by the engine worker, results
+//! written in one transaction with the evidence they fill and the timeline events they add.
+
+use opslens_domain::{AnalysisJob, AnalysisState, TimelineKind, Timestamp};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+use crate::incidents::add_event;
+use crate::row::{now, ts, En, Ts};
+use crate::{Result, Store, StoreError};
+
+/// Prefix of the timeline events an analysis adds, so a re-analysis replaces its own events and
+/// never a person's.
+pub const FINDING_EVENT_PREFIX: &str = "Seen on screenshot #";
+
+/// What a finished model run produced.
+#[derive(Debug, Clone)]
+pub struct FinishedAnalysis {
+    /// Model id.
+    pub model: String,
+    /// Timings and token counts.
+    pub timings: serde_json::Value,
+    /// The model's text, kept verbatim whatever the parser made of it.
+    pub raw_output: String,
+    /// The result proper.
+    pub outcome: AnalysisOutcome,
+}
+
+/// The result of a job.
+#[derive(Debug, Clone)]
+pub enum AnalysisOutcome {
+    /// A full analysis: readable text, structured findings, timeline events.
+    Findings {
+        /// Readable text for the evidence's `content`.
+        content: String,
+        /// Structured findings.
+        findings: serde_json::Value,
+        /// Wall time of the run.
+        ms: i64,
+        /// Times read from the screen with what happened then.
+        events: Vec<(Timestamp, String)>,
+    },
+    /// An answer to a question.
+    Answer {
+        /// The answer text.
+        answer: String,
+    },
+    /// The run failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+const JOB_COLUMNS: &str = "id, evidence_id, question, state, attempts, model, answer, error, \
+     timings, created_at, started_at, finished_at";
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<AnalysisJob> {
+    Ok(AnalysisJob {
+        id: r.get("id")?,
+        evidence_id: r.get("evidence_id")?,
+        question: r.get("question")?,
+        state: r.get::<_, En<AnalysisState>>("state")?.0,
+        attempts: r.get("attempts")?,
+        model: r.get("model")?,
+        answer: r.get("answer")?,
+        error: r.get("error")?,
+        timings: r
+            .get::<_, Option<String>>("timings")?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        started_at: r.get::<_, Option<Ts>>("started_at")?.map(|t| t.0),
+        finished_at: r.get::<_, Option<Ts>>("finished_at")?.map(|t| t.0),
+    })
+}
+
+fn job_in(c: &rusqlite::Connection, id: i64) -> Result<AnalysisJob> {
+    c.query_row(
+        &format!("SELECT {JOB_COLUMNS} FROM analysis_job WHERE id = ?1"),
+        [id],
+        job_from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound {
+        what: "analysis job",
+        id,
+    })
+}
+
+/// Queues the full analysis of a freshly stored screenshot (inside its insert transaction).
+pub(crate) fn queue_new_screenshot(
+    tx: &Transaction<'_>,
+    evidence_id: i64,
+    at: &Timestamp,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO analysis_job(evidence_id, state, created_at) VALUES (?1, 'queued', ?2)",
+        params![evidence_id, ts(at)],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Queues a run over screenshot `evidence_id`: the full analysis again (`question: None`;
+    /// an already pending one is returned instead of a second) or a question.
+    /// `model_present` decides whether the evidence shows `queued` or `waiting-for-model`.
+    pub fn enqueue_analysis(
+        &self,
+        evidence_id: i64,
+        question: Option<&str>,
+        model_present: bool,
+    ) -> Result<AnalysisJob> {
+        self.write(|tx| {
+            let (is_image, ev_type): (bool, String) = tx
+                .query_row(
+                    "SELECT blob_path IS NOT NULL, evidence_type FROM evidence WHERE id = ?1",
+                    [evidence_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or(StoreError::NotFound {
+                    what: "evidence",
+                    id: evidence_id,
+                })?;
+            if !is_image {
+                return Err(StoreError::Conflict(format!(
+                    "evidence {evidence_id} is a {ev_type}, not a screenshot: only images are analysed"
+                )));
+            }
+            if question.is_none() {
+                let pending: Option<i64> = tx
+                    .query_row(
+                        "SELECT id FROM analysis_job WHERE evidence_id = ?1 AND question IS NULL
+                         AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
+                        [evidence_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = pending {
+                    return job_in(tx, id);
+                }
+            }
+            let t = now();
+            tx.execute(
+                "INSERT INTO analysis_job(evidence_id, question, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+                params![evidence_id, question, ts(&t)],
+            )?;
+            let id = tx.last_insert_rowid();
+            if question.is_none() {
+                let state = if model_present {
+                    AnalysisState::Queued
+                } else {
+                    AnalysisState::WaitingForModel
+                };
+                tx.execute(
+                    "UPDATE evidence SET analysis_state = ?1, analysis_error = NULL, updated_at = ?2 WHERE id = ?3",
+                    params![state.as_str(), ts(&t), evidence_id],
+                )?;
+            }
+            job_in(tx, id)
+        })
+    }
+
+    /// Takes the oldest queued job and marks it running (and its screenshot, for a full
+    /// analysis). `None` when the queue is empty.
+    pub fn claim_analysis_job(&self) -> Result<Option<AnalysisJob>> {
+        self.write(|tx| {
+            let next: Option<(i64, i64, bool)> = tx
+                .query_row(
+                    "SELECT id, evidence_id, question IS NULL FROM analysis_job
+                     WHERE state = 'queued' ORDER BY id LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((id, evidence_id, full)) = next else {
+                return Ok(None);
+            };
+            let t = ts(&now());
+            tx.execute(
+                "UPDATE analysis_job SET state = 'running', attempts = attempts + 1, started_at = ?1 WHERE id = ?2",
+                params![t, id],
+            )?;
+            if full {
+                tx.execute(
+                    "UPDATE evidence SET analysis_state = 'running', updated_at = ?1 WHERE id = ?2",
+                    params![t, evidence_id],
+                )?;
+            }
+            job_in(tx, id).map(Some)
+        })
+    }
+
+    /// Records the end of a job, with everything it produced, in one transaction.
+    pub fn finish_analysis_job(&self, job_id: i64, done: &FinishedAnalysis) -> Result<AnalysisJob> {
+        self.write(|tx| {
+            let job = job_in(tx, job_id)?;
+            let t = now();
+            let (state, answer, error) = match &done.outcome {
+                AnalysisOutcome::Findings { .. } => (AnalysisState::Done, None, None),
+                AnalysisOutcome::Answer { answer } => (AnalysisState::Done, Some(answer.as_str()), None),
+                AnalysisOutcome::Failed { error } => (AnalysisState::Failed, None, Some(error.as_str())),
+            };
+            tx.execute(
+                "UPDATE analysis_job SET state = ?1, model = ?2, answer = ?3, error = ?4, timings = ?5,
+                     raw_output = ?6, finished_at = ?7 WHERE id = ?8",
+                params![
+                    state.as_str(),
+                    done.model,
+                    answer,
+                    error,
+                    done.timings.to_string(),
+                    done.raw_output,
+                    ts(&t),
+                    job_id
+                ],
+            )?;
+            let (incident_id, findings): (i64, Option<String>) = tx.query_row(
+                "SELECT incident_id, findings FROM evidence WHERE id = ?1",
+                [job.evidence_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            match (&done.outcome, job.question.as_deref()) {
+                (AnalysisOutcome::Findings { content, findings: f, ms, events }, None) => {
+                    // Keep answers to earlier questions across a re-analysis.
+                    let mut f = f.clone();
+                    if let Some(q) = findings
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                        .and_then(|old| old.get("questions").cloned())
+                    {
+                        f["questions"] = q;
+                    }
+                    tx.execute(
+                        "UPDATE evidence SET analysis_state = 'done', content = ?1, findings = ?2,
+                             analysis_model = ?3, analysis_error = NULL, analysis_ms = ?4, updated_at = ?5
+                         WHERE id = ?6",
+                        params![content, f.to_string(), done.model, ms, ts(&t), job.evidence_id],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM timeline_event WHERE evidence_id = ?1 AND kind = 'observation'
+                         AND substr(message, 1, length(?2)) = ?2",
+                        params![job.evidence_id, FINDING_EVENT_PREFIX],
+                    )?;
+                    for (at, what) in events {
+                        let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
+                        add_event(tx, incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                    }
+                    tx.execute(
+                        "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+                        params![ts(&t), incident_id],
+                    )?;
+                }
+                (AnalysisOutcome::Answer { answer }, Some(q)) => {
+                    let mut f = findings
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                        .filter(|v| v.is_object())
+                        .unwrap_or_else(|| serde_json::json!({}));
+                    let entry = serde_json::json!({
+                        "job_id": job_id, "question": q, "answer": answer, "at": ts(&t),
+                    });
+                    match f.get_mut("questions").and_then(|v| v.as_array_mut()) {
+                        Some(list) => list.push(entry),
+                        None => f["questions"] = serde_json::json!([entry]),
+                    }
+                    tx.execute(
+                        "UPDATE evidence SET findings = ?1, updated_at = ?2 WHERE id = ?3",
+                        params![f.to_string(), ts(&t), job.evidence_id],
+                    )?;
+                }
+                (AnalysisOutcome::Failed { error }, None) => {
+                    tx.execute(
+                        "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1,
+                             analysis_model = ?2, updated_at = ?3 WHERE id = ?4",
+                        params![error, done.model, ts(&t), job.evidence_id],
+                    )?;
+                }
+                _ => {}
+            }
+            job_in(tx, job_id)
+        })
+    }
+
+    /// After a restart: jobs left `running` go back to the queue, unless they were already
+    /// started `max_attempts` times (then they fail, so one poisonous image cannot crash-loop
+    /// the app). Returns (requeued, failed).
+    pub fn requeue_interrupted_analyses(&self, max_attempts: i64) -> Result<(usize, usize)> {
+        self.write(|tx| {
+            let t = ts(&now());
+            let msg = format!(
+                "interrupted {max_attempts} times (the app stopped during the analysis); \
+                 POST /api/v1/evidence/{{id}}/analyze to try again"
+            );
+            tx.execute(
+                "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1, updated_at = ?2
+                 WHERE id IN (SELECT evidence_id FROM analysis_job
+                              WHERE state = 'running' AND question IS NULL AND attempts >= ?3)",
+                params![msg, t, max_attempts],
+            )?;
+            let failed = tx.execute(
+                "UPDATE analysis_job SET state = 'failed', error = ?1, finished_at = ?2
+                 WHERE state = 'running' AND attempts >= ?3",
+                params![msg, t, max_attempts],
+            )?;
+            tx.execute(
+                "UPDATE evidence SET analysis_state = 'queued', updated_at = ?1
+                 WHERE id IN (SELECT evidence_id FROM analysis_job WHERE state = 'running' AND question IS NULL)",
+                params![t],
+            )?;
+            let requeued = tx.execute(
+                "UPDATE analysis_job SET state = 'queued' WHERE state = 'running'",
+                [],
+            )?;
+            Ok((requeued, failed))
+        })
+    }
+
+    /// Shows screenshots whose full analysis is queued as `waiting-for-model` (no model) or
+    /// `queued` (a model is there). Returns how many changed.
+    pub fn set_analysis_waiting(&self, waiting: bool) -> Result<usize> {
+        let (from, to) = if waiting {
+            (AnalysisState::Queued, AnalysisState::WaitingForModel)
+        } else {
+            (AnalysisState::WaitingForModel, AnalysisState::Queued)
+        };
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE evidence SET analysis_state = ?1, updated_at = ?2
+                 WHERE analysis_state = ?3 AND id IN
+                   (SELECT evidence_id FROM analysis_job WHERE state = 'queued' AND question IS NULL)",
+                params![to.as_str(), ts(&now()), from.as_str()],
+            )?)
+        })
+    }
+
+    /// One job.
+    pub fn analysis_job(&self, id: i64) -> Result<AnalysisJob> {
+        self.read(|c| job_in(c, id))
+    }
+
+    /// The jobs of one screenshot, oldest first.
+    pub fn analysis_jobs_of(&self, evidence_id: i64) -> Result<Vec<AnalysisJob>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM analysis_job WHERE evidence_id = ?1 ORDER BY id"
+            ))?;
+            let v = st
+                .query_map([evidence_id], job_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    /// Jobs queued or running.
+    pub fn pending_analysis_count(&self) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM analysis_job WHERE state IN ('queued', 'running')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// The most recently finished job that succeeded (for the status route's timings).
+    pub fn last_finished_analysis(&self) -> Result<Option<AnalysisJob>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM analysis_job WHERE state = 'done'
+                     ORDER BY finished_at DESC, id DESC LIMIT 1"
+                ),
+                [],
+                job_from_row,
+            )
+            .optional()?)
+        })
+    }
+}
