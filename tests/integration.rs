@@ -1,6 +1,8 @@
 //! Integration tests: the real server on a real loopback socket with a temp SQLite file,
 //! driven over HTTP (and the real `opslens` binary for the CLI).
 
+#[path = "integration/analysis.rs"]
+mod analysis;
 #[path = "integration/app.rs"]
 mod app;
 #[path = "integration/cli.rs"]

@@ -43,6 +43,23 @@ impl TestApp {
         }
     }
 
+    /// A server analysing screenshots with the given model settings.
+    pub async fn spawn_with_analysis(
+        f: impl FnOnce(&std::path::Path) -> opslens_core::analysis::AnalysisConfig,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let cfg = f(dir.path());
+        let server = Server::start_opts(&data, "127.0.0.1:0".parse().unwrap(), false, cfg)
+            .await
+            .unwrap();
+        TestApp {
+            server: Some(server),
+            dir,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

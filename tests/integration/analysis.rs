@@ -1,0 +1,413 @@
+//! The analysis pipeline end to end: the committed tiny checkpoint served as a local model
+//! folder, the real server, SQLite, the engine thread; plus a missing model, a model that
+//! appears later, an unreachable hub and a kill in the middle of the queue.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opslens_core::analysis::AnalysisConfig;
+use opslens_models::ModelSettings;
+use serde_json::{json, Value};
+
+use crate::app::{png, TestApp};
+
+const TINY: &str = "tiny-qwen3-vl-test";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/test/tiny-qwen3-vl")
+}
+
+fn tiny_config(root: &Path, model_dir: PathBuf) -> AnalysisConfig {
+    let mut c = AnalysisConfig::isolated(root);
+    c.model_id = Some(TINY.into());
+    c.models.model_dir = Some(model_dir);
+    c.max_new_tokens = 24;
+    c
+}
+
+async fn wait_for(app: &TestApp, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = app.get_json(path).await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{what}: last {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_analysed_by_the_local_model_and_can_be_questioned() {
+    let app = TestApp::spawn_with_analysis(|root| tiny_config(root, fixture())).await;
+    let inc = app.incident("Checkout latency").await;
+    let res = app
+        .upload(
+            inc,
+            std::fs::read(fixture().join("panel.png")).unwrap(),
+            "panel.png",
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let ev: Value = res.json().await.unwrap();
+    // The upload answers at once; the model is present, so the screenshot is queued.
+    assert!(
+        matches!(
+            ev["analysis_state"].as_str(),
+            Some("queued" | "running" | "done")
+        ),
+        "{ev}"
+    );
+    let id = ev["id"].as_i64().unwrap();
+    let done = wait_for(&app, &format!("/api/v1/evidence/{id}"), "analysis", |v| {
+        v["analysis_state"] == "done"
+    })
+    .await;
+    assert!(
+        !done["content"].as_str().unwrap().trim().is_empty(),
+        "{done}"
+    );
+    assert_eq!(done["analysis_model"], TINY);
+    let f = &done["findings"];
+    assert!(
+        f["raw"].is_string() && f["parse"].is_string() && f["summary"].is_string(),
+        "{f}"
+    );
+    assert!(done["analysis_ms"].as_i64().unwrap() > 0);
+
+    let st = app.get_json("/api/v1/test/vlm/status").await;
+    assert_eq!(st["model"], TINY);
+    assert_eq!(st["state"], "ready");
+    assert_eq!(st["loaded"], true);
+    assert_eq!(st["queue_length"], 0);
+    let t = &st["last_analysis"]["timings"];
+    assert_eq!(st["last_analysis"]["evidence_id"], id);
+    for k in ["vision_ms", "prefill_ms", "decode_ms", "total_ms"] {
+        assert!(t[k].as_f64().is_some(), "{k} in {t}");
+    }
+    assert!(t["image_tokens"].as_i64().unwrap() > 0, "{t}");
+    assert!(t["generated_tokens"].as_i64().unwrap() > 0, "{t}");
+
+    // A question about the same image.
+    let res = app
+        .post(
+            &format!("/api/v1/evidence/{id}/analyze"),
+            &json!({"question": "what happened at 14:05?"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let job: Value = res.json().await.unwrap();
+    let job_id = job["id"].as_i64().unwrap();
+    let job = wait_for(
+        &app,
+        &format!("/api/v1/analysis/jobs/{job_id}"),
+        "question",
+        |v| v["state"] == "done",
+    )
+    .await;
+    assert!(!job["answer"].as_str().unwrap().is_empty(), "{job}");
+    let ev = app.get_json(&format!("/api/v1/evidence/{id}")).await;
+    assert_eq!(
+        ev["findings"]["questions"][0]["question"], "what happened at 14:05?",
+        "{ev}"
+    );
+    assert_eq!(ev["findings"]["questions"][0]["answer"], job["answer"]);
+    // The content of the first analysis is untouched by a question.
+    assert_eq!(ev["content"], done["content"]);
+    let jobs = app
+        .get_json(&format!("/api/v1/evidence/{id}/analyses"))
+        .await;
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+
+    // A full re-analysis keeps the answers and stays one job while pending.
+    let res = app
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/v1/evidence/{id}/analyze"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    wait_for(
+        &app,
+        &format!("/api/v1/evidence/{id}/analyses"),
+        "re-analysis",
+        |v| v.as_array().unwrap().iter().all(|j| j["state"] == "done"),
+    )
+    .await;
+    let ev = app.get_json(&format!("/api/v1/evidence/{id}")).await;
+    assert_eq!(ev["findings"]["questions"].as_array().unwrap().len(), 1);
+
+    // Text evidence cannot be analysed; bad bodies are 4xx with a JSON error.
+    let note = app
+        .create(
+            &format!("/api/v1/evidence/incident/{inc}"),
+            &json!({"evidence_type": "note", "title": "n"}),
+        )
+        .await;
+    let res = app
+        .post(
+            &format!("/api/v1/evidence/{}/analyze", note["id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    let res = app
+        .post(
+            &format!("/api/v1/evidence/{id}/analyze"),
+            &json!({"question": 5}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app.post("/api/v1/evidence/9999/analyze", &json!({})).await;
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("9999"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_model_uploads_wait_and_are_analysed_once_it_appears() {
+    let tmp = tempfile::tempdir().unwrap();
+    let later = tmp.path().join("model-later");
+    std::fs::create_dir_all(&later).unwrap();
+    let l2 = later.clone();
+    let app = TestApp::spawn_with_analysis(move |root| tiny_config(root, l2)).await;
+    let inc = app.incident("No model yet").await;
+    let res = app.upload(inc, png(64, 64), "a.png").await;
+    assert_eq!(res.status(), 201);
+    let ev: Value = res.json().await.unwrap();
+    assert_eq!(ev["analysis_state"], "waiting-for-model");
+    let id = ev["id"].as_i64().unwrap();
+    let st = app.get_json("/api/v1/test/vlm/status").await;
+    assert_eq!(st["state"], "missing", "{st}");
+    assert_eq!(st["queue_length"], 1);
+    assert_eq!(st["queue"]["waiting-for-model"], 1);
+    let msg = st["message"].as_str().unwrap();
+    assert!(
+        msg.contains("OPSLENS_MODEL_DIR") && msg.contains("waiting-for-model"),
+        "{msg}"
+    );
+    let models = app.get_json("/api/v1/models").await;
+    let tiny = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["entry"]["id"] == TINY)
+        .unwrap();
+    assert_eq!(
+        (tiny["active"].as_bool(), tiny["installed"].as_bool()),
+        (Some(true), Some(false))
+    );
+
+    // The model is copied into place: the worker notices it by itself.
+    for f in std::fs::read_dir(fixture()).unwrap().flatten() {
+        std::fs::copy(f.path(), later.join(f.file_name())).unwrap();
+    }
+    let done = wait_for(&app, &format!("/api/v1/evidence/{id}"), "late model", |v| {
+        v["analysis_state"] == "done"
+    })
+    .await;
+    assert!(!done["content"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulling_from_an_unreachable_hub_fails_with_a_clear_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with_analysis(move |root| AnalysisConfig {
+        models: ModelSettings {
+            offline: false,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            ..AnalysisConfig::isolated(root).models
+        },
+        ..AnalysisConfig::isolated(root)
+    })
+    .await;
+    let res = app
+        .post("/api/v1/models/qwen3-vl-2b-instruct/pull", &json!({}))
+        .await;
+    assert_eq!(res.status(), 202);
+    let m = wait_for(&app, "/api/v1/models/qwen3-vl-2b-instruct", "pull", |v| {
+        v["pull"]["state"] != "downloading"
+    })
+    .await;
+    assert_eq!(m["pull"]["state"], "failed");
+    let err = m["pull"]["error"].as_str().unwrap();
+    assert!(err.contains("cannot reach the Hugging Face hub"), "{err}");
+    assert_eq!(m["installed"], false);
+    let res = app.post("/api/v1/models/nope/pull", &json!({})).await;
+    assert_eq!(res.status(), 404);
+    let res = app
+        .post(&format!("/api/v1/models/{TINY}/pull"), &json!({}))
+        .await;
+    assert_eq!(res.status(), 422);
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_serve(data: &Path) -> Proc {
+    let _ = std::fs::remove_file(data.join("server.json"));
+    let child = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("OPSLENS_DATA_DIR", data)
+        .env("OPSLENS_MODEL", TINY)
+        .env("OPSLENS_MODEL_DIR", fixture())
+        .env("OPSLENS_ANALYSIS_MAX_TOKENS", "160")
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !data.join("server.json").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn base(data: &Path) -> String {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(data.join("server.json")).unwrap()).unwrap();
+    format!("http://{}/api/v1", v["addr"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_server_mid_queue_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut proc = start_serve(&data);
+    let token = std::fs::read_to_string(data.join("api-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let api = base(&data);
+    let get = |url: String| {
+        let http = http.clone();
+        let token = token.clone();
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let inc: Value = http
+        .post(format!("{api}/incidents"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "queue", "severity": "low"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4u32 {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(png(160 + 32 * i, 96)).file_name("s.png"),
+        );
+        let ev: Value = http
+            .post(format!(
+                "{api}/evidence/incident/{}/upload-screenshot",
+                inc["id"]
+            ))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(ev["id"].as_i64().unwrap());
+    }
+    // Kill (SIGKILL, no shutdown) while the first analysis runs and others wait.
+    let start = Instant::now();
+    loop {
+        let ev = get(format!("{api}/evidence/{}", ids[0])).await;
+        if ev["analysis_state"] == "running" {
+            break;
+        }
+        assert_ne!(
+            ev["analysis_state"], "done",
+            "the first analysis ended before the kill"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no analysis started: {ev}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proc.0.kill().unwrap();
+    proc.0.wait().unwrap();
+    drop(proc);
+
+    let _proc = start_serve(&data);
+    let api = base(&data);
+    let start = Instant::now();
+    loop {
+        let evs: Vec<Value> =
+            futures_join(ids.iter().map(|id| get(format!("{api}/evidence/{id}")))).await;
+        if evs.iter().all(|e| e["analysis_state"] == "done") {
+            for e in &evs {
+                assert!(!e["content"].as_str().unwrap().is_empty(), "{e}");
+                assert!(e["findings"]["raw"].is_string(), "{e}");
+            }
+            break;
+        }
+        assert!(
+            !evs.iter().any(|e| e["analysis_state"] == "failed"),
+            "{evs:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "queue not drained: {evs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The interrupted job was started twice; nothing ran more than needed or got lost.
+    let jobs = get(format!("{api}/evidence/{}/analyses", ids[0])).await;
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["attempts"], 2);
+    for id in &ids[1..] {
+        let j = get(format!("{api}/evidence/{id}/analyses")).await;
+        assert_eq!(j.as_array().unwrap().len(), 1);
+        assert_eq!(j[0]["state"], "done");
+    }
+}
+
+async fn futures_join<F: std::future::Future<Output = Value>>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for f in fs {
+        out.push(f.await);
+    }
+    out
+}
