@@ -31,7 +31,7 @@ pub use outbox::{NewOutbox, OutboxResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_integrations.sql"),
-    include_str!("../migrations/0003_analysis.sql"),
+    include_str!("../migrations/0004_analysis.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
