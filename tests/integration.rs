@@ -5,6 +5,8 @@
 mod app;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/dedupe.rs"]
+mod dedupe;
 #[path = "integration/evidence.rs"]
 mod evidence;
 #[path = "integration/fakes.rs"]

@@ -3,7 +3,8 @@
 
 use opslens_domain::{
     ApplyOutcome, ExternalIncident, ExternalItem, HypothesisOrigin, HypothesisStatus, Incident,
-    IncidentStatus, IntegrationState, SignalKind, StoredSignal, TimelineKind, Timestamp,
+    IncidentStatus, IntegrationError, IntegrationState, SignalKind, StoredSignal, TimelineKind,
+    Timestamp,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -101,22 +102,81 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
     }
 }
 
-/// Adds the items not yet on the incident; returns how many were new.
+/// Replaces a stored item by a newer version of it (a deployment that gained a status, or the
+/// sync's full copy of what a webhook brought): its time, message and evidence change in place,
+/// so one deployment stays one piece of evidence. A changed message goes on the timeline.
+/// Returns whether anything changed.
+fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Result<bool> {
+    let Some(version) = item.version.as_deref() else {
+        return Ok(false);
+    };
+    let (old_version, old_message, evidence_id): (Option<String>, String, Option<i64>) = tx
+        .query_row(
+            "SELECT version, message, evidence_id FROM external_item WHERE incident_id = ?1 AND key = ?2",
+            params![incident_id, item.key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+    if old_version.as_deref().is_some_and(|old| old >= version) {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE external_item SET version = ?3, signal = ?4, occurred_at = ?5, message = ?6
+         WHERE incident_id = ?1 AND key = ?2",
+        params![
+            incident_id,
+            item.key,
+            version,
+            item.signal.as_str(),
+            ts(&item.occurred_at),
+            item.message
+        ],
+    )?;
+    if let (Some(id), Some(e)) = (evidence_id, &item.evidence) {
+        tx.execute(
+            "UPDATE evidence SET title = ?2, content = ?3, source = ?4, sha256 = ?5, updated_at = ?6
+             WHERE id = ?1",
+            params![id, e.title, e.content, e.source, sha256_hex(e.content.as_bytes()), ts(&now())],
+        )?;
+    }
+    if old_message != item.message {
+        let kind = if evidence_id.is_some() {
+            TimelineKind::EvidenceAdded
+        } else {
+            TimelineKind::Observation
+        };
+        add_event(
+            tx,
+            incident_id,
+            kind,
+            &item.message,
+            &item.occurred_at,
+            evidence_id,
+        )?;
+    }
+    Ok(true)
+}
+
+/// Adds the items not yet on the incident and replaces stored ones by newer versions; returns
+/// how many were added or replaced.
 fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
     let mut added = 0;
     for item in items {
         let inserted = tx.execute(
-            "INSERT OR IGNORE INTO external_item(incident_id, key, signal, occurred_at, message)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO external_item(incident_id, key, signal, occurred_at, message, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 incident_id,
                 item.key,
                 item.signal.as_str(),
                 ts(&item.occurred_at),
-                item.message
+                item.message,
+                item.version
             ],
         )?;
         if inserted == 0 {
+            if replace_in(tx, incident_id, item)? {
+                added += 1;
+            }
             continue;
         }
         added += 1;
@@ -174,6 +234,23 @@ fn apply_in(
         updated,
         new_items,
     })
+}
+
+/// Errors kept per integration; older ones are pruned as new ones come in.
+pub const ERRORS_KEPT: i64 = 50;
+
+/// Records an error of integration `name` inside the caller's transaction, pruning the oldest.
+pub(crate) fn record_error_in(tx: &Transaction<'_>, name: &str, message: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO integration_error(name, occurred_at, message) VALUES (?1, ?2, ?3)",
+        params![name, ts(&now()), message],
+    )?;
+    tx.execute(
+        "DELETE FROM integration_error WHERE name = ?1 AND id <= (
+             SELECT id FROM integration_error WHERE name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![name, ERRORS_KEPT],
+    )?;
+    Ok(())
 }
 
 fn open_incident_ids(c: &rusqlite::Connection) -> Result<Vec<i64>> {
@@ -355,11 +432,14 @@ impl Store {
                         last_error = NULL WHERE name = ?1",
                     params![name, t, cursor, items],
                 )?,
-                Err(e) => tx.execute(
-                    "UPDATE integration_state SET last_sync_at = ?2, last_error = ?3, last_error_at = ?2
-                     WHERE name = ?1",
-                    params![name, t, e],
-                )?,
+                Err(e) => {
+                    record_error_in(tx, name, &e)?;
+                    tx.execute(
+                        "UPDATE integration_state SET last_sync_at = ?2, last_error = ?3, last_error_at = ?2
+                         WHERE name = ?1",
+                        params![name, t, e],
+                    )?
+                }
             };
             Ok(())
         })
@@ -379,6 +459,25 @@ impl Store {
                         items_synced: r.get("items_synced")?,
                         last_error: r.get("last_error")?,
                         last_error_at: opt_ts(r, "last_error_at")?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The most recent errors of integration `name`, newest first.
+    pub fn integration_errors(&self, name: &str, limit: u32) -> Result<Vec<IntegrationError>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT occurred_at, message FROM integration_error WHERE name = ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st
+                .query_map(params![name, limit], |r| {
+                    Ok(IntegrationError {
+                        at: r.get::<_, Ts>(0)?.0,
+                        message: r.get(1)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

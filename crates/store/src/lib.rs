@@ -29,6 +29,7 @@ pub use outbox::{NewOutbox, OutboxResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_integrations.sql"),
+    include_str!("../migrations/0003_integration_events.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
@@ -241,5 +242,23 @@ mod tests {
         assert_eq!(s.incident(1).unwrap().title, "old");
         assert!(s.outbox_counts().unwrap().is_empty());
         assert!(s.integration_states().unwrap().is_empty());
+    }
+
+    #[test]
+    fn integration_errors_keep_the_newest_fifty_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for i in 0..60 {
+            s.record_sync("github", Err(format!("failure {i}")))
+                .unwrap();
+        }
+        s.record_sync("pagerduty", Err("pd down".into())).unwrap();
+        let all = s.integration_errors("github", 1000).unwrap();
+        assert_eq!(all.len() as i64, integrations::ERRORS_KEPT);
+        assert_eq!(all[0].message, "failure 59");
+        assert_eq!(all.last().unwrap().message, "failure 10");
+        assert_eq!(s.integration_errors("github", 3).unwrap().len(), 3);
+        assert_eq!(s.integration_errors("pagerduty", 10).unwrap().len(), 1);
+        assert!(s.integration_errors("slack", 10).unwrap().is_empty());
     }
 }

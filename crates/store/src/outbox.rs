@@ -4,8 +4,19 @@
 use opslens_domain::{OutboxMessage, OutboxStatus, Timestamp};
 use rusqlite::{params, OptionalExtension, Row};
 
+use crate::integrations::record_error_in;
 use crate::row::{now, opt_ts, ts, Ts};
 use crate::{Result, Store, StoreError};
+
+/// The integration an outbox target belongs to (`webhook:2` → `webhooks`), for its error
+/// history.
+fn integration_of(target: &str) -> &str {
+    if target.starts_with("webhook:") {
+        "webhooks"
+    } else {
+        target
+    }
+}
 
 /// A post to queue.
 #[derive(Debug, Clone)]
@@ -152,7 +163,17 @@ impl Store {
                     params![id, status, error, t],
                 )?,
             };
-            get_in(tx, id)
+            let m = get_in(tx, id)?;
+            if let OutboxResult::Retry { error, .. } | OutboxResult::Dead { error, .. } = result {
+                let what = if m.status == OutboxStatus::Dead {
+                    "gave up on"
+                } else {
+                    "will retry"
+                };
+                let msg = format!("{} {what} {}: {error}", m.target, m.event_type);
+                record_error_in(tx, integration_of(&m.target), &msg)?;
+            }
+            Ok(m)
         })
     }
 
