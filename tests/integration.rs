@@ -13,6 +13,8 @@ mod evidence;
 mod fakes;
 #[path = "integration/incidents.rs"]
 mod incidents;
+#[path = "integration/notifications.rs"]
+mod notifications;
 #[path = "integration/outbox.rs"]
 mod outbox;
 #[path = "integration/security.rs"]

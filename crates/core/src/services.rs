@@ -57,7 +57,7 @@ impl Services {
     /// Opens the store in the data dir (migrating it) on a blocking thread.
     pub async fn open(cfg: ServicesConfig) -> Result<Arc<Self>, CoreError> {
         let dir = cfg.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let mut store = tokio::task::spawn_blocking(move || Store::open(&dir))
             .await?
             .map_err(|e| match e {
                 StoreError::TooNew { .. } => CoreError::Conflict(e.to_string()),
@@ -70,6 +70,10 @@ impl Services {
             &cfg.data_dir,
             cfg.secrets_from_env,
         ));
+        store.set_notifier(Arc::new(crate::notify::Announcer::new(
+            &integ.cfg,
+            integ.wake.clone(),
+        )));
         let services = Arc::new(Services {
             store: Arc::new(store),
             data_dir: cfg.data_dir,

@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::blobs::sha256_hex;
 use crate::incidents::{add_event, ensure_exists, get_in};
+use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, Ts};
 use crate::{Result, Store};
 
@@ -25,8 +26,14 @@ pub enum DeliveryAction {
     Ignore(String),
 }
 
-/// Creates or updates the incident of `inc`; returns (id, created, updated).
-fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool, bool)> {
+/// Creates or updates the incident of `inc`; returns (id, created, updated). An incident
+/// brought in open, and a status or title change, are announced like the same change made
+/// by hand; one brought in already resolved (history from a first sync) is not.
+fn upsert_in(
+    store: &Store,
+    tx: &Transaction<'_>,
+    inc: &ExternalIncident,
+) -> Result<(i64, bool, bool)> {
     let existing: Option<(i64, String, String)> = tx
         .query_row(
             "SELECT id, status, title FROM incident WHERE source = ?1 AND external_id = ?2",
@@ -65,10 +72,23 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                 inc.source, inc.external_id, inc.severity, inc.status
             );
             add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
+            if !inc.status.is_finished() {
+                store.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::IncidentCreated,
+                        incident: get_in(tx, id)?,
+                        text: msg,
+                        data: Default::default(),
+                    },
+                )?;
+            }
             Ok((id, true, false))
         }
         Some((id, status, title)) => {
             let mut updated = false;
+            let mut lines = Vec::new();
+            let mut changes = serde_json::Map::new();
             if status != inc.status.as_str() {
                 tx.execute(
                     "UPDATE incident SET status = ?1,
@@ -82,6 +102,11 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                     inc.status, inc.source
                 );
                 add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
+                lines.push(format!(
+                    "Status: {status} → {} ({})",
+                    inc.status, inc.source
+                ));
+                changes.insert("status".into(), from_to(&status, inc.status));
                 updated = true;
             }
             if !inc.title.is_empty() && title != inc.title {
@@ -89,12 +114,25 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                     "UPDATE incident SET title = ?1 WHERE id = ?2",
                     params![inc.title, id],
                 )?;
+                lines.push(format!("Title: {title} → {}", inc.title));
+                changes.insert("title".into(), from_to(&title, &inc.title));
                 updated = true;
             }
             if updated {
                 tx.execute(
                     "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                     params![ts(&t), id],
+                )?;
+                let mut data = serde_json::Map::new();
+                data.insert("changes".into(), changes.into());
+                store.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::IncidentUpdated,
+                        incident: get_in(tx, id)?,
+                        text: lines.join("\n"),
+                        data,
+                    },
                 )?;
             }
             Ok((id, false, updated))
@@ -222,11 +260,12 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
 }
 
 fn apply_in(
+    store: &Store,
     tx: &Transaction<'_>,
     inc: &ExternalIncident,
     items: &[ExternalItem],
 ) -> Result<ApplyOutcome> {
-    let (incident_id, created, updated) = upsert_in(tx, inc)?;
+    let (incident_id, created, updated) = upsert_in(store, tx, inc)?;
     let new_items = add_items_in(tx, incident_id, items)?;
     Ok(ApplyOutcome {
         incident_id,
@@ -271,7 +310,7 @@ impl Store {
         inc: &ExternalIncident,
         items: &[ExternalItem],
     ) -> Result<ApplyOutcome> {
-        self.write(|tx| apply_in(tx, inc, items))
+        self.write(|tx| apply_in(self, tx, inc, items))
     }
 
     /// Adds items (merges, deployments) to an existing incident; returns how many were new.
@@ -307,7 +346,7 @@ impl Store {
                 return Ok(None);
             }
             let outcomes = match action {
-                DeliveryAction::Upsert(inc, items) => vec![apply_in(tx, inc, items)?],
+                DeliveryAction::Upsert(inc, items) => vec![apply_in(self, tx, inc, items)?],
                 DeliveryAction::AttachToOpen(items) => {
                     let mut out = Vec::new();
                     for id in open_incident_ids(tx)? {
@@ -394,6 +433,18 @@ impl Store {
             )?;
             let msg = format!("Hypothesis proposed (correlation): {statement}");
             add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
+            let h = crate::work::hypothesis_in(tx, id)?;
+            let mut data = serde_json::Map::new();
+            data.insert("hypothesis".into(), serde_json::to_value(&h).unwrap_or_default());
+            self.announce(
+                tx,
+                Change {
+                    kind: ChangeKind::HypothesisCreated,
+                    incident: get_in(tx, incident_id)?,
+                    text: msg,
+                    data,
+                },
+            )?;
             Ok(Some(id))
         })
     }

@@ -9,6 +9,7 @@ pub mod blobs;
 mod evidence;
 mod incidents;
 mod integrations;
+mod notify;
 mod outbox;
 mod row;
 mod search;
@@ -23,6 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
+pub use notify::{Change, ChangeKind, Notifier};
 pub use outbox::{NewOutbox, OutboxResult};
 
 /// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
@@ -81,6 +83,11 @@ pub struct Store {
     /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
     /// removed between another upload finding it present and committing its row.
     blob_lock: Mutex<()>,
+    /// Turns changes into outbox rows in the changes' own transactions (see [`notify`]).
+    notifier: Option<std::sync::Arc<dyn Notifier>>,
+    /// Set while a write transaction queued notifications; read after its commit. Only the
+    /// holder of the writer lock touches it.
+    queued: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +113,8 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
+            notifier: None,
+            queued: Default::default(),
         };
         let removed = store.sweep_orphan_blobs()?;
         if removed > 0 {
@@ -133,10 +142,17 @@ impl Store {
 
     /// Runs `f` in one IMMEDIATE transaction on the writer; rolled back if `f` fails.
     fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.queued.store(false, Relaxed);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        if self.queued.swap(false, Relaxed) {
+            if let Some(n) = &self.notifier {
+                n.queued();
+            }
+        }
         Ok(out)
     }
 
