@@ -17,6 +17,8 @@ mod incidents;
 mod notifications;
 #[path = "integration/outbox.rs"]
 mod outbox;
+#[path = "integration/secrets.rs"]
+mod secrets;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/snapshots.rs"]

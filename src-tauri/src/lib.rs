@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod commands;
 pub mod config;
+mod secrets_cli;
 pub mod server;
 
 use std::process::ExitCode;
