@@ -25,8 +25,9 @@ const MAX_TEXT: usize = 2000;
 pub struct ServicesConfig {
     /// Data dir holding `opslens.db`, `blobs/`, `api-token`, `secrets.env`.
     pub data_dir: PathBuf,
-    /// Whether integration keys in the process environment override `secrets.env` (true in
-    /// the app; tests turn it off so a developer's `GITHUB_TOKEN` cannot leak into them).
+    /// Whether integration keys are also looked up in the process environment and the OS
+    /// keychain, before `secrets.env` (true in the app; tests turn it off so a developer's
+    /// `GITHUB_TOKEN` or keychain cannot leak into them).
     pub secrets_from_env: bool,
 }
 

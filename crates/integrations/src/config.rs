@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// A credential: token, signing secret, or a webhook URL that embeds one (Slack, Teams).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub(crate) String);
+pub struct Secret(String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

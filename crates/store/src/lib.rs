@@ -277,4 +277,47 @@ mod tests {
         assert_eq!(s.integration_errors("pagerduty", 10).unwrap().len(), 1);
         assert!(s.integration_errors("slack", 10).unwrap().is_empty());
     }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join("opslens.db")).unwrap();
+            let tx = c.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.execute_batch(MIGRATIONS[1]).unwrap();
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.execute_batch(
+                "INSERT INTO incident(title, severity, status, created_at, updated_at)
+                 VALUES ('old', 'low', 'triggered', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+                 INSERT INTO external_item(incident_id, key, signal, occurred_at, message)
+                 VALUES (1, 'github:deploy:o/r:7', 'change', '2026-01-01T00:00:00.000000Z', 'Deploy');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(s.signals(1).unwrap().len(), 1);
+        assert!(s.integration_errors("github", 10).unwrap().is_empty());
+        // The old item has no version: any versioned copy of it replaces it.
+        let item = opslens_domain::ExternalItem {
+            key: "github:deploy:o/r:7".into(),
+            occurred_at: chrono::Utc::now(),
+            message: "Deploy (success)".into(),
+            signal: opslens_domain::SignalKind::Change,
+            evidence: None,
+            version: Some("v1".into()),
+        };
+        assert_eq!(
+            s.attach_external(1, std::slice::from_ref(&item)).unwrap(),
+            1
+        );
+        assert_eq!(
+            s.attach_external(1, &[item]).unwrap(),
+            0,
+            "same version: no change"
+        );
+        assert_eq!(s.signals(1).unwrap()[0].message, "Deploy (success)");
+    }
 }
