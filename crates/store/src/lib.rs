@@ -291,14 +291,38 @@ mod tests {
                 "INSERT INTO incident(title, severity, status, created_at, updated_at)
                  VALUES ('old', 'low', 'triggered', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
                  INSERT INTO external_item(incident_id, key, signal, occurred_at, message)
-                 VALUES (1, 'github:deploy:o/r:7', 'change', '2026-01-01T00:00:00.000000Z', 'Deploy');",
+                 VALUES (1, 'github:deploy:o/r:7', 'change', '2026-01-01T00:00:00.000000Z', 'Deploy'),
+                        (1, 'github:deploy:o/r:8:in_progress', 'change', '2026-01-01T00:00:00.000000Z', 'D8 a'),
+                        (1, 'github:deploy:o/r:8:success', 'change', '2026-01-01T00:00:01.000000Z', 'D8 b'),
+                        (1, 'github:deploy:o/r:9:success', 'change', '2026-01-01T00:00:02.000000Z', 'D9'),
+                        (1, 'github:pr:o/r#3', 'change', '2026-01-01T00:00:03.000000Z', 'PR');",
             )
             .unwrap();
             tx.commit().unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
-        assert_eq!(s.signals(1).unwrap().len(), 1);
+        // Webhook copies of deployments are re-keyed by deployment id, one per deployment.
+        let keys: Vec<String> = s.signals(1).unwrap().into_iter().map(|x| x.key).collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+        for k in [
+            "github:deploy:o/r:7",
+            "github:deploy:o/r:8",
+            "github:deploy:o/r:9",
+            "github:pr:o/r#3",
+        ] {
+            assert_eq!(
+                keys.iter().filter(|x| *x == k).count(),
+                1,
+                "{k} in {keys:?}"
+            );
+        }
+        assert_eq!(
+            keys.iter()
+                .filter(|k| k.starts_with("github:deploy:o/r:8:"))
+                .count(),
+            1
+        );
         assert!(s.integration_errors("github", 10).unwrap().is_empty());
         // The old item has no version: any versioned copy of it replaces it.
         let item = opslens_domain::ExternalItem {
@@ -318,6 +342,10 @@ mod tests {
             0,
             "same version: no change"
         );
-        assert_eq!(s.signals(1).unwrap()[0].message, "Deploy (success)");
+        assert!(s
+            .signals(1)
+            .unwrap()
+            .iter()
+            .any(|x| x.key == "github:deploy:o/r:7" && x.message == "Deploy (success)"));
     }
 }
