@@ -5,7 +5,8 @@
 # sqlite3 CLI, Node.js + npm, and the npm packages of ui/ (`npm ci`).
 set -euo pipefail
 
-apt_pkgs=(build-essential pkg-config curl ca-certificates)
+# libdbus-1-dev: the OS keychain (Secret Service) support of the integrations crate.
+apt_pkgs=(build-essential pkg-config curl ca-certificates libdbus-1-dev)
 if [ "${OPSLENS_UI_TESTS:-0}" = 1 ]; then
   apt_pkgs+=(chromium sqlite3)
   command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)

@@ -7,14 +7,20 @@ mod analysis;
 mod app;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/dedupe.rs"]
+mod dedupe;
 #[path = "integration/evidence.rs"]
 mod evidence;
 #[path = "integration/fakes.rs"]
 mod fakes;
 #[path = "integration/incidents.rs"]
 mod incidents;
+#[path = "integration/notifications.rs"]
+mod notifications;
 #[path = "integration/outbox.rs"]
 mod outbox;
+#[path = "integration/secrets.rs"]
+mod secrets;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/snapshots.rs"]

@@ -50,6 +50,9 @@ pub enum Command {
     },
     /// Open the web UI of a running server in the browser, signed in by a one-time link.
     Open(OpenArgs),
+    /// Store, list and delete integration keys (OS keychain, else DATA_DIR/secrets.env).
+    #[command(subcommand)]
+    Secrets(crate::secrets_cli::SecretsCmd),
 }
 
 /// Options of `open`.

@@ -49,6 +49,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
         Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),
         Some(Command::Sync { name, remote }) => rt.block_on(sync(&data_dir, name, remote)),
+        Some(Command::Secrets(cmd)) => crate::secrets_cli::run(&data_dir, cmd),
     }?;
     Ok(ExitCode::SUCCESS)
 }

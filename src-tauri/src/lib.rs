@@ -6,6 +6,7 @@ mod client;
 mod commands;
 pub mod config;
 mod models_cmd;
+mod secrets_cli;
 pub mod server;
 
 use std::process::ExitCode;

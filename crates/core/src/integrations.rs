@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use opslens_domain::IntegrationState;
+use opslens_domain::{IntegrationError, IntegrationState};
 use opslens_integrations::github::GitHub;
 use opslens_integrations::outgoing::{self, SendOutcome};
 use opslens_integrations::pagerduty::PagerDuty;
@@ -73,7 +73,13 @@ pub struct IntegrationInfo {
     pub missing_keys: Vec<String>,
     /// Sync state, for the integrations that sync.
     pub state: Option<IntegrationState>,
+    /// Its last few errors (failed syncs, failed outgoing posts), newest first, so a flapping
+    /// integration is told apart from one that failed once.
+    pub recent_errors: Vec<IntegrationError>,
 }
+
+/// Errors listed per integration in `GET /integrations`.
+pub const RECENT_ERRORS: u32 = 10;
 
 /// Answer of `GET /integrations`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -101,6 +107,15 @@ impl Services {
         let states = self.db(|s| s.integration_states()).await?;
         let deliveries = self.db(|s| s.delivery_counts()).await?;
         let outbox = self.db(|s| s.outbox_counts()).await?;
+        let mut errors = self
+            .db(|s| {
+                INTEGRATIONS
+                    .iter()
+                    .map(|(name, _)| s.integration_errors(name, RECENT_ERRORS))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+            .into_iter();
         let cfg = &self.integ.cfg;
         let integrations = INTEGRATIONS
             .iter()
@@ -115,6 +130,7 @@ impl Services {
                     configured: missing.is_empty(),
                     missing_keys: missing,
                     state: states.iter().find(|s| s.name == *name).cloned(),
+                    recent_errors: errors.next().unwrap_or_default(),
                 }
             })
             .collect();

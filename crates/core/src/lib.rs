@@ -6,6 +6,7 @@ mod correlation;
 mod error;
 pub mod export;
 pub mod integrations;
+mod notify;
 mod outbox;
 mod services;
 pub mod snapshots;

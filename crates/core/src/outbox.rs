@@ -9,9 +9,8 @@ use chrono::Utc;
 use opslens_domain::{OutboxMessage, OutboxStatus};
 use opslens_integrations::outgoing::{self, Notice, SendOutcome};
 use opslens_integrations::signature::standard_key;
-use opslens_store::{NewOutbox, OutboxResult};
+use opslens_store::OutboxResult;
 
-use crate::integrations::new_message_id;
 use crate::{CoreError, Services};
 
 /// Longest the worker sleeps without looking at the table (rows queued by another process).
@@ -168,7 +167,6 @@ impl Services {
         text: Option<String>,
     ) -> Result<Vec<OutboxMessage>, CoreError> {
         let inc = self.incident(incident_id).await?;
-        let cfg = &self.integ.cfg;
         let notice = Notice {
             event_type: "incident.updated".into(),
             incident_id,
@@ -177,28 +175,11 @@ impl Services {
             status: inc.status.to_string(),
             text: text.unwrap_or_default(),
             timestamp: Utc::now(),
+            data: Default::default(),
         };
-        let mut rows = Vec::new();
-        let mut push = |target: String, payload: serde_json::Value| {
-            rows.push(NewOutbox {
-                message_id: new_message_id(),
-                target,
-                event_type: notice.event_type.clone(),
-                incident_id: Some(incident_id),
-                payload,
-            })
-        };
-        if cfg.slack_webhook_url.is_some() {
-            push("slack".into(), outgoing::slack_payload(&notice));
-        }
-        if cfg.teams_webhook_url.is_some() {
-            push("teams".into(), outgoing::teams_payload(&notice));
-        }
-        if cfg.webhook_secret.is_some() {
-            for i in 0..cfg.webhook_urls.len() {
-                push(format!("webhook:{i}"), outgoing::webhook_payload(&notice));
-            }
-        }
+        // The caller writes this text for the channel: Slack mrkdwn (links, mentions) is kept.
+        let rows =
+            crate::notify::rows_for(&crate::notify::targets(&self.integ.cfg), &notice, false);
         if rows.is_empty() {
             return Err(CoreError::NotConfigured(
                 "no outgoing integration is configured: set SLACK_WEBHOOK_URL, TEAMS_WEBHOOK_URL \

@@ -25,8 +25,9 @@ const MAX_TEXT: usize = 2000;
 pub struct ServicesConfig {
     /// Data dir holding `opslens.db`, `blobs/`, `api-token`, `secrets.env`.
     pub data_dir: PathBuf,
-    /// Whether integration keys in the process environment override `secrets.env` (true in
-    /// the app; tests turn it off so a developer's `GITHUB_TOKEN` cannot leak into them).
+    /// Whether integration keys are also looked up in the process environment and the OS
+    /// keychain, before `secrets.env` (true in the app; tests turn it off so a developer's
+    /// `GITHUB_TOKEN` or keychain cannot leak into them).
     pub secrets_from_env: bool,
     /// Which model analyses screenshots and where models live.
     pub analysis: crate::analysis::AnalysisConfig,
@@ -61,7 +62,7 @@ impl Services {
     /// Opens the store in the data dir (migrating it) on a blocking thread.
     pub async fn open(cfg: ServicesConfig) -> Result<Arc<Self>, CoreError> {
         let dir = cfg.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let mut store = tokio::task::spawn_blocking(move || Store::open(&dir))
             .await?
             .map_err(|e| match e {
                 StoreError::TooNew { .. } => CoreError::Conflict(e.to_string()),
@@ -74,6 +75,10 @@ impl Services {
             &cfg.data_dir,
             cfg.secrets_from_env,
         ));
+        store.set_notifier(Arc::new(crate::notify::Announcer::new(
+            &integ.cfg,
+            integ.wake.clone(),
+        )));
         let services = Arc::new(Services {
             store: Arc::new(store),
             data_dir: cfg.data_dir,

@@ -84,6 +84,11 @@ pub struct ExternalItem {
     pub signal: SignalKind,
     /// Evidence to attach (the timeline event then refers to it); `None` for timeline only.
     pub evidence: Option<ExternalEvidence>,
+    /// For items that change at their source after they are first seen (a deployment gains
+    /// statuses): compared as text, and an item already stored under the same key is replaced
+    /// only by one with a greater version. `None` for items that never change: the first copy
+    /// stays. This is what lets a webhook and a later sync (or the reverse) meet in one item.
+    pub version: Option<String>,
 }
 
 /// What applying external data changed, so syncs can report counts.
@@ -95,7 +100,7 @@ pub struct ApplyOutcome {
     pub created: bool,
     /// Its status or title changed.
     pub updated: bool,
-    /// Items newly stored (already known ones are skipped).
+    /// Items newly stored, or replaced by a newer version (unchanged ones are skipped).
     pub new_items: usize,
 }
 

@@ -90,3 +90,13 @@ pub struct IntegrationState {
     /// When that error happened.
     pub last_error_at: Option<DateTime<Utc>>,
 }
+
+/// One failure of an integration (a sync, an outgoing post), kept in a short history so a
+/// flapping integration shows its pattern, not only whatever failed last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IntegrationError {
+    /// When it failed.
+    pub at: DateTime<Utc>,
+    /// What failed (never a secret: URLs are stripped before errors are recorded).
+    pub message: String,
+}

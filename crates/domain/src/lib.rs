@@ -20,7 +20,7 @@ pub use external::{
     ApplyOutcome, ExternalEvidence, ExternalIncident, ExternalItem, SignalKind, StoredSignal,
 };
 pub use incident::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
-pub use integration::{IntegrationState, OutboxMessage, OutboxStatus};
+pub use integration::{IntegrationError, IntegrationState, OutboxMessage, OutboxStatus};
 pub use work::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
     SearchHit, TimelineEvent,

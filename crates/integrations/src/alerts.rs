@@ -94,6 +94,7 @@ pub fn parse_pagerduty(body: &[u8]) -> Result<Inbound, serde_json::Error> {
             SignalKind::Other
         },
         evidence: None,
+        version: None,
     };
     Ok(Inbound::Incident(inc, vec![item]))
 }
@@ -236,6 +237,7 @@ pub fn parse_alertmanager(provider: &str, body: &[u8]) -> Result<Inbound, serde_
                         a.generator_url.clone()
                     },
                 }),
+                version: None,
             }
         })
         .collect();
@@ -341,6 +343,7 @@ pub fn parse_generic(ev: &GenericEvent, body: &[u8]) -> Result<Inbound, String> 
             content: serde_json::to_string_pretty(&details).unwrap_or_default(),
             source: "events".into(),
         }),
+        version: None,
     };
     Ok(Inbound::Incident(inc, vec![item]))
 }

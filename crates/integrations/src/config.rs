@@ -1,5 +1,5 @@
-//! Integration settings and secrets from `secrets.env` (data dir, then working dir) and the
-//! environment, the environment winning (the seed guide's convention).
+//! Integration settings and secrets: from the environment, the OS keychain, then `secrets.env`
+//! (data dir, then working dir), the first source that has a key winning (see [`crate::secrets`]).
 //!
 //! Values are wrapped in [`Secret`], whose `Debug` prints `***`: a config logged with `{:?}`
 //! leaks nothing. Only key *names* and non-secret settings (URLs of APIs, repo names) are ever
@@ -196,32 +196,39 @@ pub const KEY_NAMES: &[&str] = &[
 ];
 
 impl Config {
-    /// Reads `secrets.env` in `data_dir`, then `./secrets.env` for keys still missing, then
-    /// (when `use_env`) the process environment, which overrides both. Empty values count as
-    /// absent.
+    /// Looks every key up: (when `use_env`) the process environment, then the OS keychain
+    /// (unless `OPSLENS_KEYCHAIN=off`), then `secrets.env` in `data_dir`, then `./secrets.env`;
+    /// the first that has a key wins. `use_env: false` (tests) reads the files only, so neither
+    /// a developer's environment nor their keychain can leak in. Empty values count as absent.
     pub fn load(data_dir: &Path, use_env: bool) -> Config {
-        let mut keys: BTreeMap<String, Secret> = BTreeMap::new();
-        for file in [
-            data_dir.join("secrets.env"),
-            Path::new("secrets.env").into(),
-        ] {
-            if let Ok(iter) = dotenvy::from_path_iter(&file) {
-                for (k, v) in iter.flatten() {
-                    if KEY_NAMES.contains(&k.as_str()) && !v.trim().is_empty() {
-                        keys.entry(k).or_insert(Secret(v.trim().to_string()));
-                    }
-                }
-            }
+        let keychain = if use_env {
+            crate::secrets::OsKeychain::from_env()
+        } else {
+            None
+        };
+        Self::load_with(
+            data_dir,
+            use_env,
+            keychain
+                .as_ref()
+                .map(|k| k as &dyn crate::secrets::KeyStore),
+        )
+    }
+
+    /// [`Config::load`] with the keychain given (`None`: not asked).
+    pub fn load_with(
+        data_dir: &Path,
+        use_env: bool,
+        keychain: Option<&dyn crate::secrets::KeyStore>,
+    ) -> Config {
+        let r = crate::secrets::resolve(data_dir, use_env, keychain);
+        if let crate::secrets::KeychainState::Unavailable(why) = &r.keychain {
+            tracing::warn!(
+                "no OS keychain available ({why}); integration secrets come from the environment \
+                 and secrets.env only (set OPSLENS_KEYCHAIN=off to skip the keychain)"
+            );
         }
-        if use_env {
-            for k in KEY_NAMES {
-                if let Ok(v) = std::env::var(k) {
-                    if !v.trim().is_empty() {
-                        keys.insert((*k).to_string(), Secret(v.trim().to_string()));
-                    }
-                }
-            }
-        }
+        let keys = r.values.into_iter().map(|(k, (v, _))| (k, v)).collect();
         Self::from_keys(keys)
     }
 

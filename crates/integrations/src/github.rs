@@ -234,11 +234,18 @@ pub fn pull_item(repo: &str, p: &Pull) -> Option<ExternalItem> {
             content: serde_json::to_string_pretty(&content).unwrap_or_default(),
             source: p.html_url.clone().unwrap_or_else(|| SERVICE.into()),
         }),
+        // A merge never changes: the first copy (webhook or sync) stays.
+        version: None,
     })
 }
 
 /// A deployment (with its statuses, newest first) as `deployment` evidence. It counts from the
 /// first `success` status (when it went live), else from its creation.
+///
+/// Keyed by the GitHub deployment id alone, so a `deployment_status` webhook and a REST sync of
+/// the same deployment land on one item. Its version is the newest status time, then the
+/// number of statuses: a later status replaces the stored copy, and at equal times the sync
+/// (which sees every status) wins over a webhook (which carries one).
 pub fn deployment_item(repo: &str, d: &Deployment, statuses: &[DeploymentStatus]) -> ExternalItem {
     let live = statuses
         .iter()
@@ -260,8 +267,13 @@ pub fn deployment_item(repo: &str, d: &Deployment, statuses: &[DeploymentStatus]
             "state": s.state, "created_at": s.created_at, "description": s.description, "target_url": s.target_url,
         })).collect::<Vec<_>>(),
     });
+    let newest = statuses
+        .iter()
+        .map(|s| s.created_at)
+        .max()
+        .unwrap_or(d.created_at);
     ExternalItem {
-        key: format!("github:deploy:{repo}:{}", d.id),
+        key: deployment_key(repo, d.id),
         occurred_at: live,
         message: title.clone(),
         signal: SignalKind::Change,
@@ -271,7 +283,17 @@ pub fn deployment_item(repo: &str, d: &Deployment, statuses: &[DeploymentStatus]
             content: serde_json::to_string_pretty(&content).unwrap_or_default(),
             source: SERVICE.into(),
         }),
+        version: Some(format!(
+            "{}#{:06}",
+            newest.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            statuses.len()
+        )),
     }
+}
+
+/// The one key of a deployment, whichever path (webhook or sync) brings it in.
+pub fn deployment_key(repo: &str, id: i64) -> String {
+    format!("github:deploy:{repo}:{id}")
 }
 
 /// What a GitHub webhook delivery means for OpsLens.
@@ -319,13 +341,12 @@ pub fn parse_webhook(event: &str, body: &[u8]) -> Result<GitHubEvent, serde_json
         }
         "deployment_status" => {
             let e: DeploymentStatusEvent = serde_json::from_slice(body)?;
-            let mut item = deployment_item(
+            // Same key as the sync's item; a later status replaces the stored copy (version).
+            let item = deployment_item(
                 &e.repository.full_name,
                 &e.deployment,
                 std::slice::from_ref(&e.deployment_status),
             );
-            // One item per status: a later `success` after `in_progress` is news.
-            item.key = format!("{}:{}", item.key, e.deployment_status.state);
             Ok(GitHubEvent::Change(item))
         }
         other => Ok(GitHubEvent::Ignored(format!("event {other} is not used"))),

@@ -11,6 +11,7 @@ pub mod github;
 pub mod http;
 pub mod outgoing;
 pub mod pagerduty;
+pub mod secrets;
 pub mod signature;
 pub mod snapshots;
 

@@ -27,6 +27,17 @@ pub struct Notice {
     pub text: String,
     /// When.
     pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// Extra fields of the Standard Webhooks `data` (the hypothesis or action concerned, the
+    /// changes as `{field: {from, to}}`), for consumers that act on more than the text.
+    pub data: serde_json::Map<String, Value>,
+}
+
+/// Escapes the three characters Slack's mrkdwn treats as control (`&`, `<`, `>`), so a title
+/// such as `<!channel> down` is shown, not obeyed.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Slack Block Kit message; `text` is the notification fallback Slack asks for.
@@ -53,7 +64,7 @@ pub fn slack_payload(n: &Notice) -> Value {
         {"type": "mrkdwn", "text": format!("Posted by OpsLens · {}", n.event_type)}
     ]}));
     json!({
-        "text": format!("{} INC-{} {}: {}", n.severity.to_uppercase(), n.incident_id, n.title, n.status),
+        "text": format!("{} INC-{} {}: {}", n.severity.to_uppercase(), n.incident_id, slack_escape(&n.title), n.status),
         "blocks": blocks,
     })
 }
@@ -90,13 +101,19 @@ pub fn teams_payload(n: &Notice) -> Value {
 
 /// Standard Webhooks payload: `{"type", "timestamp", "data"}`.
 pub fn webhook_payload(n: &Notice) -> Value {
+    let mut data = json!({
+        "incident_id": n.incident_id, "title": n.title, "severity": n.severity,
+        "status": n.status, "text": n.text,
+    });
+    if let Some(d) = data.as_object_mut() {
+        for (k, v) in &n.data {
+            d.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     json!({
         "type": n.event_type,
         "timestamp": n.timestamp,
-        "data": {
-            "incident_id": n.incident_id, "title": n.title, "severity": n.severity,
-            "status": n.status, "text": n.text,
-        }
+        "data": data,
     })
 }
 
@@ -193,6 +210,12 @@ mod tests {
             status: "investigating".into(),
             text: "Suspect deploy <https://github.com/o/r/pull/2|#2>".into(),
             timestamp: chrono::Utc::now(),
+            data: [(
+                "changes".to_string(),
+                json!({"status": {"from": "triggered", "to": "investigating"}}),
+            )]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -214,5 +237,23 @@ mod tests {
         let w = webhook_payload(&notice());
         assert_eq!(w["type"], "incident.updated");
         assert_eq!(w["data"]["incident_id"], 42);
+        assert_eq!(w["data"]["changes"]["status"]["to"], "investigating");
+    }
+
+    #[test]
+    fn slack_mentions_in_data_are_shown_not_obeyed() {
+        assert_eq!(
+            slack_escape("<!channel> a&b > c"),
+            "&lt;!channel&gt; a&amp;b &gt; c"
+        );
+        let mut n = notice();
+        n.title = "<!here> checkout down".into();
+        let s = slack_payload(&n);
+        assert!(!s["text"].as_str().unwrap().contains("<!here>"), "{s}");
+        // The header is plain_text: shown as typed.
+        assert_eq!(
+            s["blocks"][0]["text"]["text"],
+            "HIGH · INC-42 <!here> checkout down"
+        );
     }
 }

@@ -296,6 +296,7 @@ impl PdLogEntry {
             ),
             signal: SignalKind::Other,
             evidence: None,
+            version: None,
         }
     }
 }
@@ -323,6 +324,7 @@ impl PdAlert {
                 content: serde_json::to_string_pretty(&content).unwrap_or_default(),
                 source: SERVICE.into(),
             }),
+            version: None,
         }
     }
 }

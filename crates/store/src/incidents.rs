@@ -6,9 +6,13 @@ use opslens_domain::{
 };
 use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
 
+use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::search::fts_query;
 use crate::{Result, Store, StoreError};
+
+/// Description shown in an `incident.created` message at most (characters).
+const NOTICE_DESCRIPTION: usize = 300;
 
 /// What the store needs to create an incident; validated by the caller.
 #[derive(Debug, Clone)]
@@ -118,7 +122,22 @@ impl Store {
             let id = tx.last_insert_rowid();
             let msg = format!("Incident opened ({}, {})", new.severity, new.status);
             add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
-            get_in(tx, id)
+            let inc = get_in(tx, id)?;
+            let mut text = msg;
+            if !new.description.trim().is_empty() {
+                text.push('\n');
+                text.extend(new.description.trim().chars().take(NOTICE_DESCRIPTION));
+            }
+            self.announce(
+                tx,
+                Change {
+                    kind: ChangeKind::IncidentCreated,
+                    incident: inc.clone(),
+                    text,
+                    data: Default::default(),
+                },
+            )?;
+            Ok(inc)
         })
     }
 
@@ -171,15 +190,23 @@ impl Store {
     }
 
     /// Applies the present fields of `patch`; status and severity changes go on the timeline.
+    /// A status, severity or title that really changed is announced (one `incident.updated`
+    /// naming every such change); a description edit or a PATCH of current values is not.
     pub fn update_incident(&self, id: i64, patch: &IncidentPatch) -> Result<Incident> {
         self.write(|tx| {
             let old = get_in(tx, id)?;
             let t = now();
+            let mut lines = Vec::new();
+            let mut changes = serde_json::Map::new();
             if let Some(title) = &patch.title {
                 tx.execute(
                     "UPDATE incident SET title = ?1 WHERE id = ?2",
                     params![title, id],
                 )?;
+                if *title != old.title {
+                    lines.push(format!("Title: {} → {title}", old.title));
+                    changes.insert("title".into(), from_to(&old.title, title));
+                }
             }
             if let Some(d) = &patch.description {
                 tx.execute(
@@ -194,6 +221,8 @@ impl Store {
                 )?;
                 let msg = format!("Severity changed from {} to {}", old.severity, sev);
                 add_event(tx, id, TimelineKind::SeverityChanged, &msg, &t, None)?;
+                lines.push(format!("Severity: {} → {sev}", old.severity));
+                changes.insert("severity".into(), from_to(old.severity, sev));
             }
             if let Some(st) = patch.status.filter(|s| *s != old.status) {
                 tx.execute(
@@ -205,12 +234,28 @@ impl Store {
                 )?;
                 let msg = format!("Status changed from {} to {}", old.status, st);
                 add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
+                lines.insert(0, format!("Status: {} → {st}", old.status));
+                changes.insert("status".into(), from_to(old.status, st));
             }
             tx.execute(
                 "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), id],
             )?;
-            get_in(tx, id)
+            let inc = get_in(tx, id)?;
+            if !lines.is_empty() {
+                let mut data = serde_json::Map::new();
+                data.insert("changes".into(), changes.into());
+                self.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::IncidentUpdated,
+                        incident: inc.clone(),
+                        text: lines.join("\n"),
+                        data,
+                    },
+                )?;
+            }
+            Ok(inc)
         })
     }
 

@@ -3,12 +3,14 @@
 
 use opslens_domain::{
     ApplyOutcome, ExternalIncident, ExternalItem, HypothesisOrigin, HypothesisStatus, Incident,
-    IncidentStatus, IntegrationState, SignalKind, StoredSignal, TimelineKind, Timestamp,
+    IncidentStatus, IntegrationError, IntegrationState, SignalKind, StoredSignal, TimelineKind,
+    Timestamp,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::blobs::sha256_hex;
 use crate::incidents::{add_event, ensure_exists, get_in};
+use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, Ts};
 use crate::{Result, Store};
 
@@ -24,8 +26,14 @@ pub enum DeliveryAction {
     Ignore(String),
 }
 
-/// Creates or updates the incident of `inc`; returns (id, created, updated).
-fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool, bool)> {
+/// Creates or updates the incident of `inc`; returns (id, created, updated). An incident
+/// brought in open, and a status or title change, are announced like the same change made
+/// by hand; one brought in already resolved (history from a first sync) is not.
+fn upsert_in(
+    store: &Store,
+    tx: &Transaction<'_>,
+    inc: &ExternalIncident,
+) -> Result<(i64, bool, bool)> {
     let existing: Option<(i64, String, String)> = tx
         .query_row(
             "SELECT id, status, title FROM incident WHERE source = ?1 AND external_id = ?2",
@@ -64,10 +72,23 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                 inc.source, inc.external_id, inc.severity, inc.status
             );
             add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
+            if !inc.status.is_finished() {
+                store.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::IncidentCreated,
+                        incident: get_in(tx, id)?,
+                        text: msg,
+                        data: Default::default(),
+                    },
+                )?;
+            }
             Ok((id, true, false))
         }
         Some((id, status, title)) => {
             let mut updated = false;
+            let mut lines = Vec::new();
+            let mut changes = serde_json::Map::new();
             if status != inc.status.as_str() {
                 tx.execute(
                     "UPDATE incident SET status = ?1,
@@ -81,6 +102,11 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                     inc.status, inc.source
                 );
                 add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
+                lines.push(format!(
+                    "Status: {status} → {} ({})",
+                    inc.status, inc.source
+                ));
+                changes.insert("status".into(), from_to(&status, inc.status));
                 updated = true;
             }
             if !inc.title.is_empty() && title != inc.title {
@@ -88,6 +114,8 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                     "UPDATE incident SET title = ?1 WHERE id = ?2",
                     params![inc.title, id],
                 )?;
+                lines.push(format!("Title: {title} → {}", inc.title));
+                changes.insert("title".into(), from_to(&title, &inc.title));
                 updated = true;
             }
             if updated {
@@ -95,28 +123,98 @@ fn upsert_in(tx: &Transaction<'_>, inc: &ExternalIncident) -> Result<(i64, bool,
                     "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                     params![ts(&t), id],
                 )?;
+                let mut data = serde_json::Map::new();
+                data.insert("changes".into(), changes.into());
+                store.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::IncidentUpdated,
+                        incident: get_in(tx, id)?,
+                        text: lines.join("\n"),
+                        data,
+                    },
+                )?;
             }
             Ok((id, false, updated))
         }
     }
 }
 
-/// Adds the items not yet on the incident; returns how many were new.
+/// Replaces a stored item by a newer version of it (a deployment that gained a status, or the
+/// sync's full copy of what a webhook brought): its time, message and evidence change in place,
+/// so one deployment stays one piece of evidence. A changed message goes on the timeline.
+/// Returns whether anything changed.
+fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Result<bool> {
+    let Some(version) = item.version.as_deref() else {
+        return Ok(false);
+    };
+    let (old_version, old_message, evidence_id): (Option<String>, String, Option<i64>) = tx
+        .query_row(
+            "SELECT version, message, evidence_id FROM external_item WHERE incident_id = ?1 AND key = ?2",
+            params![incident_id, item.key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+    if old_version.as_deref().is_some_and(|old| old >= version) {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE external_item SET version = ?3, signal = ?4, occurred_at = ?5, message = ?6
+         WHERE incident_id = ?1 AND key = ?2",
+        params![
+            incident_id,
+            item.key,
+            version,
+            item.signal.as_str(),
+            ts(&item.occurred_at),
+            item.message
+        ],
+    )?;
+    if let (Some(id), Some(e)) = (evidence_id, &item.evidence) {
+        tx.execute(
+            "UPDATE evidence SET title = ?2, content = ?3, source = ?4, sha256 = ?5, updated_at = ?6
+             WHERE id = ?1",
+            params![id, e.title, e.content, e.source, sha256_hex(e.content.as_bytes()), ts(&now())],
+        )?;
+    }
+    if old_message != item.message {
+        let kind = if evidence_id.is_some() {
+            TimelineKind::EvidenceAdded
+        } else {
+            TimelineKind::Observation
+        };
+        add_event(
+            tx,
+            incident_id,
+            kind,
+            &item.message,
+            &item.occurred_at,
+            evidence_id,
+        )?;
+    }
+    Ok(true)
+}
+
+/// Adds the items not yet on the incident and replaces stored ones by newer versions; returns
+/// how many were added or replaced.
 fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
     let mut added = 0;
     for item in items {
         let inserted = tx.execute(
-            "INSERT OR IGNORE INTO external_item(incident_id, key, signal, occurred_at, message)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO external_item(incident_id, key, signal, occurred_at, message, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 incident_id,
                 item.key,
                 item.signal.as_str(),
                 ts(&item.occurred_at),
-                item.message
+                item.message,
+                item.version
             ],
         )?;
         if inserted == 0 {
+            if replace_in(tx, incident_id, item)? {
+                added += 1;
+            }
             continue;
         }
         added += 1;
@@ -162,11 +260,12 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
 }
 
 fn apply_in(
+    store: &Store,
     tx: &Transaction<'_>,
     inc: &ExternalIncident,
     items: &[ExternalItem],
 ) -> Result<ApplyOutcome> {
-    let (incident_id, created, updated) = upsert_in(tx, inc)?;
+    let (incident_id, created, updated) = upsert_in(store, tx, inc)?;
     let new_items = add_items_in(tx, incident_id, items)?;
     Ok(ApplyOutcome {
         incident_id,
@@ -174,6 +273,23 @@ fn apply_in(
         updated,
         new_items,
     })
+}
+
+/// Errors kept per integration; older ones are pruned as new ones come in.
+pub const ERRORS_KEPT: i64 = 50;
+
+/// Records an error of integration `name` inside the caller's transaction, pruning the oldest.
+pub(crate) fn record_error_in(tx: &Transaction<'_>, name: &str, message: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO integration_error(name, occurred_at, message) VALUES (?1, ?2, ?3)",
+        params![name, ts(&now()), message],
+    )?;
+    tx.execute(
+        "DELETE FROM integration_error WHERE name = ?1 AND id <= (
+             SELECT id FROM integration_error WHERE name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![name, ERRORS_KEPT],
+    )?;
+    Ok(())
 }
 
 fn open_incident_ids(c: &rusqlite::Connection) -> Result<Vec<i64>> {
@@ -194,7 +310,7 @@ impl Store {
         inc: &ExternalIncident,
         items: &[ExternalItem],
     ) -> Result<ApplyOutcome> {
-        self.write(|tx| apply_in(tx, inc, items))
+        self.write(|tx| apply_in(self, tx, inc, items))
     }
 
     /// Adds items (merges, deployments) to an existing incident; returns how many were new.
@@ -230,7 +346,7 @@ impl Store {
                 return Ok(None);
             }
             let outcomes = match action {
-                DeliveryAction::Upsert(inc, items) => vec![apply_in(tx, inc, items)?],
+                DeliveryAction::Upsert(inc, items) => vec![apply_in(self, tx, inc, items)?],
                 DeliveryAction::AttachToOpen(items) => {
                     let mut out = Vec::new();
                     for id in open_incident_ids(tx)? {
@@ -317,6 +433,18 @@ impl Store {
             )?;
             let msg = format!("Hypothesis proposed (correlation): {statement}");
             add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
+            let h = crate::work::hypothesis_in(tx, id)?;
+            let mut data = serde_json::Map::new();
+            data.insert("hypothesis".into(), serde_json::to_value(&h).unwrap_or_default());
+            self.announce(
+                tx,
+                Change {
+                    kind: ChangeKind::HypothesisCreated,
+                    incident: get_in(tx, incident_id)?,
+                    text: msg,
+                    data,
+                },
+            )?;
             Ok(Some(id))
         })
     }
@@ -355,11 +483,14 @@ impl Store {
                         last_error = NULL WHERE name = ?1",
                     params![name, t, cursor, items],
                 )?,
-                Err(e) => tx.execute(
-                    "UPDATE integration_state SET last_sync_at = ?2, last_error = ?3, last_error_at = ?2
-                     WHERE name = ?1",
-                    params![name, t, e],
-                )?,
+                Err(e) => {
+                    record_error_in(tx, name, &e)?;
+                    tx.execute(
+                        "UPDATE integration_state SET last_sync_at = ?2, last_error = ?3, last_error_at = ?2
+                         WHERE name = ?1",
+                        params![name, t, e],
+                    )?
+                }
             };
             Ok(())
         })
@@ -379,6 +510,25 @@ impl Store {
                         items_synced: r.get("items_synced")?,
                         last_error: r.get("last_error")?,
                         last_error_at: opt_ts(r, "last_error_at")?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The most recent errors of integration `name`, newest first.
+    pub fn integration_errors(&self, name: &str, limit: u32) -> Result<Vec<IntegrationError>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT occurred_at, message FROM integration_error WHERE name = ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st
+                .query_map(params![name, limit], |r| {
+                    Ok(IntegrationError {
+                        at: r.get::<_, Ts>(0)?.0,
+                        message: r.get(1)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

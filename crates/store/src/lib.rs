@@ -10,6 +10,7 @@ pub mod blobs;
 mod evidence;
 mod incidents;
 mod integrations;
+mod notify;
 mod outbox;
 mod row;
 mod search;
@@ -25,12 +26,14 @@ pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
+pub use notify::{Change, ChangeKind, Notifier};
 pub use outbox::{NewOutbox, OutboxResult};
 
 /// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_integrations.sql"),
+    include_str!("../migrations/0003_integration_events.sql"),
     include_str!("../migrations/0004_analysis.sql"),
 ];
 
@@ -83,6 +86,11 @@ pub struct Store {
     /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
     /// removed between another upload finding it present and committing its row.
     blob_lock: Mutex<()>,
+    /// Turns changes into outbox rows in the changes' own transactions (see [`notify`]).
+    notifier: Option<std::sync::Arc<dyn Notifier>>,
+    /// Set while a write transaction queued notifications; read after its commit. Only the
+    /// holder of the writer lock touches it.
+    queued: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -108,6 +116,8 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
+            notifier: None,
+            queued: Default::default(),
         };
         let removed = store.sweep_orphan_blobs()?;
         if removed > 0 {
@@ -135,10 +145,17 @@ impl Store {
 
     /// Runs `f` in one IMMEDIATE transaction on the writer; rolled back if `f` fails.
     fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.queued.store(false, Relaxed);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        if self.queued.swap(false, Relaxed) {
+            if let Some(n) = &self.notifier {
+                n.queued();
+            }
+        }
         Ok(out)
     }
 
@@ -244,5 +261,94 @@ mod tests {
         assert_eq!(s.incident(1).unwrap().title, "old");
         assert!(s.outbox_counts().unwrap().is_empty());
         assert!(s.integration_states().unwrap().is_empty());
+    }
+
+    #[test]
+    fn integration_errors_keep_the_newest_fifty_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for i in 0..60 {
+            s.record_sync("github", Err(format!("failure {i}")))
+                .unwrap();
+        }
+        s.record_sync("pagerduty", Err("pd down".into())).unwrap();
+        let all = s.integration_errors("github", 1000).unwrap();
+        assert_eq!(all.len() as i64, integrations::ERRORS_KEPT);
+        assert_eq!(all[0].message, "failure 59");
+        assert_eq!(all.last().unwrap().message, "failure 10");
+        assert_eq!(s.integration_errors("github", 3).unwrap().len(), 3);
+        assert_eq!(s.integration_errors("pagerduty", 10).unwrap().len(), 1);
+        assert!(s.integration_errors("slack", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join("opslens.db")).unwrap();
+            let tx = c.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.execute_batch(MIGRATIONS[1]).unwrap();
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.execute_batch(
+                "INSERT INTO incident(title, severity, status, created_at, updated_at)
+                 VALUES ('old', 'low', 'triggered', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+                 INSERT INTO external_item(incident_id, key, signal, occurred_at, message)
+                 VALUES (1, 'github:deploy:o/r:7', 'change', '2026-01-01T00:00:00.000000Z', 'Deploy'),
+                        (1, 'github:deploy:o/r:8:in_progress', 'change', '2026-01-01T00:00:00.000000Z', 'D8 a'),
+                        (1, 'github:deploy:o/r:8:success', 'change', '2026-01-01T00:00:01.000000Z', 'D8 b'),
+                        (1, 'github:deploy:o/r:9:success', 'change', '2026-01-01T00:00:02.000000Z', 'D9'),
+                        (1, 'github:pr:o/r#3', 'change', '2026-01-01T00:00:03.000000Z', 'PR');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        // Webhook copies of deployments are re-keyed by deployment id, one per deployment.
+        let keys: Vec<String> = s.signals(1).unwrap().into_iter().map(|x| x.key).collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+        for k in [
+            "github:deploy:o/r:7",
+            "github:deploy:o/r:8",
+            "github:deploy:o/r:9",
+            "github:pr:o/r#3",
+        ] {
+            assert_eq!(
+                keys.iter().filter(|x| *x == k).count(),
+                1,
+                "{k} in {keys:?}"
+            );
+        }
+        assert_eq!(
+            keys.iter()
+                .filter(|k| k.starts_with("github:deploy:o/r:8:"))
+                .count(),
+            1
+        );
+        assert!(s.integration_errors("github", 10).unwrap().is_empty());
+        // The old item has no version: any versioned copy of it replaces it.
+        let item = opslens_domain::ExternalItem {
+            key: "github:deploy:o/r:7".into(),
+            occurred_at: chrono::Utc::now(),
+            message: "Deploy (success)".into(),
+            signal: opslens_domain::SignalKind::Change,
+            evidence: None,
+            version: Some("v1".into()),
+        };
+        assert_eq!(
+            s.attach_external(1, std::slice::from_ref(&item)).unwrap(),
+            1
+        );
+        assert_eq!(
+            s.attach_external(1, &[item]).unwrap(),
+            0,
+            "same version: no change"
+        );
+        assert!(s
+            .signals(1)
+            .unwrap()
+            .iter()
+            .any(|x| x.key == "github:deploy:o/r:7" && x.message == "Deploy (success)"));
     }
 }

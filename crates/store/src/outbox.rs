@@ -4,8 +4,19 @@
 use opslens_domain::{OutboxMessage, OutboxStatus, Timestamp};
 use rusqlite::{params, OptionalExtension, Row};
 
+use crate::integrations::record_error_in;
 use crate::row::{now, opt_ts, ts, Ts};
 use crate::{Result, Store, StoreError};
+
+/// The integration an outbox target belongs to (`webhook:2` → `webhooks`), for its error
+/// history.
+fn integration_of(target: &str) -> &str {
+    if target.starts_with("webhook:") {
+        "webhooks"
+    } else {
+        target
+    }
+}
 
 /// A post to queue.
 #[derive(Debug, Clone)]
@@ -68,6 +79,24 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
     })
 }
 
+/// Inserts one row, due at `t`, inside the caller's transaction; returns its id.
+pub(crate) fn insert_in(tx: &rusqlite::Transaction<'_>, n: &NewOutbox, t: &str) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO outbox(message_id, target, event_type, incident_id, payload, status,
+                            next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
+    )?
+    .execute(params![
+        n.message_id,
+        n.target,
+        n.event_type,
+        n.incident_id,
+        n.payload.to_string(),
+        t
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
 fn get_in(c: &rusqlite::Connection, id: i64) -> Result<OutboxMessage> {
     c.query_row("SELECT * FROM outbox WHERE id = ?1", [id], from_row)
         .optional()?
@@ -84,20 +113,7 @@ impl Store {
             let t = ts(&now());
             let mut out = Vec::new();
             for n in rows {
-                tx.execute(
-                    "INSERT INTO outbox(message_id, target, event_type, incident_id, payload, status,
-                                        next_attempt_at, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
-                    params![
-                        n.message_id,
-                        n.target,
-                        n.event_type,
-                        n.incident_id,
-                        n.payload.to_string(),
-                        t
-                    ],
-                )?;
-                out.push(get_in(tx, tx.last_insert_rowid())?);
+                out.push(get_in(tx, insert_in(tx, n, &t)?)?);
             }
             Ok(out)
         })
@@ -152,7 +168,17 @@ impl Store {
                     params![id, status, error, t],
                 )?,
             };
-            get_in(tx, id)
+            let m = get_in(tx, id)?;
+            if let OutboxResult::Retry { error, .. } | OutboxResult::Dead { error, .. } = result {
+                let what = if m.status == OutboxStatus::Dead {
+                    "gave up on"
+                } else {
+                    "will retry"
+                };
+                let msg = format!("{} {what} {}: {error}", m.target, m.event_type);
+                record_error_in(tx, integration_of(&m.target), &msg)?;
+            }
+            Ok(m)
         })
     }
 

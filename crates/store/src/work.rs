@@ -6,9 +6,24 @@ use opslens_domain::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::incidents::{add_event, ensure_exists};
+use crate::incidents::{add_event, ensure_exists, get_in};
+use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::{Result, Store, StoreError};
+
+/// `data` of a hypothesis or action message: the item itself, and what changed.
+fn subject(
+    name: &str,
+    item: &impl serde::Serialize,
+    changes: Option<serde_json::Map<String, serde_json::Value>>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut data = serde_json::Map::new();
+    data.insert(name.into(), serde_json::to_value(item).unwrap_or_default());
+    if let Some(c) = changes {
+        data.insert("changes".into(), c.into());
+    }
+    data
+}
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<TimelineEvent> {
     Ok(TimelineEvent {
@@ -64,7 +79,7 @@ fn check_evidence(c: &Connection, incident_id: i64, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-fn hypothesis_in(c: &Connection, id: i64) -> Result<Hypothesis> {
+pub(crate) fn hypothesis_in(c: &Connection, id: i64) -> Result<Hypothesis> {
     let mut h = c
         .query_row(
             "SELECT id, incident_id, statement, status, origin, created_at, updated_at FROM hypothesis WHERE id = ?1",
@@ -184,15 +199,27 @@ impl Store {
             link_evidence(tx, id, &new.evidence_ids)?;
             let msg = format!("Hypothesis proposed ({origin}): {}", new.statement);
             add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
-            hypothesis_in(tx, id)
+            let h = hypothesis_in(tx, id)?;
+            self.announce(
+                tx,
+                Change {
+                    kind: ChangeKind::HypothesisCreated,
+                    incident: get_in(tx, incident_id)?,
+                    text: msg,
+                    data: subject("hypothesis", &h, None),
+                },
+            )?;
+            Ok(h)
         })
     }
 
-    /// Changes a hypothesis; a status change goes on the timeline.
+    /// Changes a hypothesis; a status change goes on the timeline and is announced (rewording
+    /// and relinking evidence are not: they are board housekeeping, not news).
     pub fn update_hypothesis(&self, id: i64, patch: &HypothesisPatch) -> Result<Hypothesis> {
         self.write(|tx| {
             let old = hypothesis_in(tx, id)?;
             let t = now();
+            let mut announce = None;
             if let Some(s) = &patch.statement {
                 tx.execute(
                     "UPDATE hypothesis SET statement = ?1 WHERE id = ?2",
@@ -218,12 +245,27 @@ impl Store {
                     &t,
                     None,
                 )?;
+                let mut changes = serde_json::Map::new();
+                changes.insert("status".into(), from_to(old.status, st));
+                announce = Some((msg, changes));
             }
             tx.execute(
                 "UPDATE hypothesis SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), id],
             )?;
-            hypothesis_in(tx, id)
+            let h = hypothesis_in(tx, id)?;
+            if let Some((text, changes)) = announce {
+                self.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::HypothesisUpdated,
+                        incident: get_in(tx, h.incident_id)?,
+                        text,
+                        data: subject("hypothesis", &h, Some(changes)),
+                    },
+                )?;
+            }
+            Ok(h)
         })
     }
 
@@ -255,7 +297,21 @@ impl Store {
             let owner = new.owner.as_deref().map(|o| format!(" (owner: {o})")).unwrap_or_default();
             let msg = format!("Action added: {}{owner}", new.title);
             add_event(tx, incident_id, TimelineKind::ActionAdded, &msg, &t, None)?;
-            action_in(tx, id)
+            let a = action_in(tx, id)?;
+            let mut text = msg;
+            if let Some(due) = &a.due_at {
+                text.push_str(&format!("\nDue: {}", due.format("%Y-%m-%d %H:%M UTC")));
+            }
+            self.announce(
+                tx,
+                Change {
+                    kind: ChangeKind::ActionCreated,
+                    incident: get_in(tx, incident_id)?,
+                    text,
+                    data: subject("action", &a, None),
+                },
+            )?;
+            Ok(a)
         })
     }
 
@@ -302,7 +358,44 @@ impl Store {
                 "UPDATE action_item SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), id],
             )?;
-            action_in(tx, id)
+            let a = action_in(tx, id)?;
+            // One message naming whatever really changed; nothing when nothing did.
+            let mut lines = Vec::new();
+            let mut changes = serde_json::Map::new();
+            if a.status != old.status {
+                lines.push(format!("Status: {} → {}", old.status, a.status));
+                changes.insert("status".into(), from_to(old.status, a.status));
+            }
+            if a.owner != old.owner {
+                let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "nobody".into());
+                lines.push(format!("Owner: {} → {}", show(&old.owner), show(&a.owner)));
+                changes.insert("owner".into(), from_to(&old.owner, &a.owner));
+            }
+            if a.title != old.title {
+                lines.push(format!("Title: {} → {}", old.title, a.title));
+                changes.insert("title".into(), from_to(&old.title, &a.title));
+            }
+            if a.due_at != old.due_at {
+                let show = |d: &Option<opslens_domain::Timestamp>| {
+                    d.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                        .unwrap_or_else(|| "none".into())
+                };
+                lines.push(format!("Due: {} → {}", show(&old.due_at), show(&a.due_at)));
+                changes.insert("due_at".into(), from_to(old.due_at, a.due_at));
+            }
+            if !lines.is_empty() {
+                lines.insert(0, format!("Action: {}", a.title));
+                self.announce(
+                    tx,
+                    Change {
+                        kind: ChangeKind::ActionUpdated,
+                        incident: get_in(tx, a.incident_id)?,
+                        text: lines.join("\n"),
+                        data: subject("action", &a, Some(changes)),
+                    },
+                )?;
+            }
+            Ok(a)
         })
     }
 }
