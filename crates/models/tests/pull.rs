@@ -154,6 +154,7 @@ async fn pulls_into_the_hf_cache_layout_with_progress_and_only_once() {
     assert!(matches!(events.last(), Some(PullEvent::Done { .. })));
     let last_progress = events
         .iter()
+        .rev()
         .filter_map(|x| match x {
             PullEvent::Progress {
                 done_bytes,
@@ -162,7 +163,7 @@ async fn pulls_into_the_hf_cache_layout_with_progress_and_only_once() {
             } => Some((*done_bytes, *total_bytes)),
             _ => None,
         })
-        .last()
+        .next()
         .unwrap();
     assert_eq!(last_progress, (e.total_size(), e.total_size()));
     // A second pull finds everything in place and fetches nothing.
