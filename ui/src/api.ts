@@ -2,8 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, Evidence, EvidenceType, Hypothesis, HypothesisStatus, Incident,
-  IncidentQuery, IncidentStatus, Page, SearchHit, ServerInfo, Severity, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, Evidence, EvidenceType, Hypothesis, HypothesisStatus, Incident, IncidentQuery, IncidentStatus, Page, PullProgress, SearchHit, ServerInfo, Severity, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -108,6 +107,10 @@ export const api = {
   health: () => json<{ status: string; version: string }>('GET', '/health', undefined, false),
   info: () => json<ServerInfo>('GET', '/info'),
   vlmStatus: () => json<VlmStatus>('GET', '/test/vlm/status'),
+  pullModel: (id: string) => json<PullProgress>('POST', `/models/${encodeURIComponent(id)}/pull`),
+  analyze: (evidence: number, question?: string) =>
+    json<AnalysisJob>('POST', `/evidence/${evidence}/analyze`, question ? { question } : {}),
+  analysisJob: (id: number) => json<AnalysisJob>('GET', `/analysis/jobs/${id}`),
 
   incidents: (f: IncidentQuery) =>
     json<Page<Incident>>('GET', `/incidents${query({

@@ -104,8 +104,31 @@ export interface SearchHit {
   snippet: string;
 }
 
+export interface PullProgress {
+  state: 'downloading' | 'done' | 'failed';
+  file: string | null;
+  done_bytes: number;
+  total_bytes: number;
+  error: string | null;
+}
+
+export interface AnalysisJob {
+  id: number;
+  evidence_id: number;
+  question: string | null;
+  state: AnalysisState;
+  attempts: number;
+  answer: string | null;
+  error: string | null;
+}
+
 export interface VlmStatus {
   model: string;
+  repo: string;
+  revision: string;
+  reason: string | null;
+  model_dir: string | null;
+  pull: PullProgress | null;
   state: string;
   loaded: boolean;
   device: string;

@@ -106,6 +106,9 @@ export const api = {
     health: () => json('GET', '/health', undefined, false),
     info: () => json('GET', '/info'),
     vlmStatus: () => json('GET', '/test/vlm/status'),
+    pullModel: (id) => json('POST', `/models/${encodeURIComponent(id)}/pull`),
+    analyze: (evidence, question) => json('POST', `/evidence/${evidence}/analyze`, question ? { question } : {}),
+    analysisJob: (id) => json('GET', `/analysis/jobs/${id}`),
     incidents: (f) => json('GET', `/incidents${query({
         status: f.status, severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),

@@ -5,7 +5,7 @@ import { api, session } from '../api.js';
 import { errorLine, kbd, loading, toast } from '../components.js';
 import { h, replace } from '../dom.js';
 import { errorMessage, toggleTheme, type View } from '../app.js';
-import type { ServerInfo, VlmStatus } from '../types.js';
+import type { PullProgress, ServerInfo, VlmStatus } from '../types.js';
 
 export function settingsView(onSignOut: () => void): View {
   const server = h('div', null, loading('Reading the server settings…'));
@@ -69,13 +69,34 @@ export function settingsView(onSignOut: () => void): View {
         h('dt', null, 'Device'), h('dd', null, s.device),
         h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)),
       h('p', { class: 'model-message' }, s.message),
+      s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null,
+      s.state === 'missing' && s.repo && s.pull?.state !== 'downloading'
+        ? h('button', { type: 'button', class: 'small', onclick: () => void pull(s.model) }, `Download ${s.repo}`)
+        : null,
       h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
+  }
+
+  async function pull(id: string): Promise<void> {
+    try {
+      await api.pullModel(id);
+    } catch (e) {
+      replace(model, errorLine(errorMessage(e)));
+      return;
+    }
+    await loadModel();
   }
 
   void loadInfo();
   void loadModel();
   const timer = window.setInterval(() => void loadModel(), 10_000);
   return { el, dispose: () => window.clearInterval(timer) };
+}
+
+function pullText(p: PullProgress): string {
+  const pct = p.total_bytes ? Math.floor((100 * p.done_bytes) / p.total_bytes) : 0;
+  if (p.state === 'downloading') return `Downloading ${p.file ?? ''}: ${pct}% of ${(p.total_bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (p.state === 'failed') return `Download failed: ${p.error ?? 'unknown error'}`;
+  return 'Download complete.';
 }
 
 function mask(t: string): string {

@@ -40,12 +40,32 @@ export function settingsView(onSignOut) {
     }
     function renderModel(s) {
         const queue = Object.entries(s.queue).map(([k, v]) => `${k}: ${v}`).join(', ') || 'empty';
-        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', null, s.device), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
+        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', null, s.device), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null, s.state === 'missing' && s.repo && s.pull?.state !== 'downloading'
+            ? h('button', { type: 'button', class: 'small', onclick: () => void pull(s.model) }, `Download ${s.repo}`)
+            : null, h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
+    }
+    async function pull(id) {
+        try {
+            await api.pullModel(id);
+        }
+        catch (e) {
+            replace(model, errorLine(errorMessage(e)));
+            return;
+        }
+        await loadModel();
     }
     void loadInfo();
     void loadModel();
     const timer = window.setInterval(() => void loadModel(), 10_000);
     return { el, dispose: () => window.clearInterval(timer) };
+}
+function pullText(p) {
+    const pct = p.total_bytes ? Math.floor((100 * p.done_bytes) / p.total_bytes) : 0;
+    if (p.state === 'downloading')
+        return `Downloading ${p.file ?? ''}: ${pct}% of ${(p.total_bytes / 2 ** 30).toFixed(2)} GiB`;
+    if (p.state === 'failed')
+        return `Download failed: ${p.error ?? 'unknown error'}`;
+    return 'Download complete.';
 }
 function mask(t) {
     return t ? `${t.slice(0, 4)}${'•'.repeat(12)}${t.slice(-4)}` : '(none)';

@@ -133,25 +133,101 @@ function analysisPanel(e) {
     if (state !== 'done') {
         return [head, h('p', { class: `state-text state-${state ?? 'none'}` }, STATE_TEXT[state ?? ''] ?? 'Not analysed.'),
             state === 'failed' && e.analysis_error ? h('p', { class: 'error-line' }, e.analysis_error) : null,
+            state === 'failed' ? reanalyse(e) : null,
             meta, h('p', { class: 'muted small' }, 'This panel updates by itself. Zoom: ', kbd('+'), ' ', kbd('-'), ' ', kbd('0'), ' fit, drag to pan.')];
     }
     const f = (e.findings ?? {});
-    const known = ['summary', 'panels', 'anomalies', 'errors'];
+    // Our own keys get their own rendering; anything else a model adds is listed generically.
+    const known = ['summary', 'screen', 'panels', 'anomalies', 'errors', 'timestamps', 'timezone', 'parse', 'raw', 'questions'];
     const sections = [];
     const summary = summaryOf(e);
     if (summary)
         sections.push(h('p', { class: 'summary' }, summary));
-    sections.push(listSection('Panels', f['panels'], 'panels'));
+    sections.push(panelsSection(f['panels']));
     sections.push(listSection('Anomalies', f['anomalies'], 'anomalies'));
     sections.push(listSection('Errors', f['errors'], 'errors'));
+    const times = Array.isArray(f['timestamps']) ? f['timestamps'].map(String) : [];
+    if (times.length || typeof f['timezone'] === 'string') {
+        sections.push(h('p', { class: 'small' }, h('strong', null, 'Times on screen: '), times.join(', '), typeof f['timezone'] === 'string' ? ` (${f['timezone']})` : null));
+    }
     const rest = Object.entries(f).filter(([k]) => !known.includes(k));
     for (const [k, v] of rest)
         sections.push(listSection(k.replace(/_/g, ' '), v, k));
     if (!f || Object.keys(f).length === 0) {
         sections.push(h('pre', { class: 'content' }, e.content || 'The model returned no findings.'));
     }
+    if (typeof f['raw'] === 'string') {
+        sections.push(h('details', { class: 'raw-output' }, h('summary', null, `Model output (read as ${typeof f['parse'] === 'string' ? f['parse'] : 'text'})`), h('pre', { class: 'content' }, f['raw'])));
+    }
     const timing = [e.analysis_model, e.analysis_ms !== null ? `${(e.analysis_ms / 1000).toFixed(1)} s` : null].filter(Boolean).join(' · ');
-    return [head, ...sections, timing ? h('p', { class: 'muted small' }, `Model: ${timing}`) : null, meta];
+    return [head, ...sections, questionsSection(f['questions']), askForm(e), reanalyse(e),
+        timing ? h('p', { class: 'muted small' }, `Model: ${timing}`) : null, meta];
+}
+function panelsSection(v) {
+    if (!Array.isArray(v) || !v.length)
+        return null;
+    return h('section', { class: 'finding finding-panels' }, h('h4', null, `Panels (${v.length})`), h('ul', null, v.map((p) => {
+        if (p === null || typeof p !== 'object' || Array.isArray(p))
+            return h('li', null, String(p));
+        const vals = [
+            p['current'] != null ? `now ${String(p['current'])}` : null,
+            p['peak'] != null ? `peak ${String(p['peak'])}` : null,
+            p['trend'] != null ? String(p['trend']) : null,
+        ].filter(Boolean).join(', ');
+        const unit = p['unit'] != null ? ` ${String(p['unit'])}` : '';
+        const anomalies = Array.isArray(p['anomalies']) ? p['anomalies'] : [];
+        return h('li', null, h('strong', null, String(p['title'] ?? 'panel')), p['metric'] != null ? h('span', { class: 'muted' }, ` ${String(p['metric'])}`) : null, vals ? `: ${vals}${unit}` : null, anomalies.length ? h('ul', { class: 'anomalies' }, anomalies.map((a) => h('li', null, describe(a)))) : null);
+    })));
+}
+function questionsSection(v) {
+    if (!Array.isArray(v) || !v.length)
+        return null;
+    return h('section', { class: 'finding finding-questions' }, h('h4', null, 'Questions'), h('dl', { class: 'qa' }, v.flatMap((q) => {
+        if (q === null || typeof q !== 'object' || Array.isArray(q))
+            return [];
+        return [h('dt', null, String(q['question'] ?? '')), h('dd', null, String(q['answer'] ?? ''))];
+    })));
+}
+/** Ask the model about this screenshot; the answer appears here when the job is done. */
+function askForm(e) {
+    const input = h('input', { type: 'text', name: 'question', placeholder: 'Ask about this screenshot, e.g. what happened at 14:05?', 'aria-label': 'Question about the screenshot' });
+    const out = h('p', { class: 'muted small', 'aria-live': 'polite' });
+    const form = h('form', { class: 'ask' }, input, h('button', { type: 'submit', class: 'small' }, 'Ask'), out);
+    form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        const q = input.value.trim();
+        if (!q)
+            return;
+        input.disabled = true;
+        out.textContent = 'Queued for the model…';
+        void (async () => {
+            try {
+                let job = await api.analyze(e.id, q);
+                while (job.state === 'queued' || job.state === 'running') {
+                    out.textContent = job.state === 'running' ? 'The model is reading the screenshot…' : 'Queued for the model…';
+                    await new Promise((r) => setTimeout(r, 1000));
+                    job = await api.analysisJob(job.id);
+                }
+                out.textContent = job.state === 'done' ? `Answer: ${job.answer ?? ''}` : `Failed: ${job.error ?? 'unknown error'}`;
+                input.value = '';
+            }
+            catch (err) {
+                out.textContent = err instanceof Error ? err.message : String(err);
+            }
+            finally {
+                input.disabled = false;
+            }
+        })();
+    });
+    return form;
+}
+function reanalyse(e) {
+    const b = h('button', { type: 'button', class: 'ghost small' }, 'Analyse again');
+    b.addEventListener('click', () => {
+        b.setAttribute('disabled', '');
+        api.analyze(e.id).then(() => { b.textContent = 'Queued'; }, (err) => { b.textContent = err instanceof Error ? err.message : 'Failed'; b.removeAttribute('disabled'); });
+    });
+    return b;
 }
 function listSection(title, v, key) {
     if (v === undefined || v === null)
