@@ -136,6 +136,13 @@ impl Store {
                     )
                     .optional()?;
                 if let Some(id) = pending {
+                    if model_present {
+                        tx.execute(
+                            "UPDATE evidence SET analysis_state = 'queued'
+                             WHERE id = ?1 AND analysis_state = 'waiting-for-model'",
+                            [evidence_id],
+                        )?;
+                    }
                     return job_in(tx, id);
                 }
             }
@@ -373,5 +380,152 @@ impl Store {
             )
             .optional()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewImageEvidence, NewIncidentRow};
+    use opslens_domain::{EvidenceType, IncidentSource, IncidentStatus, Severity};
+
+    fn setup() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let inc = s
+            .create_incident(NewIncidentRow {
+                title: "t".into(),
+                description: String::new(),
+                severity: Severity::High,
+                status: IncidentStatus::Triggered,
+                source: IncidentSource::Manual,
+                external_id: None,
+            })
+            .unwrap();
+        (dir, s, inc.id)
+    }
+
+    fn shot(s: &Store, inc: i64, n: u8) -> i64 {
+        s.add_image_evidence(
+            inc,
+            NewImageEvidence {
+                title: format!("s{n}"),
+                source: "upload".into(),
+                bytes: vec![n; 8],
+                ext: "png",
+                mime: "image/png",
+                width: 1,
+                height: 1,
+                original_name: None,
+                analysis_state: AnalysisState::WaitingForModel,
+            },
+        )
+        .unwrap()
+        .id
+    }
+
+    fn done(answer: Option<&str>) -> FinishedAnalysis {
+        FinishedAnalysis {
+            model: "m".into(),
+            timings: serde_json::json!({}),
+            raw_output: "raw".into(),
+            outcome: match answer {
+                Some(a) => AnalysisOutcome::Answer { answer: a.into() },
+                None => AnalysisOutcome::Findings {
+                    content: "c".into(),
+                    findings: serde_json::json!({"summary": "s"}),
+                    ms: 5,
+                    events: vec![(now(), "spike".into())],
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_queue_runs_in_order_dedupes_reanalysis_and_survives_interruptions() {
+        let (_d, s, inc) = setup();
+        let a = shot(&s, inc, 1);
+        let b = shot(&s, inc, 2);
+        assert_eq!(s.pending_analysis_count().unwrap(), 2);
+        // Asking for the full analysis again while one is pending returns that one.
+        let again = s.enqueue_analysis(a, None, true).unwrap();
+        assert_eq!(s.analysis_jobs_of(a).unwrap().len(), 1);
+        assert_eq!(
+            s.evidence(a).unwrap().analysis_state,
+            Some(AnalysisState::Queued)
+        );
+        let first = s.claim_analysis_job().unwrap().unwrap();
+        assert_eq!(
+            (first.id, first.evidence_id, first.attempts),
+            (again.id, a, 1)
+        );
+        assert_eq!(
+            s.evidence(a).unwrap().analysis_state,
+            Some(AnalysisState::Running)
+        );
+        // Interrupted twice more: the third restart fails it instead of retrying forever.
+        for attempt in 2..=3 {
+            assert_eq!(s.requeue_interrupted_analyses(3).unwrap(), (1, 0));
+            let j = s.claim_analysis_job().unwrap().unwrap();
+            assert_eq!((j.id, j.attempts), (first.id, attempt));
+        }
+        assert_eq!(s.requeue_interrupted_analyses(3).unwrap(), (0, 1));
+        let ev = s.evidence(a).unwrap();
+        assert_eq!(ev.analysis_state, Some(AnalysisState::Failed));
+        assert!(ev.analysis_error.unwrap().contains("interrupted 3 times"));
+        // The next job runs and its findings, content and events land together.
+        let j = s.claim_analysis_job().unwrap().unwrap();
+        assert_eq!(j.evidence_id, b);
+        s.finish_analysis_job(j.id, &done(None)).unwrap();
+        let ev = s.evidence(b).unwrap();
+        assert_eq!(
+            (ev.analysis_state, ev.content.as_str()),
+            (Some(AnalysisState::Done), "c")
+        );
+        let observations = |s: &Store| {
+            s.timeline(inc)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == TimelineKind::Observation)
+                .count()
+        };
+        assert_eq!(observations(&s), 1);
+        // A question keeps the findings and adds its answer; a re-analysis replaces its events.
+        let q = s.enqueue_analysis(b, Some("why?"), true).unwrap();
+        let j = s.claim_analysis_job().unwrap().unwrap();
+        assert_eq!(j.id, q.id);
+        s.finish_analysis_job(j.id, &done(Some("because"))).unwrap();
+        let f = s.evidence(b).unwrap().findings.unwrap();
+        assert_eq!(
+            (f["summary"].as_str(), f["questions"][0]["answer"].as_str()),
+            (Some("s"), Some("because"))
+        );
+        s.enqueue_analysis(b, None, true).unwrap();
+        let j = s.claim_analysis_job().unwrap().unwrap();
+        s.finish_analysis_job(j.id, &done(None)).unwrap();
+        assert_eq!(observations(&s), 1);
+        let f = s.evidence(b).unwrap().findings.unwrap();
+        assert_eq!(f["questions"][0]["question"], "why?");
+        assert!(s.claim_analysis_job().unwrap().is_none());
+        // Text evidence is refused; waiting/queued flips only pending screenshots.
+        let note = s
+            .add_text_evidence(inc, EvidenceType::Note, "n", "x", "")
+            .unwrap();
+        assert!(matches!(
+            s.enqueue_analysis(note.id, None, true),
+            Err(StoreError::Conflict(_))
+        ));
+        let c = shot(&s, inc, 3);
+        assert_eq!(s.set_analysis_waiting(true).unwrap(), 0);
+        s.enqueue_analysis(c, None, true).unwrap();
+        assert_eq!(s.set_analysis_waiting(true).unwrap(), 1);
+        assert_eq!(
+            s.evidence(c).unwrap().analysis_state,
+            Some(AnalysisState::WaitingForModel)
+        );
+        assert_eq!(
+            s.evidence(b).unwrap().analysis_state,
+            Some(AnalysisState::Done)
+        );
     }
 }
