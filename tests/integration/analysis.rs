@@ -243,6 +243,21 @@ async fn pulling_from_an_unreachable_hub_fails_with_a_clear_message() {
     let err = m["pull"]["error"].as_str().unwrap();
     assert!(err.contains("cannot reach the Hugging Face hub"), "{err}");
     assert_eq!(m["installed"], false);
+    // The same as server-sent events: progress, then one `failed` event, then the stream ends.
+    let res = app
+        .get("/api/v1/models/qwen3-vl-2b-instruct/pull/events")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let body = tokio::time::timeout(Duration::from_secs(60), res.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(body.contains("event: failed"), "{body}");
+    assert!(body.contains("cannot reach the Hugging Face hub"), "{body}");
     let res = app.post("/api/v1/models/nope/pull", &json!({})).await;
     assert_eq!(res.status(), 404);
     let res = app
