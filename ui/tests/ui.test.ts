@@ -54,18 +54,25 @@ async function apiCall(s: Server, method: string, path: string, body?: unknown):
 }
 
 /** Finishes an analysis behind the server's back, as the model engine would. */
+/** Plays the engine's part: findings in the shape the analysis writes, and its job done. */
 function finishAnalysis(s: Server, evidenceId: number): void {
   const findings = JSON.stringify({
     summary: 'p99 latency of checkout-api spiked from 180 ms to 2.4 s at 14:02, with 5xx rising to 7%.',
+    screen: 'dashboard',
     panels: [
-      { title: 'checkout-api p99 latency', value: '2.4 s peak', time: '14:02–14:09' },
-      { title: 'HTTP 5xx rate', value: '7.1 %', time: 'since 14:03' },
+      { title: 'checkout-api p99 latency', metric: 'p99', unit: 'ms', current: '2400', peak: '2400', trend: 'spiky',
+        anomalies: [{ description: 'latency spike, 13× baseline', start: '14:02', end: '14:09' }] },
+      { title: 'HTTP 5xx rate', unit: '%', current: '7.1', trend: 'rising', anomalies: [] },
     ],
-    anomalies: [{ description: 'latency spike, 13× baseline', time: '14:02' }],
-    errors: ['upstream connect error or disconnect/reset before headers'],
+    errors: [{ message: 'upstream connect error or disconnect/reset before headers', code: '503', time: null }],
+    timestamps: ['14:00', '14:15'],
+    timezone: 'UTC',
+    parse: 'json',
+    raw: '{"summary": "p99 latency of checkout-api spiked"}',
   }).replace(/'/g, "''");
   const now = new Date().toISOString();
-  const sql = `UPDATE evidence SET analysis_state='done', analysis_model='Qwen/Qwen3-VL-2B-Instruct', analysis_ms=8400, findings='${findings}', content='p99 latency spiked at 14:02', updated_at='${now}' WHERE id=${evidenceId};`;
+  const sql = `UPDATE evidence SET analysis_state='done', analysis_model='Qwen/Qwen3-VL-2B-Instruct', analysis_ms=8400, findings='${findings}', content='p99 latency spiked at 14:02', updated_at='${now}' WHERE id=${evidenceId};
+UPDATE analysis_job SET state='done', model='qwen3-vl-2b-instruct', finished_at='${now}' WHERE evidence_id=${evidenceId};`;
   execFileSync('sqlite3', ['-cmd', '.timeout 5000', join(s.dir, 'opslens.db'), sql]);
 }
 
@@ -202,7 +209,8 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await card.getByRole('button', { name: 'View & analysis' }).click();
       const viewer = page.locator('dialog[open].viewer-dlg');
       await viewer.locator('.finding-panels', { hasText: 'checkout-api p99 latency' }).waitFor();
-      await viewer.locator('.finding-anomalies', { hasText: 'latency spike' }).waitFor();
+      await viewer.locator('.finding-panels .anomalies', { hasText: 'latency spike' }).waitFor();
+      await viewer.locator('form.ask input[name=question]').waitFor();
       await viewer.locator('.finding-errors', { hasText: 'upstream connect error' }).waitFor();
       await viewer.getByText('Model: Qwen/Qwen3-VL-2B-Instruct · 8.4 s').waitFor();
       await page.waitForFunction(() => (document.querySelector<HTMLImageElement>('.viewer-img')?.naturalWidth ?? 0) > 0);
