@@ -10,7 +10,7 @@ use opslens_core::analysis::AnalysisConfig;
 use opslens_models::ModelSettings;
 use serde_json::{json, Value};
 
-use crate::app::{png, TestApp};
+use crate::app::{png, wait_for_serve, TestApp};
 
 const TINY: &str = "tiny-qwen3-vl-test";
 
@@ -288,21 +288,8 @@ fn start_serve(data: &Path) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !data.join("server.json").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_serve(data);
     Proc(child)
-}
-
-fn base(data: &Path) -> String {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(data.join("server.json")).unwrap()).unwrap();
-    format!("http://{}/api/v1", v["addr"].as_str().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +302,7 @@ async fn killing_the_server_mid_queue_loses_nothing() {
         .trim()
         .to_string();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let api = base(&data);
+    let api = wait_for_serve(&data);
     let get = |url: String| {
         let http = http.clone();
         let token = token.clone();
@@ -383,7 +370,7 @@ async fn killing_the_server_mid_queue_loses_nothing() {
     drop(proc);
 
     let _proc = start_serve(&data);
-    let api = base(&data);
+    let api = wait_for_serve(&data);
     let start = Instant::now();
     loop {
         let evs: Vec<Value> =

@@ -243,3 +243,19 @@ pub fn png_bomb_header(w: u32, h: u32) -> Vec<u8> {
     chunk(&mut out, b"IEND", &[]);
     out
 }
+
+/// Waits until an `opslens serve` child wrote `DATA/server.json` and returns the API base URL
+/// (`http://127.0.0.1:PORT/api/v1`); for tests that run the real binary.
+pub fn wait_for_serve(data: &std::path::Path) -> String {
+    let start = std::time::Instant::now();
+    while !data.join("server.json").exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(data.join("server.json")).unwrap()).unwrap();
+    format!("http://{}/api/v1", v["addr"].as_str().unwrap())
+}

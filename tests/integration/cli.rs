@@ -1,7 +1,6 @@
 //! The real `opslens` binary: `serve` on a free port, then CLI commands that find it.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn opslens(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
@@ -30,14 +29,7 @@ fn serve_and_drive_it_from_the_cli() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !data.join("server.json").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::app::wait_for_serve(&data);
 
     let (ok, token, _) = opslens(&data, &["token"]);
     assert!(ok);

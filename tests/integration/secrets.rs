@@ -183,26 +183,12 @@ fn secret_values_stay_out_of_logs_and_api_answers() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !data.join("server.json").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let addr = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(data.join("server.json")).unwrap(),
-    )
-    .unwrap()["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let api = crate::app::wait_for_serve(&data);
     let token = std::fs::read_to_string(data.join("api-token")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let answers = rt.block_on(async {
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let url = |p: &str| format!("http://{addr}/api/v1{p}");
+        let url = |p: &str| format!("{api}{p}");
         let res = http
             .post(url("/incidents"))
             .bearer_auth(token.trim())
