@@ -20,6 +20,7 @@ pub mod error;
 pub mod generate;
 pub mod load;
 pub mod model;
+pub mod ops;
 pub mod processor;
 pub mod quant;
 pub mod resize;

@@ -113,14 +113,15 @@ impl Layer {
         let groups = self.heads / self.kv_heads;
         // Query head j*groups+g uses kv head j (HF repeat_kv), so fold the groups into rows:
         // (kv_heads, groups*m, hd) against (kv_heads, n, hd) without copying K/V.
-        let q = q.reshape((self.kv_heads, groups * m, hd))?;
         let scale = (hd as f64).powf(-0.5);
-        let att = (q.matmul(&k.t()?)? * scale)?;
+        // Scale q (m rows) instead of the scores (m x n): same product, smaller pass.
+        let q = (q.reshape((self.kv_heads, groups * m, hd))? * scale)?;
+        let att = q.matmul(&k.t()?)?;
         let att = match mask {
             Some(mask) => att.broadcast_add(mask)?,
             None => att,
         };
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = crate::ops::softmax_last_dim(&att)?;
         let y = att
             .matmul(&v)? // (kv_heads, groups*m, hd)
             .reshape((self.heads, m, hd))?

@@ -89,10 +89,12 @@ impl Block {
                 .contiguous()?
                 .unsqueeze(0)
         };
-        let q = candle_nn::rotary_emb::rope(&part(0)?, cos, sin)?.squeeze(0)?;
+        // The 1/sqrt(d) scale is applied to q (n x d values) rather than to the scores
+        // (n x n per head): the same product, a ~20x smaller pass.
+        let scale = (hd as f64).powf(-0.5);
+        let q = (candle_nn::rotary_emb::rope(&part(0)?, cos, sin)?.squeeze(0)? * scale)?;
         let k = candle_nn::rotary_emb::rope(&part(1)?, cos, sin)?.squeeze(0)?;
         let v = part(2)?.squeeze(0)?;
-        let scale = (hd as f64).powf(-0.5);
         let mut outs = Vec::with_capacity(spans.len());
         for &(s, len) in spans {
             // one head at a time keeps the score matrix at len^2 floats (33 MB at 2,880 patches)
@@ -101,8 +103,7 @@ impl Block {
                 let qh = q.get(hh)?.narrow(0, s, len)?;
                 let kh = k.get(hh)?.narrow(0, s, len)?;
                 let vh = v.get(hh)?.narrow(0, s, len)?;
-                let att = (qh.matmul(&kh.t()?)? * scale)?;
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                let att = crate::ops::softmax_last_dim(&qh.matmul(&kh.t()?)?)?;
                 heads.push(att.matmul(&vh)?);
             }
             // (heads, len, hd) -> (len, heads*hd)
