@@ -3,8 +3,12 @@
 
 #[path = "integration/app.rs"]
 mod app;
+#[path = "integration/capture.rs"]
+mod capture;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/desktop.rs"]
+mod desktop;
 #[path = "integration/evidence.rs"]
 mod evidence;
 #[path = "integration/fakes.rs"]
@@ -25,3 +29,5 @@ mod ui;
 mod webhooks;
 #[path = "integration/work.rs"]
 mod work;
+#[path = "integration/xvfb.rs"]
+mod xvfb;

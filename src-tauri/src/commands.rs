@@ -22,14 +22,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     match cli.command {
         None => {
-            eprintln!("No desktop shell in this build yet: starting the headless server (`opslens serve`).");
-            rt.block_on(serve(
-                &data_dir,
-                ServeArgs {
-                    addr: std::env::var("OPSLENS_ADDR")
-                        .unwrap_or_else(|_| config::DEFAULT_ADDR.into()),
-                },
-            ))
+            let addr = std::env::var("OPSLENS_ADDR").unwrap_or_else(|_| config::DEFAULT_ADDR.into());
+            return Ok(crate::desktop::run(&rt, &data_dir, config::listen_addr(&addr)?));
         }
         Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args)),
         Some(Command::Token) => {
@@ -47,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
         Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),
         Some(Command::Sync { name, remote }) => rt.block_on(sync(&data_dir, name, remote)),
+        Some(Command::Capture(args)) => rt.block_on(crate::capture_cmd::run(&data_dir, args)),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource.
 
+pub mod capture;
 pub mod evidence;
 pub mod incidents;
 pub mod integrations;

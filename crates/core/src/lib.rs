@@ -1,6 +1,7 @@
 //! Use-cases of OpsLens: what the API, the CLI and the desktop app ask for, validated and run
 //! off the async runtime. Knows the store and the domain, nothing of HTTP or windows.
 
+pub mod capture;
 mod correlation;
 mod error;
 pub mod export;
