@@ -39,7 +39,11 @@ fn dashboard() -> image::RgbImage {
         for y in py..py + 480 {
             for x in px..px + 610 {
                 let grid = (x - px) % 61 == 0 || (y - py) % 48 == 0;
-                img.put_pixel(x, y, image::Rgb(if grid { [40, 48, 58] } else { [24, 30, 38] }));
+                img.put_pixel(
+                    x,
+                    y,
+                    image::Rgb(if grid { [40, 48, 58] } else { [24, 30, 38] }),
+                );
             }
         }
         let colour = [[245, 165, 36], [87, 171, 255], [80, 220, 140]][panel as usize % 3];
@@ -93,7 +97,14 @@ fn main() {
     dashboard().save(&picture).unwrap();
     let mut viewer = x
         .command("display")
-        .args(["-title", "dashboard", "-geometry", "+0+0", "-borderwidth", "0"])
+        .args([
+            "-title",
+            "dashboard",
+            "-geometry",
+            "+0+0",
+            "-borderwidth",
+            "0",
+        ])
         .arg(&picture)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -185,14 +196,21 @@ fn main() {
         }
         (stored, served)
     });
-    println!("capture benchmark, 1920×1080×24 Xvfb, PNG {} KiB", png_bytes / 1024);
+    println!(
+        "capture benchmark, 1920×1080×24 Xvfb, PNG {} KiB",
+        png_bytes / 1024
+    );
     report("xcap grab + PNG encode (in process)", &grab);
     report("POST /capture -> 201 stored evidence", &stored);
     report("... -> GET /evidence/{id}/image served", &served);
     let p50 = pct(stored.clone(), 0.5);
     println!(
         "goal < 150 ms from request to stored evidence: {}",
-        if p50 < 150.0 { "met (p50)" } else { "NOT met (p50)" }
+        if p50 < 150.0 {
+            "met (p50)"
+        } else {
+            "NOT met (p50)"
+        }
     );
     let _ = server.kill();
     let _ = server.wait();

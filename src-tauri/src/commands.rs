@@ -22,8 +22,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     match cli.command {
         None => {
-            let addr = std::env::var("OPSLENS_ADDR").unwrap_or_else(|_| config::DEFAULT_ADDR.into());
-            return Ok(crate::desktop::run(&rt, &data_dir, config::listen_addr(&addr)?));
+            let addr =
+                std::env::var("OPSLENS_ADDR").unwrap_or_else(|_| config::DEFAULT_ADDR.into());
+            return Ok(crate::desktop::run(
+                &rt,
+                &data_dir,
+                config::listen_addr(&addr)?,
+            ));
         }
         Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args)),
         Some(Command::Token) => {

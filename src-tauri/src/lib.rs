@@ -5,8 +5,8 @@ mod capture_cmd;
 mod cli;
 mod client;
 mod commands;
-mod desktop;
 pub mod config;
+mod desktop;
 pub mod server;
 
 use std::process::ExitCode;

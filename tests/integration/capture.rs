@@ -179,7 +179,13 @@ async fn bad_bodies_get_clear_errors_and_never_reach_the_screen() {
             &json!({"target": "region", "region": {"x": -100, "y": 5, "width": 30, "height": 20}}),
         )
         .await;
-    assert_eq!((ev["image"]["width"].as_i64(), ev["image"]["height"].as_i64()), (Some(30), Some(20)));
+    assert_eq!(
+        (
+            ev["image"]["width"].as_i64(),
+            ev["image"]["height"].as_i64()
+        ),
+        (Some(30), Some(20))
+    );
     let ev = app
         .create(
             "/api/v1/capture",
@@ -201,12 +207,19 @@ async fn capture_without_a_screen_is_503_and_opens_nothing() {
     let res = capture(&app, &json!({})).await;
     assert_eq!(error_code(res, 503).await, "no_display");
     let list = app.get_json("/api/v1/incidents").await;
-    assert_eq!(list["total"], 0, "a failed capture must not open an incident");
+    assert_eq!(
+        list["total"], 0,
+        "a failed capture must not open an incident"
+    );
 
     let app = TestApp::spawn_with_screen(None).await;
     let res = capture(&app, &json!({})).await;
     assert_eq!(error_code(res, 503).await, "capture_unavailable");
-    let res = app.req(reqwest::Method::POST, "/api/v1/capture").send().await.unwrap();
+    let res = app
+        .req(reqwest::Method::POST, "/api/v1/capture")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 415, "a body is required");
 }
 
@@ -217,7 +230,10 @@ async fn capture_is_in_the_openapi_spec_and_needs_the_token() {
     let op = &spec["paths"]["/api/v1/capture"]["post"];
     assert!(op.is_object(), "no POST /api/v1/capture in the spec");
     for status in ["201", "422", "503"] {
-        assert!(op["responses"][status].is_object(), "no {status} documented");
+        assert!(
+            op["responses"][status].is_object(),
+            "no {status} documented"
+        );
     }
     let res = app
         .http
@@ -261,7 +277,9 @@ async fn cli_capture_goes_through_the_server() {
     assert!(out.contains("captured 32×16"), "{out}");
     assert!(out.contains(&format!("incident #{inc}")), "{out}");
     let args = vec!["--window".to_string(), "missing".into()];
-    let (ok, _, err) = tokio::task::spawn_blocking(move || run(args)).await.unwrap();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run(args))
+        .await
+        .unwrap();
     assert!(!ok);
     assert!(err.contains("404") && err.contains("missing"), "{err}");
 }

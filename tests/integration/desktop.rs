@@ -23,8 +23,24 @@ struct Proc {
 }
 
 impl Proc {
+    /// Its stderr so far, without terminal colour codes.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI sequence: ESC [ params letter
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 }
 
@@ -44,6 +60,7 @@ fn spawn_opslens(x: &XSession, data: &Path, args: &[&str], addr: &str, name: &st
         .env("OPSLENS_DATA_DIR", data)
         .env("OPSLENS_ADDR", addr)
         .env("RUST_LOG", "opslens=info,tower_http=debug")
+        .env("NO_COLOR", "1")
         .env_remove("OPSLENS_HOTKEY")
         .env_remove("PAGERDUTY_API_TOKEN")
         .env_remove("GITHUB_TOKEN")
@@ -128,10 +145,7 @@ fn distinct_colours(img: &image::RgbaImage) -> usize {
 }
 
 fn is_block(p: &image::Rgba<u8>) -> bool {
-    p.0[..3]
-        .iter()
-        .zip(BLOCK)
-        .all(|(a, b)| a.abs_diff(b) <= 2)
+    p.0[..3].iter().zip(BLOCK).all(|(a, b)| a.abs_diff(b) <= 2)
 }
 
 /// Waits until `f` returns something, or panics with `what` after `timeout`.
@@ -202,15 +216,22 @@ fn desktop_window_renders_the_incidents_and_the_hotkey_captures() {
     let win = x.wait_window("^OpsLens", Duration::from_secs(60));
     assert!(win.is_some(), "no OpsLens window; log:\n{}", app.log());
     let title = x.run("xdotool", &["getwindowname", &win.unwrap().to_string()]);
-    assert!(title.contains(&addr), "window title {title:?} should show {addr}");
+    assert!(
+        title.contains(&addr),
+        "window title {title:?} should show {addr}"
+    );
 
     // The page ran, signed in with the injected token and listed the incidents.
-    wait_for("the UI's incident list request", Duration::from_secs(60), || {
-        let log = app.log();
-        log.lines()
-            .any(|l| l.contains("uri=/api/v1/incidents") && l.contains("status=200"))
-            .then_some(())
-    });
+    wait_for(
+        "the UI's incident list request",
+        Duration::from_secs(60),
+        || {
+            let log = app.log();
+            log.lines()
+                .any(|l| l.contains("uri=/api/v1/incidents") && l.contains("status=200"))
+                .then_some(())
+        },
+    );
     assert!(
         !app.log().contains("status=401"),
         "the UI was refused: {}",
@@ -229,13 +250,17 @@ fn desktop_window_renders_the_incidents_and_the_hotkey_captures() {
 
     // The global shortcut captures the monitor onto the open incident.
     x.run("xdotool", &["key", "--clearmodifiers", "ctrl+shift+o"]);
-    let ev = wait_for("a capture from the shortcut", Duration::from_secs(30), || {
-        let (_, list) = api(bound, &data, "GET", "/evidence/incident/1", None);
-        list.as_array()?
-            .iter()
-            .find(|e| e["source"] == "capture")
-            .cloned()
-    });
+    let ev = wait_for(
+        "a capture from the shortcut",
+        Duration::from_secs(30),
+        || {
+            let (_, list) = api(bound, &data, "GET", "/evidence/incident/1", None);
+            list.as_array()?
+                .iter()
+                .find(|e| e["source"] == "capture")
+                .cloned()
+        },
+    );
     assert_eq!(ev["image"]["width"], 1920, "{ev}");
     assert_eq!(ev["image"]["height"], 1080, "{ev}");
     let img = get_image(bound, &data, ev["id"].as_i64().unwrap());
@@ -247,7 +272,11 @@ fn desktop_window_renders_the_incidents_and_the_hotkey_captures() {
     let data2 = dir.path().join("data2");
     let mut second = spawn_opslens(&x, &data2, &[], &addr, "second");
     let bound2 = xvfb::wait_server(&data2, Duration::from_secs(60), &mut second.child);
-    assert_ne!(bound2.port(), port, "the second instance must move to a free port");
+    assert_ne!(
+        bound2.port(),
+        port,
+        "the second instance must move to a free port"
+    );
     let (status, info) = api(bound2, &data2, "GET", "/info", None);
     assert_eq!(status, 200);
     assert_eq!(info["desktop"], true);
@@ -263,8 +292,14 @@ fn desktop_window_renders_the_incidents_and_the_hotkey_captures() {
         info["hotkey"].as_str().unwrap_or("").contains("not active"),
         "{info}"
     );
-    assert!(second.child.try_wait().unwrap().is_none(), "second instance died");
-    assert!(app.child.try_wait().unwrap().is_none(), "first instance died");
+    assert!(
+        second.child.try_wait().unwrap().is_none(),
+        "second instance died"
+    );
+    assert!(
+        app.child.try_wait().unwrap().is_none(),
+        "first instance died"
+    );
 }
 
 #[test]
@@ -294,18 +329,37 @@ fn capture_route_stores_what_is_on_the_screen() {
     let data = dir.path().join("data");
     let mut server = spawn_opslens(&x, &data, &["serve"], "127.0.0.1:0", "serve");
     let addr = xvfb::wait_server(&data, Duration::from_secs(30), &mut server.child);
-    let (status, inc) = api(addr, &data, "POST", "/incidents", Some(json!({"title": "Grafana red"})));
+    let (status, inc) = api(
+        addr,
+        &data,
+        "POST",
+        "/incidents",
+        Some(json!({"title": "Grafana red"})),
+    );
     assert_eq!(status, 201);
     let inc = inc["id"].as_i64().unwrap();
 
     // The monitor: the screen's size, with the block on it.
-    let (status, ev) = api(addr, &data, "POST", "/capture", Some(json!({"target": "monitor"})));
+    let (status, ev) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "monitor"})),
+    );
     assert_eq!(status, 201, "{ev}\n{}", server.log());
     assert_eq!(ev["incident_id"], inc);
-    assert_eq!((ev["image"]["width"].as_u64(), ev["image"]["height"].as_u64()), (Some(1920), Some(1080)));
+    assert_eq!(
+        (
+            ev["image"]["width"].as_u64(),
+            ev["image"]["height"].as_u64()
+        ),
+        (Some(1920), Some(1080))
+    );
     let img = get_image(addr, &data, ev["id"].as_i64().unwrap());
     assert_eq!(img.dimensions(), (1920, 1080));
-    img.save(xvfb::artifacts_dir().join("capture-monitor.png")).unwrap();
+    img.save(xvfb::artifacts_dir().join("capture-monitor.png"))
+        .unwrap();
     let (mut x0, mut y0, mut x1, mut y1, mut n) = (u32::MAX, u32::MAX, 0, 0, 0u64);
     for (px, py, p) in img.enumerate_pixels() {
         if is_block(p) {
@@ -324,28 +378,67 @@ fn capture_route_stores_what_is_on_the_screen() {
 
     // A region inside the block is all block.
     let region = json!({"x": x0 + 50, "y": y0 + 40, "width": 120, "height": 80});
-    let (status, ev) = api(addr, &data, "POST", "/capture",
-        Some(json!({"target": "region", "region": region, "incident_id": inc})));
+    let (status, ev) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "region", "region": region, "incident_id": inc})),
+    );
     assert_eq!(status, 201, "{ev}");
     let img = get_image(addr, &data, ev["id"].as_i64().unwrap());
     assert_eq!(img.dimensions(), (120, 80));
-    assert!(img.pixels().all(is_block), "region capture is not the block");
+    assert!(
+        img.pixels().all(is_block),
+        "region capture is not the block"
+    );
 
     // The window, by a part of its title.
-    let (status, ev) = api(addr, &data, "POST", "/capture",
-        Some(json!({"target": "window", "window": "opslens-block"})));
+    let (status, ev) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "window", "window": "opslens-block"})),
+    );
     assert_eq!(status, 201, "{ev}");
     let img = get_image(addr, &data, ev["id"].as_i64().unwrap());
-    let share = img.pixels().filter(|p| is_block(p)).count() as f64 / f64::from(img.width() * img.height());
-    assert!(share > 0.8, "window capture is {}×{} with {share:.2} block", img.width(), img.height());
+    let share =
+        img.pixels().filter(|p| is_block(p)).count() as f64 / f64::from(img.width() * img.height());
+    assert!(
+        share > 0.8,
+        "window capture is {}×{} with {share:.2} block",
+        img.width(),
+        img.height()
+    );
 
     // Off-screen regions and unknown windows are refused clearly.
-    let (status, e) = api(addr, &data, "POST", "/capture",
-        Some(json!({"target": "region", "region": {"x": 1900, "y": 0, "width": 100, "height": 100}})));
-    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("invalid_target")), "{e}");
-    let (status, e) = api(addr, &data, "POST", "/capture",
-        Some(json!({"target": "window", "window": "no-such-window-4711"})));
-    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("not_found")), "{e}");
+    let (status, e) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(
+            json!({"target": "region", "region": {"x": 1900, "y": 0, "width": 100, "height": 100}}),
+        ),
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("invalid_target")),
+        "{e}"
+    );
+    let (status, e) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "window", "window": "no-such-window-4711"})),
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
 
     let _ = viewer.kill();
     let _ = viewer.wait();

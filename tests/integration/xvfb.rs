@@ -31,10 +31,16 @@ pub struct XSession {
 
 /// Whether the tools exist; prints why a test is skipped when they do not.
 pub fn available(test: &str) -> bool {
-    let missing: Vec<&str> = ["xvfb-run", "dbus-run-session", "openbox", "xdotool", "import"]
-        .into_iter()
-        .filter(|t| !on_path(t))
-        .collect();
+    let missing: Vec<&str> = [
+        "xvfb-run",
+        "dbus-run-session",
+        "openbox",
+        "xdotool",
+        "import",
+    ]
+    .into_iter()
+    .filter(|t| !on_path(t))
+    .collect();
     if missing.is_empty() {
         return true;
     }
@@ -63,11 +69,17 @@ impl XSession {
             f = env_file.display()
         );
         let mut cmd = Command::new("xvfb-run");
-        cmd.args(["-a", "-s", "-screen 0 1920x1080x24 -noreset", "dbus-run-session", "--"])
-            .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "-a",
+            "-s",
+            "-screen 0 1920x1080x24 -noreset",
+            "dbus-run-session",
+            "--",
+        ])
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt;
@@ -98,7 +110,10 @@ impl XSession {
         // The window manager is up when it owns the root window's WM selection; wait for a
         // client list property it sets.
         let start = Instant::now();
-        while !s.run("xprop", &["-root", "_NET_SUPPORTING_WM_CHECK"]).contains("window id") {
+        while !s
+            .run("xprop", &["-root", "_NET_SUPPORTING_WM_CHECK"])
+            .contains("window id")
+        {
             if start.elapsed() > Duration::from_secs(15) {
                 eprintln!("note: openbox did not come up; going on without a window manager");
                 break;
@@ -178,10 +193,13 @@ impl XSession {
 impl Drop for XSession {
     fn drop(&mut self) {
         // The whole group: xvfb-run, Xvfb, the bus, openbox and sleep.
+        // `--` so the negative id is read as a group, not as an option.
         let pgid = self.child.id();
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{pgid}")])
-            .status();
+        if pgid > 1 {
+            let _ = Command::new("kill")
+                .args(["-s", "TERM", "--", &format!("-{pgid}")])
+                .status();
+        }
         let _ = self.child.wait();
     }
 }
@@ -219,7 +237,10 @@ pub fn wait_server(data: &Path, timeout: Duration, child: &mut Child) -> std::ne
         if let Ok(Some(status)) = child.try_wait() {
             panic!("opslens exited early with {status}");
         }
-        assert!(start.elapsed() < timeout, "server did not start in {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "server did not start in {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

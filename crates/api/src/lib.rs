@@ -24,7 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::handlers::session::LoginCodes;
 use crate::handlers::{
-    capture, evidence, incidents, integrations, session, system, webhooks, work, AppState, ServerInfo,
+    capture, evidence, incidents, integrations, session, system, webhooks, work, AppState,
+    ServerInfo,
 };
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).

@@ -32,8 +32,8 @@ pub fn grab(target: &CaptureTarget) -> Result<Shot, CaptureError> {
             (m.capture_image().map_err(failed)?, label)
         }
         CaptureTarget::Window(sel) => {
-            let w = find_window(sel)?;
-            let label = format!("window {:?}", w.title().unwrap_or_default());
+            let (w, title) = find_window(sel)?;
+            let label = format!("window {title:?}");
             (w.capture_image().map_err(failed)?, label)
         }
         CaptureTarget::Region(r) => {
@@ -48,40 +48,6 @@ pub fn grab(target: &CaptureTarget) -> Result<Shot, CaptureError> {
         height,
         label,
     })
-}
-
-/// A window the user could pick, for listings (`opslens capture --list-windows`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowInfo {
-    /// Platform window id.
-    pub id: u32,
-    /// Title.
-    pub title: String,
-    /// Application name.
-    pub app: String,
-    /// Size in pixels.
-    pub width: u32,
-    /// Size in pixels.
-    pub height: u32,
-}
-
-/// The capturable windows, topmost first (minimized ones left out).
-pub fn windows() -> Result<Vec<WindowInfo>, CaptureError> {
-    check_display()?;
-    let all = Window::all().map_err(failed)?;
-    Ok(all
-        .iter()
-        .filter(|w| !w.is_minimized().unwrap_or(false))
-        .filter_map(|w| {
-            Some(WindowInfo {
-                id: w.id().ok()?,
-                title: w.title().unwrap_or_default(),
-                app: w.app_name().unwrap_or_default(),
-                width: w.width().ok()?,
-                height: w.height().ok()?,
-            })
-        })
-        .collect())
 }
 
 /// Fails early, with a message a person can act on, where there is no display at all; xcap's
@@ -123,8 +89,21 @@ fn pointer_monitor() -> Result<Monitor, CaptureError> {
         .ok_or_else(|| CaptureError::NotFound("the display reports no monitor".into()))
 }
 
-fn find_window(sel: &WindowSelector) -> Result<Window, CaptureError> {
+/// A window's title: xcap's, else the plain `WM_NAME` from `fallback`.
+fn title_of(w: &Window, fallback: &std::collections::HashMap<u32, String>) -> String {
+    match w.title() {
+        Ok(t) if !t.is_empty() => t,
+        _ => w
+            .id()
+            .ok()
+            .and_then(|id| fallback.get(&id).cloned())
+            .unwrap_or_default(),
+    }
+}
+
+fn find_window(sel: &WindowSelector) -> Result<(Window, String), CaptureError> {
     let all = Window::all().map_err(failed)?;
+    let titles = x11::titles();
     let found = match sel {
         WindowSelector::Id(id) => all.into_iter().find(|w| w.id().ok() == Some(*id)),
         WindowSelector::Title(t) => {
@@ -136,18 +115,21 @@ fn find_window(sel: &WindowSelector) -> Result<Window, CaptureError> {
             }
             all.into_iter().find(|w| {
                 !w.is_minimized().unwrap_or(false)
-                    && w.title()
-                        .map(|x| x.to_lowercase().contains(&needle))
-                        .unwrap_or(false)
+                    && title_of(w, &titles).to_lowercase().contains(&needle)
             })
         }
     };
-    found.ok_or_else(|| {
-        CaptureError::NotFound(match sel {
-            WindowSelector::Id(id) => format!("no window with id {id}"),
-            WindowSelector::Title(t) => format!("no visible window whose title contains {t:?}"),
+    found
+        .map(|w| {
+            let t = title_of(&w, &titles);
+            (w, t)
         })
-    })
+        .ok_or_else(|| {
+            CaptureError::NotFound(match sel {
+                WindowSelector::Id(id) => format!("no window with id {id}"),
+                WindowSelector::Title(t) => format!("no visible window whose title contains {t:?}"),
+            })
+        })
 }
 
 /// A region must lie on one monitor (xcap captures per monitor).
@@ -191,17 +173,84 @@ pub fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, CaptureError> {
     Ok(out.into_inner())
 }
 
+mod x11 {
+    //! Window titles as X11 clients set them. xcap reads `_NET_WM_NAME` (UTF-8) or a
+    //! `COMPOUND_TEXT` `WM_NAME` only, so windows that set a plain `STRING` `WM_NAME` (xterm,
+    //! ImageMagick, many older tools) have no title there and could not be picked by title.
+
+    use std::collections::HashMap;
+
+    use xcb::x;
+
+    /// Titles of the managed windows by id, read as any property type; empty where there is
+    /// no X11 display or no window manager list.
+    pub fn titles() -> HashMap<u32, String> {
+        let mut out = HashMap::new();
+        let Ok((conn, screen)) = xcb::Connection::connect(None) else {
+            return out;
+        };
+        let Some(root) = usize::try_from(screen)
+            .ok()
+            .and_then(|i| conn.get_setup().roots().nth(i))
+            .map(|s| s.root())
+        else {
+            return out;
+        };
+        let atom = |name: &[u8]| {
+            let c = conn.send_request(&x::InternAtom {
+                only_if_exists: true,
+                name,
+            });
+            conn.wait_for_reply(c).ok().map(|r| r.atom())
+        };
+        let Some(list) = atom(b"_NET_CLIENT_LIST").filter(|a| *a != x::ATOM_NONE) else {
+            return out;
+        };
+        let c = conn.send_request(&x::GetProperty {
+            delete: false,
+            window: root,
+            property: list,
+            r#type: x::ATOM_WINDOW,
+            long_offset: 0,
+            long_length: 4096,
+        });
+        let Ok(reply) = conn.wait_for_reply(c) else {
+            return out;
+        };
+        for w in reply.value::<x::Window>() {
+            let c = conn.send_request(&x::GetProperty {
+                delete: false,
+                window: *w,
+                property: x::ATOM_WM_NAME,
+                r#type: x::ATOM_ANY,
+                long_offset: 0,
+                long_length: 1024,
+            });
+            if let Ok(r) = conn.wait_for_reply(c) {
+                let name = String::from_utf8_lossy(r.value::<u8>()).into_owned();
+                if !name.is_empty() {
+                    out.insert(xcb::Xid::resource_id(w), name);
+                }
+            }
+        }
+        out
+    }
+}
+
 mod pointer {
     //! Where the mouse pointer is, on X11; `None` elsewhere or on any error.
 
     /// Pointer position in root-window coordinates.
     pub fn position() -> Option<(i32, i32)> {
-        if std::env::var_os("WAYLAND_DISPLAY").is_some() && std::env::var_os("DISPLAY").is_none()
-        {
+        if std::env::var_os("WAYLAND_DISPLAY").is_some() && std::env::var_os("DISPLAY").is_none() {
             return None;
         }
         let (conn, screen) = xcb::Connection::connect(None).ok()?;
-        let root = conn.get_setup().roots().nth(usize::try_from(screen).ok()?)?.root();
+        let root = conn
+            .get_setup()
+            .roots()
+            .nth(usize::try_from(screen).ok()?)?
+            .root();
         let cookie = conn.send_request(&xcb::x::QueryPointer { window: root });
         let reply = conn.wait_for_reply(cookie).ok()?;
         Some((i32::from(reply.root_x()), i32::from(reply.root_y())))

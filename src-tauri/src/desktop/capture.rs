@@ -52,9 +52,17 @@ async fn run(app: &AppHandle<Wry>) {
                 .as_ref()
                 .map(|i| format!("{}×{}", i.width, i.height))
                 .unwrap_or_default();
-            tracing::info!(evidence = c.evidence.id, incident = c.evidence.incident_id,
-                ms = started.elapsed().as_millis() as u64, "capture stored");
-            let new = if c.created_incident { " (new incident)" } else { "" };
+            tracing::info!(
+                evidence = c.evidence.id,
+                incident = c.evidence.incident_id,
+                ms = started.elapsed().as_millis() as u64,
+                "capture stored"
+            );
+            let new = if c.created_incident {
+                " (new incident)"
+            } else {
+                ""
+            };
             (
                 "Screen captured".to_string(),
                 format!("{size} screenshot added to {incident}{new}"),

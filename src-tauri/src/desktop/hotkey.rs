@@ -62,7 +62,10 @@ pub fn plugin() -> tauri::plugin::TauriPlugin<Wry> {
 /// Registers the shortcut; failures are logged and reported, never fatal.
 pub fn register(app: &AppHandle<Wry>, hotkey: &Hotkey) -> HotkeyState {
     let Some(shortcut) = hotkey.shortcut else {
-        let why = format!("{HOTKEY_ENV}={:?} is not a shortcut such as Ctrl+Shift+O", hotkey.text);
+        let why = format!(
+            "{HOTKEY_ENV}={:?} is not a shortcut such as Ctrl+Shift+O",
+            hotkey.text
+        );
         eprintln!("warning: {why}; the capture shortcut is off");
         return HotkeyState::Unavailable(hotkey.text.clone(), "not a valid shortcut".into());
     };

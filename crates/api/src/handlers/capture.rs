@@ -55,7 +55,8 @@ pub struct CaptureRequest {
 impl CaptureRequest {
     /// The capture target, or why the body does not name one coherently.
     pub fn to_target(&self) -> Result<CaptureTarget, ApiError> {
-        let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", m);
+        let invalid =
+            |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", m);
         match self.target {
             TargetKind::Monitor if self.window.is_some() || self.region.is_some() => Err(invalid(
                 "`window` and `region` go with target `window` or `region`, not `monitor`",
@@ -112,7 +113,9 @@ pub async fn capture(
 
 fn capture_error(e: CaptureError) -> ApiError {
     match e {
-        CaptureError::NoDisplay(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_display", m),
+        CaptureError::NoDisplay(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_display", m)
+        }
         CaptureError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
         CaptureError::InvalidTarget(m) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", m)
@@ -146,11 +149,15 @@ mod tests {
     fn bodies_map_to_targets() {
         assert_eq!(req("{}").to_target().unwrap(), CaptureTarget::Monitor);
         assert_eq!(
-            req(r#"{"target":"window","window":"Grafana"}"#).to_target().unwrap(),
+            req(r#"{"target":"window","window":"Grafana"}"#)
+                .to_target()
+                .unwrap(),
             CaptureTarget::Window(WindowSelector::Title("Grafana".into()))
         );
         assert_eq!(
-            req(r#"{"target":"window","window":12}"#).to_target().unwrap(),
+            req(r#"{"target":"window","window":12}"#)
+                .to_target()
+                .unwrap(),
             CaptureTarget::Window(WindowSelector::Id(12))
         );
         assert_eq!(
@@ -171,10 +178,14 @@ mod tests {
         assert!(code(r#"{"target":"window"}"#).contains("needs `window`"));
         assert!(code(r#"{"target":"region"}"#).contains("needs `region`"));
         assert!(code(r#"{"region":{"x":0,"y":0,"width":1,"height":1}}"#).contains("not `monitor`"));
-        assert!(code(r#"{"target":"region","region":{"x":0,"y":0,"width":0,"height":1}}"#)
-            .contains("at least 1"));
-        assert!(code(r#"{"target":"window","window":"w","region":{"x":0,"y":0,"width":1,"height":1}}"#)
-            .contains("does not go"));
+        assert!(
+            code(r#"{"target":"region","region":{"x":0,"y":0,"width":0,"height":1}}"#)
+                .contains("at least 1")
+        );
+        assert!(code(
+            r#"{"target":"window","window":"w","region":{"x":0,"y":0,"width":1,"height":1}}"#
+        )
+        .contains("does not go"));
     }
 
     #[test]
