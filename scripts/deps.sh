@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs what building and testing OpsLens needs on Debian/Ubuntu, skipping what is present.
-# Sourced by scripts/run and scripts/test; safe to run again. With OPSLENS_UI_TESTS=1 (set by
-# scripts/test) it also installs what the browser tests of the web UI need: Chromium, the
-# sqlite3 CLI, Node.js + npm, and the npm packages of ui/ (`npm ci`).
+# Sourced by scripts/run and scripts/test; safe to run again. Always: the compiler and the
+# system libraries of the desktop shell (Tauri: WebKitGTK, GTK, app indicator, rsvg, xdo) and of
+# screen capture (xcap: PipeWire, clang for its bindings, GBM). With OPSLENS_UI_TESTS=1 (set by
+# scripts/test) it also installs what the browser and desktop tests need: Chromium, the sqlite3
+# CLI, Node.js + npm and the npm packages of ui/ (`npm ci`), and a virtual display with a
+# window manager and X tools (Xvfb, xauth, xdotool, xprop, ImageMagick, a session bus, openbox).
 set -euo pipefail
 
 # libdbus-1-dev: the OS keychain (Secret Service) support of the integrations crate.
-apt_pkgs=(build-essential pkg-config curl ca-certificates libdbus-1-dev)
+apt_pkgs=(build-essential pkg-config file curl ca-certificates libdbus-1-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
+  libpipewire-0.3-dev libclang-dev libgbm-dev)
 if [ "${OPSLENS_UI_TESTS:-0}" = 1 ]; then
   apt_pkgs+=(chromium sqlite3)
+  apt_pkgs+=(xvfb xauth x11-utils xdotool imagemagick dbus-x11 openbox)
   command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 fi
 need_apt=()

@@ -5,10 +5,14 @@
 mod analysis;
 #[path = "integration/app.rs"]
 mod app;
+#[path = "integration/capture.rs"]
+mod capture;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/dedupe.rs"]
 mod dedupe;
+#[path = "integration/desktop.rs"]
+mod desktop;
 #[path = "integration/evidence.rs"]
 mod evidence;
 #[path = "integration/fakes.rs"]
@@ -33,3 +37,5 @@ mod ui;
 mod webhooks;
 #[path = "integration/work.rs"]
 mod work;
+#[path = "integration/xvfb.rs"]
+mod xvfb;

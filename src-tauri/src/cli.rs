@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use opslens_domain::{EvidenceType, IncidentStatus, Severity};
 
-/// OpsLens: a local-first incident workspace. Without a subcommand it starts the server.
+/// OpsLens: a local-first incident workspace. Without a subcommand it opens the desktop app
+/// (the server plus its window); `opslens serve` runs the server alone.
 #[derive(Debug, Parser)]
 #[command(name = "opslens", version, about)]
 pub struct Cli {
@@ -53,6 +54,9 @@ pub enum Command {
     /// Store, list and delete integration keys (OS keychain, else DATA_DIR/secrets.env).
     #[command(subcommand)]
     Secrets(crate::secrets_cli::SecretsCmd),
+    /// Capture the screen (monitor, window or region) onto an incident, through a running
+    /// server that has a display (the desktop app, or `serve` inside a desktop session).
+    Capture(crate::capture_cmd::CaptureArgs),
 }
 
 /// Options of `open`.

@@ -22,15 +22,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     match cli.command {
         None => {
-            eprintln!("No desktop shell in this build yet: starting the headless server (`opslens serve`).");
-            rt.block_on(serve(
+            let addr =
+                std::env::var("OPSLENS_ADDR").unwrap_or_else(|_| config::DEFAULT_ADDR.into());
+            return Ok(crate::desktop::run(
+                &rt,
                 &data_dir,
-                ServeArgs {
-                    addr: std::env::var("OPSLENS_ADDR")
-                        .unwrap_or_else(|_| config::DEFAULT_ADDR.into()),
-                },
-                &cli.model,
-            ))
+                config::listen_addr(&addr)?,
+                cli.model.analysis_config(),
+            ));
         }
         Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args, &cli.model)),
         Some(Command::Models(cmd)) => rt.block_on(crate::models_cmd::run(cmd, &cli.model)),
@@ -50,6 +49,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),
         Some(Command::Sync { name, remote }) => rt.block_on(sync(&data_dir, name, remote)),
         Some(Command::Secrets(cmd)) => crate::secrets_cli::run(&data_dir, cmd),
+        Some(Command::Capture(args)) => rt.block_on(crate::capture_cmd::run(&data_dir, args)),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -89,7 +89,11 @@ async fn serve(
     model: &crate::models_cmd::ModelArgs,
 ) -> anyhow::Result<()> {
     let addr = config::listen_addr(&args.addr)?;
-    let mut server = Server::start_opts(data_dir, addr, true, model.analysis_config()).await?;
+    let opts = crate::server::StartOptions {
+        analysis: Some(model.analysis_config()),
+        ..crate::server::StartOptions::default()
+    };
+    let mut server = Server::start_opts(data_dir, addr, opts).await?;
     server.write_server_file()?;
     eprintln!("OpsLens API listening on http://{}/api/v1", server.addr);
     eprintln!(

@@ -1,10 +1,12 @@
-//! The `opslens` binary: CLI parsing and wiring. The work lives in the `crates/` libraries;
-//! this crate only connects them (and, later, the desktop shell).
+//! The `opslens` binary: CLI parsing and wiring, and the desktop shell (Tauri). The work lives
+//! in the `crates/` libraries; this crate only connects them.
 
+mod capture_cmd;
 mod cli;
 mod client;
 mod commands;
 pub mod config;
+mod desktop;
 mod models_cmd;
 mod secrets_cli;
 pub mod server;

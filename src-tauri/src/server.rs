@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use opslens_core::analysis::AnalysisConfig;
@@ -22,14 +23,83 @@ pub struct Server {
     pub token: ApiToken,
     /// The data dir.
     pub data_dir: PathBuf,
+    /// The services behind the API, for in-process callers (the desktop's hotkey and tray).
+    pub services: Arc<Services>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+/// How to start a server, beyond its data dir and address.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Whether integration keys in the environment count (false in tests: see
+    /// [`Server::start_with`]).
+    pub secrets_from_env: bool,
+    /// Screen to capture and desktop facts.
+    pub extras: opslens_api::Extras,
+    /// When the port is taken, take the next free one instead of failing: the desktop app
+    /// must open even beside a second instance or a dev server on 8000 (it shows its address).
+    pub next_free_port: bool,
+    /// Which model analyses screenshots; `None`: from the environment, or (tests,
+    /// `secrets_from_env: false`) no model at all, so a developer's Hugging Face cache cannot
+    /// leak in either.
+    pub analysis: Option<AnalysisConfig>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            secrets_from_env: true,
+            extras: opslens_api::Extras {
+                screen: Some(Arc::new(opslens_capture::XcapSource)),
+                ..Default::default()
+            },
+            next_free_port: false,
+            analysis: None,
+        }
+    }
+}
+
+/// Ports tried after a taken one before letting the OS pick.
+const PORT_TRIES: u16 = 20;
+
+async fn bind(addr: SocketAddr, next_free_port: bool) -> anyhow::Result<tokio::net::TcpListener> {
+    let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+    let fail = |addr: SocketAddr, e: std::io::Error| {
+        if in_use(&e) {
+            anyhow::anyhow!(
+                "{addr} is already in use (is another OpsLens running?); pass --addr 127.0.0.1:<port>"
+            )
+        } else {
+            anyhow::anyhow!("cannot listen on {addr}: {e}")
+        }
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => return Ok(l),
+        Err(e) if next_free_port && in_use(&e) && addr.port() != 0 => {
+            tracing::warn!(%addr, "address already in use; trying the next ports");
+        }
+        Err(e) => return Err(fail(addr, e)),
+    }
+    let first = addr.port();
+    let candidates = (1..=PORT_TRIES)
+        .filter_map(|i| first.checked_add(i))
+        .chain(std::iter::once(0));
+    for port in candidates {
+        let a = SocketAddr::new(addr.ip(), port);
+        match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => return Ok(l),
+            Err(e) if in_use(&e) => continue,
+            Err(e) => return Err(fail(a, e)),
+        }
+    }
+    Err(anyhow::anyhow!("no free port near {addr}"))
 }
 
 impl Server {
     /// Opens the store, makes or reads the token, binds `addr` and starts serving.
     pub async fn start(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Server> {
-        Self::start_with(data_dir, addr, true).await
+        Self::start_opts(data_dir, addr, StartOptions::default()).await
     }
 
     /// As [`Server::start`]; `secrets_from_env: false` reads integration keys from
@@ -41,45 +111,43 @@ impl Server {
         addr: SocketAddr,
         secrets_from_env: bool,
     ) -> anyhow::Result<Server> {
-        let analysis = if secrets_from_env {
-            AnalysisConfig::from_env()
-        } else {
-            AnalysisConfig::isolated(data_dir)
+        let opts = StartOptions {
+            secrets_from_env,
+            ..StartOptions::default()
         };
-        Self::start_opts(data_dir, addr, secrets_from_env, analysis).await
+        Self::start_opts(data_dir, addr, opts).await
     }
 
-    /// As [`Server::start_with`], with the model settings given.
+    /// As [`Server::start`], with every option.
     pub async fn start_opts(
         data_dir: &Path,
         addr: SocketAddr,
-        secrets_from_env: bool,
-        analysis: AnalysisConfig,
+        opts: StartOptions,
     ) -> anyhow::Result<Server> {
         create_private_dir(data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         let token = ApiToken::load_or_create(data_dir)?;
+        let analysis = opts.analysis.clone().unwrap_or_else(|| {
+            if opts.secrets_from_env {
+                AnalysisConfig::from_env()
+            } else {
+                AnalysisConfig::isolated(data_dir)
+            }
+        });
         let services = Services::open(ServicesConfig {
             data_dir: data_dir.to_path_buf(),
-            secrets_from_env,
+            secrets_from_env: opts.secrets_from_env,
             analysis,
         })
         .await?;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                anyhow::anyhow!(
-                    "{addr} is already in use (is another OpsLens running?); pass --addr 127.0.0.1:<port>"
-                )
-            } else {
-                anyhow::anyhow!("cannot listen on {addr}: {e}")
-            }
-        })?;
+        let listener = bind(addr, opts.next_free_port).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(opslens_api::serve(
+        let task = tokio::spawn(opslens_api::serve_with(
             listener,
-            services,
+            services.clone(),
             token.clone(),
+            opts.extras,
             async move {
                 let _ = stopped.await;
             },
@@ -88,6 +156,7 @@ impl Server {
             addr,
             token,
             data_dir: data_dir.to_path_buf(),
+            services,
             stop: Some(stop),
             task,
         })
@@ -117,7 +186,10 @@ impl Server {
             let _ = s.send(());
         }
         (&mut self.task).await??;
-        let _ = std::fs::remove_file(self.data_dir.join(SERVER_FILE));
+        // Leave the file alone when a second instance on the same data dir wrote it since.
+        if ServerFile::read(&self.data_dir).is_some_and(|f| f.pid == std::process::id()) {
+            let _ = std::fs::remove_file(self.data_dir.join(SERVER_FILE));
+        }
         Ok(())
     }
 

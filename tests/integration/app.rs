@@ -50,9 +50,44 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let cfg = f(dir.path());
-        let server = Server::start_opts(&data, "127.0.0.1:0".parse().unwrap(), false, cfg)
+        let opts = opslens::server::StartOptions {
+            secrets_from_env: false,
+            extras: opslens_api::Extras::default(),
+            next_free_port: false,
+            analysis: Some(cfg),
+        };
+        let server = Server::start_opts(&data, "127.0.0.1:0".parse().unwrap(), opts)
             .await
             .unwrap();
+        TestApp {
+            server: Some(server),
+            dir,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    /// A server whose `POST /capture` grabs `screen` (a fake: tests must not depend on the
+    /// developer's display); `None` gives a server without capture.
+    pub async fn spawn_with_screen(
+        screen: Option<std::sync::Arc<dyn opslens_domain::ScreenSource>>,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = opslens::server::StartOptions {
+            secrets_from_env: false,
+            extras: opslens_api::Extras {
+                screen,
+                ..Default::default()
+            },
+            next_free_port: false,
+            analysis: None,
+        };
+        let server = Server::start_opts(
+            &dir.path().join("data"),
+            "127.0.0.1:0".parse().unwrap(),
+            opts,
+        )
+        .await
+        .unwrap();
         TestApp {
             server: Some(server),
             dir,

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod analysis;
+pub mod capture;
 pub mod evidence;
 pub mod incidents;
 pub mod integrations;

@@ -24,8 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::handlers::session::LoginCodes;
 use crate::handlers::{
-    analysis, evidence, incidents, integrations, session, system, webhooks, work, AppState,
-    ServerInfo,
+    analysis, capture, evidence, incidents, integrations, session, system, webhooks, work,
+    AppState, ServerInfo,
 };
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
@@ -118,6 +118,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::notify))
         .routes(routes!(integrations::grafana))
         .routes(routes!(integrations::datadog))
+        .routes(routes!(capture::capture))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
         .merge(hooks)
@@ -131,14 +132,46 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1
 }
 
+/// What the process embedding the server adds to it beyond the services: the screen it may
+/// capture and the desktop facts the UI shows. `serve` (headless) and tests use the default.
+#[derive(Debug, Clone)]
+pub struct Extras {
+    /// The screen `POST /capture` grabs; `None` answers 503.
+    pub screen: Option<std::sync::Arc<dyn opslens_domain::ScreenSource>>,
+    /// The global capture shortcut, as the settings screen shows it.
+    pub hotkey: String,
+    /// Whether the server runs inside the desktop app.
+    pub desktop: bool,
+}
+
+impl Default for Extras {
+    fn default() -> Self {
+        Extras {
+            screen: None,
+            hotkey: DEFAULT_HOTKEY.into(),
+            desktop: false,
+        }
+    }
+}
+
+/// The global capture shortcut unless the user picks another (`OPSLENS_HOTKEY`).
+pub const DEFAULT_HOTKEY: &str = "Ctrl+Shift+O";
+
 /// The whole HTTP application: guards, API, spec and docs, with one error shape.
 pub fn router(state: AppState, token: ApiToken, port: u16) -> Router {
+    router_with(state, token, port, Extras::default())
+}
+
+/// [`router`] with a screen to capture and the desktop's facts.
+pub fn router_with(state: AppState, token: ApiToken, port: u16, extras: Extras) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
     let api = api
         .with_state(state)
         .layer(axum::Extension(LoginCodes::new(token.clone(), port)))
+        .layer(axum::Extension(capture::Screen(extras.screen.clone())))
+        .layer(axum::Extension(extras))
         .layer(axum::Extension(ServerInfo { port }));
     let guard = auth::Guard::new(token, port);
     Router::new()
@@ -210,8 +243,19 @@ pub async fn serve(
     token: ApiToken,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, token, Extras::default(), shutdown).await
+}
+
+/// [`serve`] with a screen to capture and the desktop's facts.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    token: ApiToken,
+    extras: Extras,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
-    let app = router(state, token, port);
+    let app = router_with(state, token, port, extras);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

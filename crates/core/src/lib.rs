@@ -2,6 +2,7 @@
 //! off the async runtime. Knows the store and the domain, nothing of HTTP or windows.
 
 pub mod analysis;
+pub mod capture;
 mod correlation;
 mod error;
 pub mod export;

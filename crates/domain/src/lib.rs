@@ -4,6 +4,7 @@
 //! The enums here are the single source of the wire spelling (`snake_case`/kebab strings) used
 //! by SQLite columns, JSON bodies and the OpenAPI spec alike, so the three never drift apart.
 
+mod capture;
 mod enums;
 mod evidence;
 mod external;
@@ -11,6 +12,9 @@ mod incident;
 mod integration;
 mod work;
 
+pub use capture::{
+    CaptureError, CaptureTarget, Region, ScreenSource, Shot, WindowSelector, MAX_REGION_SIDE,
+};
 pub use enums::{
     ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
     IncidentStatus, ParseEnumError, Severity, TimelineKind,

@@ -146,6 +146,22 @@ impl Store {
         self.read(|c| get_in(c, id))
     }
 
+    /// The incident a capture lands on when none is named: the open (not resolved or closed)
+    /// one changed most recently, since that is the one the engineer is working on.
+    pub fn latest_open_incident(&self) -> Result<Option<Incident>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM incident i WHERE i.status NOT IN ('resolved', 'closed') \
+                     ORDER BY i.updated_at DESC, i.id DESC LIMIT 1"
+                ),
+                [],
+                from_row,
+            )
+            .optional()?)
+        })
+    }
+
     /// Incidents matching `filter`, newest first.
     pub fn list_incidents(&self, filter: &IncidentFilter) -> Result<Page<Incident>> {
         let mut wheres = Vec::new();

@@ -88,12 +88,16 @@ pub struct Info {
 
 /// Version, data dir, port and capture hotkey, for the UI's settings screen.
 #[utoipa::path(get, path = "/info", tag = "system", responses((status = 200, body = Info)))]
-pub async fn info(State(s): State<AppState>, Extension(srv): Extension<ServerInfo>) -> Json<Info> {
+pub async fn info(
+    State(s): State<AppState>,
+    Extension(srv): Extension<ServerInfo>,
+    Extension(extras): Extension<crate::Extras>,
+) -> Json<Info> {
     Json(Info {
         version: env!("CARGO_PKG_VERSION").into(),
         data_dir: s.data_dir().display().to_string(),
         port: srv.port,
-        hotkey: "Ctrl+Shift+O".into(),
-        desktop: false,
+        hotkey: extras.hotkey,
+        desktop: extras.desktop,
     })
 }

@@ -1,0 +1,125 @@
+//! Screen capture as evidence: grab the screen through a [`ScreenSource`] on a blocking thread
+//! and file it on the right incident through the same path as an upload
+//! ([`Services::add_screenshot`]), so a capture is validated, stored, put on the timeline and
+//! handed to the analysis exactly like a dropped file.
+
+use std::sync::Arc;
+
+use opslens_domain::{
+    CaptureError, CaptureTarget, Evidence, Incident, IncidentStatus, NewIncident, ScreenSource,
+    Severity,
+};
+
+use crate::{CoreError, Services};
+
+/// Title of the incident a capture opens when no incident is open: the engineer captured
+/// something before opening one and will retitle it.
+pub const UNTRIAGED_TITLE: &str = "Untriaged capture";
+
+/// Why a capture request failed: the screen (the source) or the storing (the services).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureFailure {
+    /// The screen could not be captured.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The capture could not be stored (unknown incident, invalid image, database).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+/// A stored capture and where it went.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// The new screenshot evidence.
+    pub evidence: Evidence,
+    /// Whether the incident was opened for this capture (no incident was open).
+    pub created_incident: bool,
+}
+
+impl Services {
+    /// The open incident changed most recently: where captures go when none is named.
+    pub async fn active_incident(&self) -> Result<Option<Incident>, CoreError> {
+        self.db(|s| s.latest_open_incident()).await
+    }
+
+    /// Captures `target` with `source` and stores it as screenshot evidence on `incident_id`,
+    /// else on the active incident, else on a new "Untriaged capture" incident.
+    ///
+    /// A named incident is checked before the capture (a typo should not cost a screenshot);
+    /// the fallback incident is chosen after it, so a failed capture opens nothing.
+    pub async fn capture(
+        &self,
+        source: Arc<dyn ScreenSource>,
+        incident_id: Option<i64>,
+        target: CaptureTarget,
+    ) -> Result<Captured, CaptureFailure> {
+        if let Some(id) = incident_id {
+            self.incident(id).await?;
+        }
+        let label = target.to_string();
+        let shot = tokio::task::spawn_blocking(move || source.grab(&target))
+            .await
+            .map_err(CoreError::from)??;
+        let (id, created_incident) = match incident_id {
+            Some(id) => (id, false),
+            None => match self.active_incident().await? {
+                Some(i) => (i.id, false),
+                None => {
+                    let i = self
+                        .create_incident(NewIncident {
+                            title: UNTRIAGED_TITLE.into(),
+                            description: Some(format!(
+                                "Opened by a screen capture ({label}) while no incident was open."
+                            )),
+                            severity: Some(Severity::Medium),
+                            status: Some(IncidentStatus::Triggered),
+                        })
+                        .await?;
+                    (i.id, true)
+                }
+            },
+        };
+        let name = format!(
+            "capture-{}-{}.png",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+            slug(&shot.label)
+        );
+        tracing::info!(incident = id, target = %label, width = shot.width, height = shot.height,
+            bytes = shot.png.len(), "screen captured");
+        let evidence = self
+            .add_screenshot(id, shot.png, Some(name), "capture")
+            .await?;
+        Ok(Captured {
+            evidence,
+            created_incident,
+        })
+    }
+}
+
+/// A file-name-safe short form of a label ("window \"Grafana – API\"" → "window-grafana-api").
+fn slug(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 40 {
+            break;
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_short_and_safe() {
+        assert_eq!(slug("window \"Grafana – API\""), "window-grafana-api");
+        assert_eq!(slug("region 10×20 at (1, 2)"), "region-10-20-at-1-2");
+        assert!(slug(&"x".repeat(100)).len() <= 40);
+    }
+}

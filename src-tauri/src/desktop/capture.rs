@@ -1,0 +1,89 @@
+//! A capture started from the desktop (shortcut or tray): the monitor under the pointer onto
+//! the active incident, through the same use-case as `POST /api/v1/capture`, then a
+//! notification and a tray refresh. A notification that cannot be shown (no notification
+//! daemon) is logged and does not fail the capture.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opslens_core::capture::CaptureFailure;
+use opslens_domain::CaptureTarget;
+use tauri::{AppHandle, Manager, Wry};
+use tauri_plugin_notification::NotificationExt;
+
+use super::Desktop;
+
+/// One capture at a time: a held-down or bouncing key must not file five screenshots.
+static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// Starts a capture in the background; returns at once (the shortcut handler runs on the
+/// event loop, which must not wait for X11 and PNG encoding).
+pub fn from_shortcut(app: &AppHandle<Wry>) {
+    if BUSY.swap(true, Ordering::AcqRel) {
+        tracing::debug!("capture already running; ignoring the shortcut");
+        return;
+    }
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        run(&app).await;
+        BUSY.store(false, Ordering::Release);
+    });
+}
+
+async fn run(app: &AppHandle<Wry>) {
+    let Some(d) = app.try_state::<Desktop>() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let result = d
+        .services
+        .capture(d.screen.clone(), None, CaptureTarget::Monitor)
+        .await;
+    let (title, body) = match &result {
+        Ok(c) => {
+            let incident = d
+                .services
+                .incident(c.evidence.incident_id)
+                .await
+                .map(|i| format!("#{} {}", i.id, i.title))
+                .unwrap_or_else(|_| format!("#{}", c.evidence.incident_id));
+            let size = c
+                .evidence
+                .image
+                .as_ref()
+                .map(|i| format!("{}×{}", i.width, i.height))
+                .unwrap_or_default();
+            tracing::info!(
+                evidence = c.evidence.id,
+                incident = c.evidence.incident_id,
+                ms = started.elapsed().as_millis() as u64,
+                "capture stored"
+            );
+            let new = if c.created_incident {
+                " (new incident)"
+            } else {
+                ""
+            };
+            (
+                "Screen captured".to_string(),
+                format!("{size} screenshot added to {incident}{new}"),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "capture failed");
+            let why = match e {
+                CaptureFailure::Capture(c) => c.to_string(),
+                CaptureFailure::Core(c) => c.to_string(),
+            };
+            ("Capture failed".to_string(), why)
+        }
+    };
+    notify(app, &title, &body);
+    super::tray::refresh(app).await;
+}
+
+/// Shows a desktop notification; failures are only logged.
+fn notify(app: &AppHandle<Wry>, title: &str, body: &str) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::warn!(error = %e, "notification not shown");
+    }
+}

@@ -1,0 +1,445 @@
+//! The real desktop binary and the real screen under Xvfb: the window opens and renders the
+//! incident list from its embedded server, the global shortcut files a capture, a second
+//! instance comes up beside the first, `POST /capture` stores what is on the screen, and
+//! without a display `opslens` says to use `serve`. Skipped (with a message) where Xvfb and
+//! its tools are missing; `OPSLENS_UI_TESTS=1 scripts/deps.sh` installs them for CI.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::xvfb::{self, XSession};
+
+/// Block shown on the screen in the capture test: a colour nothing else on screen has.
+const BLOCK: [u8; 3] = [23, 201, 119];
+const BLOCK_W: u32 = 400;
+const BLOCK_H: u32 = 300;
+
+struct Proc {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    /// Its stderr so far, without terminal colour codes.
+    fn log(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI sequence: ESC [ params letter
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `opslens ARGS` on the display with its stderr in a file.
+fn spawn_opslens(x: &XSession, data: &Path, args: &[&str], addr: &str, name: &str) -> Proc {
+    let log = x.scratch().join(format!("{name}.log"));
+    let child = x
+        .command(env!("CARGO_BIN_EXE_opslens"))
+        .args(args)
+        .env("OPSLENS_DATA_DIR", data)
+        .env("OPSLENS_ADDR", addr)
+        .env("RUST_LOG", "opslens=info,tower_http=debug")
+        .env("NO_COLOR", "1")
+        .env_remove("OPSLENS_HOTKEY")
+        .env_remove("PAGERDUTY_API_TOKEN")
+        .env_remove("GITHUB_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Proc { child, log }
+}
+
+/// Blocking HTTP for these synchronous tests (the X tools they drive are blocking too).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn token(data: &Path) -> String {
+    std::fs::read_to_string(data.join("api-token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn api(
+    addr: std::net::SocketAddr,
+    data: &Path,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = client();
+    let url = format!("http://{addr}/api/v1{path}");
+    let mut req = match method {
+        "POST" => c.post(url),
+        "PATCH" => c.patch(url),
+        _ => c.get(url),
+    }
+    .bearer_auth(token(data));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    block_on(async move {
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+fn get_image(addr: std::net::SocketAddr, data: &Path, evidence: i64) -> image::RgbaImage {
+    let req = client()
+        .get(format!("http://{addr}/api/v1/evidence/{evidence}/image"))
+        .bearer_auth(token(data));
+    let bytes = block_on(async move {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap()
+    });
+    image::load_from_memory(&bytes).unwrap().to_rgba8()
+}
+
+fn distinct_colours(img: &image::RgbaImage) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for p in img.pixels().step_by(7) {
+        seen.insert(p.0);
+        if seen.len() > 1000 {
+            break;
+        }
+    }
+    seen.len()
+}
+
+fn is_block(p: &image::Rgba<u8>) -> bool {
+    p.0[..3].iter().zip(BLOCK).all(|(a, b)| a.abs_diff(b) <= 2)
+}
+
+/// Waits until `f` returns something, or panics with `what` after `timeout`.
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn without_a_display_opslens_says_to_use_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .env("OPSLENS_DATA_DIR", dir.path())
+        .env("OPSLENS_ADDR", format!("127.0.0.1:{}", xvfb::free_port()))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("opslens serve"), "{err}");
+    assert!(err.contains("DISPLAY"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !dir.path().join("server.json").exists(),
+        "no server may start without a window"
+    );
+}
+
+#[test]
+fn desktop_window_renders_the_incidents_and_the_hotkey_captures() {
+    if !xvfb::available("desktop_window_renders_the_incidents_and_the_hotkey_captures") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An incident to see in the list, made through the API of a short-lived server.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = opslens::server::Server::start_with(&data, "127.0.0.1:0".parse().unwrap(), false)
+            .await
+            .unwrap();
+        let res = client()
+            .post(format!("{}/incidents", s.api_url()))
+            .bearer_auth(s.token.expose())
+            .json(&json!({"title": "Checkout 5xx spike", "severity": "high"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        s.stop().await.unwrap();
+    });
+
+    let x = XSession::start();
+    let port = xvfb::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut app = spawn_opslens(&x, &data, &[], &addr, "desktop");
+    let bound = xvfb::wait_server(&data, Duration::from_secs(60), &mut app.child);
+    assert_eq!(bound.port(), port);
+
+    let win = x.wait_window("^OpsLens", Duration::from_secs(60));
+    assert!(win.is_some(), "no OpsLens window; log:\n{}", app.log());
+    let title = x.run("xdotool", &["getwindowname", &win.unwrap().to_string()]);
+    assert!(
+        title.contains(&addr),
+        "window title {title:?} should show {addr}"
+    );
+
+    // The page ran, signed in with the injected token and listed the incidents.
+    wait_for(
+        "the UI's incident list request",
+        Duration::from_secs(60),
+        || {
+            let log = app.log();
+            log.lines()
+                .any(|l| l.contains("uri=/api/v1/incidents") && l.contains("status=200"))
+                .then_some(())
+        },
+    );
+    assert!(
+        !app.log().contains("status=401"),
+        "the UI was refused: {}",
+        app.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let shot_path = xvfb::artifacts_dir().join("desktop-window.png");
+    let shot = x.screenshot(&shot_path);
+    assert_eq!(shot.dimensions(), (1920, 1080));
+    let colours = distinct_colours(&shot);
+    assert!(
+        colours > 20,
+        "the screen looks blank ({colours} colours): {}",
+        shot_path.display()
+    );
+
+    // The global shortcut captures the monitor onto the open incident.
+    x.run("xdotool", &["key", "--clearmodifiers", "ctrl+shift+o"]);
+    let ev = wait_for(
+        "a capture from the shortcut",
+        Duration::from_secs(30),
+        || {
+            let (_, list) = api(bound, &data, "GET", "/evidence/incident/1", None);
+            list.as_array()?
+                .iter()
+                .find(|e| e["source"] == "capture")
+                .cloned()
+        },
+    );
+    assert_eq!(ev["image"]["width"], 1920, "{ev}");
+    assert_eq!(ev["image"]["height"], 1080, "{ev}");
+    let img = get_image(bound, &data, ev["id"].as_i64().unwrap());
+    assert!(distinct_colours(&img) > 20, "the capture is blank");
+    img.save(xvfb::artifacts_dir().join("desktop-hotkey-capture.png"))
+        .unwrap();
+
+    // A second instance: its port is taken and so is the shortcut; it still comes up.
+    let data2 = dir.path().join("data2");
+    let mut second = spawn_opslens(&x, &data2, &[], &addr, "second");
+    let bound2 = xvfb::wait_server(&data2, Duration::from_secs(60), &mut second.child);
+    assert_ne!(
+        bound2.port(),
+        port,
+        "the second instance must move to a free port"
+    );
+    let (status, info) = api(bound2, &data2, "GET", "/info", None);
+    assert_eq!(status, 200);
+    assert_eq!(info["desktop"], true);
+    wait_for("the second window", Duration::from_secs(60), || {
+        (x.windows("^OpsLens").len() >= 2).then_some(())
+    });
+    let log2 = second.log();
+    assert!(
+        log2.contains("capture shortcut") && log2.contains("not available"),
+        "the second instance should report the taken shortcut:\n{log2}"
+    );
+    assert!(
+        info["hotkey"].as_str().unwrap_or("").contains("not active"),
+        "{info}"
+    );
+    assert!(
+        second.child.try_wait().unwrap().is_none(),
+        "second instance died"
+    );
+    assert!(
+        app.child.try_wait().unwrap().is_none(),
+        "first instance died"
+    );
+}
+
+#[test]
+fn capture_route_stores_what_is_on_the_screen() {
+    if !xvfb::available("capture_route_stores_what_is_on_the_screen") {
+        return;
+    }
+    let x = XSession::start();
+    let block = x.scratch().join("block.png");
+    image::RgbImage::from_pixel(BLOCK_W, BLOCK_H, image::Rgb(BLOCK))
+        .save(&block)
+        .unwrap();
+    let mut viewer = x
+        .command("display")
+        .args(["-title", "opslens-block", "-geometry", "+300+200"])
+        .arg(&block)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let win = x.wait_window("opslens-block", Duration::from_secs(20));
+    assert!(win.is_some(), "the test image did not show");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = spawn_opslens(&x, &data, &["serve"], "127.0.0.1:0", "serve");
+    let addr = xvfb::wait_server(&data, Duration::from_secs(30), &mut server.child);
+    let (status, inc) = api(
+        addr,
+        &data,
+        "POST",
+        "/incidents",
+        Some(json!({"title": "Grafana red"})),
+    );
+    assert_eq!(status, 201);
+    let inc = inc["id"].as_i64().unwrap();
+
+    // The monitor: the screen's size, with the block on it.
+    let (status, ev) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "monitor"})),
+    );
+    assert_eq!(status, 201, "{ev}\n{}", server.log());
+    assert_eq!(ev["incident_id"], inc);
+    assert_eq!(
+        (
+            ev["image"]["width"].as_u64(),
+            ev["image"]["height"].as_u64()
+        ),
+        (Some(1920), Some(1080))
+    );
+    let img = get_image(addr, &data, ev["id"].as_i64().unwrap());
+    assert_eq!(img.dimensions(), (1920, 1080));
+    img.save(xvfb::artifacts_dir().join("capture-monitor.png"))
+        .unwrap();
+    let (mut x0, mut y0, mut x1, mut y1, mut n) = (u32::MAX, u32::MAX, 0, 0, 0u64);
+    for (px, py, p) in img.enumerate_pixels() {
+        if is_block(p) {
+            n += 1;
+            x0 = x0.min(px);
+            y0 = y0.min(py);
+            x1 = x1.max(px);
+            y1 = y1.max(py);
+        }
+    }
+    assert!(
+        n >= u64::from(BLOCK_W * BLOCK_H) * 95 / 100,
+        "the block is not in the capture ({n} block pixels)"
+    );
+    assert_eq!((x1 - x0 + 1, y1 - y0 + 1), (BLOCK_W, BLOCK_H));
+
+    // A region inside the block is all block.
+    let region = json!({"x": x0 + 50, "y": y0 + 40, "width": 120, "height": 80});
+    let (status, ev) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "region", "region": region, "incident_id": inc})),
+    );
+    assert_eq!(status, 201, "{ev}");
+    let img = get_image(addr, &data, ev["id"].as_i64().unwrap());
+    assert_eq!(img.dimensions(), (120, 80));
+    assert!(
+        img.pixels().all(is_block),
+        "region capture is not the block"
+    );
+
+    // The window, by a part of its title.
+    let (status, ev) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "window", "window": "opslens-block"})),
+    );
+    assert_eq!(status, 201, "{ev}");
+    let img = get_image(addr, &data, ev["id"].as_i64().unwrap());
+    let share =
+        img.pixels().filter(|p| is_block(p)).count() as f64 / f64::from(img.width() * img.height());
+    assert!(
+        share > 0.8,
+        "window capture is {}×{} with {share:.2} block",
+        img.width(),
+        img.height()
+    );
+
+    // Off-screen regions and unknown windows are refused clearly.
+    let (status, e) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(
+            json!({"target": "region", "region": {"x": 1900, "y": 0, "width": 100, "height": 100}}),
+        ),
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("invalid_target")),
+        "{e}"
+    );
+    let (status, e) = api(
+        addr,
+        &data,
+        "POST",
+        "/capture",
+        Some(json!({"target": "window", "window": "no-such-window-4711"})),
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
+
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+}
