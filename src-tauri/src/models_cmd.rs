@@ -95,11 +95,8 @@ pub async fn run(cmd: ModelsCmd, args: &ModelArgs) -> anyhow::Result<()> {
                 .models
                 .iter()
                 .map(|e| {
-                    let mut s = settings.clone();
-                    if e.id != active {
-                        s.model_dir = None;
-                    }
-                    (e, e.id == active, opslens_models::resolve(e, &s))
+                    let act = e.id == active;
+                    (e, act, opslens_models::resolve(e, &settings.for_model(act)))
                 })
                 .collect();
             if json {

@@ -373,8 +373,10 @@ async fn killing_the_server_mid_queue_loses_nothing() {
     let api = wait_for_serve(&data);
     let start = Instant::now();
     loop {
-        let evs: Vec<Value> =
-            futures_join(ids.iter().map(|id| get(format!("{api}/evidence/{id}")))).await;
+        let mut evs: Vec<Value> = Vec::new();
+        for id in &ids {
+            evs.push(get(format!("{api}/evidence/{id}")).await);
+        }
         if evs.iter().all(|e| e["analysis_state"] == "done") {
             for e in &evs {
                 assert!(!e["content"].as_str().unwrap().is_empty(), "{e}");
@@ -402,14 +404,4 @@ async fn killing_the_server_mid_queue_loses_nothing() {
         assert_eq!(j.as_array().unwrap().len(), 1);
         assert_eq!(j[0]["state"], "done");
     }
-}
-
-async fn futures_join<F: std::future::Future<Output = Value>>(
-    fs: impl Iterator<Item = F>,
-) -> Vec<Value> {
-    let mut out = Vec::new();
-    for f in fs {
-        out.push(f.await);
-    }
-    out
 }

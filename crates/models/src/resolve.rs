@@ -74,6 +74,16 @@ impl ModelSettings {
         }
     }
 
+    /// The settings to look for one model with: the user's folder names the active model
+    /// only, so other models are looked for in the cache alone.
+    pub fn for_model(&self, active: bool) -> ModelSettings {
+        let mut s = self.clone();
+        if !active {
+            s.model_dir = None;
+        }
+        s
+    }
+
     /// The snapshot folder a pull of `entry` fills.
     pub fn snapshot_dir(&self, entry: &ModelEntry) -> PathBuf {
         self.cache_dir

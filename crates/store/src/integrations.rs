@@ -177,25 +177,36 @@ fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Re
         )?;
     }
     if old_message != item.message {
-        let kind = if evidence_id.is_some() {
-            TimelineKind::EvidenceAdded
-        } else {
-            TimelineKind::Observation
-        };
-        add_event(
-            tx,
-            incident_id,
-            kind,
-            &item.message,
-            &item.occurred_at,
-            evidence_id,
-        )?;
+        add_item_event(tx, incident_id, item, evidence_id)?;
     }
     Ok(true)
 }
 
 /// Adds the items not yet on the incident and replaces stored ones by newer versions; returns
 /// how many were added or replaced.
+/// The timeline entry of an external item: "evidence added" when it brought evidence, else an
+/// observation (a log entry, an alert without a payload worth keeping).
+fn add_item_event(
+    tx: &Transaction<'_>,
+    incident_id: i64,
+    item: &ExternalItem,
+    evidence_id: Option<i64>,
+) -> Result<i64> {
+    let kind = if evidence_id.is_some() {
+        TimelineKind::EvidenceAdded
+    } else {
+        TimelineKind::Observation
+    };
+    add_event(
+        tx,
+        incident_id,
+        kind,
+        &item.message,
+        &item.occurred_at,
+        evidence_id,
+    )
+}
+
 fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
     let mut added = 0;
     for item in items {
@@ -236,19 +247,7 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
             }
             None => None,
         };
-        let kind = if evidence_id.is_some() {
-            TimelineKind::EvidenceAdded
-        } else {
-            TimelineKind::Observation
-        };
-        add_event(
-            tx,
-            incident_id,
-            kind,
-            &item.message,
-            &item.occurred_at,
-            evidence_id,
-        )?;
+        add_item_event(tx, incident_id, item, evidence_id)?;
     }
     if added > 0 {
         tx.execute(
@@ -434,8 +433,7 @@ impl Store {
             let msg = format!("Hypothesis proposed (correlation): {statement}");
             add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
             let h = crate::work::hypothesis_in(tx, id)?;
-            let mut data = serde_json::Map::new();
-            data.insert("hypothesis".into(), serde_json::to_value(&h).unwrap_or_default());
+            let data = crate::work::subject("hypothesis", &h, None);
             self.announce(
                 tx,
                 Change {

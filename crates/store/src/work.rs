@@ -12,7 +12,7 @@ use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::{Result, Store, StoreError};
 
 /// `data` of a hypothesis or action message: the item itself, and what changed.
-fn subject(
+pub(crate) fn subject(
     name: &str,
     item: &impl serde::Serialize,
     changes: Option<serde_json::Map<String, serde_json::Value>>,

@@ -144,6 +144,12 @@ mod tests {
         assert_eq!(exp_neg(f32::NEG_INFINITY), 0.0);
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+            .unwrap()
+    }
+
     #[test]
     fn softmax_matches_candle_on_odd_shapes_and_masks() {
         let dev = Device::Cpu;
@@ -151,16 +157,7 @@ mod tests {
             let x = (Tensor::randn(0f32, 3.0, (rows, cols), &dev).unwrap() * 4.0).unwrap();
             let ours = softmax_last_dim(&x).unwrap();
             let theirs = candle_nn::ops::softmax_last_dim(&x).unwrap();
-            let d = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs_diff(&ours, &theirs);
             assert!(d < 1e-6, "{rows}x{cols}: {d}");
         }
         // A causal mask row: -inf entries become exact zeros.
@@ -171,16 +168,7 @@ mod tests {
         // Non-contiguous input (a transposed view) works too.
         let x = Tensor::randn(0f32, 1.0, (6, 5), &dev).unwrap().t().unwrap();
         let theirs = candle_nn::ops::softmax_last_dim(&x.contiguous().unwrap()).unwrap();
-        let d = (softmax_last_dim(&x).unwrap() - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&softmax_last_dim(&x).unwrap(), &theirs);
         assert!(d < 1e-6);
     }
 }

@@ -114,41 +114,25 @@ pub async fn pull_events(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let mut rx = s.pull_model(&id)?;
-    let stream = async_stream_progress(async move |tx: tokio::sync::mpsc::Sender<Event>| {
-        loop {
-            let p = rx.borrow_and_update().clone();
-            let kind = match p.state.as_str() {
-                "downloading" => "progress",
-                other => other,
-            };
-            let ev = Event::default()
-                .event(kind)
-                .json_data(&p)
-                .unwrap_or_default();
-            if tx.send(ev).await.is_err() || kind != "progress" {
-                return;
-            }
-            // Coalesce bursts of chunk updates into at most four events a second.
+    let rx = s.pull_model(&id)?;
+    // One event per state, at most four a second while downloading; ends after done/failed.
+    let stream = futures_util::stream::unfold(Some((rx, true)), |state| async move {
+        let (mut rx, first) = state?;
+        if !first {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            if rx.changed().await.is_err() {
-                return;
-            }
+            rx.changed().await.ok()?;
         }
+        let p = rx.borrow_and_update().clone();
+        let kind = match p.state.as_str() {
+            "downloading" => "progress",
+            other => other,
+        };
+        let ev = Event::default()
+            .event(kind)
+            .json_data(&p)
+            .unwrap_or_default();
+        let next = (kind == "progress").then_some((rx, false));
+        Some((Ok::<_, Infallible>(ev), next))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
-/// A stream fed by a task through a small channel (ends when the task returns).
-fn async_stream_progress<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    tokio::spawn(f(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
 }

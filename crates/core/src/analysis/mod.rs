@@ -480,7 +480,7 @@ impl Services {
 
     /// Whether the configured model's files are present (uploads then show `queued`).
     pub(crate) fn model_present(&self) -> bool {
-        self.analysis.locate().is_ok()
+        matches!(self.analysis.engine(), Engine::Ready { .. }) || self.analysis.locate().is_ok()
     }
 
     /// Queues a new run over a screenshot: the full analysis again, or a question.
@@ -621,12 +621,7 @@ impl Services {
     }
 
     fn model_info(&self, e: &ModelEntry, active: bool) -> ModelInfo {
-        // Only the active model may come from OPSLENS_MODEL_DIR.
-        let mut settings = self.analysis.cfg.models.clone();
-        if !active {
-            settings.model_dir = None;
-        }
-        let found = opslens_models::resolve(e, &settings);
+        let found = opslens_models::resolve(e, &self.analysis.cfg.models.for_model(active));
         ModelInfo {
             entry: serde_json::to_value(e).unwrap_or_default(),
             active,
