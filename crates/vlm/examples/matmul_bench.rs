@@ -1,5 +1,6 @@
 //! Micro-benchmark of one linear layer in each weight storage, to choose the CPU defaults:
-//! `cargo run --release -p opslens-vlm --example matmul_bench -- [M] [K] [N]`.
+//! `cargo run --release -p opslens-vlm --example matmul_bench -- [M] [K] [N]`; also prints
+//! each storage's relative output error against f32.
 
 use std::time::Instant;
 
@@ -19,14 +20,24 @@ fn main() -> anyhow::Result<()> {
     let w = Tensor::randn(0f32, 0.02, (n, k), &dev)?;
     for m in [a.first().copied().unwrap_or(770), 1] {
         let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+        let exact = x.matmul(&w.t()?)?;
+        let norm = exact.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
         for (name, mode, tower) in [
             ("f32", WeightMode::F32, Tower::Text),
             ("f16", WeightMode::F16, Tower::Text), // f32 compute from M >= 16
             ("q8_0", WeightMode::Q8_0, Tower::Text),
+            ("q6k", WeightMode::Q6K, Tower::Text),
             ("q4k", WeightMode::Q4K, Tower::Text),
         ] {
             let lin = Linear::from_weight(w.clone(), None, mode, tower)?;
-            lin.forward(&x)?; // warm-up
+            // Relative error of the output against f32 (random weights: a storage's rounding,
+            // not a model-quality figure).
+            let err = (lin.forward(&x)? - &exact)?
+                .sqr()?
+                .sum_all()?
+                .sqrt()?
+                .to_scalar::<f32>()?
+                / norm;
             let reps = if m == 1 { 20 } else { 3 };
             let t = Instant::now();
             for _ in 0..reps {
@@ -34,7 +45,7 @@ fn main() -> anyhow::Result<()> {
                 y.to_dtype(DType::F32)?;
             }
             let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
-            println!("M={m:5} K={k} N={n} {name:5} {ms:9.2} ms");
+            println!("M={m:5} K={k} N={n} {name:5} {ms:9.2} ms   rel. error {err:.1e}");
         }
     }
     Ok(())

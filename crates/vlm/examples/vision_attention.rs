@@ -16,7 +16,7 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| a.get(i + 1).cloned())
 }
 
-/// The engine's former formulation: per head, scores, scale, softmax, weighted sum.
+/// The engine's first formulation: per head, scores, scale, softmax, weighted sum.
 fn per_head(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
     let heads = q.dim(0)?;
     let mut out = Vec::with_capacity(heads);
@@ -28,7 +28,7 @@ fn per_head(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> candle_core::Resu
     Tensor::stack(&out, 0)
 }
 
-/// The engine now: per head, q pre-scaled, our vectorised softmax.
+/// The engine before the fused kernel: per head, q pre-scaled, our vectorised softmax.
 fn per_head_fast(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
     let q = (q * scale)?;
     let heads = q.dim(0)?;
@@ -109,7 +109,7 @@ fn main() -> anyhow::Result<()> {
         "one vision layer, {n} patches, {heads} heads x {hd}, {} rayon threads",
         rayon_threads()
     );
-    let a = time("attention: per head (engine before)", reps, || {
+    let a = time("attention: per head (first engine)", reps, || {
         per_head(&q, &k, &v, scale)
     })?;
     let f = time("attention: per head, q scaled, fast softmax", reps, || {
@@ -121,7 +121,20 @@ fn main() -> anyhow::Result<()> {
     let c = time("attention: 256-row query blocks", reps, || {
         blocked(&q, &k, &v, scale, 256)
     })?;
-    for (name, o) in [("batched", &b), ("blocked", &c), ("fast", &f)] {
+    let fused = time("attention: fused, tiled (engine now)", reps, || {
+        let qs = (&q * scale)?;
+        // (n, heads*hd) -> (heads, n, hd) to compare with the others
+        opslens_vlm::attention::attention(&qs, &k, &v, None)?
+            .reshape((n, heads, hd))?
+            .transpose(0, 1)?
+            .contiguous()
+    })?;
+    for (name, o) in [
+        ("batched", &b),
+        ("blocked", &c),
+        ("fast", &f),
+        ("fused", &fused),
+    ] {
         let diff = (o - &a)?
             .abs()?
             .flatten_all()?

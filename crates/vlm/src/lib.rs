@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attention;
 pub mod cli;
 pub mod config;
 pub mod error;

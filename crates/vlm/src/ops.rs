@@ -45,6 +45,7 @@ impl CustomOp1 for FastSoftmax {
 
 const LANES: usize = 8;
 
+#[inline(always)]
 fn row_max(x: &[f32]) -> f32 {
     let mut m = [f32::NEG_INFINITY; LANES];
     let mut chunks = x.chunks_exact(LANES);
@@ -61,29 +62,57 @@ fn row_max(x: &[f32]) -> f32 {
 }
 
 fn softmax_row(x: &[f32], out: &mut [f32]) {
+    out.copy_from_slice(x);
     let max = row_max(x);
     if !max.is_finite() {
         // All -inf (a fully masked row) or NaN: what candle's kernel gives, NaN.
         out.iter_mut().for_each(|o| *o = f32::NAN);
         return;
     }
+    let inv = 1.0 / exp_in_place(out);
+    out.iter_mut().for_each(|o| *o *= inv);
+}
+
+/// Replaces `x` by `e^(x - max x)` and returns the sum: a softmax row before the division
+/// (the fused attention divides its output rows instead of its score rows).
+///
+/// Built twice: with AVX2 (chosen at run time where the CPU has it, so the 8-lane loop is one
+/// instruction per lane group) and for the baseline x86-64/other targets.
+#[allow(unsafe_code)] // a target-feature function, called only where the CPU has the feature
+pub(crate) fn exp_in_place(x: &mut [f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { exp_in_place_avx2(x) };
+    }
+    exp_in_place_portable(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+unsafe fn exp_in_place_avx2(x: &mut [f32]) -> f32 {
+    exp_in_place_portable(x)
+}
+
+#[inline(always)]
+fn exp_in_place_portable(x: &mut [f32]) -> f32 {
+    let max = row_max(x);
     let mut sums = [0f32; LANES];
-    let mut oc = out.chunks_exact_mut(LANES);
-    let mut xc = x.chunks_exact(LANES);
-    for (o, c) in (&mut oc).zip(&mut xc) {
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in &mut chunks {
         for i in 0..LANES {
             let e = exp_neg(c[i] - max);
-            o[i] = e;
+            c[i] = e;
             sums[i] += e;
         }
     }
     let mut sum: f32 = sums.iter().sum();
-    for (o, &v) in oc.into_remainder().iter_mut().zip(xc.remainder()) {
-        *o = exp_neg(v - max);
-        sum += *o;
+    for v in chunks.into_remainder() {
+        *v = exp_neg(*v - max);
+        sum += *v;
     }
-    let inv = 1.0 / sum;
-    out.iter_mut().for_each(|o| *o *= inv);
+    sum
 }
 
 /// `e^x` for `x <= 0` (softmax arguments after subtracting the row max); 0 below -87.

@@ -18,6 +18,9 @@ pub enum WeightMode {
     F16,
     /// 8-bit blocks (`GgmlDType::Q8_0`): near-lossless, ~4x smaller than f32.
     Q8_0,
+    /// 6-bit k-quants (`GgmlDType::Q6K`): near-lossless like Q8_0 but with candle's repacked
+    /// x86 kernels, so it is fast at prefill/vision sizes where Q8_0 is not.
+    Q6K,
     /// 4-bit k-quants (`GgmlDType::Q4K`): the default on CPU for the decoder, the smallest
     /// and fastest (its repacked x86 kernels beat f32 even at prefill sizes).
     #[default]
@@ -25,12 +28,13 @@ pub enum WeightMode {
 }
 
 impl WeightMode {
-    /// Parses the CLI spelling (`f32`, `f16`, `q8_0`, `q4k`).
+    /// Parses the CLI spelling (`f32`, `f16`, `q8_0`, `q6k`, `q4k`).
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "f32" => Some(Self::F32),
             "f16" => Some(Self::F16),
             "q8_0" | "q8" => Some(Self::Q8_0),
+            "q6k" | "q6_k" | "q6" => Some(Self::Q6K),
             "q4k" | "q4_k" | "q4" => Some(Self::Q4K),
             _ => None,
         }
@@ -41,6 +45,7 @@ impl WeightMode {
         match self {
             Self::F32 | Self::F16 => None,
             Self::Q8_0 => Some(GgmlDType::Q8_0),
+            Self::Q6K => Some(GgmlDType::Q6K),
             Self::Q4K => Some(GgmlDType::Q4K),
         }
     }

@@ -1,5 +1,5 @@
 //! Qwen3 text decoder as used by Qwen3-VL: RMSNorm, grouped-query attention with per-head
-//! q/k RMSNorm, interleaved M-RoPE, an explicit causal mask for multi-token prefill (missing in
+//! q/k RMSNorm, interleaved M-RoPE, causal attention in multi-token prefill (missing in
 //! candle-transformers' `qwen3_vl`), SwiGLU MLP, DeepStack injection and a KV cache.
 
 use candle_core::{DType, Device, Result, Tensor};
@@ -75,14 +75,12 @@ impl Layer {
         })
     }
 
-    /// `x`: `(m, d)`; `cos`/`sin`: `(m, hd/2)`; `mask`: `(groups*m, past+m)` additive or None
-    /// when `m == 1`.
+    /// `x`: `(m, d)` new tokens after the cached ones; `cos`/`sin`: `(m, hd/2)`.
     fn forward(
         &self,
         x: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
-        mask: Option<&Tensor>,
         cache: &mut LayerCache,
     ) -> Result<Tensor> {
         let m = x.dim(0)?;
@@ -110,48 +108,17 @@ impl Layer {
             None => (k, v),
         };
         cache.kv = Some((k.clone(), v.clone()));
-        let groups = self.heads / self.kv_heads;
-        // Query head j*groups+g uses kv head j (HF repeat_kv), so fold the groups into rows:
-        // (kv_heads, groups*m, hd) against (kv_heads, n, hd) without copying K/V.
-        let scale = (hd as f64).powf(-0.5);
         // Scale q (m rows) instead of the scores (m x n): same product, smaller pass.
-        let q = (q.reshape((self.kv_heads, groups * m, hd))? * scale)?;
-        let att = q.matmul(&k.t()?)?;
-        let att = match mask {
-            Some(mask) => att.broadcast_add(mask)?,
-            None => att,
-        };
-        let att = crate::ops::softmax_last_dim(&att)?;
-        let y = att
-            .matmul(&v)? // (kv_heads, groups*m, hd)
-            .reshape((self.heads, m, hd))?
-            .transpose(0, 1)?
-            .reshape((m, self.heads * hd))?;
+        let scale = (hd as f64).powf(-0.5);
+        let past = k.dim(1)? - m;
+        // Grouped-query, causal: query i sees keys 0..=past+i; (m, heads * hd).
+        let y = crate::attention::attention(&(q * scale)?, &k, &v, Some(past))?;
         let x = (x + self.o.forward(&y)?)?;
         let h = self.post_ln.forward(&x)?;
         let g = candle_nn::ops::silu(&self.gate.forward(&h)?)?;
         let u = self.up.forward(&h)?;
         x + self.down.forward(&(g * u)?)?
     }
-}
-
-/// Additive causal mask `(groups*m, past+m)`: row `r` is query `r % m`, which may see keys
-/// `0..=past + r % m`.
-fn causal_mask(m: usize, past: usize, groups: usize, dev: &Device) -> Result<Tensor> {
-    let n = past + m;
-    let mut v = Vec::with_capacity(groups * m * n);
-    for _ in 0..groups {
-        for i in 0..m {
-            for j in 0..n {
-                v.push(if j <= past + i {
-                    0f32
-                } else {
-                    f32::NEG_INFINITY
-                });
-            }
-        }
-    }
-    Tensor::from_vec(v, (groups * m, n), dev)
 }
 
 /// Token embedding storage: dense, or rows of the tied quantized `lm_head`.
@@ -170,7 +137,6 @@ pub struct TextModel {
     norm: RmsNorm,
     lm_head: Linear,
     cache: Vec<LayerCache>,
-    cfg: TextConfig,
 }
 
 impl TextModel {
@@ -208,7 +174,6 @@ impl TextModel {
             cache: vec![LayerCache::default(); layers.len()],
             layers,
             lm_head,
-            cfg: cfg.clone(),
         })
     }
 
@@ -249,17 +214,9 @@ impl TextModel {
         deepstack: &[Tensor],
         on_layer: &mut dyn FnMut(usize, &Tensor),
     ) -> Result<Tensor> {
-        let m = x.dim(0)?;
-        let past = self.cache_len();
-        let groups = self.cfg.num_attention_heads / self.cfg.num_key_value_heads;
-        let mask = if m > 1 {
-            Some(causal_mask(m, past, groups, x.device())?)
-        } else {
-            None
-        };
         let mut x = x.clone();
         for (i, (layer, cache)) in self.layers.iter().zip(self.cache.iter_mut()).enumerate() {
-            x = layer.forward(&x, cos, sin, mask.as_ref(), cache)?;
+            x = layer.forward(&x, cos, sin, cache)?;
             on_layer(i, &x);
             if let Some(ds) = deepstack.get(i) {
                 x = (x + ds)?;
