@@ -98,7 +98,7 @@ pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|v| {
             WeightMode::parse(v)
-                .with_context(|| format!("unknown --vision-dtype {v:?} (f16, f32, q8_0, q4k)"))
+                .with_context(|| format!("unknown --vision-dtype {v:?} (f16, f32, q8_0, q6k, q4k)"))
         })
         .transpose()?;
     let device = default_device();

@@ -19,7 +19,7 @@ use crate::quant::WeightMode;
 pub struct LoadOptions {
     /// Decoder weight storage; [`WeightMode::Q4K`] by default (fastest on CPU).
     pub mode: WeightMode,
-    /// Vision-tower storage; `None` = `mode.default_vision()` (f16 unless `mode` is f32).
+    /// Vision-tower storage; `None` = `mode.default_vision()` (Q8_0 for quantized modes).
     pub vision_mode: Option<WeightMode>,
     /// Lower pixel budget override.
     pub min_pixels: Option<usize>,

@@ -1,4 +1,4 @@
-//! A faster softmax over the last dimension for f32 on CPU.
+//! Faster softmax (last dimension) and tanh-gelu for f32 on CPU.
 //!
 //! Profiling one vision layer at full Qwen3-VL-2B shapes (2,880 patches, 16 heads) showed
 //! candle's `softmax_last_dim` taking ~0.5 s of the ~1.2 s attention: it calls `expf` once per
@@ -149,6 +149,68 @@ fn exp_neg(x: f32) -> f32 {
     }
 }
 
+/// `gelu` with the tanh approximation (`gelu_pytorch_tanh`, the vision MLP's activation);
+/// the fast path for contiguous f32 CPU tensors. candle's runs one scalar `tanh` per element
+/// on one thread: ~10% of a vision layer at 2,880 patches x 4,096 features.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1_no_bwd(&FastGelu)
+    } else {
+        x.gelu()
+    }
+}
+
+struct FastGelu;
+
+impl CustomOp1 for FastGelu {
+    fn name(&self) -> &'static str {
+        "opslens-gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("fast gelu: f32 only");
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("fast gelu: contiguous input only");
+        };
+        let mut out = data[a..b].to_vec();
+        out.par_chunks_mut(16 * 1024).for_each(gelu_in_place);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+#[allow(unsafe_code)] // a target-feature function, called only where the CPU has the feature
+fn gelu_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { gelu_in_place_avx2(x) };
+    }
+    gelu_in_place_portable(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+unsafe fn gelu_in_place_avx2(x: &mut [f32]) {
+    gelu_in_place_portable(x)
+}
+
+#[inline(always)]
+fn gelu_in_place_portable(x: &mut [f32]) {
+    const C: f32 = 0.797_884_6; // sqrt(2 / pi)
+    for v in x.iter_mut() {
+        let a = *v;
+        let u = C * a * (1.0 + 0.044_715 * a * a);
+        // tanh|u| = (1 - t) / (1 + t) with t = e^(-2|u|) in (0, 1]; u has the sign of a.
+        let t = exp_neg(-2.0 * u.abs());
+        let th = (1.0 - t) / (1.0 + t);
+        let th = if u < 0.0 { -th } else { th };
+        *v = 0.5 * a * (1.0 + th);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +239,18 @@ mod tests {
         (a - b)
             .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
             .unwrap()
+    }
+
+    #[test]
+    fn gelu_matches_candle() {
+        let dev = Device::Cpu;
+        let x = (Tensor::randn(0f32, 1.0, (37, 1001), &dev).unwrap() * 4.0).unwrap();
+        let d = max_abs_diff(&gelu_tanh(&x).unwrap(), &x.gelu().unwrap());
+        assert!(d < 1e-6, "{d}");
+        let edge =
+            Tensor::new(&[0f32, -0.0, 1e-8, -1e-8, 30.0, -30.0, 200.0, -200.0], &dev).unwrap();
+        let d = max_abs_diff(&gelu_tanh(&edge).unwrap(), &edge.gelu().unwrap());
+        assert!(d < 1e-6, "{d}");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Linear layers that are either dense (f32/f16) or quantized through candle's `QMatMul`.
 //!
 //! Quantization happens at load time, one tensor at a time, so the peak memory is the
-//! quantized model plus one f32 tensor. On x86 CPUs candle's Q4K/Q8_0 kernels beat dense f32
-//! by 1.3-2.5x in prefill and read 4-8x fewer bytes per decoded token; bf16 is never used on
-//! CPU because candle's bf16 matmul there is ~5x slower than f32 (see reference/vlm.md §3.1).
+//! quantized model plus one f32 tensor. On x86 CPUs candle's repacked Q4K kernels beat dense
+//! f32 in prefill and read ~7x fewer bytes per decoded token. Its Q8_0 matmul has no fast path
+//! on AVX2 at many rows, so Q8_0 layers expand their weight to f32 per call there (storage
+//! near-lossless at half of f16, compute at f32 speed). bf16 is never used on CPU because
+//! candle's bf16 matmul there is ~5x slower than f32 (see reference/vlm.md §3.1).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 /// How the weights of the large matrices are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,7 +19,8 @@ pub enum WeightMode {
     F32,
     /// Dense f16 weights, f32 activations: half the memory, no quantization error beyond f16.
     F16,
-    /// 8-bit blocks (`GgmlDType::Q8_0`): near-lossless, ~4x smaller than f32.
+    /// 8-bit blocks (`GgmlDType::Q8_0`): near-lossless, ~4x smaller than f32; at many rows
+    /// computed by expanding the weight to f32 (candle's Q8_0 GEMM is slow on AVX2).
     Q8_0,
     /// 6-bit k-quants (`GgmlDType::Q6K`): near-lossless like Q8_0 but with candle's repacked
     /// x86 kernels, so it is fast at prefill/vision sizes where Q8_0 is not.
@@ -51,12 +55,15 @@ impl WeightMode {
     }
 
     /// The vision-tower storage paired with this decoder mode by default. Quantized modes keep
-    /// the vision tower in f16 (computed in f32): candle's Q8_0 matmul is ~5x slower than f32 at
-    /// the tower's 1-3k rows, and 4-bit vision weights are an untested quality risk.
+    /// the vision tower in Q8_0 blocks (8.5 bits, ~0.5% weight error, computed as f32 by
+    /// expanding each layer's weight per call): half the memory of f16 at the same speed,
+    /// while 4-bit vision weights (~7% error per layer) are an untested quality risk for
+    /// reading small numbers off dashboards.
     pub fn default_vision(self) -> Self {
         match self {
             Self::F32 => Self::F32,
-            _ => Self::F16,
+            Self::F16 => Self::F16,
+            _ => Self::Q8_0,
         }
     }
 
@@ -153,6 +160,22 @@ impl Linear {
     /// Applies the layer to `x` of shape `(.., inp)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.inner {
+            Inner::Quant(QMatMul::QTensor(q))
+                if q.dtype() == GgmlDType::Q8_0 && x.elem_count() / q.shape().dims()[1] >= 16 =>
+            {
+                // candle's Q8_0 matmul has no fast path on AVX2 CPUs at many rows (~4x slower
+                // than f32 at vision sizes): expand the weight to f32 for this call (a ~5 ms
+                // transient for a 1024 x 4096 layer) and take the f32 GEMM.
+                let dims = x.dims().to_vec();
+                let (n, k) = q.shape().dims2()?;
+                let y = x
+                    .reshape(((), k))?
+                    .matmul(&dequantize_q8_0(q, x.device())?.t()?)?;
+                let mut out_dims = dims;
+                let last = out_dims.len() - 1;
+                out_dims[last] = n;
+                y.reshape(out_dims)?
+            }
             Inner::Quant(q) => q.forward(x)?,
             Inner::Dense(w) => {
                 let dims = x.dims().to_vec();
@@ -228,6 +251,32 @@ pub fn par_build<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Re
         .collect()
 }
 
+/// A Q8_0 matrix expanded to f32, rows in parallel (candle's `dequantize` runs on one thread).
+fn dequantize_q8_0(q: &QTensor, dev: &Device) -> Result<Tensor> {
+    if !dev.is_cpu() {
+        return q.dequantize(dev);
+    }
+    let (rows, k) = q.shape().dims2()?;
+    const BLOCK: usize = 32;
+    const BYTES: usize = 2 + BLOCK; // f16 scale, 32 signed bytes
+    let data = q.data()?;
+    if k % BLOCK != 0 || data.len() != rows * k / BLOCK * BYTES {
+        return q.dequantize(dev);
+    }
+    let mut out = vec![0f32; rows * k];
+    out.par_chunks_mut(k)
+        .zip(data.par_chunks(k / BLOCK * BYTES))
+        .for_each(|(o, row)| {
+            for (ob, b) in o.chunks_exact_mut(BLOCK).zip(row.chunks_exact(BYTES)) {
+                let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                for (v, &q) in ob.iter_mut().zip(&b[2..]) {
+                    *v = d * f32::from(q as i8);
+                }
+            }
+        });
+    Tensor::from_vec(out, (rows, k), dev)
+}
+
 /// Rows `ids` of a quantized `(rows, k)` matrix, dequantized to f32 `(ids.len(), k)`.
 /// Lets a tied embedding share the quantized `lm_head` (saves 0.6 GB at f16 for the 2B model).
 pub fn gather_rows(q: &QTensor, ids: &[u32], dev: &Device) -> Result<Tensor> {
@@ -246,4 +295,41 @@ pub fn gather_rows(q: &QTensor, ids: &[u32], dev: &Device) -> Result<Tensor> {
     }
     let storage = QStorage::from_data(std::borrow::Cow::Owned(out), dev, dtype)?;
     QTensor::new(storage, (ids.len(), k))?.dequantize(dev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+            .unwrap()
+    }
+
+    /// The parallel Q8_0 expansion equals candle's, and a Q8_0 layer gives the same result on
+    /// the expanded-f32 path (many rows) as through candle's quantized kernel (one row).
+    #[test]
+    fn q8_0_expansion_matches_candle() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (48, 96), &dev).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let ours = dequantize_q8_0(&q, &dev).unwrap();
+        assert_eq!(max_abs_diff(&ours, &q.dequantize(&dev).unwrap()), 0.0);
+
+        let lin = Linear::from_weight(w.clone(), None, WeightMode::Q8_0, Tower::Vision).unwrap();
+        assert!(lin.qtensor().is_some());
+        let x = Tensor::randn(0f32, 1.0, (20, 96), &dev).unwrap();
+        let many = lin.forward(&x).unwrap();
+        let exact = x.matmul(&w.t().unwrap()).unwrap();
+        let scale = exact.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let rel = max_abs_diff(&many, &exact) / scale.to_scalar::<f32>().unwrap();
+        assert!(rel < 0.02, "expanded Q8_0 vs f32: {rel}");
+        for r in [0, 7, 19] {
+            let one = lin.forward(&x.narrow(0, r, 1).unwrap()).unwrap();
+            // candle's kernel also quantizes the activations: close, not equal.
+            let d = max_abs_diff(&one, &many.narrow(0, r, 1).unwrap());
+            assert!(d < 0.05, "row {r}: {d}");
+        }
+    }
 }

@@ -109,7 +109,9 @@ impl Block {
         let a = Tensor::cat(&outs, 0)?;
         let x = (x + self.proj.forward(&a)?)?;
         let h = self.norm2.forward(&x)?;
-        let h = self.fc2.forward(&self.fc1.forward(&h)?.gelu()?)?;
+        let h = self
+            .fc2
+            .forward(&crate::ops::gelu_tanh(&self.fc1.forward(&h)?)?)?;
         x + h
     }
 }
