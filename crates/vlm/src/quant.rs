@@ -157,6 +157,18 @@ impl Linear {
         }
     }
 
+    /// Builds candle's repacked copy of a quantized weight now. candle builds it lazily, on
+    /// first use, which put ~2 s of one-off packing into the first analysis's time to first
+    /// token and a memory step in the middle of it; loading is where that belongs.
+    pub fn prepare(&self) -> Result<()> {
+        if let Inner::Quant(QMatMul::QTensor(q)) = &self.inner {
+            // Two rows: Q6K packs only for more than one row; Q8_0 stays unpacked either way.
+            let x = Tensor::zeros((2, q.shape().dims2()?.1), DType::F32, &q.device())?;
+            self.forward(&x)?;
+        }
+        Ok(())
+    }
+
     /// Applies the layer to `x` of shape `(.., inp)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.inner {
@@ -277,6 +289,53 @@ fn dequantize_q8_0(q: &QTensor, dev: &Device) -> Result<Tensor> {
     Tensor::from_vec(out, (rows, k), dev)
 }
 
+/// `x W^T` for one row `x` (`(1, k)` f32 on the CPU) against the quantized `W` (`(n, k)`),
+/// straight from its ggml blocks with candle's dot-product kernels (AVX2 chosen at run time),
+/// rows in parallel. `None` for storage it does not handle (the caller uses `QMatMul`).
+#[allow(unsafe_code)] // reinterprets the block bytes; length and alignment are checked
+pub fn gemv(q: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
+    use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8_0, GgmlType};
+
+    fn run<T: GgmlType>(data: &[u8], n: usize, k: usize, x: &[f32]) -> Option<Vec<f32>> {
+        let nb = k / T::BLCK_SIZE;
+        let whole = k % T::BLCK_SIZE == 0 && k % T::VecDotType::BLCK_SIZE == 0;
+        if !whole
+            || data.len() != n * nb * std::mem::size_of::<T>()
+            || data.as_ptr().align_offset(std::mem::align_of::<T>()) != 0
+        {
+            return None;
+        }
+        // SAFETY: the bytes are exactly n * nb blocks, suitably aligned (both checked), and
+        // ggml blocks are plain arrays of f16/u8/i8 for which any bit pattern is valid.
+        let blocks: &[T] = unsafe { std::slice::from_raw_parts(data.as_ptr().cast(), n * nb) };
+        let mut xq = vec![T::VecDotType::zeros(); k / T::VecDotType::BLCK_SIZE];
+        T::VecDotType::from_float(x, &mut xq);
+        let mut out = vec![0f32; n];
+        out.par_chunks_mut(512).enumerate().for_each(|(c, o)| {
+            for (i, y) in o.iter_mut().enumerate() {
+                let r = c * 512 + i;
+                *y = T::vec_dot(k, &blocks[r * nb..(r + 1) * nb], &xq);
+            }
+        });
+        Some(out)
+    }
+
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || x.dims() != [1, q.shape().dims2()?.1] {
+        return Ok(None);
+    }
+    let (n, k) = q.shape().dims2()?;
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let data = q.data()?;
+    let out = match q.dtype() {
+        GgmlDType::Q4K => run::<BlockQ4K>(&data, n, k, &xs),
+        GgmlDType::Q6K => run::<BlockQ6K>(&data, n, k, &xs),
+        GgmlDType::Q8_0 => run::<BlockQ8_0>(&data, n, k, &xs),
+        _ => None,
+    };
+    out.map(|v| Tensor::from_vec(v, (1, n), x.device()))
+        .transpose()
+}
+
 /// Rows `ids` of a quantized `(rows, k)` matrix, dequantized to f32 `(ids.len(), k)`.
 /// Lets a tied embedding share the quantized `lm_head` (saves 0.6 GB at f16 for the 2B model).
 pub fn gather_rows(q: &QTensor, ids: &[u32], dev: &Device) -> Result<Tensor> {
@@ -305,6 +364,29 @@ mod tests {
         (a - b)
             .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
             .unwrap()
+    }
+
+    /// The one-row product on the blocks equals candle's quantized matmul for each storage.
+    #[test]
+    fn gemv_matches_qmatmul() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (40, 512), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, 512), &dev).unwrap();
+        for dt in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0] {
+            let q = std::sync::Arc::new(QTensor::quantize(&w, dt).unwrap());
+            let ours = gemv(&q, &x).unwrap().expect("handled");
+            let theirs = QMatMul::from_arc(q.clone()).unwrap().forward(&x).unwrap();
+            assert_eq!(ours.dims(), &[1, 40]);
+            let d = max_abs_diff(&ours, &theirs);
+            assert!(d < 1e-4, "{dt:?}: {d}");
+        }
+        // Unsupported inputs fall back to the caller.
+        let q = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
+        assert!(
+            gemv(&q, &Tensor::zeros((2, 512), DType::F32, &dev).unwrap())
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// The parallel Q8_0 expansion equals candle's, and a Q8_0 layer gives the same result on
