@@ -11,6 +11,7 @@ fn main() {
             .capabilities_path_pattern("./src-tauri/capabilities/**/*")
             .app_manifest(tauri_build::AppManifest::new().commands(&[
                 "region_frame",
+                "region_shown",
                 "region_select",
                 "region_cancel",
             ])),

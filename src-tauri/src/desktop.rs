@@ -130,6 +130,7 @@ fn build_app(region_hotkey: &hotkey::Hotkey) -> Result<tauri::App<Wry>, String> 
         .manage(region::Selecting::default())
         .invoke_handler(tauri::generate_handler![
             region::region_frame,
+            region::region_shown,
             region::region_select,
             region::region_cancel
         ]);

@@ -481,8 +481,8 @@ fn is_dimmed_block(p: &image::Rgba<u8>) -> bool {
 }
 
 /// Presses the region shortcut and waits until the overlay shows the frozen frame: the
-/// `ready`-th time the app logs it served the frame, then the block at `probe` dimmed on the
-/// screen. Returns the window and that screen.
+/// `ready`-th time the app logs the page drew the frame and had the overlay shown, then the
+/// block at `probe` dimmed on the screen. Returns the window and that screen.
 fn open_overlay(
     x: &XSession,
     app: &Proc,
@@ -494,7 +494,7 @@ fn open_overlay(
     let win = x.wait_window("^OpsLens region selection$", Duration::from_secs(30));
     assert!(win.is_some(), "no overlay window; log:\n{}", app.log());
     wait_for("the overlay's frame", Duration::from_secs(30), || {
-        (app.log().matches("overlay ready").count() >= ready).then_some(())
+        (app.log().matches("overlay shown").count() >= ready).then_some(())
     });
     let served = pressed.elapsed();
     let path = x.scratch().join("overlay.png");
@@ -503,7 +503,7 @@ fn open_overlay(
         is_dimmed_block(s.get_pixel(probe.0, probe.1)).then_some(s)
     });
     eprintln!(
-        "overlay: frame served {} ms, painted {} ms after the shortcut",
+        "overlay: drawn and shown {} ms, on the screen {} ms after the shortcut",
         served.as_millis(),
         pressed.elapsed().as_millis()
     );

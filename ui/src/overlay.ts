@@ -1,9 +1,10 @@
 // The desktop app's region overlay (src-tauri/src/desktop/region.rs): shows the frozen frame
 // of the monitor, lets the user drag a rectangle and reports it in CSS pixels with the
 // viewport's size (Rust maps that onto the frame's device pixels). Release or Enter captures;
-// Esc or a right click cancels; a click without a drag asks again. It runs in a Tauri window
-// from the bundled assets and reaches Rust only through the three commands its capability
-// grants; in a plain browser it does nothing.
+// Esc or a right click cancels; a click without a drag asks again. The window stays hidden
+// until the frame is drawn (no blank flash). It runs in a Tauri window from the bundled
+// assets and reaches Rust only through the four commands its capability grants; in a plain
+// browser it does nothing.
 
 interface TauriInternals {
   invoke(cmd: string, args?: Record<string, unknown>): Promise<unknown>;
@@ -46,6 +47,7 @@ async function loadFrame(): Promise<void> {
   if (!ctx) throw new Error('no canvas');
   ctx.putImageData(new ImageData(new Uint8ClampedArray(buf, 8, w * h * 4), w, h), 0, 0);
   document.body.classList.add('ready');
+  await invoke('region_shown');
 }
 
 function draw(): void {
@@ -144,6 +146,7 @@ window.focus();
 loadFrame().catch((e: unknown) => {
   hint.textContent = `Cannot show the screen: ${e instanceof Error ? e.message : String(e)} · Esc to cancel`;
   hint.classList.add('again');
+  invoke('region_shown').catch(() => {});
 });
 
 export {};

@@ -8,13 +8,13 @@
 //!
 //! The overlay page (`ui/static/overlay.html`, `ui/src/overlay.ts`) is bundled into the
 //! binary with the UI assets and loaded from Tauri's own protocol, not from the server: it
-//! never holds the API token. It calls the three commands below, which only its window label
+//! never holds the API token. It calls the four commands below, which only its window label
 //! is granted (`capabilities/region.json`); the main window, a remote origin to Tauri, gets
 //! none of them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use opslens_capture::{Frame, Selection};
 use serde::Deserialize;
@@ -34,6 +34,10 @@ pub const REGION_TITLE: &str = "OpsLens region selection";
 
 /// The page the overlay window loads, from the bundled UI assets (`ui/dist`).
 const OVERLAY_PAGE: &str = "overlay.html";
+
+/// How long the overlay may stay hidden waiting for its page to draw the frame before it is
+/// shown anyway (a page that failed shows its error, and Esc still cancels).
+const SHOW_FALLBACK: Duration = Duration::from_secs(5);
 
 /// Between the shortcut and the overlay showing (the grab takes a moment): a second press
 /// then must not grab and open a second overlay.
@@ -58,7 +62,7 @@ impl Selecting {
 /// loop, which must not wait for the grab); focuses the overlay where one is open already.
 pub fn start(app: &AppHandle<Wry>) {
     if let Some(w) = app.get_webview_window(REGION_WINDOW) {
-        let _ = w.set_focus();
+        show(&w);
         return;
     }
     if OPENING.swap(true, Ordering::AcqRel) {
@@ -106,19 +110,35 @@ async fn open(app: &AppHandle<Wry>) -> Result<(), String> {
             ending.state::<Selecting>().set(None);
         }
     });
-    // Placed on the frozen monitor in device pixels, then made fullscreen there (fullscreen
-    // takes the monitor the window is on, and hides panels a plain window would leave).
+    // Placed on the frozen monitor in device pixels while hidden; shown (and made fullscreen
+    // there) once the page has drawn the frame, so no blank window flashes over the screen.
     let placed = window
         .set_position(PhysicalPosition::new(x, y))
-        .and_then(|()| window.set_size(PhysicalSize::new(w, h)))
-        .and_then(|()| window.show())
-        .and_then(|()| window.set_fullscreen(true));
+        .and_then(|()| window.set_size(PhysicalSize::new(w, h)));
     if let Err(e) = placed {
         let _ = window.destroy();
-        return Err(format!("cannot show the selection overlay: {e}"));
+        return Err(format!("cannot place the selection overlay: {e}"));
     }
-    let _ = window.set_focus();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SHOW_FALLBACK).await;
+        if !window.is_visible().unwrap_or(true) {
+            tracing::warn!("region selection: the overlay page did not draw; showing it anyway");
+            show(&window);
+        }
+    });
     Ok(())
+}
+
+/// Shows the overlay fullscreen on the monitor it was placed on (fullscreen takes the
+/// window's monitor, and hides panels a plain window would leave) and gives it the keyboard.
+fn show(window: &tauri::WebviewWindow<Wry>) {
+    let shown = window
+        .show()
+        .and_then(|()| window.set_fullscreen(true))
+        .and_then(|()| window.set_focus());
+    if let Err(e) = shown {
+        tracing::warn!(error = %e, "region selection: cannot show the overlay");
+    }
 }
 
 /// Ends the selection: drops the frame and closes the overlay.
@@ -143,6 +163,17 @@ pub async fn region_frame(state: State<'_, Selecting>) -> Result<Response, Strin
     out.extend_from_slice(frame.image.as_raw());
     tracing::info!(width = w, height = h, "region selection: overlay ready");
     Ok(Response::new(out))
+}
+
+/// The page has drawn the frame: the overlay is shown now.
+#[tauri::command]
+pub async fn region_shown(app: AppHandle<Wry>) -> Result<(), String> {
+    let w = app
+        .get_webview_window(REGION_WINDOW)
+        .ok_or("no region selection is open")?;
+    show(&w);
+    tracing::info!("region selection: overlay shown");
+    Ok(())
 }
 
 /// The rectangle the page reports, in CSS pixels of its viewport (see [`Selection`]).

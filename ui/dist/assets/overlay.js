@@ -1,9 +1,10 @@
 // The desktop app's region overlay (src-tauri/src/desktop/region.rs): shows the frozen frame
 // of the monitor, lets the user drag a rectangle and reports it in CSS pixels with the
 // viewport's size (Rust maps that onto the frame's device pixels). Release or Enter captures;
-// Esc or a right click cancels; a click without a drag asks again. It runs in a Tauri window
-// from the bundled assets and reaches Rust only through the three commands its capability
-// grants; in a plain browser it does nothing.
+// Esc or a right click cancels; a click without a drag asks again. The window stays hidden
+// until the frame is drawn (no blank flash). It runs in a Tauri window from the bundled
+// assets and reaches Rust only through the four commands its capability grants; in a plain
+// browser it does nothing.
 /** Smallest drag, in CSS pixels each way, that counts as a selection rather than a click. */
 const MIN_DRAG = 3;
 const internals = window.__TAURI_INTERNALS__;
@@ -37,6 +38,7 @@ async function loadFrame() {
         throw new Error('no canvas');
     ctx.putImageData(new ImageData(new Uint8ClampedArray(buf, 8, w * h * 4), w, h), 0, 0);
     document.body.classList.add('ready');
+    await invoke('region_shown');
 }
 function draw() {
     if (!rect) {
@@ -130,5 +132,6 @@ window.focus();
 loadFrame().catch((e) => {
     hint.textContent = `Cannot show the screen: ${e instanceof Error ? e.message : String(e)} · Esc to cancel`;
     hint.classList.add('again');
+    invoke('region_shown').catch(() => { });
 });
 export {};
