@@ -511,7 +511,13 @@ fn open_overlay(
 }
 
 fn captures(addr: std::net::SocketAddr, data: &Path, incident: i64) -> Vec<Value> {
-    let (_, list) = api(addr, data, "GET", &format!("/evidence/incident/{incident}"), None);
+    let (_, list) = api(
+        addr,
+        data,
+        "GET",
+        &format!("/evidence/incident/{incident}"),
+        None,
+    );
     list.as_array()
         .map(|l| {
             l.iter()
@@ -524,8 +530,7 @@ fn captures(addr: std::net::SocketAddr, data: &Path, incident: i64) -> Vec<Value
 
 #[test]
 fn region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels() {
-    if !xvfb::available("region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels")
-    {
+    if !xvfb::available("region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels") {
         return;
     }
     let x = XSession::start();
@@ -628,7 +633,11 @@ fn region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels() {
         ix.abs_diff(50) <= 2 && iy.abs_diff(40) <= 2,
         "block at ({ix}, {iy}) in the capture, dragged from 50, 40 before it"
     );
-    assert_eq!((ix1 + 1, iy1 + 1), img.dimensions(), "block runs to the end");
+    assert_eq!(
+        (ix1 + 1, iy1 + 1),
+        img.dimensions(),
+        "block runs to the end"
+    );
     assert!(!is_block(img.get_pixel(10, 10)), "left of the block");
     let share = img.pixels().filter(|p| is_block(p)).count() as f64 / (w * h) as f64;
     assert!(share > 0.6, "only {share:.2} of the capture is the block");

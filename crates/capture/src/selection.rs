@@ -71,7 +71,10 @@ impl Selection {
         let axis = |start: f64, extent: f64, view: f64, frame: u32| -> Option<(u32, u32)> {
             let scale = f64::from(frame) / view;
             let edge = |v: f64| (v * scale).round().clamp(0.0, f64::from(frame)) as u32;
-            let (a, b) = (edge(start.min(start + extent)), edge(start.max(start + extent)));
+            let (a, b) = (
+                edge(start.min(start + extent)),
+                edge(start.max(start + extent)),
+            );
             (b > a).then_some((a, b - a))
         };
         let (x, w) = axis(self.x, self.width, self.view_width, frame_w)?;
@@ -158,11 +161,26 @@ mod tests {
 
     #[test]
     fn clicks_and_nonsense_select_nothing() {
-        assert_eq!(sel(10.0, 10.0, 0.0, 0.0, (800.0, 600.0)).to_pixels(800, 600), None);
-        assert_eq!(sel(10.0, 10.0, 0.2, 50.0, (800.0, 600.0)).to_pixels(800, 600), None);
-        assert_eq!(sel(10.0, 10.0, 5.0, 5.0, (0.0, 600.0)).to_pixels(800, 600), None);
-        assert_eq!(sel(f64::NAN, 10.0, 5.0, 5.0, (800.0, 600.0)).to_pixels(800, 600), None);
-        assert_eq!(sel(900.0, 10.0, 50.0, 5.0, (800.0, 600.0)).to_pixels(800, 600), None);
+        assert_eq!(
+            sel(10.0, 10.0, 0.0, 0.0, (800.0, 600.0)).to_pixels(800, 600),
+            None
+        );
+        assert_eq!(
+            sel(10.0, 10.0, 0.2, 50.0, (800.0, 600.0)).to_pixels(800, 600),
+            None
+        );
+        assert_eq!(
+            sel(10.0, 10.0, 5.0, 5.0, (0.0, 600.0)).to_pixels(800, 600),
+            None
+        );
+        assert_eq!(
+            sel(f64::NAN, 10.0, 5.0, 5.0, (800.0, 600.0)).to_pixels(800, 600),
+            None
+        );
+        assert_eq!(
+            sel(900.0, 10.0, 50.0, 5.0, (800.0, 600.0)).to_pixels(800, 600),
+            None
+        );
     }
 
     #[test]
@@ -175,7 +193,9 @@ mod tests {
             y: 0,
             name: "HDMI-1".into(),
         };
-        let shot = frame.crop(&sel(10.0, 5.0, 20.0, 10.0, (100.0, 50.0))).unwrap();
+        let shot = frame
+            .crop(&sel(10.0, 5.0, 20.0, 10.0, (100.0, 50.0)))
+            .unwrap();
         assert_eq!((shot.width, shot.height), (40, 20));
         assert_eq!(shot.label, "region 40×20 at (1940, 10)");
         let back = image::load_from_memory(&shot.png).unwrap().to_rgba8();

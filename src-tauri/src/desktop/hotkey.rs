@@ -150,9 +150,14 @@ mod tests {
     #[test]
     fn default_and_custom_shortcuts_parse() {
         assert!(opslens_api::DEFAULT_HOTKEY.parse::<Shortcut>().is_ok());
-        assert!(opslens_api::DEFAULT_REGION_HOTKEY.parse::<Shortcut>().is_ok());
+        assert!(opslens_api::DEFAULT_REGION_HOTKEY
+            .parse::<Shortcut>()
+            .is_ok());
         assert_ne!(
-            opslens_api::DEFAULT_HOTKEY.parse::<Shortcut>().unwrap().id(),
+            opslens_api::DEFAULT_HOTKEY
+                .parse::<Shortcut>()
+                .unwrap()
+                .id(),
             opslens_api::DEFAULT_REGION_HOTKEY
                 .parse::<Shortcut>()
                 .unwrap()

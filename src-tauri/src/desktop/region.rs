@@ -54,7 +54,10 @@ impl Selecting {
     }
 
     fn set(&self, frame: Option<Arc<Frame>>) -> Option<Arc<Frame>> {
-        std::mem::replace(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()), frame)
+        std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()),
+            frame,
+        )
     }
 }
 
@@ -231,7 +234,9 @@ async fn store(
     frame: Arc<Frame>,
     sel: Selection,
 ) -> Result<opslens_core::capture::Captured, String> {
-    let d = app.try_state::<Desktop>().ok_or("the app is shutting down")?;
+    let d = app
+        .try_state::<Desktop>()
+        .ok_or("the app is shutting down")?;
     let shot = tokio::task::spawn_blocking(move || frame.crop(&sel))
         .await
         .map_err(|e| e.to_string())?
