@@ -65,7 +65,10 @@ impl Selecting {
 /// loop, which must not wait for the grab); focuses the overlay where one is open already.
 pub fn start(app: &AppHandle<Wry>) {
     if let Some(w) = app.get_webview_window(REGION_WINDOW) {
-        show(&w);
+        // A hidden one is still drawing its frame: its page (or the fallback) shows it.
+        if w.is_visible().unwrap_or(false) {
+            let _ = w.set_focus();
+        }
         return;
     }
     if OPENING.swap(true, Ordering::AcqRel) {
