@@ -17,9 +17,10 @@ try {
   console.error('ui build: TypeScript errors (above)');
   process.exit(1);
 }
-cpSync(join(root, 'static', 'index.html'), join(dist, 'index.html'));
+// Pages at the root (index.html, and overlay.html which only the desktop app loads, from its
+// bundled copy of dist/); everything else under assets/.
 for (const f of readdirSync(join(root, 'static'))) {
-  if (f !== 'index.html') cpSync(join(root, 'static', f), join(dist, 'assets', f));
+  cpSync(join(root, 'static', f), f.endsWith('.html') ? join(dist, f) : join(dist, 'assets', f));
 }
 let total = 0;
 const walk = (d) => {

@@ -1,12 +1,15 @@
 //! The desktop app (`opslens` with no subcommand): the same server as `opslens serve`, and a
 //! Tauri window showing the web UI that server serves, signed in with an injected token, plus
-//! a global capture shortcut, a tray icon and capture notifications.
+//! global capture shortcuts (the monitor, or a region dragged on an overlay), a tray icon and
+//! capture notifications.
 //!
 //! The window loads `http://127.0.0.1:PORT/` (not bundled assets) so the desktop and a browser
 //! run one UI against one API; the page calls no Tauri command (see `capabilities/main.json`).
+//! Only the region overlay, a bundled page, calls commands (`capabilities/region.json`).
 
 mod capture;
 mod hotkey;
+mod region;
 mod tray;
 
 use std::net::SocketAddr;
@@ -45,17 +48,20 @@ pub fn run(
         return no_display(&why);
     }
     tauri::async_runtime::set(rt.handle().clone());
-    let hotkey = hotkey::from_env();
-    let app = match build_app() {
+    let hotkey = hotkey::from_env(hotkey::Action::Capture);
+    let region_hotkey = hotkey::from_env(hotkey::Action::Region);
+    let app = match build_app(&region_hotkey) {
         Ok(app) => app,
         Err(why) => return no_display(&why),
     };
     let hotkey_state = hotkey::register(app.handle(), &hotkey);
+    let region_state = hotkey::register(app.handle(), &region_hotkey);
     let screen: Arc<dyn ScreenSource> = Arc::new(opslens_capture::XcapSource);
     let opts = StartOptions {
         extras: opslens_api::Extras {
             screen: Some(screen.clone()),
             hotkey: hotkey_state.describe(),
+            region_hotkey: region_state.describe(),
             desktop: true,
         },
         next_free_port: true,
@@ -117,10 +123,17 @@ fn no_display(why: &str) -> ExitCode {
 /// Builds the Tauri app. GTK panics when it cannot reach the display (tao's
 /// `expect("Failed to initialize gtk backend!")`); that panic is turned into an error here
 /// so the user gets advice instead of a backtrace.
-fn build_app() -> Result<tauri::App<Wry>, String> {
+fn build_app(region_hotkey: &hotkey::Hotkey) -> Result<tauri::App<Wry>, String> {
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
-        .plugin(hotkey::plugin());
+        .plugin(hotkey::plugin(region_hotkey))
+        .manage(region::Selecting::default())
+        .invoke_handler(tauri::generate_handler![
+            region::region_frame,
+            region::region_shown,
+            region::region_select,
+            region::region_cancel
+        ]);
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -443,3 +443,226 @@ fn capture_route_stores_what_is_on_the_screen() {
     let _ = viewer.kill();
     let _ = viewer.wait();
 }
+
+/// Where the block shows on the screen: its bounding box (left, top, right, bottom inclusive).
+fn find_block(img: &image::RgbaImage) -> Option<(u32, u32, u32, u32)> {
+    let mut bbox: Option<(u32, u32, u32, u32)> = None;
+    for (px, py, p) in img.enumerate_pixels() {
+        if is_block(p) {
+            let b = bbox.get_or_insert((px, py, px, py));
+            *b = (b.0.min(px), b.1.min(py), b.2.max(px), b.3.max(py));
+        }
+    }
+    bbox
+}
+
+/// Drags with the left button from `from` to `to` in steps, as a hand would.
+fn drag(x: &XSession, from: (u32, u32), to: (u32, u32)) {
+    let at = |p: (u32, u32)| [p.0.to_string(), p.1.to_string()];
+    let [fx, fy] = at(from);
+    x.run("xdotool", &["mousemove", &fx, &fy]);
+    std::thread::sleep(Duration::from_millis(150));
+    x.run("xdotool", &["mousedown", "1"]);
+    for i in 1..=5u32 {
+        let p = (
+            from.0 + (to.0 - from.0) * i / 5,
+            from.1 + (to.1 - from.1) * i / 5,
+        );
+        let [px, py] = at(p);
+        x.run("xdotool", &["mousemove", &px, &py]);
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    x.run("xdotool", &["mouseup", "1"]);
+}
+
+/// The block as the overlay shows it: the frozen frame under its shade, darker.
+fn is_dimmed_block(p: &image::Rgba<u8>) -> bool {
+    !is_block(p) && p.0[1] > 60 && p.0[1] < BLOCK[1] && p.0[1] > p.0[0] + 40
+}
+
+/// Presses the region shortcut and waits until the overlay shows the frozen frame: the
+/// `ready`-th time the app logs the page drew the frame and had the overlay shown, then the
+/// block at `probe` dimmed on the screen. Returns the window and that screen.
+fn open_overlay(
+    x: &XSession,
+    app: &Proc,
+    ready: usize,
+    probe: (u32, u32),
+) -> (u64, image::RgbaImage) {
+    let pressed = Instant::now();
+    x.run("xdotool", &["key", "--clearmodifiers", "ctrl+shift+r"]);
+    let win = x.wait_window("^OpsLens region selection$", Duration::from_secs(30));
+    assert!(win.is_some(), "no overlay window; log:\n{}", app.log());
+    wait_for("the overlay's frame", Duration::from_secs(30), || {
+        (app.log().matches("overlay shown").count() >= ready).then_some(())
+    });
+    let served = pressed.elapsed();
+    let path = x.scratch().join("overlay.png");
+    let screen = wait_for("the overlay to paint", Duration::from_secs(30), || {
+        let s = x.screenshot(&path);
+        is_dimmed_block(s.get_pixel(probe.0, probe.1)).then_some(s)
+    });
+    eprintln!(
+        "overlay: drawn and shown {} ms, on the screen {} ms after the shortcut",
+        served.as_millis(),
+        pressed.elapsed().as_millis()
+    );
+    (win.unwrap(), screen)
+}
+
+fn captures(addr: std::net::SocketAddr, data: &Path, incident: i64) -> Vec<Value> {
+    let (_, list) = api(
+        addr,
+        data,
+        "GET",
+        &format!("/evidence/incident/{incident}"),
+        None,
+    );
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|e| e["source"] == "capture")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels() {
+    if !xvfb::available("region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels") {
+        return;
+    }
+    let x = XSession::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = format!("127.0.0.1:{}", xvfb::free_port());
+    let mut app = spawn_opslens(&x, &data, &[], &addr, "region");
+    let bound = xvfb::wait_server(&data, Duration::from_secs(60), &mut app.child);
+    assert!(
+        x.wait_window("^OpsLens", Duration::from_secs(60)).is_some(),
+        "no OpsLens window; log:\n{}",
+        app.log()
+    );
+    let (status, info) = api(bound, &data, "GET", "/info", None);
+    assert_eq!(status, 200);
+    assert_eq!(info["region_hotkey"], "Ctrl+Shift+R", "{info}");
+    let (status, inc) = api(
+        bound,
+        &data,
+        "POST",
+        "/incidents",
+        Some(json!({"title": "Region capture"})),
+    );
+    assert_eq!(status, 201);
+    let inc = inc["id"].as_i64().unwrap();
+
+    // Known content on top of the app's window.
+    let block = x.scratch().join("block.png");
+    image::RgbImage::from_pixel(BLOCK_W, BLOCK_H, image::Rgb(BLOCK))
+        .save(&block)
+        .unwrap();
+    let mut viewer = x
+        .command("display")
+        .args(["-title", "opslens-block", "-geometry", "+600+300"])
+        .arg(&block)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        x.wait_window("opslens-block", Duration::from_secs(20))
+            .is_some(),
+        "the test image did not show"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let screen = x.screenshot(&x.scratch().join("before.png"));
+    let (bx, by, bx1, by1) = find_block(&screen).expect("the block is on the screen");
+    assert_eq!((bx1 - bx + 1, by1 - by + 1), (BLOCK_W, BLOCK_H));
+
+    // A click without a drag asks again (the overlay stays), a right click cancels.
+    let centre = (bx + BLOCK_W / 2, by + BLOCK_H / 2);
+    let (overlay, shown) = open_overlay(&x, &app, 1, centre);
+    shown
+        .save(xvfb::artifacts_dir().join("desktop-region-overlay.png"))
+        .unwrap();
+    let (cx, cy) = ((bx + 20).to_string(), (by + 20).to_string());
+    x.run("xdotool", &["mousemove", &cx, &cy, "click", "1"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        x.windows("^OpsLens region selection$").contains(&overlay),
+        "a click must not end the selection"
+    );
+    // The hint is drawn over the shade, the rest of the frame dimmed.
+    assert!(
+        distinct_colours(&shown) > 5,
+        "the overlay shows no frame; log:\n{}",
+        app.log()
+    );
+    x.run("xdotool", &["click", "3"]);
+    wait_for("the overlay to close", Duration::from_secs(10), || {
+        x.windows("^OpsLens region selection$")
+            .is_empty()
+            .then_some(())
+    });
+
+    // A drag over the block's top-left corner: the stored image is the dragged rectangle
+    // of the frozen screen, with the block where it was.
+    open_overlay(&x, &app, 2, centre);
+    let (from, to) = ((bx - 50, by - 40), (bx + 250, by + 160));
+    drag(&x, from, to);
+    let ev = wait_for(
+        "a capture from the region overlay",
+        Duration::from_secs(30),
+        || captures(bound, &data, inc).into_iter().next(),
+    );
+    let (w, h) = (
+        ev["image"]["width"].as_u64().unwrap(),
+        ev["image"]["height"].as_u64().unwrap(),
+    );
+    assert!(
+        w.abs_diff(300) <= 2 && h.abs_diff(200) <= 2,
+        "dragged 300×200, stored {w}×{h}"
+    );
+    let img = get_image(bound, &data, ev["id"].as_i64().unwrap());
+    img.save(xvfb::artifacts_dir().join("desktop-region-capture.png"))
+        .unwrap();
+    let (ix, iy, ix1, iy1) = find_block(&img).expect("the block is in the region capture");
+    assert!(
+        ix.abs_diff(50) <= 2 && iy.abs_diff(40) <= 2,
+        "block at ({ix}, {iy}) in the capture, dragged from 50, 40 before it"
+    );
+    assert_eq!(
+        (ix1 + 1, iy1 + 1),
+        img.dimensions(),
+        "block runs to the end"
+    );
+    assert!(!is_block(img.get_pixel(10, 10)), "left of the block");
+    let share = img.pixels().filter(|p| is_block(p)).count() as f64 / (w * h) as f64;
+    assert!(share > 0.6, "only {share:.2} of the capture is the block");
+    wait_for("the overlay to close", Duration::from_secs(10), || {
+        x.windows("^OpsLens region selection$")
+            .is_empty()
+            .then_some(())
+    });
+
+    // Esc cancels: nothing more is stored.
+    open_overlay(&x, &app, 3, centre);
+    x.run("xdotool", &["key", "Escape"]);
+    wait_for("Esc to close the overlay", Duration::from_secs(10), || {
+        x.windows("^OpsLens region selection$")
+            .is_empty()
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(captures(bound, &data, inc).len(), 1, "Esc stored something");
+    assert_eq!(app.log().matches("region selection cancelled").count(), 2);
+    assert!(
+        app.child.try_wait().unwrap().is_none(),
+        "the app died:\n{}",
+        app.log()
+    );
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+}

@@ -124,4 +124,5 @@ async fn info_tells_the_settings_screen_where_things_are() {
     assert_eq!(v["port"], app.server().addr.port());
     assert_eq!(v["data_dir"], app.data_dir().display().to_string().as_str());
     assert_eq!(v["hotkey"], "Ctrl+Shift+O");
+    assert_eq!(v["region_hotkey"], "Ctrl+Shift+R");
 }

@@ -143,6 +143,8 @@ export interface ServerInfo {
   data_dir: string;
   port: number;
   hotkey: string;
+  /** Opens the desktop app's region selection overlay. */
+  region_hotkey: string;
   desktop: boolean;
 }
 

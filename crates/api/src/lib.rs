@@ -140,6 +140,8 @@ pub struct Extras {
     pub screen: Option<std::sync::Arc<dyn opslens_domain::ScreenSource>>,
     /// The global capture shortcut, as the settings screen shows it.
     pub hotkey: String,
+    /// The global shortcut that opens the region selection overlay, likewise.
+    pub region_hotkey: String,
     /// Whether the server runs inside the desktop app.
     pub desktop: bool,
 }
@@ -149,6 +151,7 @@ impl Default for Extras {
         Extras {
             screen: None,
             hotkey: DEFAULT_HOTKEY.into(),
+            region_hotkey: DEFAULT_REGION_HOTKEY.into(),
             desktop: false,
         }
     }
@@ -156,6 +159,10 @@ impl Default for Extras {
 
 /// The global capture shortcut unless the user picks another (`OPSLENS_HOTKEY`).
 pub const DEFAULT_HOTKEY: &str = "Ctrl+Shift+O";
+
+/// The global region-selection shortcut unless the user picks another
+/// (`OPSLENS_REGION_HOTKEY`): `R` for region, beside the capture shortcut's modifiers.
+pub const DEFAULT_REGION_HOTKEY: &str = "Ctrl+Shift+R";
 
 /// The whole HTTP application: guards, API, spec and docs, with one error shape.
 pub fn router(state: AppState, token: ApiToken, port: u16) -> Router {

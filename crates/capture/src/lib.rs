@@ -4,6 +4,11 @@
 //!
 //! Everything here blocks (X11 round trips, PNG encoding): call it from a blocking thread.
 //! xcap's handles are not `Send`, so each call opens, captures and returns owned bytes.
+//!
+//! For a dragged region the desktop first [`freeze`]s the monitor under the pointer, shows
+//! that frame in its selection overlay, then [`Frame::crop`]s it (see [`selection`]).
+
+pub mod selection;
 
 use std::io::Cursor;
 
@@ -11,6 +16,8 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, RgbaImage};
 use opslens_domain::{CaptureError, CaptureTarget, Region, ScreenSource, Shot, WindowSelector};
 use xcap::{Monitor, Window, XCapError};
+
+pub use selection::{Frame, Selection};
 
 /// The real screen, through xcap.
 #[derive(Debug, Default, Clone, Copy)]
@@ -47,6 +54,21 @@ pub fn grab(target: &CaptureTarget) -> Result<Shot, CaptureError> {
         width,
         height,
         label,
+    })
+}
+
+/// Grabs the monitor under the pointer as raw pixels, with where that monitor lies, for a
+/// selection overlay: the user picks a region on this still frame, so the overlay (and
+/// anything that changes meanwhile) never ends up in the capture. Blocking.
+pub fn freeze() -> Result<Frame, CaptureError> {
+    check_display()?;
+    let m = pointer_monitor()?;
+    let image = m.capture_image().map_err(failed)?;
+    Ok(Frame {
+        image,
+        x: m.x().map_err(failed)?,
+        y: m.y().map_err(failed)?,
+        name: m.name().unwrap_or_else(|_| "?".into()),
     })
 }
 

@@ -1,13 +1,14 @@
 //! Screen capture as evidence: grab the screen through a [`ScreenSource`] on a blocking thread
 //! and file it on the right incident through the same path as an upload
 //! ([`Services::add_screenshot`]), so a capture is validated, stored, put on the timeline and
-//! handed to the analysis exactly like a dropped file.
+//! handed to the analysis exactly like a dropped file. An image grabbed beforehand (a region
+//! picked on a frozen frame) takes the same path through [`Services::store_capture`].
 
 use std::sync::Arc;
 
 use opslens_domain::{
     CaptureError, CaptureTarget, Evidence, Incident, IncidentStatus, NewIncident, ScreenSource,
-    Severity,
+    Severity, Shot,
 };
 
 use crate::{CoreError, Services};
@@ -56,10 +57,21 @@ impl Services {
         if let Some(id) = incident_id {
             self.incident(id).await?;
         }
-        let label = target.to_string();
         let shot = tokio::task::spawn_blocking(move || source.grab(&target))
             .await
             .map_err(CoreError::from)??;
+        Ok(self.store_capture(incident_id, shot).await?)
+    }
+
+    /// Stores a screen image grabbed already (the region overlay grabs the monitor first and
+    /// crops it once the user has chosen) exactly as [`Services::capture`] stores its own:
+    /// screenshot evidence with source `capture` on `incident_id`, else on the active
+    /// incident, else on a new "Untriaged capture" incident.
+    pub async fn store_capture(
+        &self,
+        incident_id: Option<i64>,
+        shot: Shot,
+    ) -> Result<Captured, CoreError> {
         let (id, created_incident) = match incident_id {
             Some(id) => (id, false),
             None => match self.active_incident().await? {
@@ -69,7 +81,8 @@ impl Services {
                         .create_incident(NewIncident {
                             title: UNTRIAGED_TITLE.into(),
                             description: Some(format!(
-                                "Opened by a screen capture ({label}) while no incident was open."
+                                "Opened by a screen capture ({}) while no incident was open.",
+                                shot.label
                             )),
                             severity: Some(Severity::Medium),
                             status: Some(IncidentStatus::Triggered),
@@ -84,8 +97,8 @@ impl Services {
             chrono::Utc::now().format("%Y%m%dT%H%M%S"),
             slug(&shot.label)
         );
-        tracing::info!(incident = id, target = %label, width = shot.width, height = shot.height,
-            bytes = shot.png.len(), "screen captured");
+        tracing::info!(incident = id, target = %shot.label, width = shot.width,
+            height = shot.height, bytes = shot.png.len(), "screen captured");
         let evidence = self
             .add_screenshot(id, shot.png, Some(name), "capture")
             .await?;

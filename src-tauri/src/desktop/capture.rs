@@ -4,8 +4,9 @@
 //! daemon) is logged and does not fail the capture.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use opslens_core::capture::CaptureFailure;
+use opslens_core::capture::{CaptureFailure, Captured};
 use opslens_domain::CaptureTarget;
 use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_notification::NotificationExt;
@@ -33,11 +34,30 @@ async fn run(app: &AppHandle<Wry>) {
     let Some(d) = app.try_state::<Desktop>() else {
         return;
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let result = d
         .services
         .capture(d.screen.clone(), None, CaptureTarget::Monitor)
-        .await;
+        .await
+        .map_err(|e| match e {
+            CaptureFailure::Capture(c) => c.to_string(),
+            CaptureFailure::Core(c) => c.to_string(),
+        });
+    announce(app, "Screen captured", result, started).await;
+}
+
+/// Tells the user how a capture ended (a notification naming the incident and the size, or
+/// why it failed) and refreshes the tray, whose active incident a capture may have opened.
+/// Shared by the monitor capture and the region overlay.
+pub(super) async fn announce(
+    app: &AppHandle<Wry>,
+    done: &str,
+    result: Result<Captured, String>,
+    started: Instant,
+) {
+    let Some(d) = app.try_state::<Desktop>() else {
+        return;
+    };
     let (title, body) = match &result {
         Ok(c) => {
             let incident = d
@@ -64,17 +84,13 @@ async fn run(app: &AppHandle<Wry>) {
                 ""
             };
             (
-                "Screen captured".to_string(),
+                done.to_string(),
                 format!("{size} screenshot added to {incident}{new}"),
             )
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "capture failed");
-            let why = match e {
-                CaptureFailure::Capture(c) => c.to_string(),
-                CaptureFailure::Core(c) => c.to_string(),
-            };
-            ("Capture failed".to_string(), why)
+        Err(why) => {
+            tracing::warn!(error = %why, "capture failed");
+            ("Capture failed".to_string(), why.clone())
         }
     };
     notify(app, &title, &body);
@@ -82,7 +98,7 @@ async fn run(app: &AppHandle<Wry>) {
 }
 
 /// Shows a desktop notification; failures are only logged.
-fn notify(app: &AppHandle<Wry>, title: &str, body: &str) {
+pub(super) fn notify(app: &AppHandle<Wry>, title: &str, body: &str) {
     if let Err(e) = app.notification().builder().title(title).body(body).show() {
         tracing::warn!(error = %e, "notification not shown");
     }

@@ -1,5 +1,5 @@
 //! The tray icon: shows the active incident (the one captures go to) and offers "Capture
-//! screen", "Open" and "Quit". Desktops without a tray (or Xvfb) just do not show it; the app
+//! screen", "Capture region…", "Open" and "Quit". Desktops without a tray (or Xvfb) just do not show it; the app
 //! works the same.
 
 use std::time::Duration;
@@ -38,16 +38,18 @@ pub fn install(app: &AppHandle<Wry>) {
 fn build(app: &AppHandle<Wry>) -> tauri::Result<Tray> {
     let active = MenuItem::with_id(app, "active", "No active incident", false, None::<&str>)?;
     let capture = MenuItem::with_id(app, "capture", "Capture screen", true, None::<&str>)?;
+    let region = MenuItem::with_id(app, "region", "Capture region…", true, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let sep = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&active, &sep, &capture, &open, &quit])?;
+    let menu = Menu::with_items(app, &[&active, &sep, &capture, &region, &open, &quit])?;
     let mut builder = TrayIconBuilder::with_id("opslens")
         .menu(&menu)
         .tooltip("OpsLens")
         .show_menu_on_left_click(true)
         .on_menu_event(|app, event| match event.id().as_ref() {
             "capture" => super::capture::from_shortcut(app),
+            "region" => super::region::start(app),
             "open" => super::show_main(app),
             "quit" => app.exit(0),
             _ => {}

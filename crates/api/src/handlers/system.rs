@@ -82,11 +82,13 @@ pub struct Info {
     pub port: u16,
     /// Global capture shortcut of the desktop app.
     pub hotkey: String,
+    /// Global shortcut of the desktop app that opens the region selection overlay.
+    pub region_hotkey: String,
     /// Whether this server runs inside the desktop app (capture and hotkey live there).
     pub desktop: bool,
 }
 
-/// Version, data dir, port and capture hotkey, for the UI's settings screen.
+/// Version, data dir, port and capture hotkeys, for the UI's settings screen.
 #[utoipa::path(get, path = "/info", tag = "system", responses((status = 200, body = Info)))]
 pub async fn info(
     State(s): State<AppState>,
@@ -98,6 +100,7 @@ pub async fn info(
         data_dir: s.data_dir().display().to_string(),
         port: srv.port,
         hotkey: extras.hotkey,
+        region_hotkey: extras.region_hotkey,
         desktop: extras.desktop,
     })
 }

@@ -1,4 +1,4 @@
-// Settings: where the data lives, the port, the token, the capture hotkey, the theme and the
+// Settings: where the data lives, the port, the token, the capture hotkeys, the theme and the
 // state of the local analysis model.
 import { api, session } from '../api.js';
 import { errorLine, kbd, loading, toast } from '../components.js';
@@ -28,7 +28,7 @@ export function settingsView(onSignOut) {
                 navigator.clipboard?.writeText(token).then(() => toast('Token copied'), () => toast('Copy failed: select it and copy by hand', 'error'));
             } }, 'Copy'), ' ', h('button', { type: 'button', class: 'ghost small', onclick: () => { session.clear(); onSignOut(); } }, 'Sign out of this browser'), h('p', { class: 'muted small' }, session.remembered()
             ? 'Remembered in this browser (localStorage).'
-            : 'Kept for this tab only (sessionStorage). `opslens token` prints it; scripts send it as Authorization: Bearer.')), h('dt', null, 'Capture hotkey'), h('dd', null, kbd(info.hotkey), info.desktop ? '' : h('span', { class: 'muted small' }, ' — in the desktop app (not in this browser window)')), h('dt', null, 'Version'), h('dd', null, info.version), h('dt', null, 'API'), h('dd', null, h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'Interactive docs (/docs)'))));
+            : 'Kept for this tab only (sessionStorage). `opslens token` prints it; scripts send it as Authorization: Bearer.')), h('dt', null, 'Capture hotkey'), h('dd', null, kbd(info.hotkey), info.desktop ? '' : h('span', { class: 'muted small' }, ' — in the desktop app (not in this browser window)')), h('dt', null, 'Region hotkey'), h('dd', null, kbd(info.region_hotkey), h('span', { class: 'muted small' }, ' — drag a rectangle on the frozen screen')), h('dt', null, 'Version'), h('dd', null, info.version), h('dt', null, 'API'), h('dd', null, h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'Interactive docs (/docs)'))));
     }
     async function loadModel() {
         try {
