@@ -10,38 +10,15 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Result, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::qwen3_vl::{Config, Qwen3VLModel};
-use image::{DynamicImage, Rgb, RgbImage};
 use opslens_vlm::processor::ImageProcessor;
 use opslens_vlm::PreprocessorConfig;
 
-/// Random weights exactly as `examples/bench.rs` makes them.
-struct RandomBackend;
-
-impl SimpleBackend for RandomBackend {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _h: candle_nn::Init,
-        dt: DType,
-        dev: &Device,
-    ) -> Result<Tensor> {
-        if name.contains("norm") && name.ends_with("weight") {
-            return Tensor::ones(s, dt, dev);
-        }
-        Tensor::randn(0f32, 0.02, s, dev)?.to_dtype(dt)
-    }
-    fn get_unchecked(&self, name: &str, _dt: DType, _dev: &Device) -> Result<Tensor> {
-        candle_core::bail!("no shape for {name}")
-    }
-    fn contains_tensor(&self, name: &str) -> bool {
-        !name.starts_with("lm_head")
-    }
-}
+#[path = "../../examples/common/mod.rs"]
+mod common;
+use common::{cpu_s, dashboard, load_avg, peak_rss_mb, status_mb, RandomBackend};
 
 /// `Qwen/Qwen3-VL-2B-Instruct`'s `config.json` values (as `opslens_vlm::Config::qwen3_vl_2b`),
 /// in the fields candle-transformers reads.
@@ -61,58 +38,6 @@ const CONFIG: &str = r#"{
     "deepstack_visual_indexes": [5, 11, 17]
   }
 }"#;
-
-/// The same picture as `examples/bench.rs` (keep the two in step).
-fn dashboard(w: u32, h: u32) -> DynamicImage {
-    let mut img = RgbImage::from_pixel(w, h, Rgb([22, 24, 30]));
-    for panel in 0..6u32 {
-        let (px, py) = ((panel % 3) * w / 3, (panel / 3) * h / 2);
-        for x in px + 8..px + w / 3 - 8 {
-            let y =
-                py + h / 4 + ((((x * 7 + panel * 13) % 37) as f32 - 18.0) * 2.0) as u32 % (h / 5);
-            for dy in 0..3 {
-                img.put_pixel(
-                    x,
-                    (y + dy).min(h - 1),
-                    Rgb([230, 80 + panel as u8 * 20, 50]),
-                );
-            }
-            img.put_pixel(x, py + 6, Rgb([90, 90, 100]));
-        }
-    }
-    DynamicImage::ImageRgb8(img)
-}
-
-fn status_mb(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn cpu_s() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1.to_owned();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
-fn load_avg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -191,7 +116,7 @@ fn main() -> anyhow::Result<()> {
         "decode_tokens": n_decode,
         "decode_tokens_per_s": n_decode as f64 / decode_s,
         "rss_end_mb": status_mb("VmRSS"),
-        "peak_rss_mb": status_mb("VmHWM"),
+        "peak_rss_mb": peak_rss_mb(),
         "cpu_s": {
             "load": c_load - c0,
             "first_token": c_first - c_load,
