@@ -42,10 +42,10 @@ pub struct RunArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Weight storage: q4k (default, fastest on CPU), q8_0, f16 or f32.
+    /// Decoder weight storage: q4k (default, fastest on CPU), q6k, q8_0, f16 or f32.
     #[arg(long, default_value = "q4k")]
     pub dtype: String,
-    /// Vision-tower storage: f16 (default with quantized decoders), f32, q8_0 or q4k.
+    /// Vision-tower storage: q8_0 (default with quantized decoders), f16, f32, q6k or q4k.
     #[arg(long)]
     pub vision_dtype: Option<String>,
     /// Upper pixel budget of the resized image (default 1024*768).
@@ -91,8 +91,12 @@ pub fn default_device() -> Device {
 
 /// Runs `opslens vlm run` with parsed arguments.
 pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
-    let mode = WeightMode::parse(&args.dtype)
-        .with_context(|| format!("unknown --dtype {:?} (q4k, q8_0, f16, f32)", args.dtype))?;
+    let mode = WeightMode::parse(&args.dtype).with_context(|| {
+        format!(
+            "unknown --dtype {:?} (q4k, q6k, q8_0, f16, f32)",
+            args.dtype
+        )
+    })?;
     let vision_mode = args
         .vision_dtype
         .as_deref()
