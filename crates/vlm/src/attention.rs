@@ -245,13 +245,8 @@ impl CustomOp3 for Fused {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::max_abs_diff;
     use candle_core::Device;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
-            .unwrap()
-    }
 
     /// Fused and tensor-op paths agree: odd sizes, several blocks, groups, causal with a cache,
     /// single-token decode, and strided (narrowed) inputs.

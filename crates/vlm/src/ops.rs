@@ -211,6 +211,14 @@ fn gelu_in_place_portable(x: &mut [f32]) {
     }
 }
 
+/// Largest absolute difference between two tensors (the unit tests' comparison).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,12 +241,6 @@ mod tests {
         assert_eq!(exp_neg(0.0), 1.0);
         assert_eq!(exp_neg(-200.0), 0.0);
         assert_eq!(exp_neg(f32::NEG_INFINITY), 0.0);
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
-            .unwrap()
     }
 
     #[test]

@@ -359,12 +359,7 @@ pub fn gather_rows(q: &QTensor, ids: &[u32], dev: &Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
-            .unwrap()
-    }
+    use crate::ops::max_abs_diff;
 
     /// The one-row product on the blocks equals candle's quantized matmul for each storage.
     #[test]
