@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     console.log(`thumbnail benchmark, 1920×1080×24 Xvfb, PNG ${Math.round(pngBytes / 1024)} KiB, ${bin}`);
     report('POST /capture -> 201 stored evidence', stored);
     report('... -> thumbnail loaded, view refreshed at the 201', pushed);
-    report('... -> thumbnail loaded, page left alone (change feed)', polled);
+    report('... -> thumbnail loaded, page left alone (feed)', polled);
     console.log(`goal < 150 ms to the thumbnail (refreshed at the 201): ${pct(pushed, 0.5) < 150 ? 'met' : 'NOT met'} (p50)`);
   } finally {
     await browser.close();
