@@ -13,6 +13,8 @@ mod cli;
 mod dedupe;
 #[path = "integration/desktop.rs"]
 mod desktop;
+#[path = "integration/events.rs"]
+mod events;
 #[path = "integration/evidence.rs"]
 mod evidence;
 #[path = "integration/fakes.rs"]

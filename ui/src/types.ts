@@ -155,3 +155,15 @@ export interface IncidentQuery {
   limit?: number;
   offset?: number;
 }
+
+/** What a change event of `GET /api/v1/events` is about. */
+export type FeedKind = 'incident' | 'evidence' | 'timeline' | 'hypothesis' | 'action';
+
+/** One event of the change feed: `{kind}.{op}`, or `resync` (refetch everything shown). */
+export interface FeedEvent {
+  seq: number;
+  type: string;
+  kind?: FeedKind;
+  incident_id?: number;
+  id?: number;
+}

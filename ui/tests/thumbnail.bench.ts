@@ -7,7 +7,8 @@
 //   - POST /api/v1/capture -> 201 stored evidence;
 //   - ... -> the new thumbnail's <img> loaded (naturalWidth > 0) when the page refreshes its
 //     view right after the 201, as it would on a push (the hashchange the router listens to);
-//   - ... -> the same on a page left alone, which finds new evidence by polling.
+//   - ... -> the same on a page left alone, which learns of new evidence from the change feed
+//     (GET /api/v1/events; before it existed, from its next poll, ~5 s later).
 // Run: `cd ui && npm run bench:thumbnail` (`-- --iterations 20`). Needs xvfb-run, ImageMagick's
 // `display` and /usr/bin/chromium (CHROMIUM=… for another).
 
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
     console.log(`thumbnail benchmark, 1920×1080×24 Xvfb, PNG ${Math.round(pngBytes / 1024)} KiB, ${bin}`);
     report('POST /capture -> 201 stored evidence', stored);
     report('... -> thumbnail loaded, view refreshed at the 201', pushed);
-    report('... -> thumbnail loaded, page left to its polling', polled);
+    report('... -> thumbnail loaded, page left alone (feed)', polled);
     console.log(`goal < 150 ms to the thumbnail (refreshed at the 201): ${pct(pushed, 0.5) < 150 ? 'met' : 'NOT met'} (p50)`);
   } finally {
     await browser.close();

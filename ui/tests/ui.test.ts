@@ -201,8 +201,35 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       assert.equal(await page.locator('.card.shot').count(), 3);
     });
 
+    await t.test('a screenshot uploaded through the API appears in the open page within 2 s', async () => {
+      // As from `opslens capture`, the hotkey or a teammate's script: not through this page.
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(dashboardPng(800, 450, [90, 200, 120]))], { type: 'image/png' }), 'from-a-script.png');
+      const url = page.url();
+      const started = Date.now();
+      const res = await fetch(`${s.base}/api/v1/evidence/incident/${incidentId}/upload-screenshot`, {
+        method: 'POST', headers: { Authorization: `Bearer ${s.token}` }, body: form,
+      });
+      assert.equal(res.status, 201);
+      const id = ((await res.json()) as { id: number }).id;
+      await page.waitForFunction((i) => {
+        const img = document.querySelector<HTMLImageElement>(`img[data-evidence="${i}"]`);
+        return img !== null && img.complete && img.naturalWidth === 800;
+      }, id, { timeout: 2000 });
+      const took = Date.now() - started;
+      assert.ok(took < 2000, `thumbnail after ${took} ms`);
+      await page.locator('.tl-item', { hasText: 'from-a-script.png' }).first().waitFor({ timeout: 1000 });
+      assert.equal(page.url(), url, 'no navigation or reload');
+      assert.equal(await page.locator('.card.shot').count(), 4);
+      await shot(page, 'live-upload.png');
+    });
+
     await t.test('shows the analysis as soon as it is done, without a reload', async () => {
       finishAnalysis(s, shotId);
+      // The engine's own commit announces the screenshot on the change feed; this write went
+      // behind the server's back, so announce the screenshot the way the API does: a question
+      // about it (queued, it never runs here) is an evidence.updated of that screenshot.
+      await apiCall(s, 'POST', `/evidence/${shotId}/analyze`, { question: 'what happened at 14:05?' });
       const card = page.locator(`.card.shot[data-id="${shotId}"]`);
       await card.locator('.badge.an', { hasText: 'analysed' }).waitFor({ timeout: 20_000 });
       await card.getByText('p99 latency of checkout-api spiked').waitFor();
@@ -306,7 +333,8 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
     });
 
     await t.test('the top bar shows the server and the model state', async () => {
-      await page.locator('[data-field=model-chip]', { hasText: `${new URL(s.base).host} · model missing · 2 in queue` }).waitFor({ timeout: 20_000 });
+      // Three screenshots wait for a model (one uploaded by a script), plus the question.
+      await page.locator('[data-field=model-chip]', { hasText: `${new URL(s.base).host} · model missing · 4 in queue` }).waitFor({ timeout: 20_000 });
     });
 
     await t.test('? lists the keyboard shortcuts', async () => {

@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod events;
 pub mod evidence;
 pub mod incidents;
 pub mod integrations;

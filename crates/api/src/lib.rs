@@ -24,7 +24,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::handlers::session::LoginCodes;
 use crate::handlers::{
-    analysis, capture, evidence, incidents, integrations, session, system, webhooks, work,
+    analysis, capture, events, evidence, incidents, integrations, session, system, webhooks, work,
     AppState, ServerInfo,
 };
 
@@ -119,6 +119,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::grafana))
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
+        .routes(routes!(events::events))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
         .merge(hooks)
@@ -171,6 +172,17 @@ pub fn router(state: AppState, token: ApiToken, port: u16) -> Router {
 
 /// [`router`] with a screen to capture and the desktop's facts.
 pub fn router_with(state: AppState, token: ApiToken, port: u16, extras: Extras) -> Router {
+    build(state, token, port, extras, None)
+}
+
+/// The router; `closing` ends the open event streams (`GET /events`) when the server stops.
+fn build(
+    state: AppState,
+    token: ApiToken,
+    port: u16,
+    extras: Extras,
+    closing: Option<events::Closing>,
+) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
@@ -180,6 +192,10 @@ pub fn router_with(state: AppState, token: ApiToken, port: u16, extras: Extras) 
         .layer(axum::Extension(capture::Screen(extras.screen.clone())))
         .layer(axum::Extension(extras))
         .layer(axum::Extension(ServerInfo { port }));
+    let api = match closing {
+        Some(c) => api.layer(axum::Extension(c)),
+        None => api,
+    };
     let guard = auth::Guard::new(token, port);
     Router::new()
         .merge(api)
@@ -262,8 +278,13 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
-    let app = router_with(state, token, port, extras);
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let app = build(state, token, port, extras, Some(events::Closing(closed)));
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves; the graceful shutdown waits for them.
+            let _ = closing.send(true);
+        })
         .await
 }

@@ -6,6 +6,7 @@ pub mod capture;
 mod correlation;
 mod error;
 pub mod export;
+pub mod feed;
 pub mod integrations;
 mod notify;
 mod outbox;

@@ -43,6 +43,8 @@ pub struct Services {
     pub(crate) integ: crate::integrations::Integrations,
     /// Model, engine state and pulls.
     pub(crate) analysis: crate::analysis::Analysis,
+    /// Committed changes, for `GET /api/v1/events`.
+    feed: crate::feed::Feed,
 }
 
 fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
@@ -79,12 +81,15 @@ impl Services {
             &integ.cfg,
             integ.wake.clone(),
         )));
+        let feed = crate::feed::Feed::default();
+        store.set_feed(Arc::new(feed.clone()));
         let services = Arc::new(Services {
             store: Arc::new(store),
             data_dir: cfg.data_dir,
             decodes: Semaphore::new(PARALLEL_DECODES),
             integ,
             analysis: crate::analysis::Analysis::new(cfg.analysis),
+            feed,
         });
         crate::outbox::spawn_worker(&services);
         crate::analysis::spawn_worker(&services);
@@ -94,6 +99,11 @@ impl Services {
     /// The data dir.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The change feed: subscribe to hear about every committed change.
+    pub fn feed(&self) -> &crate::feed::Feed {
+        &self.feed
     }
 
     /// Runs a store call on a blocking thread.

@@ -8,6 +8,7 @@ mod capture;
 mod enums;
 mod evidence;
 mod external;
+mod feed;
 mod incident;
 mod integration;
 mod work;
@@ -23,6 +24,7 @@ pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, ImageInfo, NewEvidence
 pub use external::{
     ApplyOutcome, ExternalEvidence, ExternalIncident, ExternalItem, SignalKind, StoredSignal,
 };
+pub use feed::{FeedChange, FeedEvent, FeedKind, FeedOp};
 pub use incident::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
 pub use integration::{IntegrationError, IntegrationState, OutboxMessage, OutboxStatus};
 pub use work::{

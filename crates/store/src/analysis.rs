@@ -1,9 +1,10 @@
 //! The persistent analysis queue: jobs claimed one at a time by the engine worker, results
 //! written in one transaction with the evidence they fill and the timeline events they add.
 
-use opslens_domain::{AnalysisJob, AnalysisState, TimelineKind, Timestamp};
+use opslens_domain::{AnalysisJob, AnalysisState, FeedKind, FeedOp, TimelineKind, Timestamp};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
+use crate::feed::{evidence_updated, touched};
 use crate::incidents::add_event;
 use crate::row::{now, ts, En, Ts};
 use crate::{Result, Store, StoreError};
@@ -99,6 +100,19 @@ pub(crate) fn queue_new_screenshot(
     Ok(())
 }
 
+/// Runs an `UPDATE evidence … RETURNING id, incident_id`, recording each row it changed;
+/// returns how many.
+fn updated_evidence(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+    let rows = tx
+        .prepare(sql)?
+        .query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for &(id, incident_id) in &rows {
+        touched(FeedKind::Evidence, FeedOp::Updated, incident_id, id);
+    }
+    Ok(rows.len())
+}
+
 impl Store {
     /// Queues a run over screenshot `evidence_id`: the full analysis again (`question: None`;
     /// an already pending one is returned instead of a second) or a question.
@@ -136,12 +150,14 @@ impl Store {
                     )
                     .optional()?;
                 if let Some(id) = pending {
-                    if model_present {
-                        tx.execute(
+                    if model_present
+                        && tx.execute(
                             "UPDATE evidence SET analysis_state = 'queued'
                              WHERE id = ?1 AND analysis_state = 'waiting-for-model'",
                             [evidence_id],
-                        )?;
+                        )? > 0
+                    {
+                        evidence_updated(tx, evidence_id)?;
                     }
                     return job_in(tx, id);
                 }
@@ -152,6 +168,7 @@ impl Store {
                 params![evidence_id, question, ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
+            evidence_updated(tx, evidence_id)?;
             if question.is_none() {
                 let state = if model_present {
                     AnalysisState::Queued
@@ -193,6 +210,8 @@ impl Store {
                     params![t, evidence_id],
                 )?;
             }
+            // A question's job running shows on its screenshot too (its analyses list).
+            evidence_updated(tx, evidence_id)?;
             job_in(tx, id).map(Some)
         })
     }
@@ -226,6 +245,7 @@ impl Store {
                 [job.evidence_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
+            touched(FeedKind::Evidence, FeedOp::Updated, incident_id, job.evidence_id);
             match (&done.outcome, job.question.as_deref()) {
                 (AnalysisOutcome::Findings { content, findings: f, ms, events }, None) => {
                     // Keep answers to earlier questions across a re-analysis.
@@ -242,11 +262,16 @@ impl Store {
                          WHERE id = ?6",
                         params![content, f.to_string(), done.model, ms, ts(&t), job.evidence_id],
                     )?;
-                    tx.execute(
-                        "DELETE FROM timeline_event WHERE evidence_id = ?1 AND kind = 'observation'
-                         AND substr(message, 1, length(?2)) = ?2",
-                        params![job.evidence_id, FINDING_EVENT_PREFIX],
-                    )?;
+                    let removed = tx
+                        .prepare(
+                            "DELETE FROM timeline_event WHERE evidence_id = ?1 AND kind = 'observation'
+                             AND substr(message, 1, length(?2)) = ?2 RETURNING id",
+                        )?
+                        .query_map(params![job.evidence_id, FINDING_EVENT_PREFIX], |r| r.get::<_, i64>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    for id in removed {
+                        touched(FeedKind::Timeline, FeedOp::Deleted, incident_id, id);
+                    }
                     for (at, what) in events {
                         let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
                         add_event(tx, incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
@@ -255,6 +280,7 @@ impl Store {
                         "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                         params![ts(&t), incident_id],
                     )?;
+                    touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
                 }
                 (AnalysisOutcome::Answer { answer }, Some(q)) => {
                     let mut f = findings
@@ -296,10 +322,12 @@ impl Store {
                 "interrupted {max_attempts} times (the app stopped during the analysis); \
                  POST /api/v1/evidence/{{id}}/analyze to try again"
             );
-            tx.execute(
+            updated_evidence(
+                tx,
                 "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1, updated_at = ?2
                  WHERE id IN (SELECT evidence_id FROM analysis_job
-                              WHERE state = 'running' AND question IS NULL AND attempts >= ?3)",
+                              WHERE state = 'running' AND question IS NULL AND attempts >= ?3)
+                 RETURNING id, incident_id",
                 params![msg, t, max_attempts],
             )?;
             let failed = tx.execute(
@@ -307,9 +335,11 @@ impl Store {
                  WHERE state = 'running' AND attempts >= ?3",
                 params![msg, t, max_attempts],
             )?;
-            tx.execute(
+            updated_evidence(
+                tx,
                 "UPDATE evidence SET analysis_state = 'queued', updated_at = ?1
-                 WHERE id IN (SELECT evidence_id FROM analysis_job WHERE state = 'running' AND question IS NULL)",
+                 WHERE id IN (SELECT evidence_id FROM analysis_job WHERE state = 'running' AND question IS NULL)
+                 RETURNING id, incident_id",
                 params![t],
             )?;
             let requeued = tx.execute(
@@ -329,12 +359,14 @@ impl Store {
             (AnalysisState::WaitingForModel, AnalysisState::Queued)
         };
         self.write(|tx| {
-            Ok(tx.execute(
+            updated_evidence(
+                tx,
                 "UPDATE evidence SET analysis_state = ?1, updated_at = ?2
                  WHERE analysis_state = ?3 AND id IN
-                   (SELECT evidence_id FROM analysis_job WHERE state = 'queued' AND question IS NULL)",
+                   (SELECT evidence_id FROM analysis_job WHERE state = 'queued' AND question IS NULL)
+                 RETURNING id, incident_id",
                 params![to.as_str(), ts(&now()), from.as_str()],
-            )?)
+            )
         })
     }
 

@@ -1,9 +1,12 @@
 //! Evidence rows: text evidence, screenshots with their image file, analysis results.
 
-use opslens_domain::{AnalysisState, Evidence, EvidenceType, ImageInfo, TimelineKind};
+use opslens_domain::{
+    AnalysisState, Evidence, EvidenceType, FeedKind, FeedOp, ImageInfo, TimelineKind,
+};
 use rusqlite::{params, OptionalExtension, Row};
 
 use crate::blobs::sha256_hex;
+use crate::feed::{evidence_updated, touched};
 use crate::incidents::{add_event, ensure_exists};
 use crate::row::{now, ts, En, Ts};
 use crate::{Result, Store, StoreError};
@@ -119,9 +122,11 @@ impl Store {
                 params![incident_id, evidence_type.as_str(), title, content, source, sha256_hex(content.as_bytes()), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
             let msg = format!("{} evidence added: {title}", evidence_type);
             add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
             tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
+            touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
             get_in(tx, id)
         })
     }
@@ -157,10 +162,12 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
             crate::analysis::queue_new_screenshot(tx, id, &t)?;
             let msg = format!("Screenshot added: {}", new.title);
             add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
             tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
+            touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
             get_in(tx, id)
         });
         if inserted.is_err() {
@@ -238,6 +245,7 @@ impl Store {
                     id
                 ],
             )?;
+            evidence_updated(tx, id)?;
             get_in(tx, id)
         })
     }

@@ -1,11 +1,12 @@
 //! Incidents: create, read, list with filters, patch, delete.
 
 use opslens_domain::{
-    Incident, IncidentFilter, IncidentPatch, IncidentSource, IncidentStatus, Page, Severity,
-    TimelineKind, Timestamp,
+    FeedKind, FeedOp, Incident, IncidentFilter, IncidentPatch, IncidentSource, IncidentStatus,
+    Page, Severity, TimelineKind, Timestamp,
 };
 use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
 
+use crate::feed::touched;
 use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::search::fts_query;
@@ -67,7 +68,9 @@ pub(crate) fn add_event(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id])?;
-    Ok(tx.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    touched(FeedKind::Timeline, FeedOp::Created, incident_id, id);
+    Ok(id)
 }
 
 pub(crate) fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Incident> {
@@ -120,6 +123,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Incident, FeedOp::Created, id, id);
             let msg = format!("Incident opened ({}, {})", new.severity, new.status);
             add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
             let inc = get_in(tx, id)?;
@@ -211,6 +215,7 @@ impl Store {
     pub fn update_incident(&self, id: i64, patch: &IncidentPatch) -> Result<Incident> {
         self.write(|tx| {
             let old = get_in(tx, id)?;
+            touched(FeedKind::Incident, FeedOp::Updated, id, id);
             let t = now();
             let mut lines = Vec::new();
             let mut changes = serde_json::Map::new();
@@ -289,6 +294,7 @@ impl Store {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             drop(st);
             tx.execute("DELETE FROM incident WHERE id = ?1", [id])?;
+            touched(FeedKind::Incident, FeedOp::Deleted, id, id);
             Ok(names)
         })?;
         self.remove_unreferenced(&names)

@@ -2,13 +2,14 @@
 //! per delivery id), correlation hypotheses, and per-integration sync state.
 
 use opslens_domain::{
-    ApplyOutcome, ExternalIncident, ExternalItem, HypothesisOrigin, HypothesisStatus, Incident,
-    IncidentStatus, IntegrationError, IntegrationState, SignalKind, StoredSignal, TimelineKind,
-    Timestamp,
+    ApplyOutcome, ExternalIncident, ExternalItem, FeedKind, FeedOp, HypothesisOrigin,
+    HypothesisStatus, Incident, IncidentStatus, IntegrationError, IntegrationState, SignalKind,
+    StoredSignal, TimelineKind, Timestamp,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::blobs::sha256_hex;
+use crate::feed::touched;
 use crate::incidents::{add_event, ensure_exists, get_in};
 use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, Ts};
@@ -67,6 +68,7 @@ fn upsert_in(
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Incident, FeedOp::Created, id, id);
             let msg = format!(
                 "Incident opened from {} {} ({}, {})",
                 inc.source, inc.external_id, inc.severity, inc.status
@@ -123,6 +125,7 @@ fn upsert_in(
                     "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                     params![ts(&t), id],
                 )?;
+                touched(FeedKind::Incident, FeedOp::Updated, id, id);
                 let mut data = serde_json::Map::new();
                 data.insert("changes".into(), changes.into());
                 store.announce(
@@ -175,6 +178,7 @@ fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Re
              WHERE id = ?1",
             params![id, e.title, e.content, e.source, sha256_hex(e.content.as_bytes()), ts(&now())],
         )?;
+        touched(FeedKind::Evidence, FeedOp::Updated, incident_id, id);
     }
     if old_message != item.message {
         add_item_event(tx, incident_id, item, evidence_id)?;
@@ -239,6 +243,7 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
                             sha256_hex(e.content.as_bytes()), ts(&t)],
                 )?;
                 let id = tx.last_insert_rowid();
+                touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
                 tx.execute(
                     "UPDATE external_item SET evidence_id = ?1 WHERE incident_id = ?2 AND key = ?3",
                     params![id, incident_id, item.key],
@@ -254,6 +259,12 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
             "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
             params![ts(&now()), incident_id],
         )?;
+        touched(
+            FeedKind::Incident,
+            FeedOp::Updated,
+            incident_id,
+            incident_id,
+        );
     }
     Ok(added)
 }
@@ -420,6 +431,7 @@ impl Store {
                         HypothesisOrigin::Correlation.as_str(), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
             for e in evidence_ids {
                 tx.execute(
                     "INSERT OR IGNORE INTO hypothesis_evidence(hypothesis_id, evidence_id) VALUES (?1, ?2)",

@@ -8,6 +8,7 @@
 mod analysis;
 pub mod blobs;
 mod evidence;
+mod feed;
 mod incidents;
 mod integrations;
 mod notify;
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
+pub use feed::FeedSink;
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
 pub use notify::{Change, ChangeKind, Notifier};
@@ -91,6 +93,8 @@ pub struct Store {
     /// Set while a write transaction queued notifications; read after its commit. Only the
     /// holder of the writer lock touches it.
     queued: std::sync::atomic::AtomicBool,
+    /// Hears what each committed write transaction changed (see [`feed`]).
+    feed: Option<std::sync::Arc<dyn FeedSink>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,6 +122,7 @@ impl Store {
             blob_lock: Mutex::new(()),
             notifier: None,
             queued: Default::default(),
+            feed: None,
         };
         let removed = store.sweep_orphan_blobs()?;
         if removed > 0 {
@@ -148,15 +153,26 @@ impl Store {
         use std::sync::atomic::Ordering::Relaxed;
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.queued.store(false, Relaxed);
+        feed::reset();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
+        let out = f(&tx).and_then(|out| Ok(tx.commit().map(|()| out)?));
+        // Rolled back (dropped) or committed: either way the recorded changes leave the thread.
+        let changes = feed::take();
+        let out = out?;
+        if let (Some(sink), false) = (&self.feed, changes.is_empty()) {
+            sink.committed(changes);
+        }
         if self.queued.swap(false, Relaxed) {
             if let Some(n) = &self.notifier {
                 n.queued();
             }
         }
         Ok(out)
+    }
+
+    /// Sets who hears about committed changes (the change feed); without one, nobody does.
+    pub fn set_feed(&mut self, sink: std::sync::Arc<dyn FeedSink>) {
+        self.feed = Some(sink);
     }
 
     /// Runs `f` on a read-only connection from the pool.

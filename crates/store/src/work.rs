@@ -1,11 +1,13 @@
 //! Timeline, hypotheses and action items of an incident.
 
 use opslens_domain::{
-    Action, ActionPatch, ActionStatus, Hypothesis, HypothesisOrigin, HypothesisPatch,
-    HypothesisStatus, NewAction, NewHypothesis, NewTimelineEvent, TimelineEvent, TimelineKind,
+    Action, ActionPatch, ActionStatus, FeedKind, FeedOp, Hypothesis, HypothesisOrigin,
+    HypothesisPatch, HypothesisStatus, NewAction, NewHypothesis, NewTimelineEvent, TimelineEvent,
+    TimelineKind,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::feed::touched;
 use crate::incidents::{add_event, ensure_exists, get_in};
 use crate::notify::{from_to, Change, ChangeKind};
 use crate::row::{now, opt_ts, ts, En, Ts};
@@ -196,6 +198,7 @@ impl Store {
                 params![incident_id, new.statement, status.as_str(), origin.as_str(), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
             link_evidence(tx, id, &new.evidence_ids)?;
             let msg = format!("Hypothesis proposed ({origin}): {}", new.statement);
             add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
@@ -218,6 +221,7 @@ impl Store {
     pub fn update_hypothesis(&self, id: i64, patch: &HypothesisPatch) -> Result<Hypothesis> {
         self.write(|tx| {
             let old = hypothesis_in(tx, id)?;
+            touched(FeedKind::Hypothesis, FeedOp::Updated, old.incident_id, id);
             let t = now();
             let mut announce = None;
             if let Some(s) = &patch.statement {
@@ -294,6 +298,7 @@ impl Store {
                 params![incident_id, new.title, new.owner, status.as_str(), new.due_at.as_ref().map(ts), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
+            touched(FeedKind::Action, FeedOp::Created, incident_id, id);
             let owner = new.owner.as_deref().map(|o| format!(" (owner: {o})")).unwrap_or_default();
             let msg = format!("Action added: {}{owner}", new.title);
             add_event(tx, incident_id, TimelineKind::ActionAdded, &msg, &t, None)?;
@@ -319,6 +324,7 @@ impl Store {
     pub fn update_action(&self, id: i64, patch: &ActionPatch) -> Result<Action> {
         self.write(|tx| {
             let old = action_in(tx, id)?;
+            touched(FeedKind::Action, FeedOp::Updated, old.incident_id, id);
             let t = now();
             if let Some(v) = &patch.title {
                 tx.execute(

@@ -1,6 +1,7 @@
 // The incident list: filters, text search, "new incident", keyboard navigation.
 
 import { api } from '../api.js';
+import { liveConnected, subscribe } from '../live.js';
 import { empty, errorLine, kbd, loading, severityBadge, statusBadge } from '../components.js';
 import { h, replace, select } from '../dom.js';
 import { STATUS_LABEL, ago, cap, duration } from '../format.js';
@@ -40,10 +41,23 @@ export function listView(): View {
   let selected = -1;
   let seq = 0;
   let timer: number | undefined;
-  // Incidents also arrive from scripts, the CLI and syncs: reload quietly now and then.
-  const clock = window.setInterval(() => {
-    if (document.visibilityState === 'visible') void load(false, true);
-  }, 15_000);
+  // Incidents also arrive from scripts, the CLI and syncs: reload quietly when the change feed
+  // says an incident changed (or evidence was added: the counts), and now and then besides.
+  let clock: number | undefined;
+  const poll = (): void => {
+    clock = window.setTimeout(() => {
+      if (document.visibilityState === 'visible') void load(false, true);
+      poll();
+    }, liveConnected() ? 30_000 : 15_000);
+  };
+  poll();
+  let debounce: number | undefined;
+  const unsubscribe = subscribe((e) => {
+    const counts = e.kind === 'evidence' && e.type !== 'evidence.updated';
+    if (e.type !== 'resync' && e.kind !== 'incident' && !counts) return;
+    window.clearTimeout(debounce);
+    debounce = window.setTimeout(() => void load(false, true), 100);
+  });
 
   async function load(append = false, quiet = false): Promise<void> {
     const my = ++seq;
@@ -168,8 +182,10 @@ export function listView(): View {
   return {
     el,
     dispose: () => {
-      window.clearInterval(clock);
+      window.clearTimeout(clock);
       window.clearTimeout(timer);
+      window.clearTimeout(debounce);
+      unsubscribe();
     },
     key: (ev) => {
       if (ev.key === '/') {

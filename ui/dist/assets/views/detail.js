@@ -1,6 +1,9 @@
 // One incident: header with live timers, evidence (with live analysis state), timeline,
-// hypotheses board and action items. Polls while screenshots are being analysed.
+// hypotheses board and action items. Follows the change feed (live.ts): a capture, upload,
+// analysis step or edit made anywhere shows here within a fraction of a second; a slow poll
+// remains as a fallback, faster while the feed is down and screenshots are being analysed.
 import { api } from '../api.js';
+import { liveConnected, subscribe } from '../live.js';
 import { empty, errorLine, loading, severityBadge, statusBadge, toast } from '../components.js';
 import { h, replace, select } from '../dom.js';
 import { STATUS_LABEL, cap, clock, duration } from '../format.js';
@@ -9,6 +12,13 @@ import { errorMessage, go } from '../app.js';
 import { evidenceSection } from './evidence.js';
 import { actionsSection, hypothesesSection } from './board.js';
 const ACTIVE = new Set(['queued', 'running']);
+/** Events arriving within this window are answered with one refetch. */
+const DEBOUNCE_MS = 100;
+/** The poll behind the change feed, in case an event was lost. */
+const FALLBACK_POLL_MS = 30_000;
+const PART_OF = {
+    incident: 'incident', evidence: 'evidence', timeline: 'timeline', hypothesis: 'hypotheses', action: 'actions',
+};
 export function detailView(id) {
     const headBox = h('header', { class: 'inc-head' }, loading(`Loading incident #${id}…`));
     const timelineBox = h('section', { class: 'panel timeline', 'aria-label': 'Timeline' });
@@ -119,11 +129,49 @@ export function detailView(id) {
         if (!alive)
             return;
         const states = ctx.evidence.map((e) => e.analysis_state).filter((s) => s !== null);
-        const delay = states.some((s) => ACTIVE.has(s)) ? 2000 : states.includes('waiting-for-model') ? 5000 : 15000;
+        const delay = liveConnected() ? FALLBACK_POLL_MS
+            : states.some((s) => ACTIVE.has(s)) ? 2000 : states.includes('waiting-for-model') ? 5000 : 15000;
         poll = window.setTimeout(() => {
             refresh('evidence', 'timeline').catch(() => { }).finally(schedule);
         }, delay);
     }
+    // Live: refetch the parts the feed names, batched, one refetch at a time.
+    const due = new Set();
+    let debounce;
+    let running = false;
+    function want(parts) {
+        for (const p of parts)
+            due.add(p);
+        if (running)
+            return;
+        window.clearTimeout(debounce);
+        debounce = window.setTimeout(flush, DEBOUNCE_MS);
+    }
+    function flush() {
+        if (!alive || !due.size)
+            return;
+        const parts = [...due];
+        due.clear();
+        running = true;
+        refresh(...parts).catch(() => { }).finally(() => {
+            running = false;
+            if (due.size)
+                flush();
+        });
+    }
+    function onChange(e) {
+        if (e.type === 'resync')
+            return want(Object.keys(renderers));
+        if (e.incident_id !== id || !e.kind)
+            return;
+        if (e.type === 'incident.deleted') {
+            toast(`Incident #${id} was deleted`);
+            go('#/');
+            return;
+        }
+        want([PART_OF[e.kind]]);
+    }
+    const unsubscribe = subscribe(onChange);
     refresh().then(schedule, (e) => {
         replace(headBox, errorLine(`Could not load incident #${id}: ${errorMessage(e)}`), h('p', null, h('a', { href: '#/' }, 'Back to the incidents')));
     });
@@ -131,8 +179,10 @@ export function detailView(id) {
         el,
         dispose: () => {
             alive = false;
+            unsubscribe();
             window.clearInterval(tick);
             window.clearTimeout(poll);
+            window.clearTimeout(debounce);
             ev.dispose();
         },
         key: (e) => {
