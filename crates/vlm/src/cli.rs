@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Lower pixel budget of the resized image.
     #[arg(long)]
     pub min_pixels: Option<usize>,
+    /// Keep the quantized weights in this folder so later runs skip quantizing.
+    #[arg(long)]
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -119,6 +122,7 @@ pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
             vision_mode,
             min_pixels: args.min_pixels,
             max_pixels: args.max_pixels,
+            cache_dir: args.cache_dir.clone(),
         },
     )
     .with_context(|| format!("loading model from {}", args.model.display()))?;

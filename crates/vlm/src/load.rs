@@ -2,6 +2,7 @@
 //! preprocessor_config.json, model.safetensors or an index with shards) via mmap.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
@@ -12,6 +13,7 @@ use crate::config::{Config, PreprocessorConfig};
 use crate::error::VlmError;
 use crate::model::Qwen3Vl;
 use crate::processor::ImageProcessor;
+use crate::qcache::{self, QuantCache};
 use crate::quant::WeightMode;
 
 /// How to load a model.
@@ -25,6 +27,9 @@ pub struct LoadOptions {
     pub min_pixels: Option<usize>,
     /// Upper pixel budget override (default: 1024x768 pixels).
     pub max_pixels: Option<usize>,
+    /// Folder for the quantized weights of this model (see [`crate::qcache`]): the first load
+    /// writes them there, later loads read them instead of quantizing. `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, VlmError> {
@@ -92,6 +97,21 @@ pub struct Engine {
     pub stop_tokens: Vec<u32>,
     /// Wall time of [`Engine::load`], for reporting.
     pub load_ms: f64,
+    /// What the load did with the quantized-weight cache, when it had one.
+    pub quant_cache: Option<CacheUse>,
+}
+
+/// How a load used the quantized-weight cache ([`LoadOptions::cache_dir`]).
+#[derive(Debug, Clone)]
+pub struct CacheUse {
+    /// The cache file.
+    pub path: Option<PathBuf>,
+    /// Tensors read from it instead of quantized.
+    pub read: usize,
+    /// Tensors this load quantized and wrote to it.
+    pub written: usize,
+    /// Why writing failed (the load itself still succeeded).
+    pub error: Option<String>,
 }
 
 impl Engine {
@@ -111,13 +131,29 @@ impl Engine {
         let files = weight_files(dir)?;
         let vb = mmap_var_builder(&files, device)?;
         let vision_mode = opts.vision_mode.unwrap_or(opts.mode.default_vision());
-        let model = Qwen3Vl::load_split(vb, &cfg, opts.mode, vision_mode)?;
+        let cache = opts.cache_dir.as_ref().map(|d| {
+            let modes = format!("{:?}/{:?}", opts.mode, vision_mode);
+            Arc::new(QuantCache::open(d, &files, &modes, device))
+        });
+        let model = qcache::scoped(cache.clone(), || {
+            Qwen3Vl::load_split(vb, &cfg, opts.mode, vision_mode)
+        })?;
+        let quant_cache = cache.map(|c| {
+            let saved = c.save();
+            CacheUse {
+                path: c.path().map(Path::to_path_buf),
+                read: c.hits(),
+                written: if saved.is_ok() { c.made() } else { 0 },
+                error: saved.err().map(|e| e.to_string()),
+            }
+        });
         let mut engine = Self::from_parts(
             model,
             tokenizer,
             ImageProcessor::new(&pre, opts.min_pixels, opts.max_pixels),
         );
         engine.load_ms = t0.elapsed().as_secs_f64() * 1e3;
+        engine.quant_cache = quant_cache;
         Ok(engine)
     }
 
@@ -133,6 +169,7 @@ impl Engine {
             processor,
             stop_tokens,
             load_ms: 0.0,
+            quant_cache: None,
         }
     }
 }

@@ -108,13 +108,31 @@ impl Linear {
         mode: WeightMode,
         tower: Tower,
     ) -> Result<Self> {
-        let w = vb.get((out, inp), "weight")?;
         let bias = if bias {
-            Some(vb.get(out, "bias")?)
+            Some(vb.get(out, "bias")?.to_dtype(DType::F32)?)
         } else {
             None
         };
-        Self::from_weight(w, bias, mode, tower)
+        let name = format!("{}.weight", vb.prefix());
+        let cache = crate::qcache::current();
+        if let (Some(c), Some(dt)) = (&cache, storage(mode, inp)) {
+            if let Some(q) = c.get(&name, (out, inp), dt) {
+                return Self::from_qtensor(q, bias);
+            }
+        }
+        let lin = Self::from_weight(vb.get((out, inp), "weight")?, bias, mode, tower)?;
+        if let (Some(c), Some(q)) = (&cache, lin.qtensor()) {
+            c.record(&name, q);
+        }
+        Ok(lin)
+    }
+
+    /// Wraps an already quantized weight (from the cache of an earlier load).
+    pub fn from_qtensor(q: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self {
+            inner: Inner::Quant(QMatMul::from_arc(q)?),
+            bias,
+        })
     }
 
     /// Wraps an f32 weight, quantizing it when the mode asks and the row length allows.
@@ -125,19 +143,7 @@ impl Linear {
         mode: WeightMode,
         _tower: Tower,
     ) -> Result<Self> {
-        let q = mode.quant();
-        let inp = w.dim(1)?;
-        // k-quants need rows that are multiples of 256, Q8_0 of 32; tiny test models fall back.
-        let q = q.and_then(|q| {
-            if inp % q.block_size() == 0 {
-                Some(q)
-            } else if inp % GgmlDType::Q8_0.block_size() == 0 {
-                Some(GgmlDType::Q8_0)
-            } else {
-                None
-            }
-        });
-        let inner = match q {
+        let inner = match storage(mode, w.dim(1)?) {
             Some(q) => {
                 let qt = QTensor::quantize(&w.to_dtype(DType::F32)?, q)?;
                 Inner::Quant(QMatMul::from_qtensor(qt)?)
@@ -218,6 +224,20 @@ impl Linear {
     }
 }
 
+/// The ggml format `mode` stores a weight with rows of `inp` values in; `None` = dense.
+/// k-quants need rows that are multiples of 256, Q8_0 of 32; tiny test models fall back.
+pub fn storage(mode: WeightMode, inp: usize) -> Option<GgmlDType> {
+    mode.quant().and_then(|q| {
+        if inp % q.block_size() == 0 {
+            Some(q)
+        } else if inp % GgmlDType::Q8_0.block_size() == 0 {
+            Some(GgmlDType::Q8_0)
+        } else {
+            None
+        }
+    })
+}
+
 /// Builds `n` items with `f(i)` on all cores: candle quantizes on one thread, so loading a
 /// 2B model layer by layer would take minutes; layers are independent.
 pub fn par_build<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
@@ -228,15 +248,20 @@ pub fn par_build<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Re
         return (0..n).map(&f).collect();
     }
     let f = &f;
+    // The workers load with the caller's quantized-weight cache.
+    let cache = crate::qcache::current();
     let mut slots: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
+                let cache = cache.clone();
                 s.spawn(move || {
-                    (t..n)
-                        .step_by(threads)
-                        .map(|i| (i, f(i)))
-                        .collect::<Vec<_>>()
+                    crate::qcache::scoped(cache, || {
+                        (t..n)
+                            .step_by(threads)
+                            .map(|i| (i, f(i)))
+                            .collect::<Vec<_>>()
+                    })
                 })
             })
             .collect();

@@ -121,6 +121,9 @@ impl Layer {
     }
 }
 
+/// Name of the tied head in the quantized-weight cache.
+const LM_HEAD: &str = "lm_head.weight";
+
 /// Token embedding storage: dense, or rows of the tied quantized `lm_head`.
 #[derive(Debug, Clone)]
 enum Embedding {
@@ -151,19 +154,37 @@ impl TextModel {
         tied: bool,
         mode: WeightMode,
     ) -> Result<Self> {
-        let embed_f32 = vb.get((cfg.vocab_size, cfg.hidden_size), "embed_tokens.weight")?;
-        let lm_w = if tied || !head_vb.contains_tensor("weight") {
-            embed_f32.clone()
-        } else {
-            head_vb.get((cfg.vocab_size, cfg.hidden_size), "weight")?
+        let (vocab, hidden) = (cfg.vocab_size, cfg.hidden_size);
+        // A tied, quantized head saved by an earlier load (see `qcache`) spares reading and
+        // quantizing the 151,936 x 2048 embedding.
+        let cache = crate::qcache::current();
+        let cached = match (&cache, crate::quant::storage(mode, hidden)) {
+            (Some(c), Some(dt)) if tied => c.get(LM_HEAD, (vocab, hidden), dt),
+            _ => None,
         };
-        let lm_head = Linear::from_weight(lm_w, None, mode, Tower::Text)?;
-        let embed = match (mode, lm_head.qtensor()) {
-            (WeightMode::F32, _) => Embedding::Dense(embed_f32.to_dtype(DType::F32)?),
-            (_, Some(q)) if tied => Embedding::Quant(q),
-            _ => Embedding::Dense(embed_f32.to_dtype(DType::F16)?),
+        let (lm_head, embed) = match cached {
+            Some(q) => (Linear::from_qtensor(q.clone(), None)?, Embedding::Quant(q)),
+            None => {
+                let embed_f32 = vb.get((vocab, hidden), "embed_tokens.weight")?;
+                let lm_w = if tied || !head_vb.contains_tensor("weight") {
+                    embed_f32.clone()
+                } else {
+                    head_vb.get((vocab, hidden), "weight")?
+                };
+                let lm_head = Linear::from_weight(lm_w, None, mode, Tower::Text)?;
+                let embed = match (mode, lm_head.qtensor()) {
+                    (WeightMode::F32, _) => Embedding::Dense(embed_f32.to_dtype(DType::F32)?),
+                    (_, Some(q)) if tied => {
+                        if let Some(c) = &cache {
+                            c.record(LM_HEAD, q.clone());
+                        }
+                        Embedding::Quant(q)
+                    }
+                    _ => Embedding::Dense(embed_f32.to_dtype(DType::F16)?),
+                };
+                (lm_head, embed)
+            }
         };
-        drop(embed_f32);
         let layers = crate::quant::par_build(cfg.num_hidden_layers, |i| {
             let layer = Layer::load(vb.pp(format!("layers.{i}")), cfg, mode)?;
             for lin in [

@@ -51,6 +51,8 @@ pub struct EngineHandle {
     thread: Option<JoinHandle<()>>,
     /// Load time of the model, for status reporting.
     pub load_ms: f64,
+    /// How the load used the quantized-weight cache, for the log.
+    pub quant_cache: Option<crate::load::CacheUse>,
 }
 
 impl EngineHandle {
@@ -58,7 +60,8 @@ impl EngineHandle {
     /// load error).
     pub fn spawn(dir: PathBuf, device: Device, opts: LoadOptions) -> Result<Self, VlmError> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<f64, VlmError>>();
+        type Ready = (f64, Option<crate::load::CacheUse>);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, VlmError>>();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
         let thread = std::thread::Builder::new()
@@ -66,7 +69,7 @@ impl EngineHandle {
             .spawn(move || {
                 let mut engine = match Engine::load(&dir, &device, &opts) {
                     Ok(e) => {
-                        let _ = ready_tx.send(Ok(e.load_ms));
+                        let _ = ready_tx.send(Ok((e.load_ms, e.quant_cache.clone())));
                         e
                     }
                     Err(e) => {
@@ -92,7 +95,7 @@ impl EngineHandle {
                 }
             })
             .map_err(|e| VlmError::Model(format!("cannot start the vlm thread: {e}")))?;
-        let load_ms = ready_rx
+        let (load_ms, quant_cache) = ready_rx
             .recv()
             .map_err(|_| VlmError::Model("vlm thread died while loading".into()))??;
         Ok(Self {
@@ -100,6 +103,7 @@ impl EngineHandle {
             queued,
             thread: Some(thread),
             load_ms,
+            quant_cache,
         })
     }
 

@@ -111,3 +111,65 @@ fn engine_thread_runs_jobs_in_order() {
     assert!(got.iter().all(|(_, r)| r.as_ref().is_ok_and(|n| *n <= 3)));
     assert_eq!(h.queue_len(), 0);
 }
+
+/// The first quantized load writes its blocks to the cache folder, the second reads every
+/// one of them back instead of quantizing and generates exactly the same tokens; another mode
+/// gets its own file, and a damaged file is ignored and rewritten.
+#[test]
+fn quantized_weights_are_cached_between_loads() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/test/tiny-qwen3-vl"
+    );
+    let cache = std::env::temp_dir().join(format!("opslens-qcache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let opts = |mode| opslens_vlm::LoadOptions {
+        mode,
+        cache_dir: Some(cache.clone()),
+        ..Default::default()
+    };
+    let img = image::open(format!("{dir}/panel.png")).unwrap();
+    let params = opslens_vlm::GenerateParams {
+        max_new_tokens: 6,
+        sampling: opslens_vlm::Sampling::Greedy,
+        ..Default::default()
+    };
+    let run = |mode| {
+        let mut e = opslens_vlm::Engine::load(dir.as_ref(), &candle_core::Device::Cpu, &opts(mode))
+            .unwrap();
+        let out = e
+            .generate(Some(&img), "What spiked?", &params, &mut |_, _| {}, None)
+            .unwrap();
+        (
+            e.quant_cache.clone().expect("a cache was asked for"),
+            out.token_ids,
+        )
+    };
+    let q = opslens_vlm::WeightMode::Q8_0;
+    let (first, ids1) = run(q);
+    assert_eq!(first.read, 0);
+    assert!(first.written > 10, "{first:?}");
+    assert!(first.error.is_none(), "{first:?}");
+    let file = first.path.clone().unwrap();
+    assert!(file.exists());
+    let (second, ids2) = run(q);
+    assert_eq!(
+        (second.read, second.written),
+        (first.written, 0),
+        "{second:?}"
+    );
+    assert_eq!(ids1, ids2);
+
+    // Another mode, another key: nothing read from the Q8_0 file.
+    let (other, _) = run(opslens_vlm::WeightMode::Q6K);
+    assert_eq!(other.read, 0);
+    assert_ne!(other.path, first.path);
+
+    // A damaged cache file is not trusted: quantized again, rewritten, same tokens.
+    std::fs::write(&file, b"GGUF but not really").unwrap();
+    let (again, ids3) = run(q);
+    assert_eq!(again.read, 0);
+    assert!(again.written > 10);
+    assert_eq!(ids1, ids3);
+    let _ = std::fs::remove_dir_all(&cache);
+}

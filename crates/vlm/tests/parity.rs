@@ -33,6 +33,7 @@ fn engine(mode: WeightMode) -> Engine {
         vision_mode: None,
         min_pixels: Some(64 * 64),
         max_pixels: Some(256 * 256),
+        cache_dir: None,
     };
     Engine::load(&dir(), &Device::Cpu, &opts).expect("load tiny model")
 }

@@ -317,6 +317,8 @@ impl Services {
             self.db(|s| s.set_analysis_waiting(false)).await?;
             let opts = LoadOptions {
                 mode: self.analysis.weights(&entry),
+                // The next start reads the quantized weights instead of quantizing (~1 min).
+                cache_dir: Some(self.data_dir().join("model-cache")),
                 ..LoadOptions::default()
             };
             let dir = located.dir.clone();
@@ -327,6 +329,16 @@ impl Services {
             match loaded {
                 Ok(h) => {
                     tracing::info!(model = %entry.id, dir = %located.dir.display(), load_ms = h.load_ms, "model loaded");
+                    if let Some(c) = &h.quant_cache {
+                        match &c.error {
+                            None => {
+                                tracing::info!(read = c.read, written = c.written, file = ?c.path, "quantized-weight cache")
+                            }
+                            Some(e) => {
+                                tracing::warn!(error = %e, file = ?c.path, "quantized weights not cached; the next start quantizes again")
+                            }
+                        }
+                    }
                     self.analysis.set(Engine::Ready {
                         dir: located.dir.clone(),
                         load_ms: h.load_ms,
