@@ -3,7 +3,8 @@
 //! prefill time (time to first token) and decode tokens/s, plus peak RSS.
 //!
 //! `cargo run --release -p opslens-vlm --example bench -- [--mode q4k|q8_0|f16|f32]
-//!  [--vision-mode f32|f16|q8_0] [--width 1280 --height 720] [--decode 16] [--max-pixels N]`
+//!  [--vision-mode f32|f16|q8_0] [--width 1280 --height 720] [--decode 16] [--max-pixels N]
+//!  [--cache-dir DIR]`
 //! Zero weights would fake the numbers (untouched calloc pages, see reference/vlm.md).
 
 use std::time::Instant;
@@ -42,7 +43,32 @@ fn main() -> anyhow::Result<()> {
         None => mode.default_vision(),
     };
     eprintln!("loading {mode:?} (vision {vision_mode:?})");
-    let mut model = Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)?;
+    // --cache-dir: the app's quantized-weight cache. The key has no weight files here (random
+    // weights), so a second run reads the first run's blocks: for timing the load only.
+    let cache = arg("--cache-dir").map(|d| {
+        let modes = format!("bench/{mode:?}/{vision_mode:?}");
+        std::sync::Arc::new(opslens_vlm::qcache::QuantCache::open(
+            d.as_ref(),
+            &[],
+            &modes,
+            &dev,
+        ))
+    });
+    let mut model = opslens_vlm::qcache::scoped(cache.clone(), || {
+        Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)
+    })?;
+    let cache_note = cache.map(|c| {
+        let saved = c.save();
+        format!(
+            "read {} tensors, wrote {}{}",
+            c.hits(),
+            if saved.is_ok() { c.made() } else { 0 },
+            saved
+                .err()
+                .map(|e| format!(" (error {e})"))
+                .unwrap_or_default()
+        )
+    });
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let c_load = cpu_s();
     let rss_after_load = status_mb("VmRSS");
@@ -88,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         "image_tokens": n_img,
         "prompt_tokens": ids.len(),
         "load_ms": load_ms,
+        "quant_cache": cache_note,
         "preprocess_ms": pre_ms,
         "vision_ms": vision_ms,
         "prefill_ms": prefill_ms,
