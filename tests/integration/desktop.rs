@@ -302,25 +302,30 @@ fn desktop_window_renders_the_incidents_and_the_hotkey_captures() {
     );
 }
 
+/// Shows the known test block (BLOCK_W x BLOCK_H of colour BLOCK) at `geometry` ("+X+Y") in
+/// a window titled "opslens-block"; the caller kills the viewer.
+fn show_block(x: &XSession, geometry: &str) -> std::process::Child {
+    let block = x.scratch().join("block.png");
+    image::RgbImage::from_pixel(BLOCK_W, BLOCK_H, image::Rgb(BLOCK))
+        .save(&block)
+        .unwrap();
+    x.command("display")
+        .args(["-title", "opslens-block", "-geometry", geometry])
+        .arg(&block)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn capture_route_stores_what_is_on_the_screen() {
     if !xvfb::available("capture_route_stores_what_is_on_the_screen") {
         return;
     }
     let x = XSession::start();
-    let block = x.scratch().join("block.png");
-    image::RgbImage::from_pixel(BLOCK_W, BLOCK_H, image::Rgb(BLOCK))
-        .save(&block)
-        .unwrap();
-    let mut viewer = x
-        .command("display")
-        .args(["-title", "opslens-block", "-geometry", "+300+200"])
-        .arg(&block)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut viewer = show_block(&x, "+300+200");
     let win = x.wait_window("opslens-block", Duration::from_secs(20));
     assert!(win.is_some(), "the test image did not show");
     std::thread::sleep(Duration::from_millis(500));
@@ -558,19 +563,7 @@ fn region_shortcut_overlay_captures_the_dragged_rectangle_and_esc_cancels() {
     let inc = inc["id"].as_i64().unwrap();
 
     // Known content on top of the app's window.
-    let block = x.scratch().join("block.png");
-    image::RgbImage::from_pixel(BLOCK_W, BLOCK_H, image::Rgb(BLOCK))
-        .save(&block)
-        .unwrap();
-    let mut viewer = x
-        .command("display")
-        .args(["-title", "opslens-block", "-geometry", "+600+300"])
-        .arg(&block)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut viewer = show_block(&x, "+600+300");
     assert!(
         x.wait_window("opslens-block", Duration::from_secs(20))
             .is_some(),
