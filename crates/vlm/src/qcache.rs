@@ -98,10 +98,17 @@ impl QuantCache {
         all.dedup_by(|a, b| a.0 == b.0);
         let tmp = path.with_extension("gguf.part");
         let format = gguf_file::Value::String(FORMAT.into());
-        {
+        let written = (|| -> Result<()> {
             let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
             gguf_file::write(&mut f, &[("opslens.format", &format)], &all)?;
             std::io::Write::flush(&mut f)?;
+            f.get_ref().sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A full disk must not leave 1 GB of half file behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         std::fs::rename(&tmp, path)?;
         prune(dir, path);
@@ -141,14 +148,21 @@ fn read(path: &Path, device: &Device) -> Option<HashMap<String, Arc<QTensor>>> {
     Some(out)
 }
 
-/// Keeps the newest [`KEEP`] cache files in `dir` (and `current`), removing the rest.
+/// Keeps the newest [`KEEP`] cache files in `dir` (and `current`), removing the rest and any
+/// temporary file an interrupted save left.
 fn prune(dir: &Path, current: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
+    let paths: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    for p in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "part"))
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = paths
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "gguf") && p != current)
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .collect();

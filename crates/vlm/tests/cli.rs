@@ -165,11 +165,31 @@ fn quantized_weights_are_cached_between_loads() {
     assert_eq!(other.read, 0);
     assert_ne!(other.path, first.path);
 
-    // A damaged cache file is not trusted: quantized again, rewritten, same tokens.
+    // A damaged cache file is not trusted: quantized again, rewritten, same tokens. A
+    // temporary file an interrupted save left and files beyond the newest two go.
     std::fs::write(&file, b"GGUF but not really").unwrap();
+    std::fs::write(cache.join("0123.gguf.part"), b"half").unwrap();
+    std::fs::write(cache.join("0456.gguf"), b"old").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(cache.join("0456.gguf"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
     let (again, ids3) = run(q);
     assert_eq!(again.read, 0);
     assert!(again.written > 10);
     assert_eq!(ids1, ids3);
+    let mut left: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter()
+            .all(|n| n.ends_with(".gguf") && n != "0456.gguf"),
+        "{left:?}"
+    );
     let _ = std::fs::remove_dir_all(&cache);
 }
