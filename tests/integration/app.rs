@@ -47,23 +47,11 @@ impl TestApp {
     pub async fn spawn_with_analysis(
         f: impl FnOnce(&std::path::Path) -> opslens_core::analysis::AnalysisConfig,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let cfg = f(dir.path());
-        let opts = opslens::server::StartOptions {
-            secrets_from_env: false,
-            extras: opslens_api::Extras::default(),
-            next_free_port: false,
-            analysis: Some(cfg),
-        };
-        let server = Server::start_opts(&data, "127.0.0.1:0".parse().unwrap(), opts)
-            .await
-            .unwrap();
-        TestApp {
-            server: Some(server),
-            dir,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
+        Self::spawn_opts(|root| opslens::server::StartOptions {
+            analysis: Some(f(root)),
+            ..Self::options()
+        })
+        .await
     }
 
     /// A server whose `POST /capture` grabs `screen` (a fake: tests must not depend on the
@@ -71,16 +59,32 @@ impl TestApp {
     pub async fn spawn_with_screen(
         screen: Option<std::sync::Arc<dyn opslens_domain::ScreenSource>>,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = opslens::server::StartOptions {
-            secrets_from_env: false,
+        Self::spawn_opts(|_| opslens::server::StartOptions {
             extras: opslens_api::Extras {
                 screen,
                 ..Default::default()
             },
+            ..Self::options()
+        })
+        .await
+    }
+
+    /// What every test server starts with: no secrets from the environment, no model, no
+    /// screen, exactly the port asked for.
+    fn options() -> opslens::server::StartOptions {
+        opslens::server::StartOptions {
+            secrets_from_env: false,
+            extras: opslens_api::Extras::default(),
             next_free_port: false,
             analysis: None,
-        };
+        }
+    }
+
+    /// A server in a fresh temporary folder (data under `data/`), started with the options
+    /// `f` makes from that folder.
+    async fn spawn_opts(f: impl FnOnce(&std::path::Path) -> opslens::server::StartOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = f(dir.path());
         let server = Server::start_opts(
             &dir.path().join("data"),
             "127.0.0.1:0".parse().unwrap(),

@@ -243,15 +243,7 @@ async fn the_feed_needs_the_token_and_is_in_the_spec() {
         .await
         .unwrap();
     assert_eq!(error_code(res, 401).await, "unauthorized");
-    let spec: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.get_json("/openapi.json").await;
     let op = &spec["paths"]["/api/v1/events"]["get"];
     assert!(
         op["responses"]["200"]["content"]["text/event-stream"].is_object(),

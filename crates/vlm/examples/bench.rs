@@ -57,18 +57,7 @@ fn main() -> anyhow::Result<()> {
     let mut model = opslens_vlm::qcache::scoped(cache.clone(), || {
         Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)
     })?;
-    let cache_note = cache.map(|c| {
-        let saved = c.save();
-        format!(
-            "read {} tensors, wrote {}{}",
-            c.hits(),
-            if saved.is_ok() { c.made() } else { 0 },
-            saved
-                .err()
-                .map(|e| format!(" (error {e})"))
-                .unwrap_or_default()
-        )
-    });
+    let cache_note = cache.map(|c| c.finish());
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let c_load = cpu_s();
     let rss_after_load = status_mb("VmRSS");
@@ -114,7 +103,9 @@ fn main() -> anyhow::Result<()> {
         "image_tokens": n_img,
         "prompt_tokens": ids.len(),
         "load_ms": load_ms,
-        "quant_cache": cache_note,
+        "quant_cache": cache_note.map(|c| {
+            serde_json::json!({"read": c.read, "written": c.written, "error": c.error})
+        }),
         "preprocess_ms": pre_ms,
         "vision_ms": vision_ms,
         "prefill_ms": prefill_ms,

@@ -13,7 +13,7 @@ use crate::config::{Config, PreprocessorConfig};
 use crate::error::VlmError;
 use crate::model::Qwen3Vl;
 use crate::processor::ImageProcessor;
-use crate::qcache::{self, QuantCache};
+use crate::qcache::{self, CacheUse, QuantCache};
 use crate::quant::WeightMode;
 
 /// How to load a model.
@@ -101,19 +101,6 @@ pub struct Engine {
     pub quant_cache: Option<CacheUse>,
 }
 
-/// How a load used the quantized-weight cache ([`LoadOptions::cache_dir`]).
-#[derive(Debug, Clone)]
-pub struct CacheUse {
-    /// The cache file.
-    pub path: Option<PathBuf>,
-    /// Tensors read from it instead of quantized.
-    pub read: usize,
-    /// Tensors this load quantized and wrote to it.
-    pub written: usize,
-    /// Why writing failed (the load itself still succeeded).
-    pub error: Option<String>,
-}
-
 impl Engine {
     /// Loads a model folder on `device`.
     pub fn load(dir: &Path, device: &Device, opts: &LoadOptions) -> Result<Self, VlmError> {
@@ -138,15 +125,7 @@ impl Engine {
         let model = qcache::scoped(cache.clone(), || {
             Qwen3Vl::load_split(vb, &cfg, opts.mode, vision_mode)
         })?;
-        let quant_cache = cache.map(|c| {
-            let saved = c.save();
-            CacheUse {
-                path: c.path().map(Path::to_path_buf),
-                read: c.hits(),
-                written: if saved.is_ok() { c.made() } else { 0 },
-                error: saved.err().map(|e| e.to_string()),
-            }
-        });
+        let quant_cache = cache.map(|c| c.finish());
         let mut engine = Self::from_parts(
             model,
             tokenizer,

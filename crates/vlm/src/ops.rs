@@ -63,13 +63,14 @@ fn row_max(x: &[f32]) -> f32 {
 
 fn softmax_row(x: &[f32], out: &mut [f32]) {
     out.copy_from_slice(x);
-    let max = row_max(x);
-    if !max.is_finite() {
-        // All -inf (a fully masked row) or NaN: what candle's kernel gives, NaN.
+    let sum = exp_in_place(out);
+    if !sum.is_finite() {
+        // A row max of -inf (a fully masked row), +inf or NaN makes every term NaN: what
+        // candle's kernel gives, NaN. (With a finite max the sum is in [1, len].)
         out.iter_mut().for_each(|o| *o = f32::NAN);
         return;
     }
-    let inv = 1.0 / exp_in_place(out);
+    let inv = 1.0 / sum;
     out.iter_mut().for_each(|o| *o *= inv);
 }
 

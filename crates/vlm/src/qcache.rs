@@ -116,6 +116,33 @@ impl QuantCache {
     }
 }
 
+/// How a load used the quantized-weight cache ([`crate::LoadOptions::cache_dir`]).
+#[derive(Debug, Clone)]
+pub struct CacheUse {
+    /// The cache file.
+    pub path: Option<PathBuf>,
+    /// Tensors read from it instead of quantized.
+    pub read: usize,
+    /// Tensors this load quantized and wrote to it.
+    pub written: usize,
+    /// Why writing failed (the load itself still succeeded).
+    pub error: Option<String>,
+}
+
+impl QuantCache {
+    /// Ends a load: saves what it made ([`Self::save`]) and says what the cache did; a failed
+    /// save is reported, never an error of the load.
+    pub fn finish(&self) -> CacheUse {
+        let saved = self.save();
+        CacheUse {
+            path: self.path.clone(),
+            read: self.hits(),
+            written: if saved.is_ok() { self.made() } else { 0 },
+            error: saved.err().map(|e| e.to_string()),
+        }
+    }
+}
+
 fn key(weights: &[PathBuf], modes: &str) -> u64 {
     let mut h = DefaultHasher::new();
     FORMAT.hash(&mut h);

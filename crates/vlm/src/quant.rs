@@ -109,7 +109,7 @@ impl Linear {
         tower: Tower,
     ) -> Result<Self> {
         let bias = if bias {
-            Some(vb.get(out, "bias")?.to_dtype(DType::F32)?)
+            Some(vb.get(out, "bias")?)
         } else {
             None
         };
@@ -131,7 +131,7 @@ impl Linear {
     pub fn from_qtensor(q: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         Ok(Self {
             inner: Inner::Quant(QMatMul::from_arc(q)?),
-            bias,
+            bias: bias.map(|b| b.to_dtype(DType::F32)).transpose()?,
         })
     }
 

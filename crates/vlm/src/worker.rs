@@ -52,7 +52,7 @@ pub struct EngineHandle {
     /// Load time of the model, for status reporting.
     pub load_ms: f64,
     /// How the load used the quantized-weight cache, for the log.
-    pub quant_cache: Option<crate::load::CacheUse>,
+    pub quant_cache: Option<crate::qcache::CacheUse>,
 }
 
 impl EngineHandle {
@@ -60,7 +60,7 @@ impl EngineHandle {
     /// load error).
     pub fn spawn(dir: PathBuf, device: Device, opts: LoadOptions) -> Result<Self, VlmError> {
         let (tx, rx) = mpsc::channel::<Job>();
-        type Ready = (f64, Option<crate::load::CacheUse>);
+        type Ready = (f64, Option<crate::qcache::CacheUse>);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, VlmError>>();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
