@@ -9,27 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// A credential: token, signing secret, or a webhook URL that embeds one (Slack, Teams).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The value, for the one place that sends it (a header, a URL, an HMAC key).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::keys::{Secret, KEY_NAMES};
 
 /// PagerDuty REST API access.
 #[derive(Debug, Clone)]
@@ -165,36 +145,6 @@ pub struct Config {
     pub http: crate::http::HttpPolicy,
 }
 
-/// Names of every key OpsLens reads, for docs and the not-configured messages.
-pub const KEY_NAMES: &[&str] = &[
-    "PAGERDUTY_API_TOKEN",
-    "PAGERDUTY_API_URL",
-    "PAGERDUTY_WEBHOOK_SECRET",
-    "GITHUB_TOKEN",
-    "GITHUB_API_URL",
-    "GITHUB_REPOS",
-    "GITHUB_WEBHOOK_SECRET",
-    "SLACK_WEBHOOK_URL",
-    "SLACK_SIGNING_SECRET",
-    "TEAMS_WEBHOOK_URL",
-    "WEBHOOK_URLS",
-    "WEBHOOK_SECRET",
-    "ALERT_WEBHOOK_TOKEN",
-    "GRAFANA_WEBHOOK_SECRET",
-    "GRAFANA_URL",
-    "GRAFANA_TOKEN",
-    "DATADOG_API_KEY",
-    "DATADOG_APP_KEY",
-    "DATADOG_API_URL",
-    "OUTBOX_MAX_ATTEMPTS",
-    "OUTBOX_RETRY_BASE_MS",
-    "OUTBOX_RETRY_MAX_MS",
-    "CORRELATION_WINDOW_MINUTES",
-    "SYNC_LOOKBACK_HOURS",
-    "GITHUB_WINDOW_HOURS",
-    "SYNC_RETRY_BASE_MS",
-];
-
 impl Config {
     /// Looks every key up: (when `use_env`) the process environment, then the OS keychain
     /// (unless `OPSLENS_KEYCHAIN=off`), then `secrets.env` in `data_dir`, then `./secrets.env`;
@@ -293,7 +243,7 @@ impl Config {
             slack_webhook_url: get("SLACK_WEBHOOK_URL"),
             slack_signing_secret: get("SLACK_SIGNING_SECRET"),
             teams_webhook_url: get("TEAMS_WEBHOOK_URL"),
-            webhook_urls: list("WEBHOOK_URLS").into_iter().map(Secret).collect(),
+            webhook_urls: list("WEBHOOK_URLS").into_iter().map(Secret::new).collect(),
             webhook_secret: get("WEBHOOK_SECRET"),
             alert_webhook_token: get("ALERT_WEBHOOK_TOKEN"),
             grafana_webhook_secret: get("GRAFANA_WEBHOOK_SECRET"),

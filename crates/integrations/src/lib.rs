@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod config;
 pub mod github;
 pub mod http;
+pub mod keys;
 pub mod outgoing;
 pub mod pagerduty;
 pub mod secrets;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::config::{Secret, KEY_NAMES};
+use crate::keys::{Secret, KEY_NAMES};
 
 /// Keychain service name under which every OpsLens key is stored (account = key name).
 pub const KEYCHAIN_SERVICE: &str = "opslens";
