@@ -32,7 +32,7 @@ const NO_DISPLAY_EXIT: u8 = 3;
 
 /// What the tray, the hotkey and the capture handlers share.
 pub(crate) struct Desktop {
-    services: Arc<Services>,
+    services: Services,
     screen: Arc<dyn ScreenSource>,
     addr: SocketAddr,
 }

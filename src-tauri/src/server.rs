@@ -24,7 +24,7 @@ pub struct Server {
     /// The data dir.
     pub data_dir: PathBuf,
     /// The services behind the API, for in-process callers (the desktop's hotkey and tray).
-    pub services: Arc<Services>,
+    pub services: Services,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }

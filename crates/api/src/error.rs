@@ -89,7 +89,7 @@ impl From<CoreError> for ApiError {
             CoreError::NotConfigured(m) => Self::new(StatusCode::CONFLICT, "not_configured", m),
             CoreError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, "upstream", m),
             other => {
-                tracing::error!(error = %other, "internal error");
+                tracing::error!(error = %other.chain(), "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

@@ -1,4 +1,5 @@
-//! Route handlers, one module per resource.
+//! Route handlers, one module per resource; each takes the one service it uses from
+//! [`crate::state::AppState`].
 
 pub mod analysis;
 pub mod capture;
@@ -11,19 +12,7 @@ pub mod system;
 pub mod webhooks;
 pub mod work;
 
-use std::sync::Arc;
-
-use opslens_core::Services;
-
-/// State shared by all handlers.
-pub type AppState = Arc<Services>;
+pub use crate::state::{AppState, ServerInfo};
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, crate::error::ApiError>;
-
-/// Facts about the running server that only the router knows (for the UI's settings screen).
-#[derive(Debug, Clone, Copy)]
-pub struct ServerInfo {
-    /// Port the server listens on.
-    pub port: u16,
-}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod handlers;
+pub mod state;
 pub mod ui;
 
 use std::future::Future;
@@ -21,12 +22,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use opslens_core::Services;
+
 use crate::error::ApiError;
-use crate::handlers::session::LoginCodes;
 use crate::handlers::{
     analysis, capture, events, evidence, incidents, integrations, session, system, webhooks, work,
-    AppState, ServerInfo,
 };
+use crate::state::AppState;
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
 const JSON_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -166,18 +168,18 @@ pub const DEFAULT_HOTKEY: &str = "Ctrl+Shift+O";
 pub const DEFAULT_REGION_HOTKEY: &str = "Ctrl+Shift+R";
 
 /// The whole HTTP application: guards, API, spec and docs, with one error shape.
-pub fn router(state: AppState, token: ApiToken, port: u16) -> Router {
-    router_with(state, token, port, Extras::default())
+pub fn router(services: Services, token: ApiToken, port: u16) -> Router {
+    router_with(services, token, port, Extras::default())
 }
 
 /// [`router`] with a screen to capture and the desktop's facts.
-pub fn router_with(state: AppState, token: ApiToken, port: u16, extras: Extras) -> Router {
-    build(state, token, port, extras, None)
+pub fn router_with(services: Services, token: ApiToken, port: u16, extras: Extras) -> Router {
+    build(services, token, port, extras, None)
 }
 
 /// The router; `closing` ends the open event streams (`GET /events`) when the server stops.
 fn build(
-    state: AppState,
+    services: Services,
     token: ApiToken,
     port: u16,
     extras: Extras,
@@ -186,16 +188,8 @@ fn build(
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
-    let api = api
-        .with_state(state)
-        .layer(axum::Extension(LoginCodes::new(token.clone(), port)))
-        .layer(axum::Extension(capture::Screen(extras.screen.clone())))
-        .layer(axum::Extension(extras))
-        .layer(axum::Extension(ServerInfo { port }));
-    let api = match closing {
-        Some(c) => api.layer(axum::Extension(c)),
-        None => api,
-    };
+    let state = AppState::new(services, token.clone(), port, extras, closing);
+    let api = api.with_state(state);
     let guard = auth::Guard::new(token, port);
     Router::new()
         .merge(api)
@@ -262,24 +256,24 @@ async fn json_errors(method: axum::http::Method, uri: axum::http::Uri, res: Resp
 /// Serves the app on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    services: Services,
     token: ApiToken,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, token, Extras::default(), shutdown).await
+    serve_with(listener, services, token, Extras::default(), shutdown).await
 }
 
 /// [`serve`] with a screen to capture and the desktop's facts.
 pub async fn serve_with(
     listener: TcpListener,
-    state: AppState,
+    services: Services,
     token: ApiToken,
     extras: Extras,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
     let (closing, closed) = tokio::sync::watch::channel(false);
-    let app = build(state, token, port, extras, Some(events::Closing(closed)));
+    let app = build(services, token, port, extras, Some(events::Closing(closed)));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

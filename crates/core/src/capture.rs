@@ -1,17 +1,18 @@
 //! Screen capture as evidence: grab the screen through a [`ScreenSource`] on a blocking thread
 //! and file it on the right incident through the same path as an upload
-//! ([`Services::add_screenshot`]), so a capture is validated, stored, put on the timeline and
+//! ([`EvidenceService::add_screenshot`]), so a capture is validated, stored, put on the timeline and
 //! handed to the analysis exactly like a dropped file. An image grabbed beforehand (a region
-//! picked on a frozen frame) takes the same path through [`Services::store_capture`].
+//! picked on a frozen frame) takes the same path through [`EvidenceService::store_capture`].
 
 use std::sync::Arc;
 
 use opslens_domain::{
-    CaptureError, CaptureTarget, Evidence, Incident, IncidentStatus, NewIncident, ScreenSource,
-    Severity, Shot,
+    CaptureError, CaptureTarget, Evidence, IncidentStatus, NewIncident, ScreenSource, Severity,
+    Shot,
 };
 
-use crate::{CoreError, Services};
+use crate::evidence::EvidenceService;
+use crate::CoreError;
 
 /// Title of the incident a capture opens when no incident is open: the engineer captured
 /// something before opening one and will retitle it.
@@ -37,12 +38,7 @@ pub struct Captured {
     pub created_incident: bool,
 }
 
-impl Services {
-    /// The open incident changed most recently: where captures go when none is named.
-    pub async fn active_incident(&self) -> Result<Option<Incident>, CoreError> {
-        self.db(|s| s.latest_open_incident()).await
-    }
-
+impl EvidenceService {
     /// Captures `target` with `source` and stores it as screenshot evidence on `incident_id`,
     /// else on the active incident, else on a new "Untriaged capture" incident.
     ///
@@ -55,7 +51,7 @@ impl Services {
         target: CaptureTarget,
     ) -> Result<Captured, CaptureFailure> {
         if let Some(id) = incident_id {
-            self.incident(id).await?;
+            self.db.incident(id).await?;
         }
         let shot = tokio::task::spawn_blocking(move || source.grab(&target))
             .await
@@ -64,7 +60,7 @@ impl Services {
     }
 
     /// Stores a screen image grabbed already (the region overlay grabs the monitor first and
-    /// crops it once the user has chosen) exactly as [`Services::capture`] stores its own:
+    /// crops it once the user has chosen) exactly as [`EvidenceService::capture`] stores its own:
     /// screenshot evidence with source `capture` on `incident_id`, else on the active
     /// incident, else on a new "Untriaged capture" incident.
     pub async fn store_capture(
@@ -74,11 +70,12 @@ impl Services {
     ) -> Result<Captured, CoreError> {
         let (id, created_incident) = match incident_id {
             Some(id) => (id, false),
-            None => match self.active_incident().await? {
+            None => match self.incidents.active().await? {
                 Some(i) => (i.id, false),
                 None => {
                     let i = self
-                        .create_incident(NewIncident {
+                        .incidents
+                        .create(NewIncident {
                             title: UNTRIAGED_TITLE.into(),
                             description: Some(format!(
                                 "Opened by a screen capture ({}) while no incident was open.",

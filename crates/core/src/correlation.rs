@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use opslens_domain::{SignalKind, StoredSignal};
 
-use crate::{CoreError, Services};
+use crate::integrations::IntegrationService;
+use crate::CoreError;
 
 /// A hypothesis to propose.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,15 +49,16 @@ pub(crate) fn propose(signals: &[StoredSignal], window: Duration) -> Vec<Proposa
         .collect()
 }
 
-impl Services {
+impl IntegrationService {
     /// Proposes correlation hypotheses for an incident's stored changes and alerts; returns
     /// the ids of the new ones (none on a repeat).
     pub(crate) async fn correlate(&self, incident_id: i64) -> Result<Vec<i64>, CoreError> {
-        let signals = self.db(move |s| s.signals(incident_id)).await?;
+        let signals = self.db.run(move |s| s.signals(incident_id)).await?;
         let mut out = Vec::new();
-        for p in propose(&signals, self.integ.cfg.correlation_window) {
+        for p in propose(&signals, self.cfg.correlation_window) {
             if let Some(id) = self
-                .db(move |s| s.add_correlation(incident_id, &p.key, &p.statement, &p.evidence_ids))
+                .db
+                .run(move |s| s.add_correlation(incident_id, &p.key, &p.statement, &p.evidence_ids))
                 .await?
             {
                 out.push(id);

@@ -7,7 +7,8 @@ use opslens_domain::{Action, Evidence, Hypothesis, Incident, TimelineEvent};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{CoreError, Services};
+use crate::incidents::IncidentService;
+use crate::CoreError;
 
 /// One incident with all that hangs on it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -24,15 +25,15 @@ pub struct IncidentExport {
     pub actions: Vec<Action>,
 }
 
-impl Services {
+impl IncidentService {
     /// Gathers an incident with its timeline, evidence, hypotheses and actions.
     pub async fn export(&self, id: i64) -> Result<IncidentExport, CoreError> {
         Ok(IncidentExport {
-            incident: self.incident(id).await?,
-            timeline: self.timeline(id).await?,
-            evidence: self.evidence_of(id).await?,
-            hypotheses: self.hypotheses(id).await?,
-            actions: self.actions(id).await?,
+            incident: self.db.incident(id).await?,
+            timeline: self.db.run(move |s| s.timeline(id)).await?,
+            evidence: self.db.run(move |s| s.list_evidence(id)).await?,
+            hypotheses: self.db.run(move |s| s.hypotheses(id)).await?,
+            actions: self.db.run(move |s| s.actions(id)).await?,
         })
     }
 }

@@ -13,26 +13,40 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
+use crate::db::Db;
+use crate::evidence::EvidenceService;
 use crate::status::{IntegrationCheck, IntegrationsReport};
-use crate::{CoreError, Services};
+use crate::CoreError;
 
-/// Integration config plus what the outbox worker waits on.
+/// The integrations use-case: status and checks, syncs, signed webhooks, the outbox of
+/// outgoing posts, dashboard snapshots and change correlation. Holds the integration config
+/// (read once at start) and what the outbox worker waits on.
 #[derive(Debug)]
-pub struct Integrations {
+pub struct IntegrationService {
+    pub(crate) db: Db,
     pub(crate) cfg: Config,
     /// Client for outgoing posts (no redirects, 15 s timeout).
     pub(crate) http: reqwest::Client,
     /// Wakes the outbox worker when something is queued.
     pub(crate) wake: std::sync::Arc<Notify>,
+    /// Dashboard snapshots are filed as screenshots.
+    pub(crate) evidence: std::sync::Arc<EvidenceService>,
 }
 
-impl Integrations {
-    /// Wraps a loaded config.
-    pub fn new(cfg: Config) -> Self {
-        Integrations {
+impl IntegrationService {
+    /// Wraps a loaded config; `wake` is the bell the store's notifier rings.
+    pub(crate) fn new(
+        db: Db,
+        cfg: Config,
+        wake: std::sync::Arc<Notify>,
+        evidence: std::sync::Arc<EvidenceService>,
+    ) -> Self {
+        IntegrationService {
+            db,
             cfg,
             http: opslens_integrations::http::client(Duration::from_secs(15)),
-            wake: Default::default(),
+            wake,
+            evidence,
         }
     }
 
@@ -101,14 +115,15 @@ fn check_result(r: Result<Duration, ClientError>, what: &str) -> (String, Option
     }
 }
 
-impl Services {
+impl IntegrationService {
     /// Configuration, sync state and counters of every integration.
     pub async fn integrations_overview(&self) -> Result<IntegrationsOverview, CoreError> {
-        let states = self.db(|s| s.integration_states()).await?;
-        let deliveries = self.db(|s| s.delivery_counts()).await?;
-        let outbox = self.db(|s| s.outbox_counts()).await?;
+        let states = self.db.run(|s| s.integration_states()).await?;
+        let deliveries = self.db.run(|s| s.delivery_counts()).await?;
+        let outbox = self.db.run(|s| s.outbox_counts()).await?;
         let mut errors = self
-            .db(|s| {
+            .db
+            .run(|s| {
                 INTEGRATIONS
                     .iter()
                     .map(|(name, _)| s.integration_errors(name, RECENT_ERRORS))
@@ -116,7 +131,7 @@ impl Services {
             })
             .await?
             .into_iter();
-        let cfg = &self.integ.cfg;
+        let cfg = &self.cfg;
         let integrations = INTEGRATIONS
             .iter()
             .map(|(name, keys)| {
@@ -162,7 +177,7 @@ impl Services {
     /// Tries every configured integration with a real, side-effect-free call where the service
     /// has one; unconfigured ones are reported as such, not as failures.
     pub async fn integrations_report(&self) -> IntegrationsReport {
-        let cfg = &self.integ.cfg;
+        let cfg = &self.cfg;
         let mut integrations = Vec::new();
         for (name, keys) in INTEGRATIONS {
             let missing: Vec<&str> = keys.iter().copied().filter(|k| !cfg.has(k)).collect();
@@ -192,13 +207,13 @@ impl Services {
     }
 
     async fn check_one(&self, name: &str) -> (String, Option<u64>, String) {
-        let cfg = &self.integ.cfg;
+        let cfg = &self.cfg;
         match name {
-            "pagerduty" => match self.integ.pagerduty() {
+            "pagerduty" => match self.pagerduty() {
                 Some(pd) => check_result(pd.check().await, "API token accepted"),
                 None => ("error".into(), None, "PAGERDUTY_API_TOKEN missing".into()),
             },
-            "github" => match self.integ.github() {
+            "github" => match self.github() {
                 Some(gh) => check_result(gh.check().await, "token accepted"),
                 None => ("error".into(), None, "GITHUB_TOKEN missing".into()),
             },
@@ -211,7 +226,7 @@ impl Services {
                     .map(|s| s.expose().to_string());
                 let start = Instant::now();
                 let out = outgoing::post(
-                    &self.integ.http,
+                    &self.http,
                     url.as_deref().unwrap_or(""),
                     &[],
                     b"{}".to_vec(),
@@ -262,7 +277,7 @@ impl Services {
                     let url = format!("{}/api/search?limit=1", g.url);
                     check_result(
                         timed_get(
-                            &self.integ.http,
+                            &self.http,
                             &url,
                             &[("Authorization", format!("Bearer {}", g.token.expose()))],
                         )
@@ -277,7 +292,7 @@ impl Services {
                     let url = format!("{}/api/v1/validate", d.api_url);
                     check_result(
                         timed_get(
-                            &self.integ.http,
+                            &self.http,
                             &url,
                             &[("DD-API-KEY", d.api_key.expose().to_string())],
                         )

@@ -11,37 +11,38 @@ use opslens_integrations::outgoing::{self, Notice, SendOutcome};
 use opslens_integrations::signature::standard_key;
 use opslens_store::OutboxResult;
 
-use crate::{CoreError, Services};
+use crate::integrations::IntegrationService;
+use crate::CoreError;
 
 /// Longest the worker sleeps without looking at the table (rows queued by another process).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Rows sent per round.
 const BATCH: u32 = 20;
 
-/// Starts the worker; it holds only a weak reference, so it ends when the services are dropped.
-pub(crate) fn spawn_worker(services: &Arc<Services>) {
-    let weak = Arc::downgrade(services);
+/// Starts the worker; it holds only a weak reference, so it ends when the service is dropped.
+pub(crate) fn spawn_worker(service: &Arc<IntegrationService>) {
+    let weak = Arc::downgrade(service);
     if tokio::runtime::Handle::try_current().is_err() {
         return;
     }
     tokio::spawn(worker(weak));
 }
 
-async fn worker(weak: Weak<Services>) {
+async fn worker(weak: Weak<IntegrationService>) {
     loop {
         let Some(s) = weak.upgrade() else { return };
         if let Err(e) = s.process_outbox().await {
             tracing::warn!(error = %e, "outbox round failed");
         }
-        let wait = match s.db(|st| st.next_outbox_due()).await {
+        let wait = match s.db.run(|st| st.next_outbox_due()).await {
             Ok(Some(t)) => (t - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(IDLE_POLL),
             _ => IDLE_POLL,
         };
-        // Wake early when something is queued; never hold the services while sleeping.
-        let wake = s.integ.wake.clone();
+        // Wake early when something is queued; never hold the service while sleeping.
+        let wake = s.wake.clone();
         let notified = async move { wake.notified().await };
         drop(s);
         tokio::select! {
@@ -51,22 +52,23 @@ async fn worker(weak: Weak<Services>) {
     }
 }
 
-impl Services {
+impl IntegrationService {
     /// Sends every due row once and records the outcome.
     pub(crate) async fn process_outbox(&self) -> Result<usize, CoreError> {
-        let due = self.db(|s| s.due_outbox(&Utc::now(), BATCH)).await?;
+        let due = self.db.run(|s| s.due_outbox(&Utc::now(), BATCH)).await?;
         let n = due.len();
         for m in due {
             let outcome = self.attempt(&m).await;
             let id = m.id;
-            self.db(move |s| s.record_outbox_attempt(id, &outcome))
+            self.db
+                .run(move |s| s.record_outbox_attempt(id, &outcome))
                 .await?;
         }
         Ok(n)
     }
 
     async fn attempt(&self, m: &OutboxMessage) -> OutboxResult {
-        let policy = self.integ.cfg.retry;
+        let policy = self.cfg.retry;
         let attempt = m.attempts as u32 + 1;
         match self.send_raw(&m.target, &m.message_id, &m.payload).await {
             SendOutcome::Delivered(status) => OutboxResult::Delivered {
@@ -105,7 +107,7 @@ impl Services {
         message_id: &str,
         payload: &serde_json::Value,
     ) -> SendOutcome {
-        let cfg = &self.integ.cfg;
+        let cfg = &self.cfg;
         let body = payload.to_string().into_bytes();
         let not_configured = |what: &str| SendOutcome::Permanent {
             status: 0,
@@ -113,11 +115,11 @@ impl Services {
         };
         match target {
             "slack" => match &cfg.slack_webhook_url {
-                Some(u) => outgoing::post(&self.integ.http, u.expose(), &[], body).await,
+                Some(u) => outgoing::post(&self.http, u.expose(), &[], body).await,
                 None => not_configured("SLACK_WEBHOOK_URL"),
             },
             "teams" => match &cfg.teams_webhook_url {
-                Some(u) => outgoing::post(&self.integ.http, u.expose(), &[], body).await,
+                Some(u) => outgoing::post(&self.http, u.expose(), &[], body).await,
                 None => not_configured("TEAMS_WEBHOOK_URL"),
             },
             t => {
@@ -137,7 +139,7 @@ impl Services {
                             Utc::now().timestamp(),
                             &body,
                         );
-                        outgoing::post(&self.integ.http, u.expose(), &headers, body).await
+                        outgoing::post(&self.http, u.expose(), &headers, body).await
                     }
                     (None, _) => not_configured(t),
                     (_, None) => not_configured("WEBHOOK_SECRET (whsec_…)"),
@@ -166,7 +168,7 @@ impl Services {
         incident_id: i64,
         text: Option<String>,
     ) -> Result<Vec<OutboxMessage>, CoreError> {
-        let inc = self.incident(incident_id).await?;
+        let inc = self.db.incident(incident_id).await?;
         let notice = Notice {
             event_type: "incident.updated".into(),
             incident_id,
@@ -178,8 +180,7 @@ impl Services {
             data: Default::default(),
         };
         // The caller writes this text for the channel: Slack mrkdwn (links, mentions) is kept.
-        let rows =
-            crate::notify::rows_for(&crate::notify::targets(&self.integ.cfg), &notice, false);
+        let rows = crate::notify::rows_for(&crate::notify::targets(&self.cfg), &notice, false);
         if rows.is_empty() {
             return Err(CoreError::NotConfigured(
                 "no outgoing integration is configured: set SLACK_WEBHOOK_URL, TEAMS_WEBHOOK_URL \
@@ -187,8 +188,8 @@ impl Services {
                     .into(),
             ));
         }
-        let queued = self.db(move |s| s.enqueue_outbox(&rows)).await?;
-        self.integ.wake.notify_one();
+        let queued = self.db.run(move |s| s.enqueue_outbox(&rows)).await?;
+        self.wake.notify_one();
         Ok(queued)
     }
 
@@ -199,13 +200,13 @@ impl Services {
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, CoreError> {
         let limit = limit.clamp(1, 500);
-        self.db(move |s| s.list_outbox(status, limit)).await
+        self.db.run(move |s| s.list_outbox(status, limit)).await
     }
 
     /// Revives a dead-lettered row (fresh attempts, due now).
     pub async fn retry_outbox(&self, id: i64) -> Result<OutboxMessage, CoreError> {
-        let m = self.db(move |s| s.retry_outbox(id)).await?;
-        self.integ.wake.notify_one();
+        let m = self.db.run(move |s| s.retry_outbox(id)).await?;
+        self.wake.notify_one();
         Ok(m)
     }
 }

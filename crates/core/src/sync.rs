@@ -8,7 +8,8 @@ use opslens_integrations::github::{deployment_item, pull_item};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{CoreError, Services};
+use crate::integrations::IntegrationService;
+use crate::CoreError;
 
 /// PagerDuty accepts windows of at most 6 months.
 const PD_MAX_RANGE_DAYS: i64 = 180;
@@ -34,7 +35,7 @@ pub struct SyncReport {
     pub hypotheses: usize,
 }
 
-impl Services {
+impl IntegrationService {
     /// Runs the named sync (`pagerduty` or `github`) and records its outcome.
     pub async fn sync(&self, name: &str) -> Result<SyncReport, CoreError> {
         let result = match name {
@@ -51,20 +52,21 @@ impl Services {
             Ok(r) => {
                 let cursor = r.until.map(|t| t.to_rfc3339());
                 let items = r.new_items as i64;
-                self.db(move |s| s.record_sync(&n, Ok((cursor, items))))
+                self.db
+                    .run(move |s| s.record_sync(&n, Ok((cursor, items))))
                     .await?;
             }
             Err(CoreError::NotConfigured(_)) => {}
             Err(e) => {
                 let msg = e.to_string();
-                self.db(move |s| s.record_sync(&n, Err(msg))).await?;
+                self.db.run(move |s| s.record_sync(&n, Err(msg))).await?;
             }
         }
         result
     }
 
     async fn cursor(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, CoreError> {
-        let states = self.db(|s| s.integration_states()).await?;
+        let states = self.db.run(|s| s.integration_states()).await?;
         Ok(states
             .into_iter()
             .find(|s| s.name == name)
@@ -74,12 +76,12 @@ impl Services {
     }
 
     async fn sync_pagerduty(&self) -> Result<SyncReport, CoreError> {
-        let pd = self.integ.pagerduty().ok_or_else(|| {
+        let pd = self.pagerduty().ok_or_else(|| {
             CoreError::NotConfigured("pagerduty is not configured: set PAGERDUTY_API_TOKEN".into())
         })?;
         let until = Utc::now();
-        let lookback = chrono::Duration::from_std(self.integ.cfg.sync_lookback)
-            .unwrap_or(chrono::Duration::days(1));
+        let lookback =
+            chrono::Duration::from_std(self.cfg.sync_lookback).unwrap_or(chrono::Duration::days(1));
         // Always look back the whole lookback so status changes of recent incidents are seen;
         // after a long pause, start from the last cursor instead.
         let mut since = until - lookback;
@@ -104,7 +106,7 @@ impl Services {
             items.extend(logs.iter().map(|l| l.to_item()));
             items.extend(alerts.iter().map(|a| a.to_item()));
             let ext = inc.to_external();
-            let outcome = self.db(move |s| s.apply_external(&ext, &items)).await?;
+            let outcome = self.db.run(move |s| s.apply_external(&ext, &items)).await?;
             report.incidents_created += outcome.created as usize;
             report.incidents_updated += outcome.updated as usize;
             report.new_items += outcome.new_items;
@@ -116,19 +118,20 @@ impl Services {
     }
 
     async fn sync_github(&self) -> Result<SyncReport, CoreError> {
-        let gh = self.integ.github().ok_or_else(|| {
+        let gh = self.github().ok_or_else(|| {
             CoreError::NotConfigured(
                 "github is not configured: set GITHUB_TOKEN and GITHUB_REPOS".into(),
             )
         })?;
         let now = Utc::now();
-        let window = chrono::Duration::from_std(self.integ.cfg.github_window)
+        let window = chrono::Duration::from_std(self.cfg.github_window)
             .unwrap_or(chrono::Duration::hours(6));
-        let lookback = chrono::Duration::from_std(self.integ.cfg.sync_lookback)
-            .unwrap_or(chrono::Duration::days(1));
+        let lookback =
+            chrono::Duration::from_std(self.cfg.sync_lookback).unwrap_or(chrono::Duration::days(1));
         let since_incidents = now - lookback;
         let incidents: Vec<Incident> = self
-            .db(move |s| s.incidents_for_changes(&since_incidents))
+            .db
+            .run(move |s| s.incidents_for_changes(&since_incidents))
             .await?;
         let mut report = SyncReport {
             name: "github".into(),
@@ -141,7 +144,8 @@ impl Services {
         for inc in &incidents {
             let id = inc.id;
             let first_alert = self
-                .db(move |s| s.signals(id))
+                .db
+                .run(move |s| s.signals(id))
                 .await?
                 .into_iter()
                 .filter(|s| s.signal == opslens_domain::SignalKind::Alert)
@@ -176,7 +180,7 @@ impl Services {
                 continue;
             }
             let id = inc.id;
-            let added = self.db(move |s| s.attach_external(id, &mine)).await?;
+            let added = self.db.run(move |s| s.attach_external(id, &mine)).await?;
             report.new_items += added;
             if added > 0 {
                 report.hypotheses += self.correlate(id).await?.len();

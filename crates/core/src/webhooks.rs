@@ -12,7 +12,8 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::{CoreError, Services};
+use crate::integrations::IntegrationService;
+use crate::CoreError;
 
 /// Providers with a receiver under `/api/v1/webhooks/{provider}`.
 pub const PROVIDERS: &[&str] = &[
@@ -92,14 +93,14 @@ fn action(inbound: Inbound) -> DeliveryAction {
     }
 }
 
-impl Services {
+impl IntegrationService {
     /// Verifies, deduplicates and applies one delivery.
     pub async fn receive_webhook(
         &self,
         provider: &str,
         req: WebhookRequest,
     ) -> Result<WebhookAck, CoreError> {
-        let cfg = &self.integ.cfg;
+        let cfg = &self.cfg;
         let now = Utc::now().timestamp();
         let body = req.body.as_slice();
         let mut challenge = None;
@@ -229,7 +230,8 @@ impl Services {
         };
         let (p, d) = (provider.to_string(), delivery_id.clone());
         let outcomes = self
-            .db(move |s| s.ingest_delivery(&p, &d, &event_type, &text, &act))
+            .db
+            .run(move |s| s.ingest_delivery(&p, &d, &event_type, &text, &act))
             .await?;
         let duplicate = outcomes.is_none();
         let outcomes = outcomes.unwrap_or_default();

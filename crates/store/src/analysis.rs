@@ -2,11 +2,10 @@
 //! written in one transaction with the evidence they fill and the timeline events they add.
 
 use opslens_domain::{AnalysisJob, AnalysisState, FeedKind, FeedOp, TimelineKind, Timestamp};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, OptionalExtension, Row};
 
-use crate::feed::{evidence_updated, touched};
-use crate::incidents::add_event;
 use crate::row::{now, ts, En, Ts};
+use crate::tx::WriteTx;
 use crate::{Result, Store, StoreError};
 
 /// Prefix of the timeline events an analysis adds, so a re-analysis replaces its own events and
@@ -89,7 +88,7 @@ fn job_in(c: &rusqlite::Connection, id: i64) -> Result<AnalysisJob> {
 
 /// Queues the full analysis of a freshly stored screenshot (inside its insert transaction).
 pub(crate) fn queue_new_screenshot(
-    tx: &Transaction<'_>,
+    tx: &WriteTx<'_>,
     evidence_id: i64,
     at: &Timestamp,
 ) -> Result<()> {
@@ -102,13 +101,13 @@ pub(crate) fn queue_new_screenshot(
 
 /// Runs an `UPDATE evidence … RETURNING id, incident_id`, recording each row it changed;
 /// returns how many.
-fn updated_evidence(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+fn updated_evidence(tx: &WriteTx<'_>, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
     let rows = tx
         .prepare(sql)?
         .query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for &(id, incident_id) in &rows {
-        touched(FeedKind::Evidence, FeedOp::Updated, incident_id, id);
+        tx.touched(FeedKind::Evidence, FeedOp::Updated, incident_id, id);
     }
     Ok(rows.len())
 }
@@ -157,7 +156,7 @@ impl Store {
                             [evidence_id],
                         )? > 0
                     {
-                        evidence_updated(tx, evidence_id)?;
+                        tx.evidence_updated(evidence_id)?;
                     }
                     return job_in(tx, id);
                 }
@@ -168,7 +167,7 @@ impl Store {
                 params![evidence_id, question, ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
-            evidence_updated(tx, evidence_id)?;
+            tx.evidence_updated(evidence_id)?;
             if question.is_none() {
                 let state = if model_present {
                     AnalysisState::Queued
@@ -211,7 +210,7 @@ impl Store {
                 )?;
             }
             // A question's job running shows on its screenshot too (its analyses list).
-            evidence_updated(tx, evidence_id)?;
+            tx.evidence_updated(evidence_id)?;
             job_in(tx, id).map(Some)
         })
     }
@@ -245,7 +244,7 @@ impl Store {
                 [job.evidence_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            touched(FeedKind::Evidence, FeedOp::Updated, incident_id, job.evidence_id);
+            tx.touched(FeedKind::Evidence, FeedOp::Updated, incident_id, job.evidence_id);
             match (&done.outcome, job.question.as_deref()) {
                 (AnalysisOutcome::Findings { content, findings: f, ms, events }, None) => {
                     // Keep answers to earlier questions across a re-analysis.
@@ -270,17 +269,17 @@ impl Store {
                         .query_map(params![job.evidence_id, FINDING_EVENT_PREFIX], |r| r.get::<_, i64>(0))?
                         .collect::<rusqlite::Result<Vec<_>>>()?;
                     for id in removed {
-                        touched(FeedKind::Timeline, FeedOp::Deleted, incident_id, id);
+                        tx.touched(FeedKind::Timeline, FeedOp::Deleted, incident_id, id);
                     }
                     for (at, what) in events {
                         let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
-                        add_event(tx, incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                        tx.add_event(incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
                     }
                     tx.execute(
                         "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                         params![ts(&t), incident_id],
                     )?;
-                    touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
+                    tx.touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
                 }
                 (AnalysisOutcome::Answer { answer }, Some(q)) => {
                     let mut f = findings

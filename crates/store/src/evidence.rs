@@ -1,14 +1,14 @@
 //! Evidence rows: text evidence, screenshots with their image file, analysis results.
 
 use opslens_domain::{
-    AnalysisState, Evidence, EvidenceType, FeedKind, FeedOp, ImageInfo, TimelineKind,
+    AnalysisState, Evidence, EvidenceType, FeedKind, FeedOp, ImageInfo, Timestamp,
 };
 use rusqlite::{params, OptionalExtension, Row};
 
 use crate::blobs::sha256_hex;
-use crate::feed::{evidence_updated, touched};
-use crate::incidents::{add_event, ensure_exists};
+use crate::incidents::ensure_exists;
 use crate::row::{now, ts, En, Ts};
+use crate::tx::{Fact, WriteTx};
 use crate::{Result, Store, StoreError};
 
 /// A validated, decoded-once screenshot ready to be stored.
@@ -103,6 +103,25 @@ fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Evidence> {
     })
 }
 
+/// Records a just-inserted evidence row as added (a fact the narrator words) and its incident
+/// as changed.
+fn added(tx: &WriteTx<'_>, incident_id: i64, id: i64, t: &Timestamp) -> Result<Evidence> {
+    tx.touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
+    let ev = get_in(tx, id)?;
+    tx.record(t, Fact::EvidenceAdded(ev.clone()))?;
+    tx.execute(
+        "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+        params![ts(t), incident_id],
+    )?;
+    tx.touched(
+        FeedKind::Incident,
+        FeedOp::Updated,
+        incident_id,
+        incident_id,
+    );
+    Ok(ev)
+}
+
 impl Store {
     /// Adds text evidence (log, note, metric, …) and its timeline event.
     pub fn add_text_evidence(
@@ -122,12 +141,7 @@ impl Store {
                 params![incident_id, evidence_type.as_str(), title, content, source, sha256_hex(content.as_bytes()), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
-            touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
-            let msg = format!("{} evidence added: {title}", evidence_type);
-            add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
-            tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
-            touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
-            get_in(tx, id)
+            added(tx, incident_id, id, &t)
         })
     }
 
@@ -162,13 +176,8 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
             crate::analysis::queue_new_screenshot(tx, id, &t)?;
-            let msg = format!("Screenshot added: {}", new.title);
-            add_event(tx, incident_id, TimelineKind::EvidenceAdded, &msg, &t, Some(id))?;
-            tx.execute("UPDATE incident SET updated_at = ?1 WHERE id = ?2", params![ts(&t), incident_id])?;
-            touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
-            get_in(tx, id)
+            added(tx, incident_id, id, &t)
         });
         if inserted.is_err() {
             // Nothing committed: do not leave a file no row names (unless another row does).
@@ -245,7 +254,7 @@ impl Store {
                     id
                 ],
             )?;
-            evidence_updated(tx, id)?;
+            tx.evidence_updated(id)?;
             get_in(tx, id)
         })
     }

@@ -2,18 +2,15 @@
 
 use opslens_domain::{
     FeedKind, FeedOp, Incident, IncidentFilter, IncidentPatch, IncidentSource, IncidentStatus,
-    Page, Severity, TimelineKind, Timestamp,
+    Page, Severity, Timestamp,
 };
-use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
+use rusqlite::{params, OptionalExtension, ToSql};
 
-use crate::feed::touched;
-use crate::notify::{from_to, Change, ChangeKind};
-use crate::row::{now, opt_ts, ts, En, Ts};
+use crate::row::incident_from_row as from_row;
+use crate::row::{get_in, now, ts, COLUMNS};
 use crate::search::fts_query;
+use crate::tx::{Fact, WriteTx};
 use crate::{Result, Store, StoreError};
-
-/// Description shown in an `incident.created` message at most (characters).
-const NOTICE_DESCRIPTION: usize = 300;
 
 /// What the store needs to create an incident; validated by the caller.
 #[derive(Debug, Clone)]
@@ -32,55 +29,49 @@ pub struct NewIncidentRow {
     pub external_id: Option<String>,
 }
 
-const COLUMNS: &str =
-    "i.id, i.title, i.description, i.severity, i.status, i.source, i.external_id, \
-     i.created_at, i.updated_at, i.acknowledged_at, i.resolved_at, \
-     (SELECT COUNT(*) FROM evidence e WHERE e.incident_id = i.id) AS evidence_count";
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
-    Ok(Incident {
-        id: r.get("id")?,
-        title: r.get("title")?,
-        description: r.get("description")?,
-        severity: r.get::<_, En<Severity>>("severity")?.0,
-        status: r.get::<_, En<IncidentStatus>>("status")?.0,
-        source: r.get::<_, En<IncidentSource>>("source")?.0,
-        external_id: r.get("external_id")?,
-        created_at: r.get::<_, Ts>("created_at")?.0,
-        updated_at: r.get::<_, Ts>("updated_at")?.0,
-        acknowledged_at: opt_ts(r, "acknowledged_at")?,
-        resolved_at: opt_ts(r, "resolved_at")?,
-        evidence_count: r.get("evidence_count")?,
-    })
-}
-
-/// Adds a timeline event inside the caller's transaction.
-pub(crate) fn add_event(
-    tx: &Transaction<'_>,
-    incident_id: i64,
-    kind: TimelineKind,
-    message: &str,
-    occurred_at: &Timestamp,
-    evidence_id: Option<i64>,
-) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at, evidence_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id])?;
+/// Inserts an incident and records it as opened: the one insert behind incidents opened by
+/// hand and those brought in by syncs and webhooks.
+pub(crate) fn insert(tx: &WriteTx<'_>, new: &NewIncidentRow, t: &Timestamp) -> Result<Incident> {
+    let acked = (new.status != IncidentStatus::Triggered).then(|| ts(t));
+    let resolved = new.status.is_finished().then(|| ts(t));
+    tx.execute(
+        "INSERT INTO incident(title, description, severity, status, source, external_id,
+                              created_at, updated_at, acknowledged_at, resolved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+        params![
+            new.title,
+            new.description,
+            new.severity.as_str(),
+            new.status.as_str(),
+            new.source.as_str(),
+            new.external_id,
+            ts(t),
+            acked,
+            resolved
+        ],
+    )?;
     let id = tx.last_insert_rowid();
-    touched(FeedKind::Timeline, FeedOp::Created, incident_id, id);
-    Ok(id)
+    tx.touched(FeedKind::Incident, FeedOp::Created, id, id);
+    let inc = get_in(tx, id)?;
+    tx.record(t, Fact::IncidentOpened(inc.clone()))?;
+    Ok(inc)
 }
 
-pub(crate) fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Incident> {
-    c.prepare_cached(&format!("SELECT {COLUMNS} FROM incident i WHERE i.id = ?1"))?
-        .query_row([id], from_row)
-        .optional()?
-        .ok_or(StoreError::NotFound {
-            what: "incident",
-            id,
-        })
+/// Sets a new status with its lifecycle times (acknowledged once; resolved while finished).
+pub(crate) fn set_status(
+    tx: &WriteTx<'_>,
+    id: i64,
+    status: IncidentStatus,
+    t: &Timestamp,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE incident SET status = ?1,
+            acknowledged_at = COALESCE(acknowledged_at, ?2),
+            resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
+         WHERE id = ?4",
+        params![status.as_str(), ts(t), status.is_finished(), id],
+    )?;
+    Ok(())
 }
 
 pub(crate) fn ensure_exists(c: &rusqlite::Connection, id: i64) -> Result<()> {
@@ -102,47 +93,7 @@ pub(crate) fn ensure_exists(c: &rusqlite::Connection, id: i64) -> Result<()> {
 impl Store {
     /// Creates an incident and its first timeline event in one transaction.
     pub fn create_incident(&self, new: NewIncidentRow) -> Result<Incident> {
-        self.write(|tx| {
-            let t = now();
-            let acked = (new.status != IncidentStatus::Triggered).then(|| ts(&t));
-            let resolved = new.status.is_finished().then(|| ts(&t));
-            tx.execute(
-                "INSERT INTO incident(title, description, severity, status, source, external_id,
-                                      created_at, updated_at, acknowledged_at, resolved_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-                params![
-                    new.title,
-                    new.description,
-                    new.severity.as_str(),
-                    new.status.as_str(),
-                    new.source.as_str(),
-                    new.external_id,
-                    ts(&t),
-                    acked,
-                    resolved
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            touched(FeedKind::Incident, FeedOp::Created, id, id);
-            let msg = format!("Incident opened ({}, {})", new.severity, new.status);
-            add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
-            let inc = get_in(tx, id)?;
-            let mut text = msg;
-            if !new.description.trim().is_empty() {
-                text.push('\n');
-                text.extend(new.description.trim().chars().take(NOTICE_DESCRIPTION));
-            }
-            self.announce(
-                tx,
-                Change {
-                    kind: ChangeKind::IncidentCreated,
-                    incident: inc.clone(),
-                    text,
-                    data: Default::default(),
-                },
-            )?;
-            Ok(inc)
-        })
+        self.write(|tx| insert(tx, &new, &now()))
     }
 
     /// One incident.
@@ -209,25 +160,19 @@ impl Store {
         })
     }
 
-    /// Applies the present fields of `patch`; status and severity changes go on the timeline.
-    /// A status, severity or title that really changed is announced (one `incident.updated`
-    /// naming every such change); a description edit or a PATCH of current values is not.
+    /// Applies the present fields of `patch`. A status, severity or title that really
+    /// changed is recorded as a fact (the narrator words it); a description edit or a PATCH of
+    /// current values is not.
     pub fn update_incident(&self, id: i64, patch: &IncidentPatch) -> Result<Incident> {
         self.write(|tx| {
             let old = get_in(tx, id)?;
-            touched(FeedKind::Incident, FeedOp::Updated, id, id);
+            tx.touched(FeedKind::Incident, FeedOp::Updated, id, id);
             let t = now();
-            let mut lines = Vec::new();
-            let mut changes = serde_json::Map::new();
             if let Some(title) = &patch.title {
                 tx.execute(
                     "UPDATE incident SET title = ?1 WHERE id = ?2",
                     params![title, id],
                 )?;
-                if *title != old.title {
-                    lines.push(format!("Title: {} → {title}", old.title));
-                    changes.insert("title".into(), from_to(&old.title, title));
-                }
             }
             if let Some(d) = &patch.description {
                 tx.execute(
@@ -235,44 +180,32 @@ impl Store {
                     params![d, id],
                 )?;
             }
-            if let Some(sev) = patch.severity.filter(|s| *s != old.severity) {
+            let severity = patch.severity.filter(|s| *s != old.severity);
+            if let Some(sev) = severity {
                 tx.execute(
                     "UPDATE incident SET severity = ?1 WHERE id = ?2",
                     params![sev.as_str(), id],
                 )?;
-                let msg = format!("Severity changed from {} to {}", old.severity, sev);
-                add_event(tx, id, TimelineKind::SeverityChanged, &msg, &t, None)?;
-                lines.push(format!("Severity: {} → {sev}", old.severity));
-                changes.insert("severity".into(), from_to(old.severity, sev));
             }
-            if let Some(st) = patch.status.filter(|s| *s != old.status) {
-                tx.execute(
-                    "UPDATE incident SET status = ?1,
-                        acknowledged_at = COALESCE(acknowledged_at, ?2),
-                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
-                     WHERE id = ?4",
-                    params![st.as_str(), ts(&t), st.is_finished(), id],
-                )?;
-                let msg = format!("Status changed from {} to {}", old.status, st);
-                add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
-                lines.insert(0, format!("Status: {} → {st}", old.status));
-                changes.insert("status".into(), from_to(old.status, st));
+            let status = patch.status.filter(|s| *s != old.status);
+            if let Some(st) = status {
+                set_status(tx, id, st, &t)?;
             }
             tx.execute(
                 "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), id],
             )?;
             let inc = get_in(tx, id)?;
-            if !lines.is_empty() {
-                let mut data = serde_json::Map::new();
-                data.insert("changes".into(), changes.into());
-                self.announce(
-                    tx,
-                    Change {
-                        kind: ChangeKind::IncidentUpdated,
+            let title = (inc.title != old.title).then(|| (old.title.clone(), inc.title.clone()));
+            if title.is_some() || severity.is_some() || status.is_some() {
+                tx.record(
+                    &t,
+                    Fact::IncidentChanged {
                         incident: inc.clone(),
-                        text: lines.join("\n"),
-                        data,
+                        title,
+                        severity: severity.map(|s| (old.severity, s)),
+                        status: status.map(|s| (old.status, s)),
+                        via: None,
                     },
                 )?;
             }
@@ -294,7 +227,7 @@ impl Store {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             drop(st);
             tx.execute("DELETE FROM incident WHERE id = ?1", [id])?;
-            touched(FeedKind::Incident, FeedOp::Deleted, id, id);
+            tx.touched(FeedKind::Incident, FeedOp::Deleted, id, id);
             Ok(names)
         })?;
         self.remove_unreferenced(&names)

@@ -3,17 +3,16 @@
 
 use opslens_domain::{
     ApplyOutcome, ExternalIncident, ExternalItem, FeedKind, FeedOp, HypothesisOrigin,
-    HypothesisStatus, Incident, IncidentStatus, IntegrationError, IntegrationState, SignalKind,
-    StoredSignal, TimelineKind, Timestamp,
+    HypothesisStatus, Incident, IntegrationError, IntegrationState, SignalKind, StoredSignal,
+    TimelineKind, Timestamp,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::blobs::sha256_hex;
-use crate::feed::touched;
-use crate::incidents::{add_event, ensure_exists, get_in};
-use crate::notify::{from_to, Change, ChangeKind};
-use crate::row::{now, opt_ts, ts, Ts};
-use crate::{Result, Store};
+use crate::incidents::{ensure_exists, insert, set_status};
+use crate::row::{get_in, now, opt_ts, ts, Ts};
+use crate::tx::{Fact, WriteTx};
+use crate::{NewIncidentRow, Result, Store};
 
 /// What a verified webhook delivery does, applied in the same transaction that records the
 /// delivery id, so a delivery is processed exactly once even if the process dies midway.
@@ -27,127 +26,70 @@ pub enum DeliveryAction {
     Ignore(String),
 }
 
-/// Creates or updates the incident of `inc`; returns (id, created, updated). An incident
-/// brought in open, and a status or title change, are announced like the same change made
-/// by hand; one brought in already resolved (history from a first sync) is not.
-fn upsert_in(
-    store: &Store,
-    tx: &Transaction<'_>,
-    inc: &ExternalIncident,
-) -> Result<(i64, bool, bool)> {
-    let existing: Option<(i64, String, String)> = tx
+/// Creates or updates the incident of `inc`; returns (id, created, updated). The narrator
+/// decides what of it is news (an incident brought in already resolved is history, not news).
+fn upsert_in(tx: &WriteTx<'_>, inc: &ExternalIncident) -> Result<(i64, bool, bool)> {
+    let existing: Option<(i64, String)> = tx
         .query_row(
-            "SELECT id, status, title FROM incident WHERE source = ?1 AND external_id = ?2",
+            "SELECT id, title FROM incident WHERE source = ?1 AND external_id = ?2",
             params![inc.source.as_str(), inc.external_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     let t = now();
-    match existing {
-        None => {
-            let acked = (inc.status != IncidentStatus::Triggered).then(|| ts(&t));
-            let resolved = inc.status.is_finished().then(|| ts(&t));
-            tx.execute(
-                "INSERT INTO incident(title, description, severity, status, source, external_id,
-                                      created_at, updated_at, acknowledged_at, resolved_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-                params![
-                    if inc.title.is_empty() {
-                        &inc.external_id
-                    } else {
-                        &inc.title
-                    },
-                    inc.description,
-                    inc.severity.as_str(),
-                    inc.status.as_str(),
-                    inc.source.as_str(),
-                    inc.external_id,
-                    ts(&t),
-                    acked,
-                    resolved
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            touched(FeedKind::Incident, FeedOp::Created, id, id);
-            let msg = format!(
-                "Incident opened from {} {} ({}, {})",
-                inc.source, inc.external_id, inc.severity, inc.status
-            );
-            add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
-            if !inc.status.is_finished() {
-                store.announce(
-                    tx,
-                    Change {
-                        kind: ChangeKind::IncidentCreated,
-                        incident: get_in(tx, id)?,
-                        text: msg,
-                        data: Default::default(),
-                    },
-                )?;
-            }
-            Ok((id, true, false))
-        }
-        Some((id, status, title)) => {
-            let mut updated = false;
-            let mut lines = Vec::new();
-            let mut changes = serde_json::Map::new();
-            if status != inc.status.as_str() {
-                tx.execute(
-                    "UPDATE incident SET status = ?1,
-                        acknowledged_at = COALESCE(acknowledged_at, ?2),
-                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
-                     WHERE id = ?4",
-                    params![inc.status.as_str(), ts(&t), inc.status.is_finished(), id],
-                )?;
-                let msg = format!(
-                    "Status changed from {status} to {} ({})",
-                    inc.status, inc.source
-                );
-                add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
-                lines.push(format!(
-                    "Status: {status} → {} ({})",
-                    inc.status, inc.source
-                ));
-                changes.insert("status".into(), from_to(&status, inc.status));
-                updated = true;
-            }
-            if !inc.title.is_empty() && title != inc.title {
-                tx.execute(
-                    "UPDATE incident SET title = ?1 WHERE id = ?2",
-                    params![inc.title, id],
-                )?;
-                lines.push(format!("Title: {title} → {}", inc.title));
-                changes.insert("title".into(), from_to(&title, &inc.title));
-                updated = true;
-            }
-            if updated {
-                tx.execute(
-                    "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
-                    params![ts(&t), id],
-                )?;
-                touched(FeedKind::Incident, FeedOp::Updated, id, id);
-                let mut data = serde_json::Map::new();
-                data.insert("changes".into(), changes.into());
-                store.announce(
-                    tx,
-                    Change {
-                        kind: ChangeKind::IncidentUpdated,
-                        incident: get_in(tx, id)?,
-                        text: lines.join("\n"),
-                        data,
-                    },
-                )?;
-            }
-            Ok((id, false, updated))
-        }
+    let Some((id, title)) = existing else {
+        let row = NewIncidentRow {
+            title: if inc.title.is_empty() {
+                inc.external_id.clone()
+            } else {
+                inc.title.clone()
+            },
+            description: inc.description.clone(),
+            severity: inc.severity,
+            status: inc.status,
+            source: inc.source,
+            external_id: Some(inc.external_id.clone()),
+        };
+        return Ok((insert(tx, &row, &t)?.id, true, false));
+    };
+    let old = get_in(tx, id)?;
+    let status = (old.status != inc.status).then_some((old.status, inc.status));
+    if status.is_some() {
+        set_status(tx, id, inc.status, &t)?;
     }
+    let retitled = !inc.title.is_empty() && title != inc.title;
+    if retitled {
+        tx.execute(
+            "UPDATE incident SET title = ?1 WHERE id = ?2",
+            params![inc.title, id],
+        )?;
+    }
+    if status.is_none() && !retitled {
+        return Ok((id, false, false));
+    }
+    tx.execute(
+        "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+        params![ts(&t), id],
+    )?;
+    tx.touched(FeedKind::Incident, FeedOp::Updated, id, id);
+    tx.record(
+        &t,
+        Fact::IncidentChanged {
+            incident: get_in(tx, id)?,
+            title: retitled.then(|| (title, inc.title.clone())),
+            severity: None,
+            status,
+            via: Some(inc.source),
+        },
+    )?;
+    Ok((id, false, true))
 }
 
 /// Replaces a stored item by a newer version of it (a deployment that gained a status, or the
 /// sync's full copy of what a webhook brought): its time, message and evidence change in place,
 /// so one deployment stays one piece of evidence. A changed message goes on the timeline.
 /// Returns whether anything changed.
-fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Result<bool> {
+fn replace_in(tx: &WriteTx<'_>, incident_id: i64, item: &ExternalItem) -> Result<bool> {
     let Some(version) = item.version.as_deref() else {
         return Ok(false);
     };
@@ -178,7 +120,7 @@ fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Re
              WHERE id = ?1",
             params![id, e.title, e.content, e.source, sha256_hex(e.content.as_bytes()), ts(&now())],
         )?;
-        touched(FeedKind::Evidence, FeedOp::Updated, incident_id, id);
+        tx.touched(FeedKind::Evidence, FeedOp::Updated, incident_id, id);
     }
     if old_message != item.message {
         add_item_event(tx, incident_id, item, evidence_id)?;
@@ -191,7 +133,7 @@ fn replace_in(tx: &Transaction<'_>, incident_id: i64, item: &ExternalItem) -> Re
 /// The timeline entry of an external item: "evidence added" when it brought evidence, else an
 /// observation (a log entry, an alert without a payload worth keeping).
 fn add_item_event(
-    tx: &Transaction<'_>,
+    tx: &WriteTx<'_>,
     incident_id: i64,
     item: &ExternalItem,
     evidence_id: Option<i64>,
@@ -201,8 +143,7 @@ fn add_item_event(
     } else {
         TimelineKind::Observation
     };
-    add_event(
-        tx,
+    tx.add_event(
         incident_id,
         kind,
         &item.message,
@@ -211,7 +152,7 @@ fn add_item_event(
     )
 }
 
-fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
+fn add_items_in(tx: &WriteTx<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
     let mut added = 0;
     for item in items {
         let inserted = tx.execute(
@@ -243,7 +184,7 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
                             sha256_hex(e.content.as_bytes()), ts(&t)],
                 )?;
                 let id = tx.last_insert_rowid();
-                touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
+                tx.touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
                 tx.execute(
                     "UPDATE external_item SET evidence_id = ?1 WHERE incident_id = ?2 AND key = ?3",
                     params![id, incident_id, item.key],
@@ -259,7 +200,7 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
             "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
             params![ts(&now()), incident_id],
         )?;
-        touched(
+        tx.touched(
             FeedKind::Incident,
             FeedOp::Updated,
             incident_id,
@@ -270,12 +211,11 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
 }
 
 fn apply_in(
-    store: &Store,
-    tx: &Transaction<'_>,
+    tx: &WriteTx<'_>,
     inc: &ExternalIncident,
     items: &[ExternalItem],
 ) -> Result<ApplyOutcome> {
-    let (incident_id, created, updated) = upsert_in(store, tx, inc)?;
+    let (incident_id, created, updated) = upsert_in(tx, inc)?;
     let new_items = add_items_in(tx, incident_id, items)?;
     Ok(ApplyOutcome {
         incident_id,
@@ -320,7 +260,7 @@ impl Store {
         inc: &ExternalIncident,
         items: &[ExternalItem],
     ) -> Result<ApplyOutcome> {
-        self.write(|tx| apply_in(self, tx, inc, items))
+        self.write(|tx| apply_in(tx, inc, items))
     }
 
     /// Adds items (merges, deployments) to an existing incident; returns how many were new.
@@ -356,7 +296,7 @@ impl Store {
                 return Ok(None);
             }
             let outcomes = match action {
-                DeliveryAction::Upsert(inc, items) => vec![apply_in(self, tx, inc, items)?],
+                DeliveryAction::Upsert(inc, items) => vec![apply_in(tx, inc, items)?],
                 DeliveryAction::AttachToOpen(items) => {
                     let mut out = Vec::new();
                     for id in open_incident_ids(tx)? {
@@ -424,37 +364,20 @@ impl Store {
             if inserted == 0 {
                 return Ok(None);
             }
-            tx.execute(
-                "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![incident_id, statement, HypothesisStatus::Proposed.as_str(),
-                        HypothesisOrigin::Correlation.as_str(), ts(&t)],
+            let h = crate::work::insert_hypothesis(
+                tx,
+                incident_id,
+                statement,
+                HypothesisStatus::Proposed,
+                HypothesisOrigin::Correlation,
+                evidence_ids,
+                &t,
             )?;
-            let id = tx.last_insert_rowid();
-            touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
-            for e in evidence_ids {
-                tx.execute(
-                    "INSERT OR IGNORE INTO hypothesis_evidence(hypothesis_id, evidence_id) VALUES (?1, ?2)",
-                    params![id, e],
-                )?;
-            }
             tx.execute(
                 "UPDATE external_item SET hypothesis_id = ?1 WHERE incident_id = ?2 AND key = ?3",
-                params![id, incident_id, key],
+                params![h.id, incident_id, key],
             )?;
-            let msg = format!("Hypothesis proposed (correlation): {statement}");
-            add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
-            let h = crate::work::hypothesis_in(tx, id)?;
-            let data = crate::work::subject("hypothesis", &h, None);
-            self.announce(
-                tx,
-                Change {
-                    kind: ChangeKind::HypothesisCreated,
-                    incident: get_in(tx, incident_id)?,
-                    text: msg,
-                    data,
-                },
-            )?;
+            let id = h.id;
             Ok(Some(id))
         })
     }

@@ -8,13 +8,12 @@
 mod analysis;
 pub mod blobs;
 mod evidence;
-mod feed;
 mod incidents;
 mod integrations;
-mod notify;
 mod outbox;
 mod row;
 mod search;
+mod tx;
 mod work;
 
 use std::path::{Path, PathBuf};
@@ -25,11 +24,14 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
-pub use feed::FeedSink;
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
-pub use notify::{Change, ChangeKind, Notifier};
 pub use outbox::{NewOutbox, OutboxResult};
+pub use tx::{
+    Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier, TimelineLine,
+};
+
+use tx::{Hooks, WriteTx};
 
 /// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
@@ -88,13 +90,8 @@ pub struct Store {
     /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
     /// removed between another upload finding it present and committing its row.
     blob_lock: Mutex<()>,
-    /// Turns changes into outbox rows in the changes' own transactions (see [`notify`]).
-    notifier: Option<std::sync::Arc<dyn Notifier>>,
-    /// Set while a write transaction queued notifications; read after its commit. Only the
-    /// holder of the writer lock touches it.
-    queued: std::sync::atomic::AtomicBool,
-    /// Hears what each committed write transaction changed (see [`feed`]).
-    feed: Option<std::sync::Arc<dyn FeedSink>>,
+    /// The core's narrator, notifier and change feed (see [`tx`]).
+    hooks: Hooks,
 }
 
 impl std::fmt::Debug for Store {
@@ -120,9 +117,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
-            notifier: None,
-            queued: Default::default(),
-            feed: None,
+            hooks: Hooks::default(),
         };
         let removed = store.sweep_orphan_blobs()?;
         if removed > 0 {
@@ -148,31 +143,33 @@ impl Store {
         })
     }
 
-    /// Runs `f` in one IMMEDIATE transaction on the writer; rolled back if `f` fails.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        use std::sync::atomic::Ordering::Relaxed;
+    /// Runs `f` in one write transaction; rolled back if `f` fails. After the commit, the
+    /// list of what it changed goes to the change feed, and the outbox worker is woken if it
+    /// queued messages.
+    fn write<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.queued.store(false, Relaxed);
-        feed::reset();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx).and_then(|out| Ok(tx.commit().map(|()| out)?));
-        // Rolled back (dropped) or committed: either way the recorded changes leave the thread.
-        let changes = feed::take();
-        let out = out?;
-        if let (Some(sink), false) = (&self.feed, changes.is_empty()) {
-            sink.committed(changes);
-        }
-        if self.queued.swap(false, Relaxed) {
-            if let Some(n) = &self.notifier {
-                n.queued();
-            }
-        }
+        let tx = WriteTx::begin(&mut conn, &self.hooks)?;
+        let out = f(&tx)?;
+        let done = tx.commit()?;
+        // Still under the writer lock: the feed hears commits in commit order.
+        self.hooks.committed(done);
         Ok(out)
     }
 
     /// Sets who hears about committed changes (the change feed); without one, nobody does.
     pub fn set_feed(&mut self, sink: std::sync::Arc<dyn FeedSink>) {
-        self.feed = Some(sink);
+        self.hooks.feed = Some(sink);
+    }
+
+    /// Sets who turns announced changes into outbox rows; without one, nothing is queued.
+    pub fn set_notifier(&mut self, notifier: std::sync::Arc<dyn Notifier>) {
+        self.hooks.notifier = Some(notifier);
+    }
+
+    /// Sets who words facts for the timeline and announcements; without one, facts put
+    /// nothing on the timeline.
+    pub fn set_narrator(&mut self, narrator: std::sync::Arc<dyn Narrator>) {
+        self.hooks.narrator = Some(narrator);
     }
 
     /// Runs `f` on a read-only connection from the pool.

@@ -79,24 +79,6 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
     })
 }
 
-/// Inserts one row, due at `t`, inside the caller's transaction; returns its id.
-pub(crate) fn insert_in(tx: &rusqlite::Transaction<'_>, n: &NewOutbox, t: &str) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO outbox(message_id, target, event_type, incident_id, payload, status,
-                            next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
-    )?
-    .execute(params![
-        n.message_id,
-        n.target,
-        n.event_type,
-        n.incident_id,
-        n.payload.to_string(),
-        t
-    ])?;
-    Ok(tx.last_insert_rowid())
-}
-
 fn get_in(c: &rusqlite::Connection, id: i64) -> Result<OutboxMessage> {
     c.query_row("SELECT * FROM outbox WHERE id = ?1", [id], from_row)
         .optional()?
@@ -113,7 +95,7 @@ impl Store {
             let t = ts(&now());
             let mut out = Vec::new();
             for n in rows {
-                out.push(get_in(tx, insert_in(tx, n, &t)?)?);
+                out.push(get_in(tx, tx.queue_outbox(n, &t)?)?);
             }
             Ok(out)
         })

@@ -3,7 +3,10 @@
 use std::str::FromStr;
 
 use chrono::{SecondsFormat, Utc};
-use opslens_domain::Timestamp;
+use opslens_domain::{Incident, IncidentSource, IncidentStatus, Severity, Timestamp};
+use rusqlite::{OptionalExtension, Row};
+
+use crate::{Result, StoreError};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 
 /// Timestamps are stored as fixed-width RFC 3339 UTC text so that text order is time order.
@@ -50,4 +53,39 @@ where
 
 pub(crate) fn opt_ts(row: &rusqlite::Row<'_>, idx: &str) -> rusqlite::Result<Option<Timestamp>> {
     Ok(row.get::<_, Option<Ts>>(idx)?.map(|t| t.0))
+}
+
+/// Columns of an incident row (`i` is the incident table), with its evidence count.
+pub(crate) const COLUMNS: &str =
+    "i.id, i.title, i.description, i.severity, i.status, i.source, i.external_id, \
+     i.created_at, i.updated_at, i.acknowledged_at, i.resolved_at, \
+     (SELECT COUNT(*) FROM evidence e WHERE e.incident_id = i.id) AS evidence_count";
+
+/// An incident from a row of [`COLUMNS`].
+pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+    Ok(Incident {
+        id: r.get("id")?,
+        title: r.get("title")?,
+        description: r.get("description")?,
+        severity: r.get::<_, En<Severity>>("severity")?.0,
+        status: r.get::<_, En<IncidentStatus>>("status")?.0,
+        source: r.get::<_, En<IncidentSource>>("source")?.0,
+        external_id: r.get("external_id")?,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        updated_at: r.get::<_, Ts>("updated_at")?.0,
+        acknowledged_at: opt_ts(r, "acknowledged_at")?,
+        resolved_at: opt_ts(r, "resolved_at")?,
+        evidence_count: r.get("evidence_count")?,
+    })
+}
+
+/// One incident, inside any transaction or reader.
+pub(crate) fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Incident> {
+    c.prepare_cached(&format!("SELECT {COLUMNS} FROM incident i WHERE i.id = ?1"))?
+        .query_row([id], incident_from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound {
+            what: "incident",
+            id,
+        })
 }

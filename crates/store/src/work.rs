@@ -3,29 +3,14 @@
 use opslens_domain::{
     Action, ActionPatch, ActionStatus, FeedKind, FeedOp, Hypothesis, HypothesisOrigin,
     HypothesisPatch, HypothesisStatus, NewAction, NewHypothesis, NewTimelineEvent, TimelineEvent,
-    TimelineKind,
+    TimelineKind, Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::feed::touched;
-use crate::incidents::{add_event, ensure_exists, get_in};
-use crate::notify::{from_to, Change, ChangeKind};
+use crate::incidents::ensure_exists;
 use crate::row::{now, opt_ts, ts, En, Ts};
+use crate::tx::{Fact, WriteTx};
 use crate::{Result, Store, StoreError};
-
-/// `data` of a hypothesis or action message: the item itself, and what changed.
-pub(crate) fn subject(
-    name: &str,
-    item: &impl serde::Serialize,
-    changes: Option<serde_json::Map<String, serde_json::Value>>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut data = serde_json::Map::new();
-    data.insert(name.into(), serde_json::to_value(item).unwrap_or_default());
-    if let Some(c) = changes {
-        data.insert("changes".into(), c.into());
-    }
-    data
-}
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<TimelineEvent> {
     Ok(TimelineEvent {
@@ -120,6 +105,36 @@ fn action_in(c: &Connection, id: i64) -> Result<Action> {
     .ok_or(StoreError::NotFound { what: "action", id })
 }
 
+/// Inserts a hypothesis with its evidence links and records it as proposed: the one insert
+/// behind hypotheses from people, the model and change correlation.
+pub(crate) fn insert_hypothesis(
+    tx: &WriteTx<'_>,
+    incident_id: i64,
+    statement: &str,
+    status: HypothesisStatus,
+    origin: HypothesisOrigin,
+    evidence_ids: &[i64],
+    t: &Timestamp,
+) -> Result<Hypothesis> {
+    tx.execute(
+        "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            incident_id,
+            statement,
+            status.as_str(),
+            origin.as_str(),
+            ts(t)
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
+    link_evidence(tx, id, evidence_ids)?;
+    let h = hypothesis_in(tx, id)?;
+    tx.record(t, Fact::HypothesisProposed(h.clone()))?;
+    Ok(h)
+}
+
 fn link_evidence(c: &Connection, hypothesis_id: i64, ids: &[i64]) -> Result<()> {
     c.execute(
         "DELETE FROM hypothesis_evidence WHERE hypothesis_id = ?1",
@@ -162,7 +177,7 @@ impl Store {
             }
             let at = new.occurred_at.unwrap_or_else(now);
             let kind = new.kind.unwrap_or(TimelineKind::Note);
-            let id = add_event(tx, incident_id, kind, &new.message, &at, new.evidence_id)?;
+            let id = tx.add_event(incident_id, kind, &new.message, &at, new.evidence_id)?;
             Ok(tx.query_row(
                 "SELECT * FROM timeline_event WHERE id = ?1",
                 [id],
@@ -189,41 +204,25 @@ impl Store {
         self.write(|tx| {
             ensure_exists(tx, incident_id)?;
             check_evidence(tx, incident_id, &new.evidence_ids)?;
-            let t = now();
-            let status = new.status.unwrap_or(HypothesisStatus::Proposed);
-            let origin = new.origin.unwrap_or(HypothesisOrigin::Human);
-            tx.execute(
-                "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![incident_id, new.statement, status.as_str(), origin.as_str(), ts(&t)],
-            )?;
-            let id = tx.last_insert_rowid();
-            touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
-            link_evidence(tx, id, &new.evidence_ids)?;
-            let msg = format!("Hypothesis proposed ({origin}): {}", new.statement);
-            add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
-            let h = hypothesis_in(tx, id)?;
-            self.announce(
+            insert_hypothesis(
                 tx,
-                Change {
-                    kind: ChangeKind::HypothesisCreated,
-                    incident: get_in(tx, incident_id)?,
-                    text: msg,
-                    data: subject("hypothesis", &h, None),
-                },
-            )?;
-            Ok(h)
+                incident_id,
+                &new.statement,
+                new.status.unwrap_or(HypothesisStatus::Proposed),
+                new.origin.unwrap_or(HypothesisOrigin::Human),
+                &new.evidence_ids,
+                &now(),
+            )
         })
     }
 
-    /// Changes a hypothesis; a status change goes on the timeline and is announced (rewording
-    /// and relinking evidence are not: they are board housekeeping, not news).
+    /// Changes a hypothesis; the change is recorded as a fact (the narrator decides what of
+    /// it is news: a status decision is, rewording and relinking evidence are housekeeping).
     pub fn update_hypothesis(&self, id: i64, patch: &HypothesisPatch) -> Result<Hypothesis> {
         self.write(|tx| {
             let old = hypothesis_in(tx, id)?;
-            touched(FeedKind::Hypothesis, FeedOp::Updated, old.incident_id, id);
+            tx.touched(FeedKind::Hypothesis, FeedOp::Updated, old.incident_id, id);
             let t = now();
-            let mut announce = None;
             if let Some(s) = &patch.statement {
                 tx.execute(
                     "UPDATE hypothesis SET statement = ?1 WHERE id = ?2",
@@ -239,37 +238,20 @@ impl Store {
                     "UPDATE hypothesis SET status = ?1 WHERE id = ?2",
                     params![st.as_str(), id],
                 )?;
-                let stmt = patch.statement.as_deref().unwrap_or(&old.statement);
-                let msg = format!("Hypothesis {st}: {stmt}");
-                add_event(
-                    tx,
-                    old.incident_id,
-                    TimelineKind::HypothesisUpdated,
-                    &msg,
-                    &t,
-                    None,
-                )?;
-                let mut changes = serde_json::Map::new();
-                changes.insert("status".into(), from_to(old.status, st));
-                announce = Some((msg, changes));
             }
             tx.execute(
                 "UPDATE hypothesis SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), id],
             )?;
-            let h = hypothesis_in(tx, id)?;
-            if let Some((text, changes)) = announce {
-                self.announce(
-                    tx,
-                    Change {
-                        kind: ChangeKind::HypothesisUpdated,
-                        incident: get_in(tx, h.incident_id)?,
-                        text,
-                        data: subject("hypothesis", &h, Some(changes)),
-                    },
-                )?;
-            }
-            Ok(h)
+            let new = hypothesis_in(tx, id)?;
+            tx.record(
+                &t,
+                Fact::HypothesisChanged {
+                    old,
+                    new: new.clone(),
+                },
+            )?;
+            Ok(new)
         })
     }
 
@@ -298,24 +280,9 @@ impl Store {
                 params![incident_id, new.title, new.owner, status.as_str(), new.due_at.as_ref().map(ts), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
-            touched(FeedKind::Action, FeedOp::Created, incident_id, id);
-            let owner = new.owner.as_deref().map(|o| format!(" (owner: {o})")).unwrap_or_default();
-            let msg = format!("Action added: {}{owner}", new.title);
-            add_event(tx, incident_id, TimelineKind::ActionAdded, &msg, &t, None)?;
+            tx.touched(FeedKind::Action, FeedOp::Created, incident_id, id);
             let a = action_in(tx, id)?;
-            let mut text = msg;
-            if let Some(due) = &a.due_at {
-                text.push_str(&format!("\nDue: {}", due.format("%Y-%m-%d %H:%M UTC")));
-            }
-            self.announce(
-                tx,
-                Change {
-                    kind: ChangeKind::ActionCreated,
-                    incident: get_in(tx, incident_id)?,
-                    text,
-                    data: subject("action", &a, None),
-                },
-            )?;
+            tx.record(&t, Fact::ActionAdded(a.clone()))?;
             Ok(a)
         })
     }
@@ -324,7 +291,7 @@ impl Store {
     pub fn update_action(&self, id: i64, patch: &ActionPatch) -> Result<Action> {
         self.write(|tx| {
             let old = action_in(tx, id)?;
-            touched(FeedKind::Action, FeedOp::Updated, old.incident_id, id);
+            tx.touched(FeedKind::Action, FeedOp::Updated, old.incident_id, id);
             let t = now();
             if let Some(v) = &patch.title {
                 tx.execute(
@@ -349,58 +316,19 @@ impl Store {
                     "UPDATE action_item SET status = ?1 WHERE id = ?2",
                     params![st.as_str(), id],
                 )?;
-                let title = patch.title.as_deref().unwrap_or(&old.title);
-                let msg = format!("Action {st}: {title}");
-                add_event(
-                    tx,
-                    old.incident_id,
-                    TimelineKind::ActionUpdated,
-                    &msg,
-                    &t,
-                    None,
-                )?;
             }
             tx.execute(
                 "UPDATE action_item SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), id],
             )?;
             let a = action_in(tx, id)?;
-            // One message naming whatever really changed; nothing when nothing did.
-            let mut lines = Vec::new();
-            let mut changes = serde_json::Map::new();
-            if a.status != old.status {
-                lines.push(format!("Status: {} → {}", old.status, a.status));
-                changes.insert("status".into(), from_to(old.status, a.status));
-            }
-            if a.owner != old.owner {
-                let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "nobody".into());
-                lines.push(format!("Owner: {} → {}", show(&old.owner), show(&a.owner)));
-                changes.insert("owner".into(), from_to(&old.owner, &a.owner));
-            }
-            if a.title != old.title {
-                lines.push(format!("Title: {} → {}", old.title, a.title));
-                changes.insert("title".into(), from_to(&old.title, &a.title));
-            }
-            if a.due_at != old.due_at {
-                let show = |d: &Option<opslens_domain::Timestamp>| {
-                    d.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
-                        .unwrap_or_else(|| "none".into())
-                };
-                lines.push(format!("Due: {} → {}", show(&old.due_at), show(&a.due_at)));
-                changes.insert("due_at".into(), from_to(old.due_at, a.due_at));
-            }
-            if !lines.is_empty() {
-                lines.insert(0, format!("Action: {}", a.title));
-                self.announce(
-                    tx,
-                    Change {
-                        kind: ChangeKind::ActionUpdated,
-                        incident: get_in(tx, a.incident_id)?,
-                        text: lines.join("\n"),
-                        data: subject("action", &a, Some(changes)),
-                    },
-                )?;
-            }
+            tx.record(
+                &t,
+                Fact::ActionChanged {
+                    old,
+                    new: a.clone(),
+                },
+            )?;
             Ok(a)
         })
     }

@@ -37,6 +37,7 @@ async fn run(app: &AppHandle<Wry>) {
     let started = Instant::now();
     let result = d
         .services
+        .evidence
         .capture(d.screen.clone(), None, CaptureTarget::Monitor)
         .await
         .map_err(|e| match e {
@@ -62,7 +63,8 @@ pub(super) async fn announce(
         Ok(c) => {
             let incident = d
                 .services
-                .incident(c.evidence.incident_id)
+                .incidents
+                .get(c.evidence.incident_id)
                 .await
                 .map(|i| format!("#{} {}", i.id, i.title))
                 .unwrap_or_else(|_| format!("#{}", c.evidence.incident_id));

@@ -245,6 +245,7 @@ async fn store(
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     d.services
+        .evidence
         .store_capture(None, shot)
         .await
         .map_err(|e| e.to_string())

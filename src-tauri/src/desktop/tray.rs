@@ -66,7 +66,7 @@ pub async fn refresh(app: &AppHandle<Wry>) {
     let (Some(d), Some(t)) = (app.try_state::<Desktop>(), app.try_state::<Tray>()) else {
         return;
     };
-    let text = match d.services.active_incident().await {
+    let text = match d.services.incidents.active().await {
         Ok(Some(i)) => format!("Active: #{} {}", i.id, ellipsize(&i.title, 48)),
         Ok(None) => "No open incident (a capture opens one)".to_string(),
         Err(e) => {

@@ -1,6 +1,9 @@
 //! Analysis of screenshots and the models behind it: re-analysis and questions, jobs, the
 //! model list and pulls with live progress.
 
+use std::sync::Arc;
+
+use opslens_core::AnalysisService;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -12,7 +15,7 @@ use futures_util::Stream;
 use opslens_core::analysis::{ModelInfo, PullProgress};
 use opslens_domain::{AnalysisJob, AnalyzeRequest};
 
-use super::{ApiResult, AppState};
+use super::ApiResult;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 
@@ -24,7 +27,7 @@ use crate::extract::{Json, Path};
     responses((status = 202, body = AnalysisJob), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn analyze(
-    State(s): State<AppState>,
+    State(s): State<Arc<AnalysisService>>,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<AnalysisJob>)> {
@@ -56,24 +59,27 @@ pub async fn analyze(
     params(("id" = i64, Path)),
     responses((status = 200, body = Vec<AnalysisJob>), (status = 404, body = ErrorBody)))]
 pub async fn jobs_of(
-    State(s): State<AppState>,
+    State(s): State<Arc<AnalysisService>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<AnalysisJob>>> {
-    Ok(Json(s.analysis_jobs_of(id).await?))
+    Ok(Json(s.jobs_of(id).await?))
 }
 
 /// One analysis run: state, answer or error, timings.
 #[utoipa::path(get, path = "/analysis/jobs/{id}", tag = "evidence",
     params(("id" = i64, Path)),
     responses((status = 200, body = AnalysisJob), (status = 404, body = ErrorBody)))]
-pub async fn job(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<AnalysisJob>> {
-    Ok(Json(s.analysis_job(id).await?))
+pub async fn job(
+    State(s): State<Arc<AnalysisService>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AnalysisJob>> {
+    Ok(Json(s.job(id).await?))
 }
 
 /// Supported models (pinned revision, files, licence) and whether each is installed here.
 #[utoipa::path(get, path = "/models", tag = "models",
     responses((status = 200, body = Vec<ModelInfo>)))]
-pub async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<ModelInfo>>> {
+pub async fn list(State(s): State<Arc<AnalysisService>>) -> ApiResult<Json<Vec<ModelInfo>>> {
     let s2 = s.clone();
     let v = tokio::task::spawn_blocking(move || s2.models())
         .await
@@ -85,7 +91,10 @@ pub async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<ModelInfo>>> 
 #[utoipa::path(get, path = "/models/{id}", tag = "models",
     params(("id" = String, Path)),
     responses((status = 200, body = ModelInfo), (status = 404, body = ErrorBody)))]
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ModelInfo>> {
+pub async fn get(
+    State(s): State<Arc<AnalysisService>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ModelInfo>> {
     Ok(Json(s.model(&id)?))
 }
 
@@ -96,7 +105,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
     params(("id" = String, Path)),
     responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn pull(
-    State(s): State<AppState>,
+    State(s): State<Arc<AnalysisService>>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<PullProgress>)> {
     let rx = s.pull_model(&id)?;
@@ -111,7 +120,7 @@ pub async fn pull(
     responses((status = 200, description = "text/event-stream of PullProgress objects"),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn pull_events(
-    State(s): State<AppState>,
+    State(s): State<Arc<AnalysisService>>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let rx = s.pull_model(&id)?;

@@ -1,17 +1,17 @@
 //! `POST /capture`: grab the screen of the machine the server runs on and file it as
 //! screenshot evidence, through the same use-case as an upload (so it is analysed the same way).
 
+use opslens_core::EvidenceService;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use opslens_core::capture::CaptureFailure;
 use opslens_domain::{CaptureError, CaptureTarget, Evidence, Region, ScreenSource, WindowSelector};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ApiResult, AppState};
+use super::ApiResult;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 
@@ -92,8 +92,8 @@ impl CaptureRequest {
         (status = 422, body = ErrorBody, description = "Bad target, or a region off the monitors"),
         (status = 503, body = ErrorBody, description = "No display to capture (headless server)")))]
 pub async fn capture(
-    State(s): State<AppState>,
-    Extension(screen): Extension<Screen>,
+    State(s): State<Arc<EvidenceService>>,
+    State(screen): State<Screen>,
     Json(body): Json<CaptureRequest>,
 ) -> ApiResult<(StatusCode, Json<Evidence>)> {
     let target = body.to_target()?;

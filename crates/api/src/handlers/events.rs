@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::Extension;
 use futures_util::Stream;
 use opslens_domain::FeedEvent;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use utoipa::IntoParams;
 
-use super::AppState;
 use crate::error::ErrorBody;
 use crate::extract::Query;
 
@@ -60,14 +58,13 @@ pub struct EventsQuery {
             content_type = "text/event-stream", body = FeedEvent),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn events(
-    State(s): State<AppState>,
+    State(feed): State<opslens_core::feed::Feed>,
+    State(closing): State<Option<Closing>>,
     Query(q): Query<EventsQuery>,
-    closing: Option<Extension<Closing>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribe before answering: nothing committed after the `ready` event is missed.
-    let rx = s.feed().subscribe();
-    let ready = FeedEvent::ready(s.feed().latest_seq());
-    let closing = closing.map(|Extension(c)| c);
+    let rx = feed.subscribe();
+    let ready = FeedEvent::ready(feed.latest_seq());
     let stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match closing {
         Some(c) => Box::pin(c.wait()),
         None => Box::pin(std::future::pending()),
@@ -76,7 +73,7 @@ pub async fn events(
         rx,
         stop,
         filter: q.incident_id,
-        feed: s.feed().clone(),
+        feed,
         first: Some(ready),
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {

@@ -1,13 +1,16 @@
 //! `/evidence`: the seed's text evidence, screenshot upload and read, plus lists and images.
 
+use std::sync::Arc;
+
 use axum::extract::{Multipart, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use opslens_core::upload::MAX_UPLOAD_BYTES;
+use opslens_core::EvidenceService;
 use opslens_domain::{Evidence, NewEvidence};
 use utoipa::ToSchema;
 
-use super::{ApiResult, AppState};
+use super::ApiResult;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 
@@ -16,13 +19,13 @@ use crate::extract::{Json, Path};
     params(("incident_id" = i64, Path)), request_body = NewEvidence,
     responses((status = 201, body = Evidence), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
-    State(s): State<AppState>,
+    State(s): State<Arc<EvidenceService>>,
     Path(incident_id): Path<i64>,
     Json(body): Json<NewEvidence>,
 ) -> ApiResult<(StatusCode, Json<Evidence>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.add_evidence(incident_id, body).await?),
+        Json(s.add_text(incident_id, body).await?),
     ))
 }
 
@@ -42,7 +45,7 @@ pub struct ScreenshotForm {
     responses((status = 201, body = Evidence), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload(
-    State(s): State<AppState>,
+    State(s): State<Arc<EvidenceService>>,
     Path(incident_id): Path<i64>,
     mut form: Multipart,
 ) -> ApiResult<(StatusCode, Json<Evidence>)> {
@@ -86,8 +89,11 @@ pub async fn upload(
 /// One piece of evidence; for screenshots `content` fills in when the analysis is done.
 #[utoipa::path(get, path = "/evidence/{id}", tag = "evidence", params(("id" = i64, Path)),
     responses((status = 200, body = Evidence), (status = 404, body = ErrorBody)))]
-pub async fn get(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Evidence>> {
-    Ok(Json(s.evidence(id).await?))
+pub async fn get(
+    State(s): State<Arc<EvidenceService>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Evidence>> {
+    Ok(Json(s.get(id).await?))
 }
 
 /// Evidence of an incident, oldest first.
@@ -95,17 +101,20 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Js
     params(("incident_id" = i64, Path)),
     responses((status = 200, body = Vec<Evidence>), (status = 404, body = ErrorBody)))]
 pub async fn list(
-    State(s): State<AppState>,
+    State(s): State<Arc<EvidenceService>>,
     Path(incident_id): Path<i64>,
 ) -> ApiResult<Json<Vec<Evidence>>> {
-    Ok(Json(s.evidence_of(incident_id).await?))
+    Ok(Json(s.of_incident(incident_id).await?))
 }
 
 /// The stored image of a screenshot.
 #[utoipa::path(get, path = "/evidence/{id}/image", tag = "evidence", params(("id" = i64, Path)),
     responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody)))]
-pub async fn image(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
-    let (bytes, mime) = s.evidence_image(id).await?;
+pub async fn image(
+    State(s): State<Arc<EvidenceService>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let (bytes, mime) = s.image(id).await?;
     let mut res = bytes.into_response();
     let h = res.headers_mut();
     h.insert(

@@ -1,29 +1,34 @@
 //! `/integrations`: status, syncs and the outbox of outgoing posts.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use opslens_core::integrations::IntegrationsOverview;
 use opslens_core::snapshots::{PanelRequest, SnapshotRequest};
 use opslens_core::status::IntegrationsReport;
 use opslens_core::sync::SyncReport;
+use opslens_core::IntegrationService;
 use opslens_domain::{Evidence, OutboxMessage, OutboxStatus};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiResult, AppState};
+use super::ApiResult;
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 
 /// Each configured integration tried for real (auth check), with latency; unconfigured ones
 /// are reported as such, not as failures.
 #[utoipa::path(get, path = "/integrations/test/all", tag = "integrations", responses((status = 200, body = IntegrationsReport)))]
-pub async fn test_all(State(s): State<AppState>) -> Json<IntegrationsReport> {
+pub async fn test_all(State(s): State<Arc<IntegrationService>>) -> Json<IntegrationsReport> {
     Json(s.integrations_report().await)
 }
 
 /// Configuration (key names only), last sync, cursors, counts and recent errors.
 #[utoipa::path(get, path = "/integrations", tag = "integrations", responses((status = 200, body = IntegrationsOverview)))]
-pub async fn overview(State(s): State<AppState>) -> ApiResult<Json<IntegrationsOverview>> {
+pub async fn overview(
+    State(s): State<Arc<IntegrationService>>,
+) -> ApiResult<Json<IntegrationsOverview>> {
     Ok(Json(s.integrations_overview().await?))
 }
 
@@ -32,7 +37,7 @@ pub async fn overview(State(s): State<AppState>) -> ApiResult<Json<IntegrationsO
     responses((status = 200, body = SyncReport), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not configured"), (status = 502, body = ErrorBody, description = "the service failed")))]
 pub async fn sync(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SyncReport>> {
     Ok(Json(s.sync(&name).await?))
@@ -52,7 +57,7 @@ pub struct OutboxQuery {
 #[utoipa::path(get, path = "/integrations/outbox", tag = "integrations", params(OutboxQuery),
     responses((status = 200, body = Vec<OutboxMessage>)))]
 pub async fn outbox(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Query(q): Query<OutboxQuery>,
 ) -> ApiResult<Json<Vec<OutboxMessage>>> {
     Ok(Json(s.outbox(q.status, q.limit.unwrap_or(100)).await?))
@@ -62,7 +67,7 @@ pub async fn outbox(
 #[utoipa::path(post, path = "/integrations/outbox/{id}/retry", tag = "integrations", params(("id" = i64, Path)),
     responses((status = 202, body = OutboxMessage), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retry(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Path(id): Path<i64>,
 ) -> ApiResult<(StatusCode, Json<OutboxMessage>)> {
     Ok((StatusCode::ACCEPTED, Json(s.retry_outbox(id).await?)))
@@ -83,7 +88,7 @@ pub struct NotifyBody {
     request_body = NotifyBody,
     responses((status = 202, body = Vec<OutboxMessage>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn notify(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Path(id): Path<i64>,
     Json(b): Json<NotifyBody>,
 ) -> ApiResult<(StatusCode, Json<Vec<OutboxMessage>>)> {
@@ -96,7 +101,7 @@ pub async fn notify(
     responses((status = 201, body = Evidence), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 502, body = ErrorBody)))]
 pub async fn grafana(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Path(id): Path<i64>,
     Json(r): Json<PanelRequest>,
 ) -> ApiResult<(StatusCode, Json<Evidence>)> {
@@ -109,7 +114,7 @@ pub async fn grafana(
     responses((status = 201, body = Evidence), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 502, body = ErrorBody)))]
 pub async fn datadog(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Path(id): Path<i64>,
     Json(r): Json<SnapshotRequest>,
 ) -> ApiResult<(StatusCode, Json<Evidence>)> {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use opslens_core::token::ApiToken;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -112,7 +112,7 @@ pub struct SessionToken {
 #[utoipa::path(post, path = "/auth/code", tag = "system",
     responses((status = 201, body = LoginCode), (status = 401, body = ErrorBody)))]
 pub async fn issue_code(
-    Extension(codes): Extension<LoginCodes>,
+    State(codes): State<LoginCodes>,
 ) -> ApiResult<(StatusCode, Json<LoginCode>)> {
     let code = codes.issue()?;
     let url = format!("http://127.0.0.1:{}/#code={code}", codes.port);
@@ -131,7 +131,7 @@ pub async fn issue_code(
     request_body = CodeExchange,
     responses((status = 200, body = SessionToken), (status = 401, body = ErrorBody)))]
 pub async fn exchange(
-    Extension(codes): Extension<LoginCodes>,
+    State(codes): State<LoginCodes>,
     Json(body): Json<CodeExchange>,
 ) -> ApiResult<Response> {
     let Some(token) = codes.redeem(body.code.trim()) else {

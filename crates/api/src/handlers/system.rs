@@ -1,13 +1,15 @@
 //! Health, search, model status and integration checks.
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::Extension;
 use opslens_core::status::VlmStatus;
+use opslens_core::{AnalysisService, IncidentService};
 use opslens_domain::SearchHit;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiResult, AppState, ServerInfo};
+use super::{ApiResult, ServerInfo};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 
@@ -52,7 +54,7 @@ pub struct SearchResults {
 #[utoipa::path(get, path = "/search", tag = "system", params(SearchQuery),
     responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody)))]
 pub async fn search(
-    State(s): State<AppState>,
+    State(s): State<Arc<IncidentService>>,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<SearchResults>> {
     let query = q.q.unwrap_or_default();
@@ -67,7 +69,7 @@ pub async fn search(
 
 /// Model, device, queue and last timings of the screenshot analysis.
 #[utoipa::path(get, path = "/test/vlm/status", tag = "system", responses((status = 200, body = VlmStatus)))]
-pub async fn vlm_status(State(s): State<AppState>) -> ApiResult<Json<VlmStatus>> {
+pub async fn vlm_status(State(s): State<Arc<AnalysisService>>) -> ApiResult<Json<VlmStatus>> {
     Ok(Json(s.vlm_status().await?))
 }
 
@@ -90,17 +92,13 @@ pub struct Info {
 
 /// Version, data dir, port and capture hotkeys, for the UI's settings screen.
 #[utoipa::path(get, path = "/info", tag = "system", responses((status = 200, body = Info)))]
-pub async fn info(
-    State(s): State<AppState>,
-    Extension(srv): Extension<ServerInfo>,
-    Extension(extras): Extension<crate::Extras>,
-) -> Json<Info> {
+pub async fn info(State(srv): State<Arc<ServerInfo>>) -> Json<Info> {
     Json(Info {
         version: env!("CARGO_PKG_VERSION").into(),
-        data_dir: s.data_dir().display().to_string(),
+        data_dir: srv.data_dir.clone(),
         port: srv.port,
-        hotkey: extras.hotkey,
-        region_hotkey: extras.region_hotkey,
-        desktop: extras.desktop,
+        hotkey: srv.hotkey.clone(),
+        region_hotkey: srv.region_hotkey.clone(),
+        desktop: srv.desktop,
     })
 }

@@ -3,12 +3,15 @@
 //! have it) and authenticate by signature or per-integration credential instead; the Host and
 //! Origin guards still apply.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use opslens_core::webhooks::{WebhookAck, WebhookRequest};
+use opslens_core::IntegrationService;
 
-use super::{ApiResult, AppState};
+use super::ApiResult;
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path};
 
@@ -21,7 +24,7 @@ use crate::extract::{Json, Path};
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody, description = "receiver not configured"),
         (status = 422, body = ErrorBody)))]
 pub async fn receive(
-    State(s): State<AppState>,
+    State(s): State<Arc<IntegrationService>>,
     Path(provider): Path<String>,
     headers: HeaderMap,
     body: Bytes,

@@ -1,13 +1,16 @@
 //! Timeline, hypotheses and actions of an incident.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
+use opslens_core::{IncidentService, WorkService};
 use opslens_domain::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
     TimelineEvent,
 };
 
-use super::{ApiResult, AppState};
+use super::ApiResult;
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path};
 
@@ -15,7 +18,7 @@ use crate::extract::{Json, Path};
 #[utoipa::path(get, path = "/incidents/{id}/timeline", tag = "timeline", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<TimelineEvent>), (status = 404, body = ErrorBody)))]
 pub async fn timeline(
-    State(s): State<AppState>,
+    State(s): State<Arc<IncidentService>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<TimelineEvent>>> {
     Ok(Json(s.timeline(id).await?))
@@ -26,7 +29,7 @@ pub async fn timeline(
     request_body = NewTimelineEvent,
     responses((status = 201, body = TimelineEvent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_event(
-    State(s): State<AppState>,
+    State(s): State<Arc<IncidentService>>,
     Path(id): Path<i64>,
     Json(body): Json<NewTimelineEvent>,
 ) -> ApiResult<(StatusCode, Json<TimelineEvent>)> {
@@ -40,7 +43,7 @@ pub async fn add_event(
 #[utoipa::path(get, path = "/incidents/{id}/hypotheses", tag = "hypotheses", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<Hypothesis>), (status = 404, body = ErrorBody)))]
 pub async fn hypotheses(
-    State(s): State<AppState>,
+    State(s): State<Arc<WorkService>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<Hypothesis>>> {
     Ok(Json(s.hypotheses(id).await?))
@@ -51,7 +54,7 @@ pub async fn hypotheses(
     request_body = NewHypothesis,
     responses((status = 201, body = Hypothesis), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_hypothesis(
-    State(s): State<AppState>,
+    State(s): State<Arc<WorkService>>,
     Path(id): Path<i64>,
     Json(body): Json<NewHypothesis>,
 ) -> ApiResult<(StatusCode, Json<Hypothesis>)> {
@@ -63,7 +66,7 @@ pub async fn add_hypothesis(
     request_body = HypothesisPatch,
     responses((status = 200, body = Hypothesis), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_hypothesis(
-    State(s): State<AppState>,
+    State(s): State<Arc<WorkService>>,
     Path(id): Path<i64>,
     Json(body): Json<HypothesisPatch>,
 ) -> ApiResult<Json<Hypothesis>> {
@@ -74,7 +77,7 @@ pub async fn update_hypothesis(
 #[utoipa::path(get, path = "/incidents/{id}/actions", tag = "actions", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<Action>), (status = 404, body = ErrorBody)))]
 pub async fn actions(
-    State(s): State<AppState>,
+    State(s): State<Arc<WorkService>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<Action>>> {
     Ok(Json(s.actions(id).await?))
@@ -85,7 +88,7 @@ pub async fn actions(
     request_body = NewAction,
     responses((status = 201, body = Action), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_action(
-    State(s): State<AppState>,
+    State(s): State<Arc<WorkService>>,
     Path(id): Path<i64>,
     Json(body): Json<NewAction>,
 ) -> ApiResult<(StatusCode, Json<Action>)> {
@@ -97,7 +100,7 @@ pub async fn add_action(
     request_body = ActionPatch,
     responses((status = 200, body = Action), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_action(
-    State(s): State<AppState>,
+    State(s): State<Arc<WorkService>>,
     Path(id): Path<i64>,
     Json(body): Json<ActionPatch>,
 ) -> ApiResult<Json<Action>> {

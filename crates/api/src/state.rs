@@ -1,0 +1,111 @@
+//! The one state of the HTTP application: the services (one per use-case) plus what only the
+//! server knows (its port, the screen it may capture, the desktop's facts, login codes, the
+//! shutdown signal of event streams). A handler names the one part it uses, e.g.
+//! `State(incidents): State<Arc<IncidentService>>`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use opslens_core::feed::Feed;
+use opslens_core::token::ApiToken;
+use opslens_core::{
+    AnalysisService, EvidenceService, IncidentService, IntegrationService, Services, WorkService,
+};
+
+use crate::handlers::capture::Screen;
+use crate::handlers::events::Closing;
+use crate::handlers::session::LoginCodes;
+use crate::Extras;
+
+/// Facts about the running server that only the router knows (for the UI's settings screen).
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// Port the server listens on.
+    pub port: u16,
+    /// Where the database, images and token live.
+    pub data_dir: String,
+    /// Global capture shortcut of the desktop app.
+    pub hotkey: String,
+    /// Global shortcut of the region selection overlay.
+    pub region_hotkey: String,
+    /// Whether the server runs inside the desktop app.
+    pub desktop: bool,
+}
+
+/// State shared by all handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Incidents, timeline, search, export.
+    pub incidents: Arc<IncidentService>,
+    /// Evidence, screenshots, captures.
+    pub evidence: Arc<EvidenceService>,
+    /// Hypotheses and actions.
+    pub work: Arc<WorkService>,
+    /// Analysis queue, model, pulls.
+    pub analysis: Arc<AnalysisService>,
+    /// Integrations, outbox, webhooks.
+    pub integrations: Arc<IntegrationService>,
+    /// The change feed.
+    pub feed: Feed,
+    /// Port, data dir, desktop facts.
+    pub server: Arc<ServerInfo>,
+    /// The screen `POST /capture` grabs.
+    pub screen: Screen,
+    /// One-time codes that log a browser in.
+    pub login: LoginCodes,
+    /// Ends open event streams when the server stops (none in router-only tests).
+    pub closing: Option<Closing>,
+}
+
+impl AppState {
+    /// Assembles the state of a server on `port`.
+    pub fn new(
+        services: Services,
+        token: ApiToken,
+        port: u16,
+        extras: Extras,
+        closing: Option<Closing>,
+    ) -> Self {
+        AppState {
+            server: Arc::new(ServerInfo {
+                port,
+                data_dir: services.data_dir.display().to_string(),
+                hotkey: extras.hotkey,
+                region_hotkey: extras.region_hotkey,
+                desktop: extras.desktop,
+            }),
+            screen: Screen(extras.screen),
+            login: LoginCodes::new(token, port),
+            closing,
+            incidents: services.incidents,
+            evidence: services.evidence,
+            work: services.work,
+            analysis: services.analysis,
+            integrations: services.integrations,
+            feed: services.feed,
+        }
+    }
+}
+
+macro_rules! parts {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref(s: &AppState) -> Self {
+                s.$field.clone()
+            }
+        }
+    )*};
+}
+
+parts!(
+    incidents: Arc<IncidentService>,
+    evidence: Arc<EvidenceService>,
+    work: Arc<WorkService>,
+    analysis: Arc<AnalysisService>,
+    integrations: Arc<IntegrationService>,
+    feed: Feed,
+    server: Arc<ServerInfo>,
+    screen: Screen,
+    login: LoginCodes,
+    closing: Option<Closing>,
+);

@@ -1,0 +1,33 @@
+//! The store as the services reach it from async code: every call runs on a blocking thread,
+//! and store errors become [`CoreError`]s.
+
+use std::sync::Arc;
+
+use opslens_domain::Incident;
+use opslens_store::{Store, StoreError};
+
+use crate::CoreError;
+
+/// A cheap, cloneable handle to the one store of the process.
+#[derive(Debug, Clone)]
+pub(crate) struct Db(Arc<Store>);
+
+impl Db {
+    pub(crate) fn new(store: Store) -> Self {
+        Db(Arc::new(store))
+    }
+
+    /// Runs a store call on a blocking thread.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let store = self.0.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+
+    /// One incident (404 when unknown): most use-cases check their incident first.
+    pub(crate) async fn incident(&self, id: i64) -> Result<Incident, CoreError> {
+        self.run(move |s| s.incident(id)).await
+    }
+}

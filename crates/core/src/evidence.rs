@@ -1,0 +1,141 @@
+//! Evidence: text evidence, screenshots (validated, stored, handed to the analysis) and their
+//! image files. Captures file their shots through here too (see [`crate::capture`]).
+
+use std::sync::Arc;
+
+use opslens_domain::{AnalysisState, Evidence, EvidenceType, NewEvidence};
+use opslens_store::NewImageEvidence;
+use tokio::sync::Semaphore;
+
+use crate::analysis::AnalysisService;
+use crate::db::Db;
+use crate::incidents::IncidentService;
+use crate::rules::{required, MAX_TITLE};
+use crate::upload::validate_image;
+use crate::CoreError;
+
+/// Concurrent image decodes; each may take up to the decode allocation cap.
+const PARALLEL_DECODES: usize = 2;
+
+/// The evidence use-case.
+#[derive(Debug)]
+pub struct EvidenceService {
+    pub(crate) db: Db,
+    decodes: Semaphore,
+    /// Told about each stored screenshot; says whether a model is there to analyse it.
+    analysis: Arc<AnalysisService>,
+    /// Captures without an incident open one.
+    pub(crate) incidents: Arc<IncidentService>,
+}
+
+impl EvidenceService {
+    pub(crate) fn new(
+        db: Db,
+        analysis: Arc<AnalysisService>,
+        incidents: Arc<IncidentService>,
+    ) -> Self {
+        EvidenceService {
+            db,
+            decodes: Semaphore::new(PARALLEL_DECODES),
+            analysis,
+            incidents,
+        }
+    }
+
+    /// Adds text evidence (seed: `POST /evidence/incident/{id}`).
+    pub async fn add_text(
+        &self,
+        incident_id: i64,
+        new: NewEvidence,
+    ) -> Result<Evidence, CoreError> {
+        if new.evidence_type == EvidenceType::Screenshot {
+            return Err(CoreError::Invalid(
+                "screenshots are uploaded as files: POST /api/v1/evidence/incident/{id}/upload-screenshot (multipart field `file`)".into(),
+            ));
+        }
+        let title = required("title", &new.title, MAX_TITLE)?;
+        let source = new.source.unwrap_or_else(|| "api".into());
+        self.db
+            .run(move |s| {
+                s.add_text_evidence(
+                    incident_id,
+                    new.evidence_type,
+                    &title,
+                    &new.content,
+                    &source,
+                )
+            })
+            .await
+    }
+
+    /// Validates and stores a screenshot and queues its analysis (never waits for it).
+    pub async fn add_screenshot(
+        &self,
+        incident_id: i64,
+        bytes: Vec<u8>,
+        original_name: Option<String>,
+        source: &str,
+    ) -> Result<Evidence, CoreError> {
+        // Refuse unknown incidents before spending a decode on them.
+        self.db.incident(incident_id).await?;
+        let image = {
+            let _permit = self
+                .decodes
+                .acquire()
+                .await
+                .map_err(|e| CoreError::internal("the image decoder is shut down", e))?;
+            tokio::task::spawn_blocking(move || validate_image(bytes)).await??
+        };
+        let original_name = original_name
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .take(255)
+                    .collect::<String>()
+            })
+            .filter(|n| !n.is_empty());
+        let title = original_name
+            .clone()
+            .unwrap_or_else(|| format!("Screenshot {}×{}", image.width, image.height));
+        let new = NewImageEvidence {
+            title,
+            source: source.to_string(),
+            bytes: image.bytes,
+            ext: image.ext,
+            mime: image.mime,
+            width: image.width,
+            height: image.height,
+            original_name,
+            analysis_state: if self.analysis.model_present() {
+                AnalysisState::Queued
+            } else {
+                AnalysisState::WaitingForModel
+            },
+        };
+        let ev = self
+            .db
+            .run(move |s| s.add_image_evidence(incident_id, new))
+            .await?;
+        self.analysis.queued();
+        Ok(ev)
+    }
+
+    /// One piece of evidence.
+    pub async fn get(&self, id: i64) -> Result<Evidence, CoreError> {
+        self.db.run(move |s| s.evidence(id)).await
+    }
+
+    /// Evidence of an incident.
+    pub async fn of_incident(&self, incident_id: i64) -> Result<Vec<Evidence>, CoreError> {
+        self.db.run(move |s| s.list_evidence(incident_id)).await
+    }
+
+    /// The stored image of a screenshot: bytes and MIME type.
+    pub async fn image(&self, id: i64) -> Result<(Vec<u8>, String), CoreError> {
+        let (path, mime) = self.db.run(move |s| s.evidence_image(id)).await?;
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            CoreError::internal(format!("image file {} unreadable", path.display()), e)
+        })?;
+        Ok((bytes, mime))
+    }
+}

@@ -1,0 +1,92 @@
+//! Incidents and their timeline: open, read, list, change, delete; notes on the timeline;
+//! search; the incident a capture lands on.
+
+use opslens_domain::{
+    Incident, IncidentFilter, IncidentPatch, IncidentSource, IncidentStatus, NewIncident,
+    NewTimelineEvent, Page, SearchHit, Severity, TimelineEvent, TimelineKind,
+};
+use opslens_store::NewIncidentRow;
+
+use crate::db::Db;
+use crate::rules::{required, MAX_TEXT, MAX_TITLE};
+use crate::CoreError;
+
+/// The incidents use-case.
+#[derive(Debug)]
+pub struct IncidentService {
+    pub(crate) db: Db,
+}
+
+impl IncidentService {
+    /// Opens an incident (seed: `POST /incidents`).
+    pub async fn create(&self, new: NewIncident) -> Result<Incident, CoreError> {
+        let row = NewIncidentRow {
+            title: required("title", &new.title, MAX_TITLE)?,
+            description: new.description.unwrap_or_default(),
+            severity: new.severity.unwrap_or(Severity::Medium),
+            status: new.status.unwrap_or(IncidentStatus::Triggered),
+            source: IncidentSource::Manual,
+            external_id: None,
+        };
+        self.db.run(move |s| s.create_incident(row)).await
+    }
+
+    /// One incident.
+    pub async fn get(&self, id: i64) -> Result<Incident, CoreError> {
+        self.db.incident(id).await
+    }
+
+    /// Filtered, paginated incidents.
+    pub async fn list(&self, filter: IncidentFilter) -> Result<Page<Incident>, CoreError> {
+        self.db.run(move |s| s.list_incidents(&filter)).await
+    }
+
+    /// Changes an incident.
+    pub async fn update(&self, id: i64, mut patch: IncidentPatch) -> Result<Incident, CoreError> {
+        if let Some(t) = &patch.title {
+            patch.title = Some(required("title", t, MAX_TITLE)?);
+        }
+        self.db.run(move |s| s.update_incident(id, &patch)).await
+    }
+
+    /// Deletes an incident and all attached to it.
+    pub async fn delete(&self, id: i64) -> Result<(), CoreError> {
+        self.db.run(move |s| s.delete_incident(id)).await
+    }
+
+    /// The incident a capture lands on when none is named: the open one changed most
+    /// recently.
+    pub async fn active(&self) -> Result<Option<Incident>, CoreError> {
+        self.db.run(|s| s.latest_open_incident()).await
+    }
+
+    /// Timeline of an incident.
+    pub async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEvent>, CoreError> {
+        self.db.run(move |s| s.timeline(incident_id)).await
+    }
+
+    /// Adds a note or observation to the timeline.
+    pub async fn add_timeline_event(
+        &self,
+        incident_id: i64,
+        mut new: NewTimelineEvent,
+    ) -> Result<TimelineEvent, CoreError> {
+        new.message = required("message", &new.message, MAX_TEXT)?;
+        if let Some(k) = new.kind {
+            if !matches!(k, TimelineKind::Note | TimelineKind::Observation) {
+                return Err(CoreError::Invalid(format!(
+                    "kind {k} is recorded by OpsLens itself; post `note` or `observation`"
+                )));
+            }
+        }
+        self.db
+            .run(move |s| s.add_timeline_event(incident_id, &new))
+            .await
+    }
+
+    /// Full-text search over incidents and evidence.
+    pub async fn search(&self, q: String, limit: u32) -> Result<Vec<SearchHit>, CoreError> {
+        let limit = limit.clamp(1, 200);
+        self.db.run(move |s| s.search(&q, limit)).await
+    }
+}

@@ -1,0 +1,71 @@
+//! The hypotheses board and the action items of an incident.
+
+use opslens_domain::{Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis};
+
+use crate::db::Db;
+use crate::rules::{required, MAX_TEXT, MAX_TITLE};
+use crate::CoreError;
+
+/// The hypotheses-and-actions use-case.
+#[derive(Debug)]
+pub struct WorkService {
+    pub(crate) db: Db,
+}
+
+impl WorkService {
+    /// Hypotheses of an incident.
+    pub async fn hypotheses(&self, incident_id: i64) -> Result<Vec<Hypothesis>, CoreError> {
+        self.db.run(move |s| s.hypotheses(incident_id)).await
+    }
+
+    /// Proposes a hypothesis.
+    pub async fn add_hypothesis(
+        &self,
+        incident_id: i64,
+        mut new: NewHypothesis,
+    ) -> Result<Hypothesis, CoreError> {
+        new.statement = required("statement", &new.statement, MAX_TEXT)?;
+        self.db
+            .run(move |s| s.add_hypothesis(incident_id, &new))
+            .await
+    }
+
+    /// Changes a hypothesis.
+    pub async fn update_hypothesis(
+        &self,
+        id: i64,
+        mut patch: HypothesisPatch,
+    ) -> Result<Hypothesis, CoreError> {
+        if let Some(t) = &patch.statement {
+            patch.statement = Some(required("statement", t, MAX_TEXT)?);
+        }
+        self.db.run(move |s| s.update_hypothesis(id, &patch)).await
+    }
+
+    /// Action items of an incident.
+    pub async fn actions(&self, incident_id: i64) -> Result<Vec<Action>, CoreError> {
+        self.db.run(move |s| s.actions(incident_id)).await
+    }
+
+    /// Creates an action item.
+    pub async fn add_action(
+        &self,
+        incident_id: i64,
+        mut new: NewAction,
+    ) -> Result<Action, CoreError> {
+        new.title = required("title", &new.title, MAX_TITLE)?;
+        self.db.run(move |s| s.add_action(incident_id, &new)).await
+    }
+
+    /// Changes an action item.
+    pub async fn update_action(
+        &self,
+        id: i64,
+        mut patch: ActionPatch,
+    ) -> Result<Action, CoreError> {
+        if let Some(t) = &patch.title {
+            patch.title = Some(required("title", t, MAX_TITLE)?);
+        }
+        self.db.run(move |s| s.update_action(id, &patch)).await
+    }
+}

@@ -1,0 +1,427 @@
+//! A write transaction as a value: the SQL transaction plus the list of what it changed.
+//!
+//! Every write runs inside [`Store::write`](crate::Store), which hands its closure a
+//! [`WriteTx`]. The row helpers record on it the objects they create, change or remove
+//! ([`WriteTx::touched`]) and the facts people follow ([`WriteTx::record`]): an incident opened,
+//! a status changed, a hypothesis proposed. The store does not word those facts: the
+//! [`Narrator`] the core installs says what each one puts on the timeline and whether (and how)
+//! it is announced, and the [`Notifier`] turns an announcement into outbox rows, all inside the
+//! same transaction, so a change, its timeline entries and its messages commit together or not
+//! at all. [`WriteTx::commit`] returns the list of changes; the store hands it to the change
+//! feed only after the commit, so nobody hears about a change that was rolled back.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use opslens_domain::{
+    Action, Evidence, FeedChange, FeedKind, FeedOp, Hypothesis, Incident, IncidentSource,
+    IncidentStatus, Severity, TimelineKind, Timestamp,
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::row::{get_in, now, ts};
+use crate::{NewOutbox, Result};
+
+/// Something that happened which people follow, described by its data alone; the
+/// [`Narrator`] words it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Fact {
+    /// An incident was opened, by hand or brought in from another system (then it has an
+    /// `external_id`).
+    IncidentOpened(Incident),
+    /// An incident's title, severity or status really changed (`(from, to)` for each);
+    /// `via`: the system that changed it (a sync or webhook), `None` for a person.
+    IncidentChanged {
+        /// The incident after the change.
+        incident: Incident,
+        /// Old and new title.
+        title: Option<(String, String)>,
+        /// Old and new severity.
+        severity: Option<(Severity, Severity)>,
+        /// Old and new status.
+        status: Option<(IncidentStatus, IncidentStatus)>,
+        /// The system that made the change.
+        via: Option<IncidentSource>,
+    },
+    /// Evidence (text or a screenshot) was added.
+    EvidenceAdded(Evidence),
+    /// A hypothesis was proposed (by a person, the model or correlation).
+    HypothesisProposed(Hypothesis),
+    /// A hypothesis changed; `old` is how it was before.
+    HypothesisChanged {
+        /// Before.
+        old: Hypothesis,
+        /// After.
+        new: Hypothesis,
+    },
+    /// An action item was added.
+    ActionAdded(Action),
+    /// An action item changed; `old` is how it was before.
+    ActionChanged {
+        /// Before.
+        old: Action,
+        /// After.
+        new: Action,
+    },
+}
+
+impl Fact {
+    /// The incident the fact belongs to.
+    pub fn incident_id(&self) -> i64 {
+        match self {
+            Fact::IncidentOpened(i) | Fact::IncidentChanged { incident: i, .. } => i.id,
+            Fact::EvidenceAdded(e) => e.incident_id,
+            Fact::HypothesisProposed(h) | Fact::HypothesisChanged { new: h, .. } => h.incident_id,
+            Fact::ActionAdded(a) | Fact::ActionChanged { new: a, .. } => a.incident_id,
+        }
+    }
+}
+
+/// One timeline entry a fact puts on its incident's timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineLine {
+    /// Its kind.
+    pub kind: TimelineKind,
+    /// Its text.
+    pub message: String,
+    /// The evidence it is about.
+    pub evidence_id: Option<i64>,
+}
+
+/// What a fact means to the people following the incident: its timeline entries and the
+/// announcement for Slack, Teams and webhooks, if any.
+#[derive(Debug, Clone, Default)]
+pub struct Narration {
+    /// Entries for the timeline, in order.
+    pub timeline: Vec<TimelineLine>,
+    /// The announcement: its kind, one readable line per thing that changed, structured data.
+    pub announce: Option<(
+        ChangeKind,
+        String,
+        serde_json::Map<String, serde_json::Value>,
+    )>,
+}
+
+/// Words facts. The core implements it: wording and the choice of what is news belong to the
+/// use-cases, not to storage. Called inside the write transaction, so it must only format.
+pub trait Narrator: Send + Sync {
+    /// What `fact` puts on the timeline and announces.
+    fn narrate(&self, fact: &Fact) -> Narration;
+}
+
+/// What kind of change is announced; its spelling is the event type consumers filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// An incident was opened (by hand, or brought in open from PagerDuty or an alert).
+    IncidentCreated,
+    /// An incident's status, severity or title changed.
+    IncidentUpdated,
+    /// A hypothesis was proposed (by a person, the model or change correlation).
+    HypothesisCreated,
+    /// A hypothesis was supported, refuted or reopened.
+    HypothesisUpdated,
+    /// An action item was added.
+    ActionCreated,
+    /// An action item's status, owner, title or due date changed.
+    ActionUpdated,
+}
+
+impl ChangeKind {
+    /// The event type (`incident.created`, …), as in Standard Webhooks payloads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::IncidentCreated => "incident.created",
+            ChangeKind::IncidentUpdated => "incident.updated",
+            ChangeKind::HypothesisCreated => "hypothesis.created",
+            ChangeKind::HypothesisUpdated => "hypothesis.updated",
+            ChangeKind::ActionCreated => "action.created",
+            ChangeKind::ActionUpdated => "action.updated",
+        }
+    }
+}
+
+/// One announced change, as the notifier formats it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The incident as it is after the change (every message names its incident).
+    pub incident: Incident,
+    /// One readable line per thing that changed (`Status: triggered → investigating`).
+    pub text: String,
+    /// Structured detail for machine consumers.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Turns an announced change into outbox rows, one per configured destination, in that
+/// destination's format. Called inside the write transaction, so it must only format.
+pub trait Notifier: Send + Sync {
+    /// The rows to queue for `change` (empty when nothing is configured).
+    fn rows(&self, change: &Change) -> Vec<NewOutbox>;
+    /// Called after a transaction that queued rows has committed (wakes the sender).
+    fn queued(&self) {}
+}
+
+/// Receives the changes of each committed write transaction. Called on the writing thread
+/// right after the commit, so it must only hand them on (never block).
+pub trait FeedSink: Send + Sync {
+    /// The changes of one transaction, in the order they were made, each once.
+    fn committed(&self, changes: Vec<FeedChange>);
+}
+
+/// The core's hooks into every write; none set (store unit tests): facts are recorded but
+/// put nothing on the timeline, and nobody hears of commits.
+#[derive(Default, Clone)]
+pub(crate) struct Hooks {
+    pub(crate) narrator: Option<Arc<dyn Narrator>>,
+    pub(crate) notifier: Option<Arc<dyn Notifier>>,
+    pub(crate) feed: Option<Arc<dyn FeedSink>>,
+}
+
+impl Hooks {
+    /// Hands a committed transaction's list on: to the feed, and to the notifier's bell.
+    pub(crate) fn committed(&self, done: Committed) {
+        if let (Some(sink), false) = (&self.feed, done.changes.is_empty()) {
+            sink.committed(done.changes);
+        }
+        if done.queued_outbox {
+            if let Some(n) = &self.notifier {
+                n.queued();
+            }
+        }
+    }
+}
+
+/// What a committed transaction changed.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Objects created, changed or removed, each once, in order.
+    pub changes: Vec<FeedChange>,
+    /// Whether it queued outgoing messages.
+    pub queued_outbox: bool,
+}
+
+/// An open write transaction and the list of what it changed so far. Derefs to the SQL
+/// transaction for the row helpers.
+pub struct WriteTx<'c> {
+    sql: Transaction<'c>,
+    hooks: &'c Hooks,
+    changes: RefCell<Vec<FeedChange>>,
+    queued: Cell<bool>,
+}
+
+impl<'c> std::ops::Deref for WriteTx<'c> {
+    type Target = Transaction<'c>;
+    fn deref(&self) -> &Transaction<'c> {
+        &self.sql
+    }
+}
+
+impl<'c> WriteTx<'c> {
+    /// Begins an IMMEDIATE transaction (the write lock up front: no upgrade deadlocks).
+    pub(crate) fn begin(conn: &'c mut Connection, hooks: &'c Hooks) -> Result<Self> {
+        Ok(WriteTx {
+            sql: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            hooks,
+            changes: RefCell::new(Vec::new()),
+            queued: Cell::new(false),
+        })
+    }
+
+    /// Records that this transaction touched an object.
+    pub(crate) fn touched(&self, kind: FeedKind, op: FeedOp, incident_id: i64, id: i64) {
+        self.changes.borrow_mut().push(FeedChange {
+            kind,
+            op,
+            incident_id,
+            id,
+        });
+    }
+
+    /// Records an evidence row as updated, looking up its incident.
+    pub(crate) fn evidence_updated(&self, evidence_id: i64) -> Result<()> {
+        let incident: Option<i64> = self
+            .prepare_cached("SELECT incident_id FROM evidence WHERE id = ?1")?
+            .query_row([evidence_id], |r| r.get(0))
+            .optional()?;
+        if let Some(incident_id) = incident {
+            self.touched(
+                FeedKind::Evidence,
+                FeedOp::Updated,
+                incident_id,
+                evidence_id,
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds a timeline event.
+    pub(crate) fn add_event(
+        &self,
+        incident_id: i64,
+        kind: TimelineKind,
+        message: &str,
+        occurred_at: &Timestamp,
+        evidence_id: Option<i64>,
+    ) -> Result<i64> {
+        self.prepare_cached(
+            "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at, evidence_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id])?;
+        let id = self.last_insert_rowid();
+        self.touched(FeedKind::Timeline, FeedOp::Created, incident_id, id);
+        Ok(id)
+    }
+
+    /// Records a fact that happened at `at`: the narrator's timeline entries are added and
+    /// its announcement queued in the outbox, both in this transaction.
+    pub(crate) fn record(&self, at: &Timestamp, fact: Fact) -> Result<()> {
+        let Some(narrator) = &self.hooks.narrator else {
+            return Ok(());
+        };
+        let n = narrator.narrate(&fact);
+        let incident_id = fact.incident_id();
+        for line in &n.timeline {
+            self.add_event(incident_id, line.kind, &line.message, at, line.evidence_id)?;
+        }
+        let (Some((kind, text, data)), Some(notifier)) = (n.announce, &self.hooks.notifier) else {
+            return Ok(());
+        };
+        let change = Change {
+            kind,
+            incident: get_in(self, incident_id)?,
+            text,
+            data,
+        };
+        let rows = notifier.rows(&change);
+        let t = ts(&now());
+        for row in &rows {
+            self.queue_outbox(row, &t)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one outgoing message, due at `t`; returns its id. The outbox worker is woken
+    /// once the transaction commits.
+    pub(crate) fn queue_outbox(&self, n: &NewOutbox, t: &str) -> Result<i64> {
+        self.prepare_cached(
+            "INSERT INTO outbox(message_id, target, event_type, incident_id, payload, status,
+                                next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
+        )?
+        .execute(params![
+            n.message_id,
+            n.target,
+            n.event_type,
+            n.incident_id,
+            n.payload.to_string(),
+            t
+        ])?;
+        self.queued.set(true);
+        Ok(self.last_insert_rowid())
+    }
+
+    /// Commits; returns what the transaction changed (each object once, first occurrence
+    /// kept, in order). Dropping the value instead rolls it back and forgets the list.
+    pub(crate) fn commit(self) -> Result<Committed> {
+        self.sql.commit()?;
+        let all = self.changes.into_inner();
+        let mut seen = std::collections::HashSet::with_capacity(all.len());
+        Ok(Committed {
+            changes: all.into_iter().filter(|c| seen.insert(*c)).collect(),
+            queued_outbox: self.queued.get(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opslens_domain::{IncidentPatch, IncidentSource};
+
+    use super::*;
+    use crate::{NewIncidentRow, Store};
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<Vec<FeedChange>>>);
+    impl FeedSink for Heard {
+        fn committed(&self, changes: Vec<FeedChange>) {
+            self.0.lock().unwrap().push(changes);
+        }
+    }
+
+    /// Words every fact as its debug name, and announces nothing.
+    struct Terse;
+    impl Narrator for Terse {
+        fn narrate(&self, fact: &Fact) -> Narration {
+            let name = format!("{fact:?}");
+            Narration {
+                timeline: vec![TimelineLine {
+                    kind: TimelineKind::Observation,
+                    message: name.split(['(', ' ']).next().unwrap_or("").to_string(),
+                    evidence_id: None,
+                }],
+                announce: None,
+            }
+        }
+    }
+
+    fn row(title: &str) -> NewIncidentRow {
+        NewIncidentRow {
+            title: title.into(),
+            description: String::new(),
+            severity: Severity::High,
+            status: IncidentStatus::Triggered,
+            source: IncidentSource::Manual,
+            external_id: None,
+        }
+    }
+
+    #[test]
+    fn a_commit_hands_on_its_changes_once_each_and_a_rollback_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let heard = Arc::new(Heard::default());
+        s.set_feed(heard.clone());
+        s.set_narrator(Arc::new(Terse));
+        let inc = s.create_incident(row("a")).unwrap();
+        let got = heard.0.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "one transaction, one list");
+        let kinds: Vec<_> = got[0].iter().map(|c| (c.kind, c.op)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (FeedKind::Incident, FeedOp::Created),
+                (FeedKind::Timeline, FeedOp::Created)
+            ]
+        );
+        // The narrator's words are what the timeline holds.
+        let tl = s.timeline(inc.id).unwrap();
+        assert_eq!(tl[0].message, "IncidentOpened");
+        // A patch that touches the incident twice is announced once.
+        let patch = IncidentPatch {
+            severity: Some(Severity::Low),
+            status: Some(IncidentStatus::Investigating),
+            ..Default::default()
+        };
+        s.update_incident(inc.id, &patch).unwrap();
+        let last = heard.0.lock().unwrap().last().unwrap().clone();
+        let incident_updates = last.iter().filter(|c| c.kind == FeedKind::Incident).count();
+        assert_eq!(incident_updates, 1, "{last:?}");
+        // A failed write (unknown incident) is rolled back and nobody hears of it.
+        let before = heard.0.lock().unwrap().len();
+        assert!(s.update_incident(999, &patch).is_err());
+        assert_eq!(heard.0.lock().unwrap().len(), before);
+    }
+
+    #[test]
+    fn without_a_narrator_facts_put_nothing_on_the_timeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let inc = s.create_incident(row("quiet")).unwrap();
+        assert!(s.timeline(inc.id).unwrap().is_empty());
+    }
+}
