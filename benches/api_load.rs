@@ -3,7 +3,12 @@
 //! and, in the same run, against a bare axum + rusqlite probe doing one INSERT per request —
 //! the peer figure to compare with. Prints requests/s, p50, p99, max and non-2xx counts.
 //!
-//! `cargo bench --bench api_load` (add `-- --seconds 10 --connections 32` to change the load).
+//! Then uploads (`POST /evidence/incident/{id}/upload-screenshot`, small distinct PNGs) onto an
+//! empty incident and onto one already holding `--seed` screenshots (default 10,000), side by
+//! side: an upload must cost the same whatever the incident holds.
+//!
+//! `cargo bench --bench api_load` (add `-- --seconds 10 --connections 32 --seed 10000` to change
+//! the load; `--uploads-only` skips the create comparison).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,12 +19,16 @@ use serde_json::json;
 struct Load {
     seconds: u64,
     connections: usize,
+    seed: usize,
+    uploads_only: bool,
 }
 
 fn parse_args() -> Load {
     let mut load = Load {
         seconds: 5,
         connections: 32,
+        seed: 10_000,
+        uploads_only: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -33,6 +42,11 @@ fn parse_args() -> Load {
                 load.connections = args[i + 1].parse().expect("--connections N");
                 i += 1;
             }
+            "--seed" => {
+                load.seed = args[i + 1].parse().expect("--seed N");
+                i += 1;
+            }
+            "--uploads-only" => load.uploads_only = true,
             _ => {} // cargo bench passes --bench
         }
         i += 1;
@@ -40,13 +54,38 @@ fn parse_args() -> Load {
     load
 }
 
+/// A distinct small PNG for each `n` (so no two uploads share a blob).
+fn png(n: u64) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        let b = n.to_le_bytes();
+        image::Rgb([b[(x as usize) % 8], b[(y as usize) % 8], (x * 16 + y) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// What one request of a load is.
+#[derive(Clone)]
+enum Request {
+    /// `POST` a new incident as JSON.
+    Create,
+    /// `POST` a new screenshot (multipart) onto the incident of the URL.
+    Upload,
+}
+
 /// Drives `url` from `load.connections` tasks and prints the figures.
 async fn drive(name: &str, url: String, token: Option<String>, load: &Load) {
+    drive_with(name, url, token, load, Request::Create).await
+}
+
+async fn drive_with(name: &str, url: String, token: Option<String>, load: &Load, what: Request) {
     let deadline = Instant::now() + Duration::from_secs(load.seconds);
     let mut tasks = Vec::new();
     for c in 0..load.connections {
         let url = url.clone();
         let token = token.clone();
+        let what = what.clone();
         tasks.push(tokio::spawn(async move {
             // One client per task: one keep-alive connection each, like wrk's -c.
             let http = reqwest::Client::builder()
@@ -58,8 +97,20 @@ async fn drive(name: &str, url: String, token: Option<String>, load: &Load) {
             let mut errors = 0u64;
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let body = json!({"title": format!("load {c}-{n}"), "severity": "high"});
-                let mut req = http.post(&url).json(&body);
+                let mut req = match what {
+                    Request::Create => http
+                        .post(&url)
+                        .json(&json!({"title": format!("load {c}-{n}"), "severity": "high"})),
+                    Request::Upload => {
+                        let bytes = png(((c as u64) << 40) | (n + 1_000_000));
+                        let part = reqwest::multipart::Part::bytes(bytes)
+                            .file_name("shot.png")
+                            .mime_str("image/png")
+                            .unwrap();
+                        http.post(&url)
+                            .multipart(reqwest::multipart::Form::new().part("file", part))
+                    }
+                };
                 if let Some(t) = &token {
                     req = req.bearer_auth(t);
                 }
@@ -143,6 +194,16 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
+        if !load.uploads_only {
+            creates(dir.path(), &load).await;
+        }
+        uploads(dir.path(), &load).await;
+    });
+}
+
+/// Creates: the bare peer, then OpsLens, in the same run.
+async fn creates(dir: &std::path::Path, load: &Load) {
+    {
         println!(
             "POST /api/v1/incidents, {} connections, {} s each, {} cores",
             load.connections,
@@ -151,29 +212,99 @@ fn main() {
                 .map(|n| n.get())
                 .unwrap_or(1)
         );
-        let probe = bare_probe(dir.path()).await;
+        let probe = bare_probe(dir).await;
         drive(
             "bare axum + rusqlite (peer)",
             format!("http://{probe}/api/v1/incidents"),
             None,
-            &load,
+            load,
         )
         .await;
 
-        let server = opslens::server::Server::start(
-            &dir.path().join("data"),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let server =
+            opslens::server::Server::start(&dir.join("data"), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
         let token = server.token.expose().to_string();
         drive(
             "opslens (token, guards, timeline)",
             format!("{}/incidents", server.api_url()),
             Some(token),
-            &load,
+            load,
         )
         .await;
         server.stop().await.unwrap();
-    });
+    }
+}
+
+/// Uploads onto an empty incident of a fresh data dir, then (after seeding `load.seed`
+/// screenshots into one incident) onto that incident and onto a second empty one.
+async fn uploads(dir: &std::path::Path, load: &Load) {
+    let server =
+        opslens::server::Server::start(&dir.join("uploads"), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let svc = server.services.clone();
+    let new = |title: &str| opslens_domain::NewIncident {
+        title: title.into(),
+        description: None,
+        severity: None,
+        status: None,
+    };
+    let upload_load = Load {
+        connections: load.connections.min(8),
+        ..*load
+    };
+    let token = server.token.expose().to_string();
+    let url = |id: i64| {
+        format!(
+            "{}/evidence/incident/{id}/upload-screenshot",
+            server.api_url()
+        )
+    };
+    println!(
+        "\nuploads, {} connections, {} s each",
+        upload_load.connections, load.seconds
+    );
+    let first = svc.incidents.create(new("first")).await.unwrap().id;
+    let run = |name: &'static str, id: i64| {
+        drive_with(
+            name,
+            url(id),
+            Some(token.clone()),
+            &upload_load,
+            Request::Upload,
+        )
+    };
+    run("fresh data dir, empty incident", first).await;
+    let full = svc.incidents.create(new("full")).await.unwrap().id;
+    let seeded = Instant::now();
+    let workers = 4;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let svc = svc.clone();
+        let n = load.seed;
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(workers) {
+                svc.evidence
+                    .add_screenshot(full, png(i as u64), None, "seed")
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "(seeded one incident with {} screenshots in {:.1} s; all wait for a model)",
+        load.seed,
+        seeded.elapsed().as_secs_f64()
+    );
+    // Let the seeding's wake-ups and checkpoints settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run("the seeded incident", full).await;
+    let other = svc.incidents.create(new("other")).await.unwrap().id;
+    run("an empty incident beside it", other).await;
+    server.stop().await.unwrap();
 }

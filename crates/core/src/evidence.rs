@@ -77,7 +77,7 @@ impl EvidenceService {
         source: &str,
     ) -> Result<Evidence, CoreError> {
         // Refuse unknown incidents before spending a decode on them.
-        self.db.incident(incident_id).await?;
+        self.db.run(move |s| s.ensure_incident(incident_id)).await?;
         let image = {
             let _permit = self
                 .decodes

@@ -360,9 +360,12 @@ impl Store {
         self.write(|tx| {
             updated_evidence(
                 tx,
+                // Driven by the (indexed) evidence in the old state, each checked against its
+                // own jobs: the cost follows the rows that flip, not the whole queue.
                 "UPDATE evidence SET analysis_state = ?1, updated_at = ?2
-                 WHERE analysis_state = ?3 AND id IN
-                   (SELECT evidence_id FROM analysis_job WHERE state = 'queued' AND question IS NULL)
+                 WHERE analysis_state = ?3 AND EXISTS
+                   (SELECT 1 FROM analysis_job j
+                    WHERE j.evidence_id = evidence.id AND j.state = 'queued' AND j.question IS NULL)
                  RETURNING id, incident_id",
                 params![to.as_str(), ts(&now()), from.as_str()],
             )
@@ -388,6 +391,19 @@ impl Store {
     }
 
     /// Jobs queued or running.
+    /// Whether any job is queued or running: what the worker asks on every wake, answered
+    /// from the first index entry whatever the queue's length.
+    pub fn has_pending_analysis(&self) -> Result<bool> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM analysis_job WHERE state IN ('queued', 'running'))",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Jobs queued or running (the status route).
     pub fn pending_analysis_count(&self) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(

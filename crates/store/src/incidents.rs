@@ -96,6 +96,12 @@ impl Store {
         self.write(|tx| insert(tx, &new, &now()))
     }
 
+    /// Fails with `NotFound` unless the incident exists; cheaper than [`Store::incident`]
+    /// (no evidence count), for callers that only check.
+    pub fn ensure_incident(&self, id: i64) -> Result<()> {
+        self.read(|c| ensure_exists(c, id))
+    }
+
     /// One incident.
     pub fn incident(&self, id: i64) -> Result<Incident> {
         self.read(|c| get_in(c, id))

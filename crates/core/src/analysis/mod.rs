@@ -16,6 +16,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use opslens_domain::AnalysisJob;
@@ -55,6 +56,9 @@ pub struct AnalysisService {
     engine: Mutex<Engine>,
     pulls: Mutex<HashMap<String, watch::Sender<PullProgress>>>,
     wake: Arc<Notify>,
+    /// Whether the worker has marked the queue `waiting-for-model` since it last saw the
+    /// model (so it flips the queue once per disappearance, not on every wake).
+    marked_waiting: AtomicBool,
 }
 
 impl AnalysisService {
@@ -75,6 +79,7 @@ impl AnalysisService {
             engine: Mutex::new(Engine::Idle),
             pulls: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
+            marked_waiting: AtomicBool::new(false),
         }
     }
 

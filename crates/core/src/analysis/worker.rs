@@ -3,6 +3,7 @@
 //! none can load, and resuming jobs a stop interrupted.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -99,15 +100,23 @@ impl AnalysisService {
         engine: &mut Option<EngineHandle>,
         broken: &mut Option<Fingerprint>,
     ) -> Result<bool, CoreError> {
-        let pending = self.db.run(|s| s.pending_analysis_count()).await?;
-        if pending == 0 {
+        // Every upload wakes the worker: this round must cost the same whatever the queue's
+        // length (an incident with thousands of waiting screenshots keeps uploading fast).
+        if !self.db.run(|s| s.has_pending_analysis()).await? {
             return Ok(false);
         }
         if engine.is_none() {
             let (entry, located) = match self.locate() {
-                Ok(x) => x,
+                Ok(x) => {
+                    self.marked_waiting.store(false, Ordering::Relaxed);
+                    x
+                }
                 Err(_) => {
-                    self.db.run(|s| s.set_analysis_waiting(true)).await?;
+                    // Uploads made while the model is missing are stored as waiting already;
+                    // flip the queue only when the model has just gone.
+                    if !self.marked_waiting.swap(true, Ordering::Relaxed) {
+                        self.db.run(|s| s.set_analysis_waiting(true)).await?;
+                    }
                     return Ok(false);
                 }
             };
