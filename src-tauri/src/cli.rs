@@ -74,7 +74,7 @@ pub struct OpenArgs {
 #[derive(Debug, Subcommand)]
 pub enum VlmCmd {
     /// Answer a prompt about an image with a local model folder.
-    Run(opslens_vlm::RunArgs),
+    Run(crate::vlm_cmd::RunArgs),
 }
 
 /// Options of `serve`.

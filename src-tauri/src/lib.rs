@@ -10,6 +10,7 @@ mod desktop;
 mod models_cmd;
 mod secrets_cli;
 pub mod server;
+mod vlm_cmd;
 
 use std::process::ExitCode;
 

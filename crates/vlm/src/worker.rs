@@ -12,7 +12,7 @@ use image::DynamicImage;
 
 use crate::error::VlmError;
 use crate::generate::{GenerateParams, Generation};
-use crate::load::{Engine, LoadOptions};
+use crate::engine::{Engine, LoadOptions};
 
 /// Streaming callback: `(token id, new text piece)`.
 pub type OnText = Box<dyn FnMut(u32, &str) + Send>;

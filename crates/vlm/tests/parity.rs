@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
-use opslens_vlm::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
+use opslens_vlm::qwen3_vl::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
 use opslens_vlm::{Engine, GenerateParams, LoadOptions, StopReason, WeightMode};
 
 fn dir() -> PathBuf {
@@ -342,7 +342,7 @@ fn strong_downscale_matches_pil_exactly() {
     let want = image::open(dir().join("big_resized_pil.png"))
         .unwrap()
         .to_rgb8();
-    let (h, w) = opslens_vlm::processor::smart_resize(330, 700, 32, 64 * 64, 256 * 256).unwrap();
+    let (h, w) = opslens_vlm::qwen3_vl::processor::smart_resize(330, 700, 32, 64 * 64, 256 * 256).unwrap();
     assert_eq!((w as u32, h as u32), want.dimensions());
     let ours = opslens_vlm::resize::resize_bicubic_pil(&big, w as u32, h as u32);
     let differing = ours

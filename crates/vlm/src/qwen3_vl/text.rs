@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::TextConfig;
+use super::config::TextConfig;
 use crate::quant::{Linear, Tower, WeightMode};
 
 #[derive(Debug, Clone)]

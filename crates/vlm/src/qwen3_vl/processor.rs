@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
 use tokenizers::Tokenizer;
 
-use crate::config::PreprocessorConfig;
+use super::config::PreprocessorConfig;
 use crate::error::VlmError;
 
 /// Default lower pixel budget: tiny images are upscaled to at least this many pixels.
