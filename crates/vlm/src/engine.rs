@@ -54,7 +54,7 @@ impl Engine {
     /// Loads a model folder on `device`.
     pub fn load(dir: &Path, device: &Device, opts: &LoadOptions) -> Result<Self, VlmError> {
         let t0 = Instant::now();
-        let cfg: Config = read_json(&dir.join("config.json"))?;
+        let cfg = Config::from_file(&dir.join("config.json"))?;
         let pre_path = dir.join("preprocessor_config.json");
         let pre: PreprocessorConfig = if pre_path.exists() {
             read_json(&pre_path)?
