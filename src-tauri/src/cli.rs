@@ -13,6 +13,10 @@ pub struct Cli {
     /// Data directory (database, images, API token).
     #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// On failure, print every cause on its own line and the backtrace when one was captured
+    /// (RUST_BACKTRACE=1); without it an error is one line.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// Model selection and location.
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,
