@@ -74,7 +74,10 @@ mod tests {
         .context("loading model from /m")
         .unwrap_err();
         let quiet = render(&err, false);
-        assert_eq!(quiet, format!("error: loading model from /m: /m/config.json: {io_text}"));
+        assert_eq!(
+            quiet,
+            format!("error: loading model from /m: /m/config.json: {io_text}")
+        );
         assert_eq!(quiet.matches(&io_text).count(), 1, "{quiet}");
         // anyhow's own one-line form repeats it: the reason for this function.
         assert_eq!(format!("{err:#}").matches(&io_text).count(), 2);

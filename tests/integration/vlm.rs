@@ -58,13 +58,22 @@ fn a_missing_file_is_one_line_with_its_cause_once() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("no-such-model");
     let (ok, _, err) = opslens(
-        &["vlm", "run", "--model", model.to_str().unwrap(), "--prompt", "p"],
+        &[
+            "vlm",
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "p",
+        ],
         &[],
     );
     assert!(!ok);
     assert_eq!(err.lines().count(), 1, "{err}");
     // the operating system's wording ("No such file or directory (os error 2)" on Linux)
-    let io = std::fs::read(model.join("config.json")).unwrap_err().to_string();
+    let io = std::fs::read(model.join("config.json"))
+        .unwrap_err()
+        .to_string();
     let line = err.trim_end();
     assert!(line.starts_with("error: loading model from "), "{line}");
     assert!(line.contains("config.json"), "{line}");
@@ -76,23 +85,31 @@ fn a_candle_error_shows_no_backtrace_unless_verbose() {
     // A config asking for one layer more than the weights hold: candle's "cannot find
     // tensor", which carries a backtrace in its message when RUST_BACKTRACE is set.
     let dir = tempfile::tempdir().unwrap();
-    for f in ["tokenizer.json", "preprocessor_config.json", "model.safetensors"] {
+    for f in [
+        "tokenizer.json",
+        "preprocessor_config.json",
+        "model.safetensors",
+    ] {
         std::fs::copy(fixture().join(f), dir.path().join(f)).unwrap();
     }
-    let mut cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture().join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap())
+            .unwrap();
     cfg["text_config"]["num_hidden_layers"] = 4.into();
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
     let model = dir.path().to_str().unwrap();
-    let args = ["vlm", "run", "--model", model, "--prompt", "p", "--dtype", "f32"];
+    let args = [
+        "vlm", "run", "--model", model, "--prompt", "p", "--dtype", "f32",
+    ];
     let bt = [("RUST_BACKTRACE", "1")];
 
     let (ok, _, err) = opslens(&args, &bt);
     assert!(!ok);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("cannot find tensor model.language_model.layers.3."), "{err}");
+    assert!(
+        err.contains("cannot find tensor model.language_model.layers.3."),
+        "{err}"
+    );
 
     let verbose: Vec<&str> = ["-v"].into_iter().chain(args).collect();
     let (ok, _, err) = opslens(&verbose, &bt);

@@ -102,7 +102,6 @@ impl Engine {
     }
 }
 
-
 /// Picks the accelerator compiled in (CUDA, then Metal), else the CPU.
 pub fn default_device() -> Device {
     #[cfg(feature = "cuda")]

@@ -9,8 +9,8 @@ use image::DynamicImage;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::error::VlmError;
 use crate::engine::Engine;
+use crate::error::VlmError;
 use crate::qwen3_vl::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
 
 /// How the next token is chosen.

@@ -21,8 +21,8 @@ fn variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     for f in ["tokenizer.json", "preprocessor_config.json"] {
         std::fs::copy(tiny().join(f), dir.join(f)).unwrap();
     }
-    let mut w = candle_core::safetensors::load(tiny().join("model.safetensors"), &Device::Cpu)
-        .unwrap();
+    let mut w =
+        candle_core::safetensors::load(tiny().join("model.safetensors"), &Device::Cpu).unwrap();
     assert!(!w.contains_key("lm_head.weight"), "the fixture is tied");
     let head = w["model.language_model.embed_tokens.weight"].neg().unwrap();
     w.insert("lm_head.weight".into(), head);

@@ -342,7 +342,8 @@ fn strong_downscale_matches_pil_exactly() {
     let want = image::open(dir().join("big_resized_pil.png"))
         .unwrap()
         .to_rgb8();
-    let (h, w) = opslens_vlm::qwen3_vl::processor::smart_resize(330, 700, 32, 64 * 64, 256 * 256).unwrap();
+    let (h, w) =
+        opslens_vlm::qwen3_vl::processor::smart_resize(330, 700, 32, 64 * 64, 256 * 256).unwrap();
     assert_eq!((w as u32, h as u32), want.dimensions());
     // made by a Pillow before 13; for this wide image both pass orders agree anyway
     let ours = opslens_vlm::resize::resize_bicubic_pil_with(

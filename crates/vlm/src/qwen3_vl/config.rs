@@ -211,7 +211,11 @@ impl Config {
             return refuse("text_config.attention_bias", "true".into(), "false");
         }
         if t.hidden_act != "silu" {
-            return refuse("text_config.hidden_act", format!("{:?}", t.hidden_act), "silu");
+            return refuse(
+                "text_config.hidden_act",
+                format!("{:?}", t.hidden_act),
+                "silu",
+            );
         }
         if v.hidden_act != "gelu_pytorch_tanh" {
             let value = format!("{:?}", v.hidden_act);
@@ -413,14 +417,46 @@ mod tests {
     #[test]
     fn unimplemented_values_are_refused_by_field_and_value() {
         let cases: [(&str, fn(&mut serde_json::Value), &str); 8] = [
-            ("text_config.attention_bias", |v| v["text_config"]["attention_bias"] = true.into(), "true"),
-            ("text_config.hidden_act", |v| v["text_config"]["hidden_act"] = "gelu".into(), "\"gelu\""),
-            ("vision_config.hidden_act", |v| v["vision_config"]["hidden_act"] = "quick_gelu".into(), "\"quick_gelu\""),
-            ("text_config.rope_scaling.rope_type", |v| v["text_config"]["rope_scaling"]["rope_type"] = "yarn".into(), "\"yarn\""),
-            ("text_config.rope_parameters.type", |v| v["text_config"]["rope_parameters"] = serde_json::json!({"type": "linear"}), "\"linear\""),
-            ("model_type", |v| v["model_type"] = "qwen3_vl_moe".into(), "\"qwen3_vl_moe\""),
-            ("vision_config.model_type", |v| v["vision_config"]["model_type"] = "siglip".into(), "\"siglip\""),
-            ("vision_config.in_channels", |v| v["vision_config"]["in_channels"] = 4.into(), "4"),
+            (
+                "text_config.attention_bias",
+                |v| v["text_config"]["attention_bias"] = true.into(),
+                "true",
+            ),
+            (
+                "text_config.hidden_act",
+                |v| v["text_config"]["hidden_act"] = "gelu".into(),
+                "\"gelu\"",
+            ),
+            (
+                "vision_config.hidden_act",
+                |v| v["vision_config"]["hidden_act"] = "quick_gelu".into(),
+                "\"quick_gelu\"",
+            ),
+            (
+                "text_config.rope_scaling.rope_type",
+                |v| v["text_config"]["rope_scaling"]["rope_type"] = "yarn".into(),
+                "\"yarn\"",
+            ),
+            (
+                "text_config.rope_parameters.type",
+                |v| v["text_config"]["rope_parameters"] = serde_json::json!({"type": "linear"}),
+                "\"linear\"",
+            ),
+            (
+                "model_type",
+                |v| v["model_type"] = "qwen3_vl_moe".into(),
+                "\"qwen3_vl_moe\"",
+            ),
+            (
+                "vision_config.model_type",
+                |v| v["vision_config"]["model_type"] = "siglip".into(),
+                "\"siglip\"",
+            ),
+            (
+                "vision_config.in_channels",
+                |v| v["vision_config"]["in_channels"] = 4.into(),
+                "4",
+            ),
         ];
         for (field, edit, value) in cases {
             let err = tiny_with(edit).check_supported().unwrap_err();

@@ -6,10 +6,10 @@ use candle_nn::VarBuilder;
 
 use super::config::Config;
 use super::processor::ImageInput;
-use crate::quant::WeightMode;
 use super::rope::{rope_index, PositionIds, TextRope};
 use super::text::TextModel;
 use super::vision::{VisionModel, VisionOutput};
+use crate::quant::WeightMode;
 
 /// Qwen3-VL for conditional generation (one sequence at a time).
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::VisionConfig;
-use crate::quant::{Linear, Tower, WeightMode};
 use super::rope::{pos_embed_corners, vision_cos_sin};
+use crate::quant::{Linear, Tower, WeightMode};
 
 const LN_EPS: f32 = 1e-6;
 
