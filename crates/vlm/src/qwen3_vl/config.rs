@@ -416,7 +416,8 @@ mod tests {
 
     #[test]
     fn unimplemented_values_are_refused_by_field_and_value() {
-        let cases: [(&str, fn(&mut serde_json::Value), &str); 8] = [
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, &str); 8] = [
             (
                 "text_config.attention_bias",
                 |v| v["text_config"]["attention_bias"] = true.into(),
