@@ -35,6 +35,8 @@ mod snapshots;
 mod sync;
 #[path = "integration/ui.rs"]
 mod ui;
+#[path = "integration/vlm.rs"]
+mod vlm;
 #[path = "integration/webhooks.rs"]
 mod webhooks;
 #[path = "integration/work.rs"]

@@ -13,6 +13,10 @@ pub struct Cli {
     /// Data directory (database, images, API token).
     #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// On failure, print every cause on its own line and the backtrace when one was captured
+    /// (RUST_BACKTRACE=1); without it an error is one line.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// Model selection and location.
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,
@@ -74,7 +78,7 @@ pub struct OpenArgs {
 #[derive(Debug, Subcommand)]
 pub enum VlmCmd {
     /// Answer a prompt about an image with a local model folder.
-    Run(opslens_vlm::RunArgs),
+    Run(crate::vlm_cmd::RunArgs),
 }
 
 /// Options of `serve`.

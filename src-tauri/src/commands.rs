@@ -43,7 +43,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&opslens_api::openapi())?);
             Ok(())
         }
-        Some(Command::Vlm(crate::cli::VlmCmd::Run(args))) => opslens_vlm::run_cli(&args),
+        Some(Command::Vlm(crate::cli::VlmCmd::Run(args))) => crate::vlm_cmd::run(&args),
         Some(Command::Incident(cmd)) => rt.block_on(incident(&data_dir, cmd)),
         Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
         Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),

@@ -8,8 +8,10 @@ mod commands;
 pub mod config;
 mod desktop;
 mod models_cmd;
+mod report;
 mod secrets_cli;
 pub mod server;
+mod vlm_cmd;
 
 use std::process::ExitCode;
 
@@ -20,11 +22,12 @@ pub use cli::Cli;
 /// Entry point of the binary: parses the command line and runs it.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
     init_tracing();
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", report::render(&e, verbose));
             ExitCode::FAILURE
         }
     }

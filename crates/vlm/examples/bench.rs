@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use opslens_vlm::processor::ImageProcessor;
+use opslens_vlm::qwen3_vl::processor::ImageProcessor;
 use opslens_vlm::{Config, PreprocessorConfig, Qwen3Vl, WeightMode};
 
 mod common;

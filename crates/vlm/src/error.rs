@@ -32,4 +32,15 @@ pub enum VlmError {
     /// The model folder is incomplete or inconsistent.
     #[error("model: {0}")]
     Model(String),
+    /// `config.json` asks for something this port does not implement; refused so the model
+    /// fails to load instead of producing wrong tokens.
+    #[error("config.json: {field} = {value} is not supported (this port implements {supported})")]
+    Unsupported {
+        /// The field, dotted from the top level (`text_config.attention_bias`).
+        field: String,
+        /// Its value as written in the file.
+        value: String,
+        /// What the port implements instead.
+        supported: &'static str,
+    },
 }

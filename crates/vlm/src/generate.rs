@@ -9,9 +9,9 @@ use image::DynamicImage;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::engine::Engine;
 use crate::error::VlmError;
-use crate::load::Engine;
-use crate::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
+use crate::qwen3_vl::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,6 +2,11 @@
 //! `Qwen/Qwen3-VL-2B-Instruct`), written here because candle-transformers' `qwen3_vl` lacks
 //! M-RoPE, a causal prefill mask, a preprocessor, a chat template and a quantized path.
 //!
+//! Laid out as candle-transformers and mistral.rs lay out theirs: each model family in its own
+//! folder ([`qwen3_vl`]), the pieces any family can use at the root (quantized layers, fused
+//! attention, the quantized-weight cache, Pillow-exact resizing, weight files, generation, the
+//! engine thread). A library only: the `opslens vlm` command lives in the binary.
+//!
 //! Knows nothing of HTTP or SQLite. Typical use:
 //! ```no_run
 //! # fn main() -> Result<(), opslens_vlm::VlmError> {
@@ -15,29 +20,21 @@
 //! ```
 
 pub mod attention;
-pub mod cli;
-pub mod config;
+pub mod engine;
 pub mod error;
 pub mod generate;
-pub mod load;
-pub mod model;
 pub mod ops;
-pub mod processor;
 pub mod qcache;
 pub mod quant;
+pub mod qwen3_vl;
 pub mod resize;
-pub mod rope;
-pub mod text;
-pub mod vision;
+pub mod weights;
 pub mod worker;
 
-pub use cli::{run_cli, RunArgs};
-pub use config::{Config, PreprocessorConfig};
+pub use engine::{default_device, Engine, LoadOptions};
 pub use error::VlmError;
 pub use generate::{GenerateParams, Generation, Sampling, StopReason, Timings};
-pub use load::{Engine, LoadOptions};
-pub use model::Qwen3Vl;
-pub use processor::{ImageInput, ImageProcessor};
 pub use qcache::CacheUse;
 pub use quant::WeightMode;
+pub use qwen3_vl::{Config, ImageInput, ImageProcessor, PreprocessorConfig, Qwen3Vl};
 pub use worker::{EngineHandle, Job};

@@ -10,9 +10,9 @@ use std::thread::JoinHandle;
 use candle_core::Device;
 use image::DynamicImage;
 
+use crate::engine::{Engine, LoadOptions};
 use crate::error::VlmError;
 use crate::generate::{GenerateParams, Generation};
-use crate::load::{Engine, LoadOptions};
 
 /// Streaming callback: `(token id, new text piece)`.
 pub type OnText = Box<dyn FnMut(u32, &str) + Send>;

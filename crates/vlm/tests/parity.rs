@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
-use opslens_vlm::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
+use opslens_vlm::qwen3_vl::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
 use opslens_vlm::{Engine, GenerateParams, LoadOptions, StopReason, WeightMode};
 
 fn dir() -> PathBuf {
@@ -342,13 +342,66 @@ fn strong_downscale_matches_pil_exactly() {
     let want = image::open(dir().join("big_resized_pil.png"))
         .unwrap()
         .to_rgb8();
-    let (h, w) = opslens_vlm::processor::smart_resize(330, 700, 32, 64 * 64, 256 * 256).unwrap();
+    let (h, w) =
+        opslens_vlm::qwen3_vl::processor::smart_resize(330, 700, 32, 64 * 64, 256 * 256).unwrap();
     assert_eq!((w as u32, h as u32), want.dimensions());
-    let ours = opslens_vlm::resize::resize_bicubic_pil(&big, w as u32, h as u32);
+    // made by a Pillow before 13; for this wide image both pass orders agree anyway
+    let ours = opslens_vlm::resize::resize_bicubic_pil_with(
+        &big,
+        w as u32,
+        h as u32,
+        opslens_vlm::resize::PassOrder::HorizontalFirst,
+    );
     let differing = ours
         .pixels()
         .zip(want.pixels())
         .filter(|(a, b)| a != b)
         .count();
     assert_eq!(differing, 0, "pixels differing from PIL");
+}
+
+/// A tall portrait takes Pillow 13's vertical-first path: our default resize matches Pillow
+/// 13's pixels exactly (`scripts/gen_resize_fixture.py`), the old horizontal-first order does
+/// not, and the processor feeds the model exactly those pixels.
+#[test]
+fn tall_portrait_matches_pillow_13_exactly() {
+    use opslens_vlm::resize::{resize_bicubic_pil, resize_bicubic_pil_with, PassOrder};
+    let tall = image::open(dir().join("tall.png")).unwrap().to_rgb8();
+    let want = image::open(dir().join("tall_resized_pil13.png"))
+        .unwrap()
+        .to_rgb8();
+    let (h, w) =
+        opslens_vlm::qwen3_vl::processor::smart_resize(900, 330, 32, 64 * 64, 256 * 256).unwrap();
+    assert_eq!((w as u32, h as u32), want.dimensions());
+    let differing = |img: &image::RgbImage| {
+        img.pixels()
+            .zip(want.pixels())
+            .filter(|(a, b)| a != b)
+            .count()
+    };
+    assert_eq!(differing(&resize_bicubic_pil(&tall, w as u32, h as u32)), 0);
+    let old = resize_bicubic_pil_with(&tall, w as u32, h as u32, PassOrder::HorizontalFirst);
+    assert!(differing(&old) > 100, "the case must tell the orders apart");
+
+    let pre: opslens_vlm::PreprocessorConfig = serde_json::from_str(
+        &std::fs::read_to_string(dir().join("preprocessor_config.json")).unwrap(),
+    )
+    .unwrap();
+    let proc = opslens_vlm::ImageProcessor::new(&pre, None, None);
+    let from_tall = proc
+        .preprocess(&image::DynamicImage::ImageRgb8(tall), &Device::Cpu)
+        .unwrap();
+    let from_want = proc
+        .preprocess(&image::DynamicImage::ImageRgb8(want), &Device::Cpu)
+        .unwrap();
+    assert_eq!(from_tall.grid_thw, [1, h / 16, w / 16]);
+    let d = (from_tall.pixel_values - from_want.pixel_values)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(d, 0.0);
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::qwen3_vl::{Config, Qwen3VLModel};
-use opslens_vlm::processor::ImageProcessor;
+use opslens_vlm::qwen3_vl::processor::ImageProcessor;
 use opslens_vlm::PreprocessorConfig;
 
 #[path = "../../examples/common/mod.rs"]

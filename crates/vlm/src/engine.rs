@@ -1,20 +1,20 @@
-//! Loading a model folder in the Hugging Face layout (config.json, tokenizer.json,
-//! preprocessor_config.json, model.safetensors or an index with shards) via mmap.
+//! The engine: a loaded model with its tokenizer and image processor, built from a folder in
+//! the Hugging Face layout (config.json, tokenizer.json, preprocessor_config.json,
+//! model.safetensors or an index with shards). Today it holds a Qwen3-VL; a second family
+//! would make [`Engine::model`] an enum chosen from `config.json`'s `model_type`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 use tokenizers::Tokenizer;
 
-use crate::config::{Config, PreprocessorConfig};
 use crate::error::VlmError;
-use crate::model::Qwen3Vl;
-use crate::processor::ImageProcessor;
 use crate::qcache::{self, CacheUse, QuantCache};
 use crate::quant::WeightMode;
+use crate::qwen3_vl::{Config, ImageProcessor, PreprocessorConfig, Qwen3Vl};
+use crate::weights::{mmap_var_builder, read_json, weight_files};
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
@@ -30,57 +30,6 @@ pub struct LoadOptions {
     /// Folder for the quantized weights of this model (see [`crate::qcache`]): the first load
     /// writes them there, later loads read them instead of quantizing. `None`: no cache.
     pub cache_dir: Option<PathBuf>,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, VlmError> {
-    let s = std::fs::read_to_string(path).map_err(|source| VlmError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_str(&s).map_err(|source| VlmError::Json {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// The safetensors files of a folder: the shards named by `model.safetensors.index.json`,
-/// else `model.safetensors`, else every `*.safetensors` (sorted).
-pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VlmError> {
-    let index = dir.join("model.safetensors.index.json");
-    if index.exists() {
-        let v: serde_json::Value = read_json(&index)?;
-        let mut files: Vec<String> = v["weight_map"]
-            .as_object()
-            .map(|m| {
-                m.values()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files.dedup();
-        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
-    }
-    let single = dir.join("model.safetensors");
-    if single.exists() {
-        return Ok(vec![single]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| VlmError::Io {
-            path: dir.to_owned(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(VlmError::Model(format!(
-            "no *.safetensors in {}",
-            dir.display()
-        )));
-    }
-    Ok(files)
 }
 
 /// A loaded model with its tokenizer and image processor: everything needed to answer a
@@ -105,7 +54,7 @@ impl Engine {
     /// Loads a model folder on `device`.
     pub fn load(dir: &Path, device: &Device, opts: &LoadOptions) -> Result<Self, VlmError> {
         let t0 = Instant::now();
-        let cfg: Config = read_json(&dir.join("config.json"))?;
+        let cfg = Config::from_file(&dir.join("config.json"))?;
         let pre_path = dir.join("preprocessor_config.json");
         let pre: PreprocessorConfig = if pre_path.exists() {
             read_json(&pre_path)?
@@ -153,16 +102,15 @@ impl Engine {
     }
 }
 
-/// Memory-maps safetensors files; tensors are converted to f32 one at a time as layers load.
-#[allow(unsafe_code)]
-pub fn mmap_var_builder(
-    files: &[PathBuf],
-    device: &Device,
-) -> Result<VarBuilder<'static>, VlmError> {
-    // SAFETY: the files are mapped read-only and must not be modified or truncated while the
-    // VarBuilder (and any tensor borrowing it) is alive. Model folders are written once when
-    // downloaded and never touched by the app while loaded; every tensor we keep is copied
-    // (converted/quantized) out of the mapping during load, and the map is dropped after.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, DType::F32, device)? };
-    Ok(vb)
+/// Picks the accelerator compiled in (CUDA, then Metal), else the CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        return d;
+    }
+    Device::Cpu
 }

@@ -4,12 +4,12 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::Config;
-use crate::processor::ImageInput;
+use super::config::Config;
+use super::processor::ImageInput;
+use super::rope::{rope_index, PositionIds, TextRope};
+use super::text::TextModel;
+use super::vision::{VisionModel, VisionOutput};
 use crate::quant::WeightMode;
-use crate::rope::{rope_index, PositionIds, TextRope};
-use crate::text::TextModel;
-use crate::vision::{VisionModel, VisionOutput};
 
 /// Qwen3-VL for conditional generation (one sequence at a time).
 #[derive(Debug, Clone)]

@@ -1,16 +1,12 @@
 //! `opslens vlm run`: load a model folder, answer a prompt about an image, print the text or
-//! a JSON report. The binary only parses [`RunArgs`] and calls [`run_cli`].
+//! a JSON report. The model library (`opslens_vlm`) does the work; this is the command glue.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::Device;
+use opslens_vlm::{default_device, Engine, GenerateParams, LoadOptions, Sampling, WeightMode};
 use serde::Serialize;
-
-use crate::generate::{GenerateParams, Sampling};
-use crate::load::{Engine, LoadOptions};
-use crate::quant::WeightMode;
 
 /// Arguments of `opslens vlm run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -69,7 +65,7 @@ struct Report<'a> {
     token_ids: &'a [u32],
     prompt_tokens: usize,
     image_tokens: usize,
-    stop_reason: crate::generate::StopReason,
+    stop_reason: opslens_vlm::StopReason,
     load_ms: f64,
     preprocess_ms: f64,
     vision_ms: f64,
@@ -79,21 +75,8 @@ struct Report<'a> {
     dtype: &'a str,
 }
 
-/// Picks the accelerator compiled in (CUDA, then Metal), else the CPU.
-pub fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::new_cuda(0) {
-        return d;
-    }
-    #[cfg(feature = "metal")]
-    if let Ok(d) = Device::new_metal(0) {
-        return d;
-    }
-    Device::Cpu
-}
-
 /// Runs `opslens vlm run` with parsed arguments.
-pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mode = WeightMode::parse(&args.dtype).with_context(|| {
         format!(
             "unknown --dtype {:?} (q4k, q6k, q8_0, f16, f32)",
@@ -174,4 +157,53 @@ pub fn run_cli(args: &RunArgs) -> anyhow::Result<()> {
         println!();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `RunArgs` as the binary embeds it (`opslens vlm run …`).
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/test/tiny-qwen3-vl");
+
+    #[test]
+    fn runs_on_the_tiny_model() {
+        let image = format!("{TINY}/wide.png");
+        for dtype in ["f32", "q4k"] {
+            let cli = Cli::try_parse_from([
+                "vlm",
+                "--model",
+                TINY,
+                "--image",
+                &image,
+                "--prompt",
+                "What spiked?",
+                "--max-new-tokens",
+                "4",
+                "--greedy",
+                "--json",
+                "--dtype",
+                dtype,
+            ])
+            .expect("args parse");
+            assert_eq!(cli.run.max_new_tokens, 4);
+            run(&cli.run).expect("run");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_dtype() {
+        let cli = Cli::try_parse_from(["vlm", "--model", "x", "--prompt", "p", "--dtype", "bf16"])
+            .unwrap();
+        let err = run(&cli.run).unwrap_err();
+        assert!(err.to_string().contains("bf16"), "{err}");
+    }
 }

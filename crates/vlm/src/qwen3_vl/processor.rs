@@ -6,8 +6,9 @@ use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
 use tokenizers::Tokenizer;
 
-use crate::config::PreprocessorConfig;
+use super::config::PreprocessorConfig;
 use crate::error::VlmError;
+use crate::resize::{resize_bicubic_pil_with, PassOrder};
 
 /// Default lower pixel budget: tiny images are upscaled to at least this many pixels.
 pub const DEFAULT_MIN_PIXELS: usize = 64 * 32 * 32;
@@ -87,6 +88,9 @@ pub struct ImageProcessor {
     pub min_pixels: usize,
     /// Upper pixel budget.
     pub max_pixels: usize,
+    /// Pillow's pass order to reproduce: the current one (13) unless matching a reference
+    /// made with an older Pillow.
+    pub resize_order: PassOrder,
 }
 
 impl ImageProcessor {
@@ -116,6 +120,7 @@ impl ImageProcessor {
             min_pixels: min_pixels.or(fmin).unwrap_or(DEFAULT_MIN_PIXELS),
             max_pixels: max_pixels
                 .unwrap_or_else(|| fmax.unwrap_or(DEFAULT_MAX_PIXELS).min(DEFAULT_MAX_PIXELS)),
+            resize_order: PassOrder::default(),
         }
     }
 
@@ -135,7 +140,7 @@ impl ImageProcessor {
         let rgb: RgbImage = if (rh, rw) == (h as usize, w as usize) {
             rgb
         } else {
-            crate::resize::resize_bicubic_pil(&rgb, rw as u32, rh as u32)
+            resize_bicubic_pil_with(&rgb, rw as u32, rh as u32, self.resize_order)
         };
         let (p, m, tp) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let (gh, gw) = (rh / p, rw / p);

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::TextConfig;
+use super::config::TextConfig;
 use crate::quant::{Linear, Tower, WeightMode};
 
 #[derive(Debug, Clone)]
@@ -155,6 +155,9 @@ impl TextModel {
         mode: WeightMode,
     ) -> Result<Self> {
         let (vocab, hidden) = (cfg.vocab_size, cfg.hidden_size);
+        // Without `lm_head.weight` the head can only be the embedding, whatever the flag says
+        // (transformers would leave it randomly initialised).
+        let tied = tied || !head_vb.contains_tensor("weight");
         // A tied, quantized head saved by an earlier load (see `qcache`) spares reading and
         // quantizing the 151,936 x 2048 embedding.
         let cache = crate::qcache::current();
@@ -166,7 +169,7 @@ impl TextModel {
             Some(q) => (Linear::from_qtensor(q.clone(), None)?, Embedding::Quant(q)),
             None => {
                 let embed_f32 = vb.get((vocab, hidden), "embed_tokens.weight")?;
-                let lm_w = if tied || !head_vb.contains_tensor("weight") {
+                let lm_w = if tied {
                     embed_f32.clone()
                 } else {
                     head_vb.get((vocab, hidden), "weight")?

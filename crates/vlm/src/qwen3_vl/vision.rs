@@ -5,9 +5,9 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::VisionConfig;
+use super::config::VisionConfig;
+use super::rope::{pos_embed_corners, vision_cos_sin};
 use crate::quant::{Linear, Tower, WeightMode};
-use crate::rope::{pos_embed_corners, vision_cos_sin};
 
 const LN_EPS: f32 = 1e-6;
 
