@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use opslens_vlm::{default_device, Engine, GenerateParams, LoadOptions, Sampling, WeightMode};
+use opslens_vlm::{Engine, GenerateParams, LoadOptions, Sampling, WeightMode};
 use serde::Serialize;
 
 /// Arguments of `opslens vlm run`.
@@ -91,7 +91,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("unknown --vision-dtype {v:?} (f16, f32, q8_0, q6k, q4k)"))
         })
         .transpose()?;
-    let device = default_device();
+    // The app's one device chooser (OPSLENS_DEVICE), so the CLI runs where the app would.
+    let chosen =
+        opslens_core::analysis::device::choose(std::env::var("OPSLENS_DEVICE").ok().as_deref());
+    if let Some(note) = &chosen.note {
+        eprintln!("note: {note}");
+    }
+    let device = chosen.device;
     let image = args
         .image
         .as_ref()

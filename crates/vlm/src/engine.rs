@@ -101,16 +101,3 @@ impl Engine {
         }
     }
 }
-
-/// Picks the accelerator compiled in (CUDA, then Metal), else the CPU.
-pub fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::new_cuda(0) {
-        return d;
-    }
-    #[cfg(feature = "metal")]
-    if let Ok(d) = Device::new_metal(0) {
-        return d;
-    }
-    Device::Cpu
-}

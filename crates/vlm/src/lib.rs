@@ -31,7 +31,7 @@ pub mod resize;
 pub mod weights;
 pub mod worker;
 
-pub use engine::{default_device, Engine, LoadOptions};
+pub use engine::{Engine, LoadOptions};
 pub use error::VlmError;
 pub use generate::{GenerateParams, Generation, Sampling, StopReason, Timings};
 pub use qcache::CacheUse;
