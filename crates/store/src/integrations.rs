@@ -6,7 +6,7 @@ use opslens_domain::{
     HypothesisStatus, Incident, IntegrationError, IntegrationState, SignalKind, StoredSignal,
     TimelineKind, Timestamp,
 };
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::sha256_hex;
 use crate::incidents::{ensure_exists, insert, set_status};
@@ -229,7 +229,7 @@ fn apply_in(
 pub const ERRORS_KEPT: i64 = 50;
 
 /// Records an error of integration `name` inside the caller's transaction, pruning the oldest.
-pub(crate) fn record_error_in(tx: &Transaction<'_>, name: &str, message: &str) -> Result<()> {
+pub(crate) fn record_error_in(tx: &Connection, name: &str, message: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO integration_error(name, occurred_at, message) VALUES (?1, ?2, ?3)",
         params![name, ts(&now()), message],

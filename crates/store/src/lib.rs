@@ -15,6 +15,7 @@ mod row;
 mod search;
 mod tx;
 mod work;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -32,6 +33,7 @@ pub use tx::{
 };
 
 use tx::{Hooks, WriteTx};
+use writer::Writer;
 
 /// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
@@ -83,9 +85,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     path: PathBuf,
     blob_dir: PathBuf,
-    /// All writes go through here: SQLite has one writer, a second connection only buys
-    /// SQLITE_BUSY.
-    writer: Mutex<Connection>,
+    /// All writes go through here, batched (see [`writer`]): SQLite has one writer, a second
+    /// connection only buys SQLITE_BUSY.
+    writer: Writer,
     readers: Mutex<Vec<Connection>>,
     /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
     /// removed between another upload finding it present and committing its row.
@@ -114,7 +116,7 @@ impl Store {
         let store = Store {
             path,
             blob_dir,
-            writer: Mutex::new(writer),
+            writer: Writer::new(writer),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
             hooks: Hooks::default(),
@@ -143,17 +145,11 @@ impl Store {
         })
     }
 
-    /// Runs `f` in one write transaction; rolled back if `f` fails. After the commit, the
-    /// list of what it changed goes to the change feed, and the outbox worker is woken if it
-    /// queued messages.
+    /// Runs `f` as one write, all or nothing, in the writer's current batch; returns once
+    /// that batch has committed. After the commit, the list of what it changed goes to the
+    /// change feed, and the outbox worker is woken if it queued messages.
     fn write<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = WriteTx::begin(&mut conn, &self.hooks)?;
-        let out = f(&tx)?;
-        let done = tx.commit()?;
-        // Still under the writer lock: the feed hears commits in commit order.
-        self.hooks.committed(done);
-        Ok(out)
+        self.writer.run(&self.hooks, f)
     }
 
     /// Sets who hears about committed changes (the change feed); without one, nobody does.

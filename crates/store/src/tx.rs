@@ -7,8 +7,11 @@
 //! [`Narrator`] the core installs says what each one puts on the timeline and whether (and how)
 //! it is announced, and the [`Notifier`] turns an announcement into outbox rows, all inside the
 //! same transaction, so a change, its timeline entries and its messages commit together or not
-//! at all. [`WriteTx::commit`] returns the list of changes; the store hands it to the change
+//! at all. [`WriteTx::release`] returns the list of changes; the store hands it to the change
 //! feed only after the commit, so nobody hears about a change that was rolled back.
+//!
+//! Each write is a savepoint inside a batch transaction of the group-committing writer (see
+//! [`crate::writer`]): a write that fails rolls back to its savepoint alone.
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use opslens_domain::{
     Action, Evidence, FeedChange, FeedKind, FeedOp, Hypothesis, Incident, IncidentSource,
     IncidentStatus, Severity, TimelineKind, Timestamp,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::row::{get_in, now, ts};
 use crate::{NewOutbox, Result};
@@ -202,27 +205,28 @@ pub struct Committed {
     pub queued_outbox: bool,
 }
 
-/// An open write transaction and the list of what it changed so far. Derefs to the SQL
-/// transaction for the row helpers.
+/// One write: a savepoint in the writer's open transaction and the list of what it changed
+/// so far. Derefs to the connection for the row helpers.
 pub struct WriteTx<'c> {
-    sql: Transaction<'c>,
+    sql: &'c Connection,
     hooks: &'c Hooks,
     changes: RefCell<Vec<FeedChange>>,
     queued: Cell<bool>,
 }
 
-impl<'c> std::ops::Deref for WriteTx<'c> {
-    type Target = Transaction<'c>;
-    fn deref(&self) -> &Transaction<'c> {
-        &self.sql
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.sql
     }
 }
 
 impl<'c> WriteTx<'c> {
-    /// Begins an IMMEDIATE transaction (the write lock up front: no upgrade deadlocks).
-    pub(crate) fn begin(conn: &'c mut Connection, hooks: &'c Hooks) -> Result<Self> {
+    /// Starts a write as a savepoint of the transaction open on `conn`.
+    pub(crate) fn savepoint(conn: &'c Connection, hooks: &'c Hooks) -> Result<Self> {
+        conn.execute_batch("SAVEPOINT write")?;
         Ok(WriteTx {
-            sql: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            sql: conn,
             hooks,
             changes: RefCell::new(Vec::new()),
             queued: Cell::new(false),
@@ -323,16 +327,21 @@ impl<'c> WriteTx<'c> {
         Ok(self.last_insert_rowid())
     }
 
-    /// Commits; returns what the transaction changed (each object once, first occurrence
-    /// kept, in order). Dropping the value instead rolls it back and forgets the list.
-    pub(crate) fn commit(self) -> Result<Committed> {
-        self.sql.commit()?;
+    /// Keeps this write in the batch; returns what it changed (each object once, first
+    /// occurrence kept, in order). The batch's commit makes it durable.
+    pub(crate) fn release(self) -> Result<Committed> {
+        self.sql.execute_batch("RELEASE write")?;
         let all = self.changes.into_inner();
         let mut seen = std::collections::HashSet::with_capacity(all.len());
         Ok(Committed {
             changes: all.into_iter().filter(|c| seen.insert(*c)).collect(),
             queued_outbox: self.queued.get(),
         })
+    }
+
+    /// Undoes this write alone (the rest of the batch stays) and forgets its list.
+    pub(crate) fn rollback(self) -> Result<()> {
+        Ok(self.sql.execute_batch("ROLLBACK TO write; RELEASE write")?)
     }
 }
 
