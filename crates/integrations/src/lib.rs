@@ -12,6 +12,8 @@ pub mod http;
 pub mod keys;
 pub mod outgoing;
 pub mod pagerduty;
+#[cfg(test)]
+mod props;
 pub mod secrets;
 pub mod signature;
 pub mod snapshots;

@@ -59,3 +59,45 @@ mod tests {
         assert_eq!(fts_query("HTTP 503"), Some("\"HTTP\"* \"503\"*".into()));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::fts_query;
+
+    fn fts() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5(body);
+             INSERT INTO t(body) VALUES ('checkout p99 spike after deploy v2.41.0');",
+        )
+        .unwrap();
+        c
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever a user types (operators, quotes, NEAR(, 10 KB of text), the query built
+        /// from it is valid FTS5: search never answers a syntax error.
+        #[test]
+        fn any_input_makes_a_valid_query(q in prop_oneof![
+            any::<String>(),
+            "[\"*():^+\\-a-z0-9 ]{0,40}",
+            Just("NEAR(".to_string()),
+            Just("\"".to_string()),
+            "[a-z ]{5000,10000}",
+        ]) {
+            let c = fts();
+            if let Some(query) = fts_query(&q) {
+                let n: rusqlite::Result<i64> =
+                    c.query_row("SELECT COUNT(*) FROM t WHERE t MATCH ?1", [&query], |r| r.get(0));
+                prop_assert!(n.is_ok(), "{query:?} from {q:?}: {:?}", n.err());
+                prop_assert!(query.matches('"').count() <= 32, "at most 16 terms");
+            } else {
+                prop_assert!(!q.chars().any(|ch| ch.is_alphanumeric()), "{q:?} had words");
+            }
+        }
+    }
+}

@@ -369,9 +369,9 @@ pub fn find_times(text: &str) -> Vec<String> {
             if !digit(end) && h < 24 && m < 60 {
                 // Include a date right before it (`2026-11-27 14:05`, `2026-11-27T14:05`).
                 let s = match i.checked_sub(11) {
+                    // `get`: a byte offset inside a multi-byte character is no date.
                     Some(d)
-                        if text.is_char_boundary(d)
-                            && is_date(&text[d..d + 10])
+                        if text.get(d..d + 10).is_some_and(is_date)
                             && matches!(b[d + 10], b' ' | b'T') =>
                     {
                         d

@@ -9,6 +9,8 @@ pub mod device;
 pub mod findings;
 mod job;
 mod prompts;
+#[cfg(test)]
+mod props;
 mod pull;
 mod status;
 pub mod times;
