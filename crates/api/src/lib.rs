@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod handlers;
+pub mod spec;
 pub mod ui;
 
 use std::future::Future;
@@ -127,10 +128,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, e.g. for writing it to a file or checking it in tests.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
-        .split_for_parts()
-        .1
+        .split_for_parts();
+    spec::complete(doc)
 }
 
 /// What the process embedding the server adds to it beyond the services: the screen it may
@@ -200,7 +201,7 @@ fn build(
     Router::new()
         .merge(api)
         .merge(ui::routes())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::spec::complete(spec)))
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn_with_state(guard, auth::guard))

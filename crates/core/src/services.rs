@@ -263,8 +263,7 @@ impl Services {
     ) -> Result<TimelineEvent, CoreError> {
         new.message = required("message", &new.message, MAX_TEXT)?;
         if let Some(k) = new.kind {
-            use opslens_domain::TimelineKind as K;
-            if !matches!(k, K::Note | K::Observation) {
+            if !opslens_domain::TimelineKind::POSTABLE.contains(&k) {
                 return Err(CoreError::Invalid(format!(
                     "kind {k} is recorded by OpsLens itself; post `note` or `observation`"
                 )));
