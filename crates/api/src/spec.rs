@@ -47,6 +47,14 @@ const RAW_BODY_PATHS: &[&str] = &[
     "/api/v1/evidence/{id}/analyze",
 ];
 
+/// Routes that never touch the database (no 503 busy, no 507).
+fn without_database(path: &str) -> bool {
+    path == "/api/v1/health"
+        || path == "/api/v1/info"
+        || path.starts_with("/api/v1/auth/")
+        || path.starts_with("/api/v1/models")
+}
+
 /// The finished document: the generated one plus the shared error answers and text rules.
 pub fn complete(mut doc: OpenApi) -> OpenApi {
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -57,9 +65,9 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
             ("put", &mut item.put),
             ("delete", &mut item.delete),
         ];
-        for (_, op) in ops {
+        for (method, op) in ops {
             if let Some(op) = op.as_mut() {
-                add_errors(path, op);
+                add_errors(path, method, op);
                 optional_body_is_not_null(op);
                 for p in op.parameters.iter_mut().flatten() {
                     if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
@@ -88,7 +96,7 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
     doc
 }
 
-fn add_errors(path: &str, op: &mut Operation) {
+fn add_errors(path: &str, method: &str, op: &mut Operation) {
     let params = op.parameters.as_deref().unwrap_or_default();
     let has_path = params
         .iter()
@@ -105,6 +113,8 @@ fn add_errors(path: &str, op: &mut Operation) {
         reqs.iter()
             .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
     });
+    let database = !without_database(path);
+    let writes = database && method != "get";
 
     let mut add = |status: u16, when: bool| {
         if when {
@@ -119,6 +129,8 @@ fn add_errors(path: &str, op: &mut Operation) {
     add(415, json_body);
     add(422, json_body);
     add(500, path != "/api/v1/health");
+    add(503, database);
+    add(507, writes);
     // Whatever the handler listed itself: make sure each error carries the error body.
     let listed: Vec<u16> = op
         .responses

@@ -13,9 +13,11 @@ mod outbox;
 mod services;
 pub mod snapshots;
 pub mod status;
+pub mod storage;
 pub mod sync;
 pub mod token;
 pub mod upload;
+pub mod validate;
 pub mod webhooks;
 
 pub use error::CoreError;

@@ -166,6 +166,7 @@ impl Services {
         incident_id: i64,
         text: Option<String>,
     ) -> Result<Vec<OutboxMessage>, CoreError> {
+        crate::validate::optional_text("text", text.as_deref())?;
         let inc = self.incident(incident_id).await?;
         let notice = Notice {
             event_type: "incident.updated".into(),

@@ -17,8 +17,7 @@ use crate::CoreError;
 
 /// Concurrent image decodes; each may take up to the decode allocation cap.
 const PARALLEL_DECODES: usize = 2;
-const MAX_TITLE: usize = 500;
-const MAX_TEXT: usize = 2000;
+use crate::validate::{MAX_TEXT, MAX_TITLE};
 
 /// Where the services keep their state.
 #[derive(Debug, Clone)]
@@ -48,16 +47,19 @@ pub struct Services {
 }
 
 fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
+    crate::validate::text(field, value)?;
+    crate::validate::max_chars(field, value, max)?;
     let v = value.trim();
     if v.is_empty() {
         return Err(CoreError::Invalid(format!("{field} must not be empty")));
     }
-    if v.chars().count() > max {
-        return Err(CoreError::Invalid(format!(
-            "{field} must be at most {max} characters"
-        )));
-    }
     Ok(v.to_string())
+}
+
+/// An optional free-text field, refused if it holds control characters.
+fn checked(field: &str, value: Option<String>) -> Result<Option<String>, CoreError> {
+    crate::validate::optional_text(field, value.as_deref())?;
+    Ok(value)
 }
 
 impl Services {
@@ -112,14 +114,15 @@ impl Services {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CoreError> {
         let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+        let out = tokio::task::spawn_blocking(move || f(&store)).await?;
+        out.map_err(|e| crate::storage::store_error(e, &self.data_dir))
     }
 
     /// Opens an incident (seed: `POST /incidents`).
     pub async fn create_incident(&self, new: NewIncident) -> Result<Incident, CoreError> {
         let row = NewIncidentRow {
             title: required("title", &new.title, MAX_TITLE)?,
-            description: new.description.unwrap_or_default(),
+            description: checked("description", new.description)?.unwrap_or_default(),
             severity: new.severity.unwrap_or(Severity::Medium),
             status: new.status.unwrap_or(IncidentStatus::Triggered),
             source: IncidentSource::Manual,
@@ -147,6 +150,7 @@ impl Services {
         if let Some(t) = &patch.title {
             patch.title = Some(required("title", t, MAX_TITLE)?);
         }
+        patch.description = checked("description", patch.description)?;
         self.db(move |s| s.update_incident(id, &patch)).await
     }
 
@@ -167,7 +171,8 @@ impl Services {
             ));
         }
         let title = required("title", &new.title, MAX_TITLE)?;
-        let source = new.source.unwrap_or_else(|| "api".into());
+        crate::validate::text("content", &new.content)?;
+        let source = checked("source", new.source)?.unwrap_or_else(|| "api".into());
         self.db(move |s| {
             s.add_text_evidence(
                 incident_id,
@@ -312,6 +317,7 @@ impl Services {
         mut new: NewAction,
     ) -> Result<Action, CoreError> {
         new.title = required("title", &new.title, MAX_TITLE)?;
+        new.owner = checked("owner", new.owner)?;
         self.db(move |s| s.add_action(incident_id, &new)).await
     }
 
@@ -324,6 +330,7 @@ impl Services {
         if let Some(t) = &patch.title {
             patch.title = Some(required("title", t, MAX_TITLE)?);
         }
+        patch.owner = checked("owner", patch.owner)?;
         self.db(move |s| s.update_action(id, &patch)).await
     }
 

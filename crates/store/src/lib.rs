@@ -8,6 +8,7 @@
 mod analysis;
 pub mod blobs;
 mod evidence;
+mod faults;
 mod feed;
 mod incidents;
 mod integrations;
