@@ -77,6 +77,7 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
             }
         }
     }
+    unique_operation_ids(&mut doc);
     if let Some(components) = doc.components.as_mut() {
         for schema in components.schemas.values_mut() {
             if let RefOr::T(Schema::Object(o)) = schema {
@@ -267,4 +268,43 @@ fn optional_body_is_not_null(op: &mut Operation) {
         }
     }
     body.required = Some(Required::False);
+}
+
+/// utoipa names an operation after its handler, and handlers in different modules share names
+/// (`get`, `list`, `create`); OpenAPI wants them unique (generators key on them). A shared
+/// name gets its tag in front: `incidents_get`, `evidence_get`, `models_get`.
+fn unique_operation_ids(doc: &mut OpenApi) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in doc.paths.paths.values() {
+        for op in [&item.get, &item.post, &item.patch, &item.put, &item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let Some(id) = op.operation_id.as_mut() else {
+                continue;
+            };
+            if seen.get(id.as_str()).is_some_and(|n| *n > 1) {
+                let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+                if let Some(tag) = tag {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
+    }
 }

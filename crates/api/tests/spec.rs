@@ -139,3 +139,19 @@ fn text_fields_state_the_server_rules() {
         "{analyze}"
     );
 }
+
+#[test]
+fn operation_ids_are_unique() {
+    let s = spec();
+    let mut ids = Vec::new();
+    for ops in s["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            ids.push(op["operationId"].as_str().unwrap().to_string());
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "{ids:?}");
+    assert!(ids.contains(&"incidents_get".to_string()), "{ids:?}");
+}
