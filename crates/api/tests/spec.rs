@@ -155,3 +155,23 @@ fn operation_ids_are_unique() {
     assert_eq!(ids.len(), unique.len(), "{ids:?}");
     assert!(ids.contains(&"incidents_get".to_string()), "{ids:?}");
 }
+
+/// The UI generates its wire types from `ui/openapi.json`; that file must be what the server
+/// serves, or the UI type-checks against a spec nobody runs. `OPSLENS_UPDATE_SPEC=1` rewrites
+/// it (the same as `opslens openapi > ui/openapi.json`).
+#[test]
+fn the_ui_spec_is_the_server_spec() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/openapi.json");
+    let current = serde_json::to_string_pretty(&opslens_api::openapi()).unwrap() + "\n";
+    if std::env::var_os("OPSLENS_UPDATE_SPEC").is_some() {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "ui/openapi.json differs from the server's spec: run \
+         `OPSLENS_UPDATE_SPEC=1 cargo test -p opslens-api --test spec` (or \
+         `opslens openapi > ui/openapi.json`), then `cd ui && npm run build`, and commit both"
+    );
+}
