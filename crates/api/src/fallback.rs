@@ -278,6 +278,28 @@ mod tests {
         }
     }
 
+    /// What a timeout or body-limit layer answers (empty or plain text) leaves as JSON.
+    #[tokio::test]
+    async fn layer_answers_without_a_body_get_one() {
+        for (status, code) in [
+            (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+        ] {
+            let res = (status, "").into_response();
+            let out = json_errors(Method::POST, Uri::from_static("/api/v1/incidents"), res).await;
+            assert_eq!(out.status(), status);
+            let body = axum::body::to_bytes(out.into_body(), 4096).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"]["code"], code, "{v}");
+            assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+
     #[tokio::test]
     async fn the_wrapper_writes_the_whole_answer() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
