@@ -294,6 +294,11 @@ async fn a_full_disk_answers_507_naming_the_data_dir_and_recovers() {
         .await
         .unwrap();
     assert_eq!(error_code(res, 507).await, "insufficient_storage");
+    let leftovers: Vec<_> = std::fs::read_dir(data.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
     // Reads still work, and nothing was lost.
     let res = http
         .get(url("/api/v1/incidents"))
