@@ -16,6 +16,8 @@ if [ "${OPSLENS_UI_TESTS:-0}" = 1 ]; then
   apt_pkgs+=(chromium sqlite3)
   apt_pkgs+=(xvfb xauth x11-utils xdotool imagemagick dbus-x11 openbox)
   command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+  # scripts/contract makes a venv for schemathesis.
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_pkgs+=(python3 python3-venv)
 fi
 need_apt=()
 for pkg in "${apt_pkgs[@]}"; do

@@ -19,6 +19,8 @@ mod events;
 mod evidence;
 #[path = "integration/fakes.rs"]
 mod fakes;
+#[path = "integration/faults.rs"]
+mod faults;
 #[path = "integration/incidents.rs"]
 mod incidents;
 #[path = "integration/notifications.rs"]

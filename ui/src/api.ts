@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, Evidence, EvidenceType, Hypothesis, HypothesisStatus, Incident, IncidentQuery, IncidentStatus, Page, PullProgress, SearchHit, ServerInfo, Severity, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentStatus, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -113,7 +113,7 @@ export const api = {
   analysisJob: (id: number) => json<AnalysisJob>('GET', `/analysis/jobs/${id}`),
 
   incidents: (f: IncidentQuery) =>
-    json<Page<Incident>>('GET', `/incidents${query({
+    json<IncidentPage>('GET', `/incidents${query({
       status: f.status, severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),
   incident: (id: number) => json<Incident>('GET', `/incidents/${id}`),
@@ -122,11 +122,11 @@ export const api = {
   updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>
     json<Incident>('PATCH', `/incidents/${id}`, b),
   search: (q: string) =>
-    json<{ query: string; hits: SearchHit[] }>('GET', `/search${query({ q, limit: 20 })}`),
+    json<SearchResults>('GET', `/search${query({ q, limit: 20 })}`),
 
   evidenceOf: (incident: number) => json<Evidence[]>('GET', `/evidence/incident/${incident}`),
   evidence: (id: number) => json<Evidence>('GET', `/evidence/${id}`),
-  addEvidence: (incident: number, b: { evidence_type: EvidenceType; title: string; content: string; source: string }) =>
+  addEvidence: (incident: number, b: { evidence_type: TextEvidenceType; title: string; content: string; source: string }) =>
     json<Evidence>('POST', `/evidence/incident/${incident}`, b),
   upload: (incident: number, file: Blob, name: string) => {
     const form = new FormData();

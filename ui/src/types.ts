@@ -1,152 +1,46 @@
-// Wire types of /api/v1, mirroring crates/domain (the spelling of every enum comes from there).
+// Wire types of /api/v1: aliases of the types generated from the server's OpenAPI spec
+// (src/api.gen.ts, made by build.mjs from ui/openapi.json), so a change on the Rust side that
+// the UI does not follow fails the type check. Only what the spec cannot say lives here.
 
-export type Severity = 'critical' | 'high' | 'medium' | 'low';
-export type IncidentStatus =
-  | 'triggered' | 'acknowledged' | 'investigating' | 'mitigated' | 'resolved' | 'closed';
-export type EvidenceType = 'log' | 'metric' | 'screenshot' | 'deployment' | 'alert' | 'note';
-export type AnalysisState = 'waiting-for-model' | 'queued' | 'running' | 'done' | 'failed';
-export type HypothesisStatus = 'proposed' | 'supported' | 'refuted';
-export type ActionStatus = 'open' | 'in_progress' | 'done' | 'cancelled';
+import type { components } from './api.gen.js';
+
+type Schemas = components['schemas'];
+
+export type Severity = Schemas['Severity'];
+export type IncidentStatus = Schemas['IncidentStatus'];
+export type EvidenceType = Schemas['EvidenceType'];
+export type AnalysisState = Schemas['AnalysisState'];
+export type HypothesisStatus = Schemas['HypothesisStatus'];
+export type ActionStatus = Schemas['ActionStatus'];
 
 export const SEVERITIES: Severity[] = ['critical', 'high', 'medium', 'low'];
 export const STATUSES: IncidentStatus[] = [
   'triggered', 'acknowledged', 'investigating', 'mitigated', 'resolved', 'closed',
 ];
-export const TEXT_EVIDENCE: EvidenceType[] = ['log', 'note', 'metric', 'deployment', 'alert'];
+/** The evidence types that are posted as text (screenshots are uploaded as files). */
+export type TextEvidenceType = Schemas['NewEvidence']['evidence_type'];
+export const TEXT_EVIDENCE: TextEvidenceType[] = ['log', 'note', 'metric', 'deployment', 'alert'];
 export const HYPOTHESIS_STATUSES: HypothesisStatus[] = ['proposed', 'supported', 'refuted'];
 export const ACTION_STATUSES: ActionStatus[] = ['open', 'in_progress', 'done', 'cancelled'];
 
-export interface Incident {
-  id: number;
-  title: string;
-  description: string;
-  severity: Severity;
-  status: IncidentStatus;
-  source: string;
-  external_id: string | null;
-  created_at: string;
-  updated_at: string;
-  acknowledged_at: string | null;
-  resolved_at: string | null;
-  evidence_count: number;
-}
-
-export interface Page<T> {
-  items: T[];
-  total: number;
-  limit: number;
-  offset: number;
-}
-
-export interface ImageInfo {
-  mime: string;
-  width: number;
-  height: number;
-  bytes: number;
-  original_name: string | null;
-}
-
-export interface Evidence {
-  id: number;
-  incident_id: number;
-  evidence_type: EvidenceType;
-  title: string;
-  content: string;
-  source: string;
-  sha256: string;
-  image: ImageInfo | null;
-  analysis_state: AnalysisState | null;
-  analysis_model: string | null;
-  analysis_error: string | null;
-  analysis_ms: number | null;
-  findings: unknown;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface TimelineEvent {
-  id: number;
-  incident_id: number;
-  kind: string;
-  message: string;
-  occurred_at: string;
-  created_at: string;
-  evidence_id: number | null;
-}
-
-export interface Hypothesis {
-  id: number;
-  incident_id: number;
-  statement: string;
-  status: HypothesisStatus;
-  origin: 'human' | 'model' | 'correlation';
-  evidence_ids: number[];
-  created_at: string;
-  updated_at: string;
-}
-
-export interface Action {
-  id: number;
-  incident_id: number;
-  title: string;
-  owner: string | null;
-  status: ActionStatus;
-  due_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface SearchHit {
-  kind: 'incident' | 'evidence';
-  id: number;
-  incident_id: number;
-  title: string;
-  snippet: string;
-}
-
-export interface PullProgress {
-  state: 'downloading' | 'done' | 'failed';
-  file: string | null;
-  done_bytes: number;
-  total_bytes: number;
-  error: string | null;
-}
-
-export interface AnalysisJob {
-  id: number;
-  evidence_id: number;
-  question: string | null;
-  state: AnalysisState;
-  attempts: number;
-  answer: string | null;
-  error: string | null;
-}
-
-export interface VlmStatus {
-  model: string;
-  repo: string;
-  revision: string;
-  reason: string | null;
-  model_dir: string | null;
-  pull: PullProgress | null;
-  state: string;
-  loaded: boolean;
-  device: string;
-  queue_length: number;
-  queue: Record<string, number>;
-  last_analysis: unknown;
-  message: string;
-}
-
-export interface ServerInfo {
-  version: string;
-  data_dir: string;
-  port: number;
-  hotkey: string;
-  /** Opens the desktop app's region selection overlay. */
-  region_hotkey: string;
-  desktop: boolean;
-}
+export type Incident = Schemas['Incident'];
+/** A page of incidents (`GET /incidents`). */
+export type IncidentPage = Schemas['Page_Incident'];
+export type ImageInfo = Schemas['ImageInfo'];
+export type Evidence = Schemas['Evidence'];
+export type TimelineEvent = Schemas['TimelineEvent'];
+export type Hypothesis = Schemas['Hypothesis'];
+export type Action = Schemas['Action'];
+export type SearchHit = Schemas['SearchHit'];
+export type SearchResults = Schemas['SearchResults'];
+export type PullProgress = Schemas['PullProgress'];
+export type AnalysisJob = Schemas['AnalysisJob'];
+export type VlmStatus = Schemas['VlmStatus'];
+export type ServerInfo = Schemas['Info'];
+/** What a change event of `GET /api/v1/events` is about. */
+export type FeedKind = Schemas['FeedKind'];
+/** One event of the change feed: `{kind}.{op}`, `ready` or `resync` (refetch everything shown). */
+export type FeedEvent = Schemas['FeedEvent'];
 
 export interface IncidentQuery {
   status?: IncidentStatus | '';
@@ -154,16 +48,4 @@ export interface IncidentQuery {
   q?: string;
   limit?: number;
   offset?: number;
-}
-
-/** What a change event of `GET /api/v1/events` is about. */
-export type FeedKind = 'incident' | 'evidence' | 'timeline' | 'hypothesis' | 'action';
-
-/** One event of the change feed: `{kind}.{op}`, or `resync` (refetch everything shown). */
-export interface FeedEvent {
-  seq: number;
-  type: string;
-  kind?: FeedKind;
-  incident_id?: number;
-  id?: number;
 }

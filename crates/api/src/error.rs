@@ -9,6 +9,10 @@ use opslens_core::CoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// What a busy database answer suggests waiting: SQLite already waited its busy timeout, and
+/// the lock holders (a backup, an `sqlite3` shell) usually let go within seconds.
+pub const BUSY_RETRY_S: u32 = 2;
+
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -31,6 +35,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for `Retry-After`, on answers worth repeating (a busy database).
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -40,7 +46,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 400 for a request the server cannot read.
@@ -63,6 +76,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -88,6 +105,12 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
             CoreError::NotConfigured(m) => Self::new(StatusCode::CONFLICT, "not_configured", m),
             CoreError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, "upstream", m),
+            CoreError::InsufficientStorage(m) => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m)
+            }
+            CoreError::Busy(m) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m).retry_after(BUSY_RETRY_S)
+            }
             other => {
                 tracing::error!(error = %other.chain(), "internal error");
                 Self::new(

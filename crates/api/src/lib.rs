@@ -4,15 +4,15 @@
 pub mod auth;
 pub mod error;
 mod extract;
+mod fallback;
 pub mod handlers;
+pub mod spec;
 pub mod state;
 pub mod ui;
 
 use std::future::Future;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use opslens_core::token::ApiToken;
 use tokio::net::TcpListener;
@@ -24,7 +24,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use opslens_core::Services;
 
-use crate::error::ApiError;
 use crate::handlers::{
     analysis, capture, events, evidence, incidents, integrations, session, system, webhooks, work,
 };
@@ -129,10 +128,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, e.g. for writing it to a file or checking it in tests.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
-        .split_for_parts()
-        .1
+        .split_for_parts();
+    spec::complete(doc)
 }
 
 /// What the process embedding the server adds to it beyond the services: the screen it may
@@ -194,63 +193,11 @@ fn build(
     Router::new()
         .merge(api)
         .merge(ui::routes())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(not_found)
-        .layer(axum::middleware::map_response(json_errors))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::spec::complete(spec)))
+        .fallback(fallback::not_found)
+        .layer(axum::middleware::map_response(fallback::json_errors))
         .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-}
-
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {}", uri.path()),
-    )
-}
-
-/// Rewrites any error response that is not JSON yet (405 from the router, a body-limit 413
-/// from a layer) into the API's error shape, so clients parse one format.
-async fn json_errors(method: axum::http::Method, uri: axum::http::Uri, res: Response) -> Response {
-    let status = res.status();
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return res;
-    }
-    let (parts, body) = res.into_parts();
-    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-    let mut message = String::from_utf8_lossy(&text).trim().to_string();
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allow = parts
-            .headers
-            .get(header::ALLOW)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        message = format!(
-            "{method} is not allowed on {}; allowed: {allow}",
-            uri.path()
-        );
-    } else if message.is_empty() {
-        message = status.canonical_reason().unwrap_or("error").to_string();
-    }
-    let code = match status {
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        s if s.is_server_error() => "internal",
-        _ => "bad_request",
-    };
-    let mut out = ApiError::new(status, code, message).into_response();
-    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
-        if let Some(v) = parts.headers.get(&name) {
-            out.headers_mut().insert(name, v.clone());
-        }
-    }
-    out
 }
 
 /// Serves the app on `listener` until `shutdown` completes.
@@ -274,7 +221,7 @@ pub async fn serve_with(
     let port = listener.local_addr()?.port();
     let (closing, closed) = tokio::sync::watch::channel(false);
     let app = build(services, token, port, extras, Some(events::Closing(closed)));
-    axum::serve(listener, app)
+    axum::serve(fallback::JsonErrorListener(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Event streams never end by themselves; the graceful shutdown waits for them.

@@ -23,7 +23,12 @@ impl Db {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CoreError> {
         let store = self.0.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+        let out = tokio::task::spawn_blocking(move || f(&store)).await?;
+        // A full disk or a busy database says so (507, 503) instead of a bare 500.
+        out.map_err(|e| {
+            let dir = self.0.path().parent().unwrap_or(std::path::Path::new("."));
+            crate::storage::store_error(e, dir)
+        })
     }
 
     /// One incident (404 when unknown): most use-cases check their incident first.

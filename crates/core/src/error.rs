@@ -35,6 +35,13 @@ pub enum CoreError {
     /// The other service failed or answered garbage (502).
     #[error("{0}")]
     Upstream(String),
+    /// The disk holding the data dir is full (507); the message names the dir and its free
+    /// space, so the user knows what to clean up.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// SQLite stayed busy or locked past its timeout (503): the same request can be retried.
+    #[error("{0}")]
+    Busy(String),
     /// Something failed on our side (500): what was being done, and why. For the log, not the
     /// client; `source()` walks the whole chain.
     #[error("{context}")]

@@ -10,8 +10,8 @@ use tokio::sync::Semaphore;
 use crate::analysis::AnalysisService;
 use crate::db::Db;
 use crate::incidents::IncidentService;
-use crate::rules::{required, MAX_TITLE};
 use crate::upload::validate_image;
+use crate::validate::{checked, required, MAX_TITLE};
 use crate::CoreError;
 
 /// Concurrent image decodes; each may take up to the decode allocation cap.
@@ -54,7 +54,8 @@ impl EvidenceService {
             ));
         }
         let title = required("title", &new.title, MAX_TITLE)?;
-        let source = new.source.unwrap_or_else(|| "api".into());
+        crate::validate::text("content", &new.content)?;
+        let source = checked("source", new.source)?.unwrap_or_else(|| "api".into());
         self.db
             .run(move |s| {
                 s.add_text_evidence(

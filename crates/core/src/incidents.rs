@@ -8,7 +8,7 @@ use opslens_domain::{
 use opslens_store::NewIncidentRow;
 
 use crate::db::Db;
-use crate::rules::{required, MAX_TEXT, MAX_TITLE};
+use crate::validate::{checked, required, MAX_TEXT, MAX_TITLE};
 use crate::CoreError;
 
 /// The incidents use-case.
@@ -22,7 +22,7 @@ impl IncidentService {
     pub async fn create(&self, new: NewIncident) -> Result<Incident, CoreError> {
         let row = NewIncidentRow {
             title: required("title", &new.title, MAX_TITLE)?,
-            description: new.description.unwrap_or_default(),
+            description: checked("description", new.description)?.unwrap_or_default(),
             severity: new.severity.unwrap_or(Severity::Medium),
             status: new.status.unwrap_or(IncidentStatus::Triggered),
             source: IncidentSource::Manual,
@@ -46,6 +46,7 @@ impl IncidentService {
         if let Some(t) = &patch.title {
             patch.title = Some(required("title", t, MAX_TITLE)?);
         }
+        patch.description = checked("description", patch.description)?;
         self.db.run(move |s| s.update_incident(id, &patch)).await
     }
 

@@ -17,13 +17,14 @@ pub mod integrations;
 mod narrate;
 mod notify;
 mod outbox;
-mod rules;
 mod services;
 pub mod snapshots;
 pub mod status;
+pub mod storage;
 pub mod sync;
 pub mod token;
 pub mod upload;
+pub mod validate;
 pub mod webhooks;
 pub mod work;
 

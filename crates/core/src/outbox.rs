@@ -168,6 +168,7 @@ impl IntegrationService {
         incident_id: i64,
         text: Option<String>,
     ) -> Result<Vec<OutboxMessage>, CoreError> {
+        crate::validate::optional_text("text", text.as_deref())?;
         let inc = self.db.incident(incident_id).await?;
         let notice = Notice {
             event_type: "incident.updated".into(),

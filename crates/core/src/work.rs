@@ -3,7 +3,7 @@
 use opslens_domain::{Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis};
 
 use crate::db::Db;
-use crate::rules::{required, MAX_TEXT, MAX_TITLE};
+use crate::validate::{checked, required, MAX_TEXT, MAX_TITLE};
 use crate::CoreError;
 
 /// The hypotheses-and-actions use-case.
@@ -54,6 +54,7 @@ impl WorkService {
         mut new: NewAction,
     ) -> Result<Action, CoreError> {
         new.title = required("title", &new.title, MAX_TITLE)?;
+        new.owner = checked("owner", new.owner)?;
         self.db.run(move |s| s.add_action(incident_id, &new)).await
     }
 
@@ -66,6 +67,7 @@ impl WorkService {
         if let Some(t) = &patch.title {
             patch.title = Some(required("title", t, MAX_TITLE)?);
         }
+        patch.owner = checked("owner", patch.owner)?;
         self.db.run(move |s| s.update_action(id, &patch)).await
     }
 }

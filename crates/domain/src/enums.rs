@@ -17,8 +17,12 @@ pub struct ParseEnumError {
     pub allowed: String,
 }
 
+// `$s` is a `tt`, not a `literal`: a `literal` fragment reaches derive macros wrapped in an
+// invisible group, which serde unwraps but utoipa does not, so the spec showed the Rust
+// variant names (`Critical`) while the wire carries `critical`. As a `tt` the one
+// `#[serde(rename = $s)]` is read by both derives; `spec_values_are_the_wire_values` checks it.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal, { $($(#[$vmeta:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal, { $($(#[$vmeta:meta])* $variant:ident => $s:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
         pub enum $name {
@@ -221,6 +225,75 @@ wire_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The values the OpenAPI schema of `T` lists.
+    fn spec_values<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let values = schema["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no enum in the schema {schema}"));
+        values
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Every spec value of `T` is accepted by serde and written back unchanged, and the spec
+    /// lists exactly the values serde writes for `all`.
+    fn assert_spec_is_wire<T>(all: &[T])
+    where
+        T: utoipa::PartialSchema + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let spec = spec_values::<T>();
+        for v in &spec {
+            let parsed: T = serde_json::from_value(serde_json::json!(v))
+                .unwrap_or_else(|e| panic!("spec value {v:?} is refused on the wire: {e}"));
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), serde_json::json!(v));
+        }
+        let wire: Vec<String> = all
+            .iter()
+            .map(|v| {
+                serde_json::to_value(v)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(spec, wire, "spec and wire values differ");
+    }
+
+    #[test]
+    fn spec_values_are_the_wire_values() {
+        assert_spec_is_wire(Severity::ALL);
+        assert_spec_is_wire(IncidentStatus::ALL);
+        assert_spec_is_wire(IncidentSource::ALL);
+        assert_spec_is_wire(EvidenceType::ALL);
+        assert_spec_is_wire(AnalysisState::ALL);
+        assert_spec_is_wire(TimelineKind::ALL);
+        assert_spec_is_wire(HypothesisStatus::ALL);
+        assert_spec_is_wire(HypothesisOrigin::ALL);
+        assert_spec_is_wire(ActionStatus::ALL);
+        // Plain serde enums elsewhere in the crate: both derives read `rename_all`.
+        use crate::{FeedKind, FeedOp, OutboxStatus, SignalKind};
+        use FeedKind as K;
+        assert_spec_is_wire(&[
+            K::Incident,
+            K::Evidence,
+            K::Timeline,
+            K::Hypothesis,
+            K::Action,
+        ]);
+        assert_spec_is_wire(&[FeedOp::Created, FeedOp::Updated, FeedOp::Deleted]);
+        use OutboxStatus as O;
+        assert_spec_is_wire(&[O::Pending, O::Delivered, O::Dead]);
+        use SignalKind as S;
+        assert_spec_is_wire(&[S::Change, S::Alert, S::Other]);
+        assert_eq!(
+            spec_values::<AnalysisState>(),
+            ["waiting-for-model", "queued", "running", "done", "failed"]
+        );
+    }
 
     #[test]
     fn round_trips_and_lists_allowed_values() {

@@ -65,8 +65,10 @@ pub struct ImageInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewEvidence {
     /// `log`, `metric`, `deployment`, `alert` or `note` (screenshots go through the upload route).
+    #[schema(schema_with = text_evidence_type)]
     pub evidence_type: EvidenceType,
     /// Short label (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     pub title: String,
     /// The text itself.
     #[serde(default)]
@@ -117,5 +119,24 @@ pub struct AnalyzeRequest {
     /// A question about the screenshot ("what happened at 14:05?"); without one the full
     /// analysis runs again and replaces the findings.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub question: Option<String>,
+}
+
+/// Schema of [`NewEvidence::evidence_type`]: every type but `screenshot`, which the server
+/// refuses on this route (images are uploaded as files), so a client built from the spec never
+/// offers it.
+fn text_evidence_type() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(
+            EvidenceType::ALL
+                .iter()
+                .filter(|t| **t != EvidenceType::Screenshot)
+                .map(|t| t.as_str()),
+        ))
+        .description(Some(
+            "`log`, `metric`, `deployment`, `alert` or `note` (screenshots go through the upload route).",
+        ))
+        .build()
 }

@@ -40,6 +40,7 @@ pub struct Incident {
 #[serde(deny_unknown_fields)]
 pub struct NewIncident {
     /// One-line summary (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     pub title: String,
     /// Optional longer context.
     #[serde(default)]
@@ -57,6 +58,7 @@ pub struct NewIncident {
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
     /// New title.
+    #[schema(min_length = 1, max_length = 500)]
     pub title: Option<String>,
     /// New description.
     pub description: Option<String>,

@@ -30,12 +30,14 @@ pub struct TimelineEvent {
 #[serde(deny_unknown_fields)]
 pub struct NewTimelineEvent {
     /// What happened (1 to 2000 characters).
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
     /// Defaults to now.
     #[serde(default)]
     pub occurred_at: Option<DateTime<Utc>>,
     /// `note` (default) or `observation`.
     #[serde(default)]
+    #[schema(schema_with = posted_timeline_kind)]
     pub kind: Option<TimelineKind>,
     /// Evidence on the same incident it refers to.
     #[serde(default)]
@@ -68,6 +70,7 @@ pub struct Hypothesis {
 #[serde(deny_unknown_fields)]
 pub struct NewHypothesis {
     /// The claim (1 to 2000 characters).
+    #[schema(min_length = 1, max_length = 2000)]
     pub statement: String,
     /// Defaults to `proposed`.
     #[serde(default)]
@@ -85,6 +88,7 @@ pub struct NewHypothesis {
 #[serde(deny_unknown_fields)]
 pub struct HypothesisPatch {
     /// New wording.
+    #[schema(min_length = 1, max_length = 2000)]
     pub statement: Option<String>,
     /// New standing.
     pub status: Option<HypothesisStatus>,
@@ -118,6 +122,7 @@ pub struct Action {
 #[serde(deny_unknown_fields)]
 pub struct NewAction {
     /// What to do (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     pub title: String,
     /// Who does it.
     #[serde(default)]
@@ -135,6 +140,7 @@ pub struct NewAction {
 #[serde(deny_unknown_fields)]
 pub struct ActionPatch {
     /// New wording.
+    #[schema(min_length = 1, max_length = 500)]
     pub title: Option<String>,
     /// New owner.
     pub owner: Option<String>,
@@ -157,4 +163,23 @@ pub struct SearchHit {
     pub title: String,
     /// Matching text with the terms in `[` `]`.
     pub snippet: String,
+}
+
+impl TimelineKind {
+    /// The kinds a client may post; the others are recorded by OpsLens itself.
+    pub const POSTABLE: &'static [TimelineKind] = &[TimelineKind::Note, TimelineKind::Observation];
+}
+
+/// Schema of [`NewTimelineEvent::kind`]: only [`TimelineKind::POSTABLE`] (or null).
+fn posted_timeline_kind() -> utoipa::openapi::Object {
+    use utoipa::openapi::{schema::SchemaType, ObjectBuilder, Type};
+    let values = TimelineKind::POSTABLE
+        .iter()
+        .map(|k| serde_json::Value::from(k.as_str()))
+        .chain([serde_json::Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(values))
+        .description(Some("`note` (default) or `observation`."))
+        .build()
 }

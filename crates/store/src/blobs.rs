@@ -32,10 +32,15 @@ impl Store {
         let tmp = self
             .blob_dir
             .join(format!(".tmp-{sha256}-{}", std::process::id()));
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
+        let written = File::create(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            // A full disk leaves a partial file: give its space back now, not at the next start.
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
         fs::rename(&tmp, &dest)?;
         sync_dir(&self.blob_dir)?;
         Ok(name)

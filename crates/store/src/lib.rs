@@ -8,6 +8,7 @@
 mod analysis;
 pub mod blobs;
 mod evidence;
+mod faults;
 mod incidents;
 mod integrations;
 mod outbox;

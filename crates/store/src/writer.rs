@@ -107,9 +107,16 @@ impl Writer {
         };
         // SQLite ends the whole transaction by itself on some errors (disk full, I/O): then
         // the batch is lost and every member must hear so.
-        let lost = st.conn.is_autocommit();
+        let lost = st.conn.is_autocommit().then(|| match &kept {
+            // The write that failed says why (disk full, I/O): every member hears the same.
+            Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(c, m))) => {
+                (Some(*c), m.clone().unwrap_or_else(|| c.to_string()))
+            }
+            Err(e) => (None, e.to_string()),
+            Ok(_) => (None, "the database rolled the write batch back".into()),
+        });
         let full = st.members >= MAX_BATCH;
-        let result = if lost || full || self.waiting.load(Ordering::SeqCst) == 0 {
+        let result = if lost.is_some() || full || self.waiting.load(Ordering::SeqCst) == 0 {
             let ended = self.end_batch(&mut st, hooks, lost);
             match (kept, ended) {
                 (Ok(v), Ok(())) => Ok(v),
@@ -139,13 +146,16 @@ impl Writer {
 
     /// Commits (or, when SQLite already dropped it, records the loss of) the open batch, hands
     /// its changes on, and wakes the members waiting for it.
-    fn end_batch(&self, st: &mut State, hooks: &Hooks, lost: bool) -> Result<()> {
+    fn end_batch(
+        &self,
+        st: &mut State,
+        hooks: &Hooks,
+        lost: Option<(Option<rusqlite::ffi::Error>, String)>,
+    ) -> Result<()> {
         let batch = st.batch;
         let pending = std::mem::take(&mut st.pending);
-        let result = if lost {
-            Err(StoreError::Conflict(
-                "the database rolled the write batch back (see the log for the cause)".into(),
-            ))
+        let result = if let Some((code, msg)) = lost {
+            Err(rebuild(code, msg))
         } else {
             st.conn.execute_batch("COMMIT").map_err(StoreError::from)
         };
@@ -175,10 +185,16 @@ impl Writer {
 /// The error of batch `n` for a member that waited for it, if it failed.
 fn failure_of(st: &State, n: u64) -> Option<StoreError> {
     let (_, code, msg) = st.failed.iter().find(|(b, _, _)| *b == n)?;
-    Some(match code {
-        Some(c) => StoreError::Sqlite(rusqlite::Error::SqliteFailure(*c, Some(msg.clone()))),
-        None => StoreError::Conflict(msg.clone()),
-    })
+    Some(rebuild(*code, msg.clone()))
+}
+
+/// A batch's failure as each of its members reports it: SQLite's code is kept, so a full disk
+/// still reads as one (507) for every member.
+fn rebuild(code: Option<rusqlite::ffi::Error>, msg: String) -> StoreError {
+    match code {
+        Some(c) => StoreError::Sqlite(rusqlite::Error::SqliteFailure(c, Some(msg))),
+        None => StoreError::Conflict(msg),
+    }
 }
 
 type Panic = Box<dyn std::any::Any + Send>;

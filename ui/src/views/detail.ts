@@ -9,7 +9,7 @@ import { empty, errorLine, loading, severityBadge, statusBadge, toast } from '..
 import { h, replace, select } from '../dom.js';
 import { STATUS_LABEL, cap, clock, duration } from '../format.js';
 import {
-  SEVERITIES, STATUSES, type Action, type Evidence, type Hypothesis, type Incident,
+  SEVERITIES, STATUSES, type Action, type AnalysisState, type Evidence, type Hypothesis, type Incident,
   type FeedEvent, type FeedKind, type IncidentStatus, type Severity, type TimelineEvent,
 } from '../types.js';
 import { errorMessage, go, type View } from '../app.js';
@@ -165,7 +165,7 @@ export function detailView(id: number): View {
   let alive = true;
   function schedule(): void {
     if (!alive) return;
-    const states = ctx.evidence.map((e) => e.analysis_state).filter((s) => s !== null);
+    const states = ctx.evidence.map((e) => e.analysis_state).filter((s): s is AnalysisState => s != null);
     const delay = liveConnected() ? FALLBACK_POLL_MS
       : states.some((s) => ACTIVE.has(s)) ? 2000 : states.includes('waiting-for-model') ? 5000 : 15000;
     poll = window.setTimeout(() => {

@@ -5,7 +5,7 @@ import { api } from '../api.js';
 import { analysisBadge, busy, empty, kbd, toast } from '../components.js';
 import { h, replace, select } from '../dom.js';
 import { bytes, cap, clock } from '../format.js';
-import { TEXT_EVIDENCE, type Evidence, type EvidenceType } from '../types.js';
+import { TEXT_EVIDENCE, type Evidence, type TextEvidenceType } from '../types.js';
 import { errorMessage } from '../app.js';
 import type { Ctx } from './detail.js';
 import { openViewer, summaryOf } from './viewer.js';
@@ -15,7 +15,7 @@ const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
 export function evidenceSection(ctx: Ctx): {
   el: HTMLElement; render: () => void; focusAdd: () => void; pickFile: () => void; dispose: () => void;
 } {
-  const type = select<EvidenceType>(TEXT_EVIDENCE, 'log', { name: 'evidence_type', label: cap, title: 'Type' });
+  const type = select<TextEvidenceType>(TEXT_EVIDENCE, 'log', { name: 'evidence_type', label: cap, title: 'Type' });
   const title = h('input', { name: 'title', placeholder: 'Title, e.g. payment-svc logs', maxlength: 500, autocomplete: 'off', 'aria-label': 'Evidence title' });
   const source = h('input', { name: 'source', placeholder: 'Source (kubectl, Grafana URL…)', autocomplete: 'off', 'aria-label': 'Source' });
   const content = h('textarea', {
@@ -49,7 +49,7 @@ export function evidenceSection(ctx: Ctx): {
     void busy(add, 'Adding…', async () => {
       try {
         await api.addEvidence(ctx.id, {
-          evidence_type: type.value as EvidenceType, title: t, content: text, source: source.value.trim() || 'ui',
+          evidence_type: type.value as TextEvidenceType, title: t, content: text, source: source.value.trim() || 'ui',
         });
         title.value = '';
         content.value = '';

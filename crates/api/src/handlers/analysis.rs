@@ -34,19 +34,7 @@ pub async fn analyze(
     let req: AnalyzeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         AnalyzeRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let status = if e.is_data() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            let code = if e.is_data() {
-                "invalid_body"
-            } else {
-                "invalid_json"
-            };
-            ApiError::new(status, code, format!("body: {e}"))
-        })?
+        crate::extract::parse_object(&body)?
     };
     Ok((
         StatusCode::ACCEPTED,

@@ -29,8 +29,10 @@ pub async fn create(
     ))
 }
 
-/// Multipart form of the screenshot upload.
-#[derive(Debug, ToSchema)]
+/// Multipart form of the screenshot upload. Other fields are refused (the multipart parser
+/// cannot read every part name a client may send, so the spec allows none).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ScreenshotForm {
     /// The image (PNG, JPEG or WebP, at most 25 MiB); its type is read from the bytes.
@@ -52,7 +54,14 @@ pub async fn upload(
     let mut file = None;
     while let Some(mut field) = form.next_field().await? {
         if field.name() != Some("file") {
-            continue;
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!(
+                    "unexpected multipart field {:?}: send the image as the one field `file`",
+                    field.name().unwrap_or("")
+                ),
+            ));
         }
         if file.is_some() {
             return Err(ApiError::new(

@@ -9,7 +9,7 @@ use opslens_core::export::IncidentExport;
 use opslens_core::IncidentService;
 use opslens_domain::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiResult;
 use crate::error::ErrorBody;
@@ -73,27 +73,36 @@ pub async fn delete(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// `json` (default) or `markdown`.
-    pub format: Option<String>,
+    /// `json` (default) or `markdown` (`md` for short).
+    #[param(inline)]
+    pub format: Option<ExportFormat>,
+}
+
+/// What the export is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// `application/json`: the export object.
+    Json,
+    /// `text/markdown`: the incident as a readable report.
+    Markdown,
+    /// Same as `markdown`.
+    Md,
 }
 
 /// Export an incident with its timeline, evidence, hypotheses and actions (JSON or Markdown).
 #[utoipa::path(get, path = "/incidents/{id}/export", tag = "incidents", params(("id" = i64, Path), ExportQuery),
-    responses((status = 200, body = IncidentExport), (status = 200, content_type = "text/markdown", body = String),
+    responses((status = 200, description = "The export, as JSON or as Markdown (`format`)",
+            content((IncidentExport = "application/json"), (String = "text/markdown"))),
         (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn export(
     State(s): State<Arc<IncidentService>>,
     Path(id): Path<i64>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
-    let format = q.format.unwrap_or_else(|| "json".into());
-    if !matches!(format.as_str(), "json" | "markdown" | "md") {
-        return Err(crate::error::ApiError::bad_request(format!(
-            "format must be `json` or `markdown`, got {format:?}"
-        )));
-    }
+    let format = q.format.unwrap_or(ExportFormat::Json);
     let export = s.export(id).await?;
-    if format == "json" {
+    if format == ExportFormat::Json {
         return Ok(Json(export).into_response());
     }
     let disposition = format!("inline; filename=\"incident-{id}.md\"");

@@ -35,8 +35,12 @@ pub async fn health() -> Json<Health> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Words to find (all must match; prefixes match).
-    pub q: Option<String>,
+    /// Words to find (all must match; prefixes match); not blank.
+    #[param(
+        min_length = 1,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
+    pub q: String,
     /// Most hits to return, 1 to 200 (default 50).
     pub limit: Option<u32>,
 }
@@ -57,7 +61,7 @@ pub async fn search(
     State(s): State<Arc<IncidentService>>,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<SearchResults>> {
-    let query = q.q.unwrap_or_default();
+    let query = q.q;
     if query.trim().is_empty() {
         return Err(ApiError::bad_request(
             "query parameter `q` is required, e.g. /api/v1/search?q=timeout",

@@ -27,7 +27,9 @@ pub async fn timeline(
 /// Add a note or observation to the timeline.
 #[utoipa::path(post, path = "/incidents/{id}/timeline", tag = "timeline", params(("id" = i64, Path)),
     request_body = NewTimelineEvent,
-    responses((status = 201, body = TimelineEvent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = TimelineEvent), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`evidence_id` belongs to another incident"),
+        (status = 422, body = ErrorBody)))]
 pub async fn add_event(
     State(s): State<Arc<IncidentService>>,
     Path(id): Path<i64>,

@@ -136,14 +136,12 @@ impl AnalysisService {
         evidence_id: i64,
         question: Option<String>,
     ) -> Result<AnalysisJob, CoreError> {
+        crate::validate::optional_text("question", question.as_deref())?;
+        let max = crate::validate::MAX_TEXT;
+        crate::validate::max_chars("question", question.as_deref().unwrap_or(""), max)?;
         let question = question
             .map(|q| q.trim().to_string())
             .filter(|q| !q.is_empty());
-        if question.as_ref().is_some_and(|q| q.chars().count() > 2000) {
-            return Err(CoreError::Invalid(
-                "question must be at most 2000 characters".into(),
-            ));
-        }
         let present = self.model_present();
         let job = self
             .db

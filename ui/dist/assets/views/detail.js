@@ -128,7 +128,7 @@ export function detailView(id) {
     function schedule() {
         if (!alive)
             return;
-        const states = ctx.evidence.map((e) => e.analysis_state).filter((s) => s !== null);
+        const states = ctx.evidence.map((e) => e.analysis_state).filter((s) => s != null);
         const delay = liveConnected() ? FALLBACK_POLL_MS
             : states.some((s) => ACTIVE.has(s)) ? 2000 : states.includes('waiting-for-model') ? 5000 : 15000;
         poll = window.setTimeout(() => {

@@ -159,7 +159,7 @@ function analysisPanel(e) {
     if (typeof f['raw'] === 'string') {
         sections.push(h('details', { class: 'raw-output' }, h('summary', null, `Model output (read as ${typeof f['parse'] === 'string' ? f['parse'] : 'text'})`), h('pre', { class: 'content' }, f['raw'])));
     }
-    const timing = [e.analysis_model, e.analysis_ms !== null ? `${(e.analysis_ms / 1000).toFixed(1)} s` : null].filter(Boolean).join(' · ');
+    const timing = [e.analysis_model, e.analysis_ms != null ? `${(e.analysis_ms / 1000).toFixed(1)} s` : null].filter(Boolean).join(' · ');
     return [head, ...sections, questionsSection(f['questions']), askForm(e), reanalyse(e),
         timing ? h('p', { class: 'muted small' }, `Model: ${timing}`) : null, meta];
 }
