@@ -575,8 +575,9 @@ mod tests {
         let c = Connection::open(dest.join(DB_FILE)).unwrap();
         c.execute("DELETE FROM evidence WHERE id = 1", []).unwrap();
         drop(c);
-        assert!(verify(&dest).unwrap().iter().any(
-            |p| matches!(p, Problem::CountMismatch { table, .. } if table == "evidence")
-        ));
+        assert!(verify(&dest)
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p, Problem::CountMismatch { table, .. } if table == "evidence")));
     }
 }
