@@ -135,7 +135,12 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
     if !src_db.is_file() {
         return Err(BackupError::NoDatabase(src_db));
     }
-    claim_empty_dir(dest)?;
+    let existed = claim_empty_dir(dest)?;
+    undo_on_error(dest, existed, copy_out(data_dir, dest))
+}
+
+fn copy_out(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
+    let src_db = data_dir.join(DB_FILE);
     let src = Connection::open_with_flags(&src_db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     src.busy_timeout(Duration::from_secs(5))?;
     let dst = copy_db(&src, &dest.join(DB_FILE))?;
@@ -194,7 +199,12 @@ pub fn restore(src: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
     if !problems.is_empty() {
         return Err(BackupError::Invalid(problems));
     }
-    claim_empty_dir(data_dir)?;
+    let existed = claim_empty_dir(data_dir)?;
+    undo_on_error(data_dir, existed, copy_in(src, data_dir, manifest))
+}
+
+fn copy_in(src: &Path, data_dir: &Path, manifest: Manifest) -> Result<Manifest, BackupError> {
+    let known = crate::MIGRATIONS.len();
     let from = Connection::open_with_flags(src.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let found = user_version(&from)?;
     if found > known {
@@ -362,13 +372,14 @@ fn user_version(c: &Connection) -> Result<usize, BackupError> {
     Ok(c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize)
 }
 
-/// Creates `dir` (owner-only on Unix: it will hold the incident data) or accepts it empty.
-fn claim_empty_dir(dir: &Path) -> Result<(), BackupError> {
+/// Creates `dir` (owner-only on Unix: it will hold the incident data) or accepts it empty;
+/// says whether it existed.
+fn claim_empty_dir(dir: &Path) -> Result<bool, BackupError> {
     if dir.exists() {
         if fs::read_dir(dir)?.next().is_some() {
             return Err(BackupError::NotEmpty(dir.into()));
         }
-        return Ok(());
+        return Ok(true);
     }
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
@@ -378,7 +389,23 @@ fn claim_empty_dir(dir: &Path) -> Result<(), BackupError> {
         b.mode(0o700);
     }
     b.create(dir)?;
-    Ok(())
+    Ok(false)
+}
+
+/// A failed backup or restore leaves nothing behind that could pass for a finished one: the
+/// folder it claimed is emptied again (removed if it made it).
+fn undo_on_error<T>(
+    dir: &Path,
+    existed: bool,
+    r: Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    if r.is_err() {
+        let _ = fs::remove_dir_all(dir);
+        if existed {
+            let _ = fs::create_dir(dir);
+        }
+    }
+    r
 }
 
 fn read_dir_or_empty(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Result<fs::DirEntry>>>> {
@@ -535,6 +562,23 @@ mod tests {
             !tmp.path().join("new").exists(),
             "nothing created on refusal"
         );
+    }
+
+    #[test]
+    fn a_backup_missing_an_image_fails_and_leaves_nothing() {
+        let (tmp, data) = sample();
+        let first = blob_names(&data).remove(0);
+        fs::remove_file(data.join(BLOB_DIR).join(&first)).unwrap();
+        let dest = tmp.path().join("bk");
+        let err = backup(&data, &dest).unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Vanished(f) if *f == first),
+            "{err}"
+        );
+        assert!(!dest.exists());
+        fs::create_dir(&dest).unwrap();
+        backup(&data, &dest).unwrap_err();
+        assert_eq!(fs::read_dir(&dest).unwrap().count(), 0, "emptied, kept");
     }
 
     #[test]
