@@ -10,8 +10,10 @@ use opslens_store::backup::{self, Manifest};
 /// Backup subcommands, flattened into the top-level command list.
 #[derive(Debug, Subcommand)]
 pub enum BackupCmd {
-    /// Copy the data dir (database + images + manifest.json) into DEST, new or empty; safe
-    /// while the server runs.
+    /// Copy the data dir into DEST (new or empty), safe while the server runs.
+    ///
+    /// DEST gets the database (SQLite's online backup), the image files it names and
+    /// manifest.json (schema version, row counts, SHA-256 of each image); the copy is verified.
     Backup {
         /// Folder to create (or an empty one).
         dest: PathBuf,
@@ -21,8 +23,10 @@ pub enum BackupCmd {
         /// A folder made by `opslens backup`.
         src: PathBuf,
     },
-    /// Check a data dir (default: this one) or a backup: integrity, every image present and
-    /// matching its SHA-256, no orphan files, manifest counts. Exits 1 naming each problem.
+    /// Check a data dir (default: this one) or a backup; exits 1 naming each problem.
+    ///
+    /// Checks integrity_check, every image present and matching its SHA-256, no orphan
+    /// files, and a backup's manifest counts and hashes.
     Verify {
         /// Data dir or backup folder.
         dir: Option<PathBuf>,
