@@ -161,6 +161,8 @@ async fn backup_under_load_restores_to_an_identical_data_dir() {
         assert_eq!(opslens_store::blobs::sha256_hex(&body), m.blobs[name]);
     }
     s.stop();
+    // Starting (and stopping) a server on it changed nothing either.
+    assert_eq!(dump(&fresh.join("opslens.db")), backup_rows);
     let (ok, out, err) = opslens(&fresh, &["verify"]);
     assert!(ok, "{out}{err}");
 
