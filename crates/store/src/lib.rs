@@ -206,10 +206,14 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// `OPSLENS_DURABILITY=full` asks for `synchronous=FULL`; anything else keeps NORMAL.
+/// `OPSLENS_DURABILITY=full` asks for `synchronous=FULL`; unset or `normal` keeps NORMAL.
 fn synchronous() -> &'static str {
     match std::env::var("OPSLENS_DURABILITY") {
         Ok(v) if v.eq_ignore_ascii_case("full") => "FULL",
+        Ok(v) if !v.is_empty() && !v.eq_ignore_ascii_case("normal") => {
+            tracing::warn!(value = %v, "OPSLENS_DURABILITY is `full` or `normal`; using normal");
+            "NORMAL"
+        }
         _ => "NORMAL",
     }
 }
