@@ -1,7 +1,9 @@
 //! Load benchmark of `POST /api/v1/incidents`: 32 concurrent keep-alive connections for a few
 //! seconds against the real server (token, guards, SQLite WAL, timeline event per incident),
 //! and, in the same run, against a bare axum + rusqlite probe doing one INSERT per request —
-//! the peer figure to compare with. Prints requests/s, p50, p99, max and non-2xx counts.
+//! the peer figure to compare with — and against the real server again with
+//! `OPSLENS_DURABILITY=full` (synchronous=FULL), the cost of that setting. Prints requests/s,
+//! p50, p99, max and non-2xx counts.
 //!
 //! Then uploads (`POST /evidence/incident/{id}/upload-screenshot`, small distinct PNGs) onto an
 //! empty incident and onto one already holding `--seed` screenshots (default 10,000), side by
@@ -234,6 +236,24 @@ async fn creates(dir: &std::path::Path, load: &Load) {
         )
         .await;
         server.stop().await.unwrap();
+
+        // The same with synchronous=FULL (a WAL sync per commit), on a fresh database. Set
+        // only here, with no server running, and read by the store when it opens connections.
+        std::env::set_var("OPSLENS_DURABILITY", "full");
+        let server =
+            opslens::server::Server::start(&dir.join("data-full"), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+        let token = server.token.expose().to_string();
+        drive(
+            "opslens, OPSLENS_DURABILITY=full",
+            format!("{}/incidents", server.api_url()),
+            Some(token),
+            load,
+        )
+        .await;
+        server.stop().await.unwrap();
+        std::env::remove_var("OPSLENS_DURABILITY");
     }
 }
 

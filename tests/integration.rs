@@ -5,6 +5,8 @@
 mod analysis;
 #[path = "integration/app.rs"]
 mod app;
+#[path = "integration/backup.rs"]
+mod backup;
 #[path = "integration/capture.rs"]
 mod capture;
 #[path = "integration/cli.rs"]
@@ -13,6 +15,8 @@ mod cli;
 mod dedupe;
 #[path = "integration/desktop.rs"]
 mod desktop;
+#[path = "integration/durability.rs"]
+mod durability;
 #[path = "integration/events.rs"]
 mod events;
 #[path = "integration/evidence.rs"]

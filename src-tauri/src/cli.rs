@@ -61,6 +61,8 @@ pub enum Command {
     /// Capture the screen (monitor, window or region) onto an incident, through a running
     /// server that has a display (the desktop app, or `serve` inside a desktop session).
     Capture(crate::capture_cmd::CaptureArgs),
+    #[command(flatten)]
+    Backup(crate::backup_cmd::BackupCmd),
 }
 
 /// Options of `open`.

@@ -50,6 +50,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Sync { name, remote }) => rt.block_on(sync(&data_dir, name, remote)),
         Some(Command::Secrets(cmd)) => crate::secrets_cli::run(&data_dir, cmd),
         Some(Command::Capture(args)) => rt.block_on(crate::capture_cmd::run(&data_dir, args)),
+        Some(Command::Backup(cmd)) => crate::backup_cmd::run(&data_dir, cmd),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! The `opslens` binary: CLI parsing and wiring, and the desktop shell (Tauri). The work lives
 //! in the `crates/` libraries; this crate only connects them.
 
+mod backup_cmd;
 mod capture_cmd;
 mod cli;
 mod client;

@@ -6,6 +6,7 @@
 //! names them commits, so an acknowledged evidence row never points at a missing file.
 
 mod analysis;
+pub mod backup;
 pub mod blobs;
 mod evidence;
 mod faults;
@@ -113,6 +114,7 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
+        tracing::info!(synchronous = synchronous(), "database opened");
         migrate(&mut writer)?;
         let store = Store {
             path,
@@ -196,8 +198,21 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // NORMAL in WAL mode never corrupts; a power cut may lose the last commits (security.md §4).
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // FULL syncs the WAL at every commit, so a commit also survives a power cut, at a cost.
+    conn.pragma_update(None, "synchronous", synchronous())?;
     Ok(())
+}
+
+/// `OPSLENS_DURABILITY=full` asks for `synchronous=FULL`; unset or `normal` keeps NORMAL.
+fn synchronous() -> &'static str {
+    match std::env::var("OPSLENS_DURABILITY") {
+        Ok(v) if v.eq_ignore_ascii_case("full") => "FULL",
+        Ok(v) if !v.is_empty() && !v.eq_ignore_ascii_case("normal") => {
+            tracing::warn!(value = %v, "OPSLENS_DURABILITY is `full` or `normal`; using normal");
+            "NORMAL"
+        }
+        _ => "NORMAL",
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
