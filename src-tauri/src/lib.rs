@@ -4,6 +4,7 @@
 mod capture_cmd;
 mod cli;
 mod client;
+mod command_cli;
 mod commands;
 pub mod config;
 mod desktop;

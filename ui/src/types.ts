@@ -7,6 +7,8 @@ export type EvidenceType = 'log' | 'metric' | 'screenshot' | 'deployment' | 'ale
 export type AnalysisState = 'waiting-for-model' | 'queued' | 'running' | 'done' | 'failed';
 export type HypothesisStatus = 'proposed' | 'supported' | 'refuted';
 export type ActionStatus = 'open' | 'in_progress' | 'done' | 'cancelled';
+/** How an `occurred_at` was arrived at. */
+export type OccurredAtSource = 'recorded' | 'user' | 'derived';
 
 export const SEVERITIES: Severity[] = ['critical', 'high', 'medium', 'low'];
 export const STATUSES: IncidentStatus[] = [
@@ -27,7 +29,12 @@ export interface Incident {
   created_at: string;
   updated_at: string;
   acknowledged_at: string | null;
+  mitigated_at: string | null;
   resolved_at: string | null;
+  tta_seconds: number | null;
+  ttm_seconds: number | null;
+  ttr_seconds: number | null;
+  next_update_at: string | null;
   evidence_count: number;
 }
 
@@ -60,8 +67,61 @@ export interface Evidence {
   analysis_error: string | null;
   analysis_ms: number | null;
   findings: unknown;
+  occurred_at: string;
+  occurred_at_source: OccurredAtSource;
+  assumed_zone?: string;
+  author: string | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface StatusUpdate {
+  id: number;
+  incident_id: number;
+  status: IncidentStatus;
+  impact: string;
+  text: string;
+  next_update_at: string | null;
+  author: string | null;
+  created_at: string;
+}
+
+export interface PostmortemSections {
+  summary: string;
+  impact: string;
+  root_cause: string;
+  contributing_factors: string;
+  went_well: string;
+  went_badly: string;
+  timeline: { at: string; text: string }[];
+  follow_ups: string[];
+}
+
+export interface Postmortem {
+  incident_id: number;
+  version: number;
+  draft: boolean;
+  sections: PostmortemSections;
+  author: string | null;
+  updated_at: string | null;
+}
+
+export type Role = 'commander' | 'communications' | 'scribe' | 'participant';
+export const ROLES: Role[] = ['commander', 'communications', 'scribe', 'participant'];
+
+export interface Person {
+  id: number;
+  name: string;
+  handle: string | null;
+  email: string | null;
+  local_user: boolean;
+}
+
+export interface IncidentRoles {
+  commander: Person | null;
+  communications: Person | null;
+  scribe: Person | null;
+  participants: Person[];
 }
 
 export interface TimelineEvent {
@@ -70,8 +130,13 @@ export interface TimelineEvent {
   kind: string;
   message: string;
   occurred_at: string;
+  occurred_at_source: OccurredAtSource;
+  assumed_zone?: string;
   created_at: string;
   evidence_id: number | null;
+  pinned: boolean;
+  /** A person's name, or the integration that wrote it. */
+  author: string | null;
 }
 
 export interface Hypothesis {
@@ -81,6 +146,7 @@ export interface Hypothesis {
   status: HypothesisStatus;
   origin: 'human' | 'model' | 'correlation';
   evidence_ids: number[];
+  author: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -92,6 +158,7 @@ export interface Action {
   owner: string | null;
   status: ActionStatus;
   due_at: string | null;
+  author: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -149,7 +216,8 @@ export interface ServerInfo {
 }
 
 export interface IncidentQuery {
-  status?: IncidentStatus | '';
+  /** `open`: every status but resolved and closed. */
+  status?: IncidentStatus | '' | 'open';
   severity?: Severity | '';
   q?: string;
   limit?: number;

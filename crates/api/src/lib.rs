@@ -24,8 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::handlers::session::LoginCodes;
 use crate::handlers::{
-    analysis, capture, events, evidence, incidents, integrations, session, system, webhooks, work,
-    AppState, ServerInfo,
+    analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
+    system, webhooks, work, AppState, ServerInfo,
 };
 
 /// JSON bodies above this are refused with 413 (pasted logs fit comfortably).
@@ -53,6 +53,8 @@ const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
         (name = "timeline", description = "What happened when"),
         (name = "hypotheses", description = "The hypotheses board"),
         (name = "actions", description = "Action items"),
+        (name = "people", description = "People, the local user, and incident roles"),
+        (name = "postmortem", description = "The postmortem document and its exports"),
         (name = "system", description = "Health, search, model status"),
         (name = "models", description = "Supported models, their install state and pulls"),
         (name = "integrations", description = "Integration status, syncs, outgoing posts (outbox)"),
@@ -96,7 +98,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(work::actions, work::add_action))
         .routes(routes!(work::update_action))
         .routes(routes!(evidence::create, evidence::list))
-        .routes(routes!(evidence::get))
+        .routes(routes!(evidence::get, command::update_evidence))
         .routes(routes!(evidence::image))
         .routes(routes!(system::search))
         .routes(routes!(system::vlm_status))
@@ -120,6 +122,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
         .routes(routes!(events::events))
+        .routes(routes!(command::people, command::add_person))
+        .routes(routes!(command::me, command::set_me))
+        .routes(routes!(command::roles))
+        .routes(routes!(command::assign_role))
+        .routes(routes!(command::unassign_role))
+        .routes(routes!(
+            command::status_updates,
+            command::post_status_update
+        ))
+        .routes(routes!(postmortem::get, postmortem::save))
+        .routes(routes!(postmortem::export))
+        .routes(routes!(postmortem::edit_event, postmortem::delete_event))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
         .merge(hooks)
@@ -207,22 +221,30 @@ fn build(
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
+async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if html && !uri.path().starts_with("/api/") {
+        return ui::not_found_page(uri.path());
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route for {}", uri.path()),
     )
+    .into_response()
 }
 
 /// Rewrites any error response that is not JSON yet (405 from the router, a body-limit 413
 /// from a layer) into the API's error shape, so clients parse one format.
 async fn json_errors(method: axum::http::Method, uri: axum::http::Uri, res: Response) -> Response {
     let status = res.status();
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // JSON already, or the UI's own not-found page for a browser.
+    let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }

@@ -47,7 +47,7 @@ pub struct Services {
     feed: crate::feed::Feed,
 }
 
-fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
+pub(crate) fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
     let v = value.trim();
     if v.is_empty() {
         return Err(CoreError::Invalid(format!("{field} must not be empty")));
@@ -73,6 +73,7 @@ impl Services {
                     cfg.data_dir.display()
                 )),
             })?;
+        crate::people::ensure_local_user(&store)?;
         let integ = crate::integrations::Integrations::new(opslens_integrations::Config::load(
             &cfg.data_dir,
             cfg.secrets_from_env,
@@ -168,16 +169,22 @@ impl Services {
         }
         let title = required("title", &new.title, MAX_TITLE)?;
         let source = new.source.unwrap_or_else(|| "api".into());
-        self.db(move |s| {
-            s.add_text_evidence(
-                incident_id,
-                new.evidence_type,
-                &title,
-                &new.content,
-                &source,
-            )
-        })
-        .await
+        let (at, zone) =
+            crate::event_time::evidence_time(new.occurred_at.as_deref(), &new.content)?;
+        let mut ev = self
+            .db(move |s| {
+                let row = opslens_store::NewTextEvidence {
+                    evidence_type: new.evidence_type,
+                    title: &title,
+                    content: &new.content,
+                    source: &source,
+                    occurred_at: at,
+                };
+                s.add_text_evidence_at(incident_id, &row)
+            })
+            .await?;
+        ev.assumed_zone = zone;
+        Ok(ev)
     }
 
     /// Validates and stores a screenshot and queues its analysis (never waits for it).
@@ -270,8 +277,13 @@ impl Services {
                 )));
             }
         }
-        self.db(move |s| s.add_timeline_event(incident_id, &new))
-            .await
+        let at = crate::event_time::given_time(new.occurred_at.as_deref())?;
+        let time = at.as_ref().map(|p| p.at);
+        let mut ev = self
+            .db(move |s| s.add_timeline_event(incident_id, &new, time))
+            .await?;
+        ev.assumed_zone = at.and_then(|p| p.assumed_zone);
+        Ok(ev)
     }
 
     /// Hypotheses of an incident.

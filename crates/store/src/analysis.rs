@@ -5,7 +5,6 @@ use opslens_domain::{AnalysisJob, AnalysisState, FeedKind, FeedOp, TimelineKind,
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use crate::feed::{evidence_updated, touched};
-use crate::incidents::add_event;
 use crate::row::{now, ts, En, Ts};
 use crate::{Result, Store, StoreError};
 
@@ -274,7 +273,14 @@ impl Store {
                     }
                     for (at, what) in events {
                         let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
-                        add_event(tx, incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                        let at = crate::event_time::At { time: *at, source: opslens_domain::OccurredAtSource::Derived };
+                        let ev = crate::event_time::add_event_at(tx, incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                        crate::people::set_author(tx, crate::people::Authored::Timeline, ev, "analysis")?;
+                    }
+                    // The screenshot shows what happened at its earliest anomaly or error.
+                    if let Some(first) = events.iter().map(|(at, _)| *at).min() {
+                        let at = crate::event_time::At { time: first, source: opslens_domain::OccurredAtSource::Derived };
+                        crate::event_time::set_evidence_time(tx, job.evidence_id, at)?;
                     }
                     tx.execute(
                         "UPDATE incident SET updated_at = ?1 WHERE id = ?2",

@@ -34,7 +34,7 @@ pub struct NewIncidentRow {
 
 const COLUMNS: &str =
     "i.id, i.title, i.description, i.severity, i.status, i.source, i.external_id, \
-     i.created_at, i.updated_at, i.acknowledged_at, i.resolved_at, \
+     i.created_at, i.updated_at, i.acknowledged_at, i.mitigated_at, i.resolved_at, i.next_update_at, \
      (SELECT COUNT(*) FROM evidence e WHERE e.incident_id = i.id) AS evidence_count";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
@@ -49,9 +49,30 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         created_at: r.get::<_, Ts>("created_at")?.0,
         updated_at: r.get::<_, Ts>("updated_at")?.0,
         acknowledged_at: opt_ts(r, "acknowledged_at")?,
+        mitigated_at: opt_ts(r, "mitigated_at")?,
         resolved_at: opt_ts(r, "resolved_at")?,
+        tta_seconds: None,
+        ttm_seconds: None,
+        ttr_seconds: None,
+        next_update_at: opt_ts(r, "next_update_at")?,
         evidence_count: r.get("evidence_count")?,
-    })
+    }
+    .with_metrics())
+}
+
+/// Fills the lifecycle metrics from the timestamps (seconds since the incident opened).
+trait WithMetrics {
+    fn with_metrics(self) -> Self;
+}
+
+impl WithMetrics for Incident {
+    fn with_metrics(mut self) -> Self {
+        let since = |t: Option<Timestamp>| t.map(|t| (t - self.created_at).num_seconds().max(0));
+        self.tta_seconds = since(self.acknowledged_at);
+        self.ttm_seconds = since(self.mitigated_at);
+        self.ttr_seconds = since(self.resolved_at);
+        self
+    }
 }
 
 /// Adds a timeline event inside the caller's transaction.
@@ -63,14 +84,11 @@ pub(crate) fn add_event(
     occurred_at: &Timestamp,
     evidence_id: Option<i64>,
 ) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at, evidence_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id])?;
-    let id = tx.last_insert_rowid();
-    touched(FeedKind::Timeline, FeedOp::Created, incident_id, id);
-    Ok(id)
+    let at = crate::event_time::At {
+        time: *occurred_at,
+        source: opslens_domain::OccurredAtSource::Recorded,
+    };
+    crate::event_time::add_event_at(tx, incident_id, kind, message, at, evidence_id)
 }
 
 pub(crate) fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Incident> {
@@ -106,10 +124,11 @@ impl Store {
             let t = now();
             let acked = (new.status != IncidentStatus::Triggered).then(|| ts(&t));
             let resolved = new.status.is_finished().then(|| ts(&t));
+            let mitigated = new.status.is_mitigated().then(|| ts(&t));
             tx.execute(
                 "INSERT INTO incident(title, description, severity, status, source, external_id,
-                                      created_at, updated_at, acknowledged_at, resolved_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+                                      created_at, updated_at, acknowledged_at, resolved_at, mitigated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
                 params![
                     new.title,
                     new.description,
@@ -119,7 +138,8 @@ impl Store {
                     new.external_id,
                     ts(&t),
                     acked,
-                    resolved
+                    resolved,
+                    mitigated
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -173,6 +193,9 @@ impl Store {
         if let Some(s) = filter.status {
             wheres.push("i.status = ?".to_string());
             args.push(Box::new(s.as_str()));
+        }
+        if filter.open == Some(true) {
+            wheres.push("i.status NOT IN ('resolved', 'closed')".to_string());
         }
         if let Some(s) = filter.severity {
             wheres.push("i.severity = ?".to_string());
@@ -249,9 +272,10 @@ impl Store {
                 tx.execute(
                     "UPDATE incident SET status = ?1,
                         acknowledged_at = COALESCE(acknowledged_at, ?2),
-                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
+                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END,
+                        mitigated_at = CASE WHEN ?5 THEN COALESCE(mitigated_at, ?2) ELSE NULL END
                      WHERE id = ?4",
-                    params![st.as_str(), ts(&t), st.is_finished(), id],
+                    params![st.as_str(), ts(&t), st.is_finished(), id, st.is_mitigated()],
                 )?;
                 let msg = format!("Status changed from {} to {}", old.status, st);
                 add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;

@@ -12,6 +12,7 @@ use crate::blobs::sha256_hex;
 use crate::feed::touched;
 use crate::incidents::{add_event, ensure_exists, get_in};
 use crate::notify::{from_to, Change, ChangeKind};
+use crate::people::{set_author, Authored};
 use crate::row::{now, opt_ts, ts, Ts};
 use crate::{Result, Store};
 
@@ -47,10 +48,11 @@ fn upsert_in(
         None => {
             let acked = (inc.status != IncidentStatus::Triggered).then(|| ts(&t));
             let resolved = inc.status.is_finished().then(|| ts(&t));
+            let mitigated = inc.status.is_mitigated().then(|| ts(&t));
             tx.execute(
                 "INSERT INTO incident(title, description, severity, status, source, external_id,
-                                      created_at, updated_at, acknowledged_at, resolved_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+                                      created_at, updated_at, acknowledged_at, resolved_at, mitigated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
                 params![
                     if inc.title.is_empty() {
                         &inc.external_id
@@ -64,7 +66,8 @@ fn upsert_in(
                     inc.external_id,
                     ts(&t),
                     acked,
-                    resolved
+                    resolved,
+                    mitigated
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -73,7 +76,8 @@ fn upsert_in(
                 "Incident opened from {} {} ({}, {})",
                 inc.source, inc.external_id, inc.severity, inc.status
             );
-            add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
+            let ev = add_event(tx, id, TimelineKind::IncidentCreated, &msg, &t, None)?;
+            set_author(tx, Authored::Timeline, ev, inc.source.as_str())?;
             if !inc.status.is_finished() {
                 store.announce(
                     tx,
@@ -95,15 +99,23 @@ fn upsert_in(
                 tx.execute(
                     "UPDATE incident SET status = ?1,
                         acknowledged_at = COALESCE(acknowledged_at, ?2),
-                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
+                        resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END,
+                        mitigated_at = CASE WHEN ?5 THEN COALESCE(mitigated_at, ?2) ELSE NULL END
                      WHERE id = ?4",
-                    params![inc.status.as_str(), ts(&t), inc.status.is_finished(), id],
+                    params![
+                        inc.status.as_str(),
+                        ts(&t),
+                        inc.status.is_finished(),
+                        id,
+                        inc.status.is_mitigated()
+                    ],
                 )?;
                 let msg = format!(
                     "Status changed from {status} to {} ({})",
                     inc.status, inc.source
                 );
-                add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
+                let ev = add_event(tx, id, TimelineKind::StatusChanged, &msg, &t, None)?;
+                set_author(tx, Authored::Timeline, ev, inc.source.as_str())?;
                 lines.push(format!(
                     "Status: {status} → {} ({})",
                     inc.status, inc.source
@@ -201,14 +213,19 @@ fn add_item_event(
     } else {
         TimelineKind::Observation
     };
-    add_event(
-        tx,
-        incident_id,
-        kind,
-        &item.message,
-        &item.occurred_at,
-        evidence_id,
-    )
+    let at = crate::event_time::At {
+        time: item.occurred_at,
+        source: opslens_domain::OccurredAtSource::Derived,
+    };
+    let id =
+        crate::event_time::add_event_at(tx, incident_id, kind, &item.message, at, evidence_id)?;
+    set_author(tx, Authored::Timeline, id, item_author(item))?;
+    Ok(id)
+}
+
+/// The integration an item came from, as the author of what it brings (`github`, `pagerduty`).
+fn item_author(item: &ExternalItem) -> &str {
+    item.key.split(':').next().unwrap_or("integration")
 }
 
 fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
@@ -244,6 +261,12 @@ fn add_items_in(tx: &Transaction<'_>, incident_id: i64, items: &[ExternalItem]) 
                 )?;
                 let id = tx.last_insert_rowid();
                 touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
+                // The integration's event time is when it happened (the deploy, the alert).
+                tx.execute(
+                    "UPDATE evidence SET occurred_at = ?1, occurred_at_source = 'derived' WHERE id = ?2",
+                    params![ts(&item.occurred_at), id],
+                )?;
+                set_author(tx, Authored::Evidence, id, item_author(item))?;
                 tx.execute(
                     "UPDATE external_item SET evidence_id = ?1 WHERE incident_id = ?2 AND key = ?3",
                     params![id, incident_id, item.key],
@@ -432,6 +455,7 @@ impl Store {
             )?;
             let id = tx.last_insert_rowid();
             touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
+            set_author(tx, Authored::Hypothesis, id, "correlation")?;
             for e in evidence_ids {
                 tx.execute(
                     "INSERT OR IGNORE INTO hypothesis_evidence(hypothesis_id, evidence_id) VALUES (?1, ?2)",
@@ -443,7 +467,8 @@ impl Store {
                 params![id, incident_id, key],
             )?;
             let msg = format!("Hypothesis proposed (correlation): {statement}");
-            add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
+            let ev = add_event(tx, incident_id, TimelineKind::HypothesisAdded, &msg, &t, None)?;
+            set_author(tx, Authored::Timeline, ev, "correlation")?;
             let h = crate::work::hypothesis_in(tx, id)?;
             let data = crate::work::subject("hypothesis", &h, None);
             self.announce(

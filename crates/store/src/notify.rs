@@ -33,6 +33,8 @@ pub enum ChangeKind {
     ActionCreated,
     /// An action item's status, owner, title or due date changed.
     ActionUpdated,
+    /// A status update for stakeholders (status, impact, text, next update due).
+    StatusUpdate,
 }
 
 impl ChangeKind {
@@ -45,6 +47,7 @@ impl ChangeKind {
             ChangeKind::HypothesisUpdated => "hypothesis.updated",
             ChangeKind::ActionCreated => "action.created",
             ChangeKind::ActionUpdated => "action.updated",
+            ChangeKind::StatusUpdate => "incident.status_update",
         }
     }
 }
