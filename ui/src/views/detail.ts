@@ -129,7 +129,7 @@ export function detailView(id: number): View {
         h('label', { class: 'inline' }, 'Status', st),
         next ? h('button', { class: 'primary', type: 'button', onclick: () => void patch({ status: next.status }) }, next.label) : null,
         h('a', { class: 'button', href: `#/incident/${inc.id}/postmortem` }, 'Postmortem'),
-        h('button', { type: 'button', class: 'ghost', title: 'Delete this incident', onclick: () => deleteIncidentDialog(inc) }, 'Delete'),
+        h('button', { type: 'button', class: 'ghost', title: 'Delete this incident', onclick: () => deleteIncidentDialog(inc) }, 'Delete incident'),
         h('button', { type: 'button', class: 'status-update-btn', onclick: () => statusUpdateDialog(inc, () => void refresh('incident', 'timeline')) }, 'Status update'),
         h('span', { class: 'grow' }),
         h('div', { class: 'timers', 'aria-label': 'Timers' }, timers(inc))),
