@@ -168,7 +168,7 @@ pub async fn role(data_dir: &Path, args: RoleArgs) -> anyhow::Result<()> {
             .into_iter()
             .flatten()
             .find(|p| {
-                p["id"].to_string() == who
+                (p["id"].is_i64() && who.parse::<i64>().ok() == p["id"].as_i64())
                     || p["handle"].as_str() == Some(who)
                     || p["name"].as_str() == Some(args.person.as_str())
             })
