@@ -13,7 +13,7 @@ pub struct Cli {
     /// Data directory (database, images, API token).
     #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Model selection and location.
+    /// Model selection and location (for the app; `serve` and `models` take them too).
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,
     /// What to do.
@@ -37,8 +37,7 @@ pub enum Command {
     /// Print the OpenAPI spec of the API.
     Openapi,
     /// List, pull, verify and remove the models that analyse screenshots.
-    #[command(subcommand)]
-    Models(crate::models_cmd::ModelsCmd),
+    Models(crate::models_cmd::ModelsArgs),
     /// Run the local vision-language model directly (scripts, checks, benchmarks).
     #[command(subcommand)]
     Vlm(VlmCmd),
@@ -99,6 +98,9 @@ pub struct ServeArgs {
     /// Listen address; loopback only.
     #[arg(long, env = "OPSLENS_ADDR", default_value = crate::config::DEFAULT_ADDR)]
     pub addr: String,
+    /// Model selection and location.
+    #[command(flatten)]
+    pub model: crate::models_cmd::ModelArgs,
 }
 
 /// How CLI commands reach the server.

@@ -31,8 +31,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.model.analysis_config(),
             ));
         }
-        Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args, &cli.model)),
-        Some(Command::Models(cmd)) => rt.block_on(crate::models_cmd::run(cmd, &cli.model)),
+        Some(Command::Serve(args)) => {
+            let model = cli.model.or(&args.model);
+            rt.block_on(serve(&data_dir, args, &model))
+        }
+        Some(Command::Models(m)) => {
+            let scoped = crate::models_cmd::ModelArgs {
+                model_dir: m.scope.model_dir,
+                model_id: m.scope.model_id,
+            };
+            rt.block_on(crate::models_cmd::run(m.cmd, &cli.model.or(&scoped)))
+        }
         Some(Command::Token) => {
             opslens_core::token::create_private_dir(&data_dir)?;
             let token = ApiToken::load_or_create(&data_dir)?;

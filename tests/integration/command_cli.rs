@@ -154,3 +154,43 @@ fn notes_roles_and_names_from_the_cli_on_the_active_incident() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+#[test]
+fn model_flags_are_only_on_the_commands_that_use_them() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for cmd in [
+        &["note", "--help"][..],
+        &["incident", "create", "--help"],
+        &["update", "--help"],
+    ] {
+        assert!(!help(cmd).contains("--model-dir"), "{cmd:?}");
+    }
+    for cmd in [
+        &["serve", "--help"][..],
+        &["models", "list", "--help"],
+        &["--help"],
+    ] {
+        assert!(help(cmd).contains("--model-dir"), "{cmd:?}");
+    }
+    // Before or after the subcommand, as before.
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--model-dir", "/nonexistent", "models", "list"][..],
+        &["models", "list", "--model-dir", "/nonexistent"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+            .args(args)
+            .env("OPSLENS_DATA_DIR", dir.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+}

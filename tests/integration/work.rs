@@ -211,10 +211,7 @@ async fn export_as_json_and_markdown() {
     assert!(md.starts_with(&format!("# Incident #{id}: Queue backlog")));
     assert!(md.contains("- [ ] tune GC [open] — li"));
     // Times are ISO-8601 with their offset (issue 12).
-    let opened = md
-        .lines()
-        .find(|l| l.contains("Incident opened"))
-        .unwrap();
+    let opened = md.lines().find(|l| l.contains("Incident opened")).unwrap();
     assert!(
         opened.starts_with("- `20") && opened.contains("+00:00` "),
         "{opened}"

@@ -65,7 +65,8 @@ impl IncidentExport {
             let _ = writeln!(
                 md,
                 "- `{}` {}",
-                e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                e.occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                 e.message
             );
         }
