@@ -11,12 +11,16 @@ mod backup;
 mod capture;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/command_cli.rs"]
+mod command_cli;
 #[path = "integration/dedupe.rs"]
 mod dedupe;
 #[path = "integration/desktop.rs"]
 mod desktop;
 #[path = "integration/durability.rs"]
 mod durability;
+#[path = "integration/event_time.rs"]
+mod event_time;
 #[path = "integration/events.rs"]
 mod events;
 #[path = "integration/evidence.rs"]
@@ -27,16 +31,24 @@ mod fakes;
 mod faults;
 #[path = "integration/incidents.rs"]
 mod incidents;
+#[path = "integration/lifecycle.rs"]
+mod lifecycle;
 #[path = "integration/notifications.rs"]
 mod notifications;
 #[path = "integration/outbox.rs"]
 mod outbox;
+#[path = "integration/people.rs"]
+mod people;
+#[path = "integration/postmortem.rs"]
+mod postmortem;
 #[path = "integration/secrets.rs"]
 mod secrets;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/snapshots.rs"]
 mod snapshots;
+#[path = "integration/status_updates.rs"]
+mod status_updates;
 #[path = "integration/sync.rs"]
 mod sync;
 #[path = "integration/ui.rs"]

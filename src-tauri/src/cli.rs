@@ -17,7 +17,7 @@ pub struct Cli {
     /// (RUST_BACKTRACE=1); without it an error is one line.
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// Model selection and location.
+    /// Model selection and location (for the app; `serve` and `models` take them too).
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,
     /// What to do.
@@ -41,8 +41,7 @@ pub enum Command {
     /// Print the OpenAPI spec of the API.
     Openapi,
     /// List, pull, verify and remove the models that analyse screenshots.
-    #[command(subcommand)]
-    Models(crate::models_cmd::ModelsCmd),
+    Models(crate::models_cmd::ModelsArgs),
     /// Run the local vision-language model directly (scripts, checks, benchmarks).
     #[command(subcommand)]
     Vlm(VlmCmd),
@@ -63,6 +62,22 @@ pub enum Command {
     Capture(crate::capture_cmd::CaptureArgs),
     #[command(flatten)]
     Backup(crate::backup_cmd::BackupCmd),
+    /// Write a note on the timeline of the active incident (or --incident N), at --at.
+    Note(crate::command_cli::NoteArgs),
+    /// Give a role on the active incident (or --incident N): commander, communications,
+    /// scribe, participant.
+    Role(crate::command_cli::RoleArgs),
+    /// Post a status update on the active incident (or --incident N) to its stakeholders.
+    Update(crate::command_cli::UpdateArgs),
+    /// Propose a hypothesis on the active incident (or --incident N).
+    Hypothesis(crate::command_cli::ItemArgs),
+    /// Add an action item on the active incident (or --incident N).
+    Action(crate::command_cli::ItemArgs),
+    /// Export the postmortem of the active incident (or --incident N).
+    Postmortem(crate::command_cli::PostmortemArgs),
+    /// Your name (the author of what you write), handle and email.
+    #[command(subcommand)]
+    Config(crate::command_cli::ConfigCmd),
 }
 
 /// Options of `open`.
@@ -89,6 +104,9 @@ pub struct ServeArgs {
     /// Listen address; loopback only.
     #[arg(long, env = "OPSLENS_ADDR", default_value = crate::config::DEFAULT_ADDR)]
     pub addr: String,
+    /// Model selection and location.
+    #[command(flatten)]
+    pub model: crate::models_cmd::ModelArgs,
 }
 
 /// How CLI commands reach the server.
@@ -105,11 +123,20 @@ pub struct Remote {
 /// `opslens incident …`
 #[derive(Debug, Subcommand)]
 pub enum IncidentCmd {
-    /// Open an incident.
+    /// Open an incident: `opslens incident create "Disk full on db-1"`.
     Create {
         /// One-line summary.
-        #[arg(long)]
-        title: String,
+        #[arg(value_name = "TITLE", required_unless_present = "title_flag")]
+        title: Option<String>,
+        /// The summary as a flag, for scripts written before it was positional.
+        #[arg(
+            long = "title",
+            id = "title_flag",
+            value_name = "TITLE",
+            conflicts_with = "title",
+            hide = true
+        )]
+        title_flag: Option<String>,
         /// Longer context.
         #[arg(long)]
         description: Option<String>,
@@ -189,6 +216,10 @@ pub enum EvidenceCmd {
         /// Where it came from.
         #[arg(long)]
         source: Option<String>,
+        /// When it happened (`07:13` UTC, `07:13:42Z`, ISO-8601 with offset); default: the
+        /// earliest time stamp in the text, else now.
+        #[arg(long)]
+        at: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },

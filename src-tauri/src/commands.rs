@@ -31,8 +31,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.model.analysis_config(),
             ));
         }
-        Some(Command::Serve(args)) => rt.block_on(serve(&data_dir, args, &cli.model)),
-        Some(Command::Models(cmd)) => rt.block_on(crate::models_cmd::run(cmd, &cli.model)),
+        Some(Command::Serve(args)) => {
+            let model = cli.model.or(&args.model);
+            rt.block_on(serve(&data_dir, args, &model))
+        }
+        Some(Command::Models(m)) => {
+            let scoped = crate::models_cmd::ModelArgs {
+                model_dir: m.scope.model_dir,
+                model_id: m.scope.model_id,
+            };
+            rt.block_on(crate::models_cmd::run(m.cmd, &cli.model.or(&scoped)))
+        }
         Some(Command::Token) => {
             opslens_core::token::create_private_dir(&data_dir)?;
             let token = ApiToken::load_or_create(&data_dir)?;
@@ -51,6 +60,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Secrets(cmd)) => crate::secrets_cli::run(&data_dir, cmd),
         Some(Command::Capture(args)) => rt.block_on(crate::capture_cmd::run(&data_dir, args)),
         Some(Command::Backup(cmd)) => crate::backup_cmd::run(&data_dir, cmd),
+        Some(Command::Note(args)) => rt.block_on(crate::command_cli::note(&data_dir, args)),
+        Some(Command::Role(args)) => rt.block_on(crate::command_cli::role(&data_dir, args)),
+        Some(Command::Update(args)) => rt.block_on(crate::command_cli::update(&data_dir, args)),
+        Some(Command::Hypothesis(args)) => {
+            rt.block_on(crate::command_cli::hypothesis(&data_dir, args))
+        }
+        Some(Command::Action(args)) => rt.block_on(crate::command_cli::action(&data_dir, args)),
+        Some(Command::Postmortem(args)) => {
+            rt.block_on(crate::command_cli::postmortem(&data_dir, args))
+        }
+        Some(Command::Config(cmd)) => rt.block_on(crate::command_cli::config(&data_dir, cmd)),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -162,7 +182,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn print(remote: &Remote, v: &Value, human: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
+pub(crate) fn print(
+    remote: &Remote,
+    v: &Value,
+    human: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
     if remote.json {
         println!("{}", serde_json::to_string_pretty(v)?);
     } else {
@@ -185,11 +209,13 @@ async fn incident(data_dir: &Path, cmd: IncidentCmd) -> anyhow::Result<()> {
     match cmd {
         IncidentCmd::Create {
             title,
+            title_flag,
             description,
             severity,
             remote,
         } => {
             let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let title = title.or(title_flag).unwrap_or_default();
             let body = json!({ "title": title, "description": description, "severity": severity });
             let v = c
                 .send(c.request(Method::POST, "/incidents").json(&body))
@@ -222,7 +248,7 @@ async fn incident(data_dir: &Path, cmd: IncidentCmd) -> anyhow::Result<()> {
             print(&remote, &v, |v| {
                 let items = v["items"].as_array().cloned().unwrap_or_default();
                 if items.is_empty() {
-                    return "no incidents (create one with `opslens incident create --title ...`)"
+                    return "no incidents (create one with `opslens incident create \"title\"`)"
                         .into();
                 }
                 let mut out: Vec<String> = items.iter().map(incident_line).collect();
@@ -246,13 +272,13 @@ async fn incident(data_dir: &Path, cmd: IncidentCmd) -> anyhow::Result<()> {
                 }
                 out.push(format!(
                     "opened {}  evidence {}",
-                    v["created_at"].as_str().unwrap_or(""),
+                    crate::command_cli::human_time(v["created_at"].as_str().unwrap_or("")),
                     v["evidence_count"]
                 ));
                 for e in v["timeline"].as_array().into_iter().flatten() {
                     out.push(format!(
                         "  {}  {}",
-                        e["occurred_at"].as_str().unwrap_or(""),
+                        crate::command_cli::human_time(e["occurred_at"].as_str().unwrap_or("")),
                         e["message"].as_str().unwrap_or("")
                     ));
                 }
@@ -315,6 +341,7 @@ async fn evidence(data_dir: &Path, cmd: EvidenceCmd) -> anyhow::Result<()> {
             content,
             file,
             source,
+            at,
             remote,
         } => {
             let c = Client::new(data_dir, remote.addr.as_deref())?;
@@ -325,14 +352,20 @@ async fn evidence(data_dir: &Path, cmd: EvidenceCmd) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot read {}", p.display()))?,
                 (None, None) => read_stdin()?,
             };
-            let body = json!({ "evidence_type": evidence_type, "title": title, "content": content, "source": source.unwrap_or_else(|| "cli".into()) });
+            let body = json!({ "evidence_type": evidence_type, "title": title, "content": content, "source": source.unwrap_or_else(|| "cli".into()), "occurred_at": at });
             let v = c
                 .send(
                     c.request(Method::POST, &format!("/evidence/incident/{incident}"))
                         .json(&body),
                 )
                 .await?;
-            print(&remote, &v, |v| format!("added {}", evidence_line(v)))
+            print(&remote, &v, |v| {
+                format!(
+                    "added {} at {}",
+                    evidence_line(v),
+                    crate::command_cli::time_note(v)
+                )
+            })
         }
         EvidenceCmd::Upload {
             incident,

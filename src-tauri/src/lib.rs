@@ -5,6 +5,7 @@ mod backup_cmd;
 mod capture_cmd;
 mod cli;
 mod client;
+mod command_cli;
 mod commands;
 pub mod config;
 mod desktop;

@@ -11,9 +11,22 @@ use opslens_core::analysis::AnalysisConfig;
 use opslens_models::{Manifest, ModelEntry, ModelSettings, PullEvent};
 use serde_json::json;
 
-/// Which model and where models are, for every command that touches one.
+/// Which model and where models are, for the commands that touch one (the app, `serve`):
+/// only their help lists these flags.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ModelArgs {
+    /// A folder holding the model (flat, or a Hugging Face cache entry `models--org--name`);
+    /// looked at before the Hugging Face cache.
+    #[arg(long, env = "OPSLENS_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<std::path::PathBuf>,
+    /// Model id from `opslens models list` (default: the manifest's default).
+    #[arg(long = "model-id", env = "OPSLENS_MODEL", value_name = "ID")]
+    pub model_id: Option<String>,
+}
+
+/// [`ModelArgs`] for `opslens models …`, accepted before or after its subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ModelsScope {
     /// A folder holding the model (flat, or a Hugging Face cache entry `models--org--name`);
     /// looked at before the Hugging Face cache.
     #[arg(long, global = true, env = "OPSLENS_MODEL_DIR", value_name = "DIR")]
@@ -28,7 +41,26 @@ pub struct ModelArgs {
     pub model_id: Option<String>,
 }
 
+/// `opslens models` with its model flags.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Model selection and location.
+    #[command(flatten)]
+    pub scope: ModelsScope,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: ModelsCmd,
+}
+
 impl ModelArgs {
+    /// These flags, with `over`'s where it has them (a subcommand's flags beat the top level's).
+    pub fn or(&self, over: &ModelArgs) -> ModelArgs {
+        ModelArgs {
+            model_dir: over.model_dir.clone().or_else(|| self.model_dir.clone()),
+            model_id: over.model_id.clone().or_else(|| self.model_id.clone()),
+        }
+    }
+
     /// The analysis settings of the environment with these flags applied.
     pub fn analysis_config(&self) -> AnalysisConfig {
         let mut c = AnalysisConfig::from_env();

@@ -126,3 +126,43 @@ async fn info_tells_the_settings_screen_where_things_are() {
     assert_eq!(v["hotkey"], "Ctrl+Shift+O");
     assert_eq!(v["region_hotkey"], "Ctrl+Shift+R");
 }
+
+#[tokio::test]
+async fn issue_12_an_unknown_page_is_a_not_found_page_not_a_401() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .http
+        .get(app.url("/incidents/42/nope"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(res.headers().contains_key("content-security-policy"));
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Page not found"), "{body}");
+    // Markup in the path is shown, never run.
+    let res = app
+        .http
+        .get(app.url("/%3Cscript%3E"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.text().await.unwrap().contains("<script>"));
+    // Scripts still get JSON, and the API still needs the token.
+    let res = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(error_code(res, 404).await, "not_found");
+    let res = app
+        .http
+        .get(app.url("/api/v1/nope"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res, 401).await, "unauthorized");
+}

@@ -178,6 +178,22 @@ async fn alertmanager_needs_its_token_and_a_merge_before_the_alert_is_correlated
     let inc = app.get_json(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(inc["severity"], "critical");
     assert_eq!(inc["source"], "webhook");
+    // What the webhook wrote shows its source as the author, not the local user.
+    let me = app.get_json("/api/v1/me").await;
+    let tl = app
+        .get_json(&format!("/api/v1/incidents/{id}/timeline"))
+        .await;
+    for e in tl.as_array().unwrap() {
+        let author = e["author"].as_str().unwrap_or_default();
+        assert!(!author.is_empty() && author != me["name"], "{e}");
+    }
+    let opened = tl
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "incident_created")
+        .unwrap();
+    assert_eq!(opened["author"], "webhook", "{tl}");
     assert_eq!(
         hook(&app, "alertmanager", &auth, body.as_bytes())
             .await

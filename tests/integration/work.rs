@@ -210,6 +210,12 @@ async fn export_as_json_and_markdown() {
     let md = res.text().await.unwrap();
     assert!(md.starts_with(&format!("# Incident #{id}: Queue backlog")));
     assert!(md.contains("- [ ] tune GC [open] — li"));
+    // Times are ISO-8601 with their offset (issue 12).
+    let opened = md.lines().find(|l| l.contains("Incident opened")).unwrap();
+    assert!(
+        opened.starts_with("- `20") && opened.contains("+00:00` "),
+        "{opened}"
+    );
     assert!(md.contains("~~~~\nretry ```storm```\n~~~~"), "{md}");
     error_code(
         app.get(&format!("/api/v1/incidents/{id}/export?format=pdf"))

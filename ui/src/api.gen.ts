@@ -163,7 +163,12 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Relabel evidence or set when it happened (`occurred_at`: ISO-8601, `07:13`, `07:13:42Z`;
+         *     zone-less times are UTC and the answer's `assumed_zone` says so). A time set here is a
+         *     person's and is never replaced by one read from the content.
+         */
+        patch: operations["update_evidence"];
         trace?: never;
     };
     "/api/v1/evidence/{id}/analyses": {
@@ -318,7 +323,7 @@ export interface paths {
             cookie?: never;
         };
         /** Export an incident with its timeline, evidence, hypotheses and actions (JSON or Markdown). */
-        get: operations["export"];
+        get: operations["incidents_export"];
         put?: never;
         post?: never;
         delete?: never;
@@ -360,6 +365,101 @@ export interface paths {
          */
         post: operations["notify"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The postmortem; before the first save, the template pre-filled from the incident
+         *     (`version` 0, `draft` true).
+         */
+        get: operations["postmortem_get"];
+        /**
+         * Save the postmortem. `version` must be the one the edit started from; if another save came
+         *     first the answer is 409 with the current postmortem and nothing is overwritten.
+         */
+        put: operations["save"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/postmortem/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export the postmortem as self-contained HTML, a Markdown+screenshots zip, or Markdown. */
+        get: operations["postmortem_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who holds which role on an incident. */
+        get: operations["roles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/roles/{role}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Give a role (`commander`, `communications`, `scribe` change hands; `participant` adds) to
+         *     a person by id, handle or name; the timeline records it. An unknown role or person is 422.
+         */
+        put: operations["assign_role"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/roles/{role}/{person_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Take a role from a person; the timeline records it. */
+        delete: operations["unassign_role"];
         options?: never;
         head?: never;
         patch?: never;
@@ -411,6 +511,28 @@ export interface paths {
         put?: never;
         /** Add a note or observation to the timeline. */
         post: operations["add_event"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/updates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Status updates of an incident, oldest first. */
+        get: operations["status_updates"];
+        put?: never;
+        /**
+         * Post a status update (text, impact, optional new status, next update due): a timeline
+         *     entry, the incident's next-due time, and an `incident.status_update` message to Slack,
+         *     Teams and the custom webhooks through the outbox.
+         */
+        post: operations["post_status_update"];
         delete?: never;
         options?: never;
         head?: never;
@@ -522,6 +644,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The local user: the author of everything written through this install's token. */
+        get: operations["me"];
+        /** Name the local user (`opslens config set name …`, Settings); later entries carry it. */
+        put: operations["set_me"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -597,6 +737,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/people": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everyone roles can be given to, the local user first. */
+        get: operations["people"];
+        put?: never;
+        /** Add a person (name, optional unique handle and email). */
+        post: operations["add_person"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/search": {
         parameters: {
             query?: never;
@@ -631,6 +789,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/timeline/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a timeline entry (an "evidence added" entry stays while its evidence does: 409). */
+        delete: operations["delete_event"];
+        options?: never;
+        head?: never;
+        /**
+         * Pin an entry to the postmortem's timeline (any entry), or reword or move a note or
+         *     observation. Other kinds are OpsLens's own record: 409.
+         */
+        patch: operations["edit_event"];
+        trace?: never;
+    };
     "/api/v1/webhooks/{provider}": {
         parameters: {
             query?: never;
@@ -657,6 +836,11 @@ export interface components {
     schemas: {
         /** @description An action item (mitigation, follow-up). */
         Action: {
+            /**
+             * @description Who wrote it: a person's name, or the integration that brought it (`github`,
+             *     `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+             */
+            author?: string | null;
             /**
              * Format: date-time
              * @description When it was created.
@@ -823,6 +1007,13 @@ export interface components {
              */
             analysis_ms?: number | null;
             analysis_state?: null | components["schemas"]["AnalysisState"];
+            /** @description Only in the answer to a write whose time had no zone: the zone it was taken in. */
+            assumed_zone?: string | null;
+            /**
+             * @description Who wrote it: a person's name, or the integration that brought it (`github`,
+             *     `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+             */
+            author?: string | null;
             /** @description The text: the log lines, the note, or the analysis of a screenshot as readable text. */
             content: string;
             /**
@@ -845,6 +1036,13 @@ export interface components {
              * @description The incident it belongs to.
              */
             incident_id: number;
+            /**
+             * Format: date-time
+             * @description When what it shows happened; the timeline sorts by this.
+             */
+            occurred_at: string;
+            /** @description Whether `occurred_at` was recorded, given by a person or read from the content. */
+            occurred_at_source: components["schemas"]["OccurredAtSource"];
             /** @description SHA-256 (hex) of the payload: the image bytes for screenshots, `content` otherwise. */
             sha256: string;
             /** @description Where it came from (a tool, a URL, "upload", "capture"). */
@@ -856,6 +1054,13 @@ export interface components {
              * @description Last change (e.g. analysis finished).
              */
             updated_at: string;
+        };
+        /** @description Body of `PATCH /evidence/{id}`: only the fields present change. */
+        EvidencePatch: {
+            /** @description When it happened, as in `NewEvidence`; overrides a derived time for good. */
+            occurred_at?: string | null;
+            /** @description New label. */
+            title?: string | null;
         };
         /**
          * @description Kind of evidence; decides how it is shown and whether it is analysed.
@@ -905,6 +1110,11 @@ export interface components {
         };
         /** @description A candidate explanation on the hypotheses board. */
         Hypothesis: {
+            /**
+             * @description Who wrote it: a person's name, or the integration that brought it (`github`,
+             *     `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+             */
+            author?: string | null;
             /**
              * Format: date-time
              * @description When it was proposed.
@@ -1002,6 +1212,16 @@ export interface components {
             id: number;
             /**
              * Format: date-time
+             * @description When it became mitigated, or resolved without a mitigated step (cleared if reopened).
+             */
+            mitigated_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the next status update is due (from the latest update), if one was promised.
+             */
+            next_update_at?: string | null;
+            /**
+             * Format: date-time
              * @description When it became resolved (cleared if reopened).
              */
             resolved_at?: string | null;
@@ -1013,6 +1233,21 @@ export interface components {
             status: components["schemas"]["IncidentStatus"];
             /** @description One-line summary. */
             title: string;
+            /**
+             * Format: int64
+             * @description Time to acknowledge, from opening to `acknowledged_at`, in seconds.
+             */
+            tta_seconds?: number | null;
+            /**
+             * Format: int64
+             * @description Time to mitigate, from opening to `mitigated_at`, in seconds.
+             */
+            ttm_seconds?: number | null;
+            /**
+             * Format: int64
+             * @description Time to resolve, from opening to `resolved_at`, in seconds.
+             */
+            ttr_seconds?: number | null;
             /**
              * Format: date-time
              * @description Last change of any field.
@@ -1040,6 +1275,14 @@ export interface components {
             status?: null | components["schemas"]["IncidentStatus"];
             /** @description New title. */
             title?: string | null;
+        };
+        /** @description Who holds which role on an incident. */
+        IncidentRoles: {
+            commander?: null | components["schemas"]["Person"];
+            communications?: null | components["schemas"]["Person"];
+            /** @description Everyone else working on it. */
+            participants: components["schemas"]["Person"][];
+            scribe?: null | components["schemas"]["Person"];
         };
         /**
          * @description Where an incident came from, so syncs can be idempotent by external id.
@@ -1214,6 +1457,12 @@ export interface components {
              * @enum {string}
              */
             evidence_type: "log" | "metric" | "deployment" | "alert" | "note";
+            /**
+             * @description When it happened: ISO-8601 with or without offset, `07:13`, `07:13:42Z` (a time
+             *     without date is the latest such time not in the future; without zone it is UTC).
+             *     Omitted: read from the content's earliest time stamp, else now.
+             */
+            occurred_at?: string | null;
             /** @description Where it came from. */
             source?: string | null;
             /** @description Short label (1 to 500 characters). */
@@ -1237,6 +1486,28 @@ export interface components {
             /** @description One-line summary (1 to 500 characters). */
             title: string;
         };
+        /** @description Body of `POST /people` and `PUT /me`. */
+        NewPerson: {
+            /** @description Email address. */
+            email?: string | null;
+            /** @description Chat handle, unique (a leading `@` is dropped). */
+            handle?: string | null;
+            /** @description How they are shown (1 to 200 characters). */
+            name: string;
+        };
+        /** @description Body of `POST /incidents/{id}/updates`. */
+        NewStatusUpdate: {
+            /** @description Who is affected and how. */
+            impact?: string | null;
+            /**
+             * @description When the next update is due: `30m`, `1h`, `07:45` (the next such time, UTC without a
+             *     zone) or ISO-8601; at most a week ahead.
+             */
+            next_update_at?: string | null;
+            status?: null | components["schemas"]["IncidentStatus"];
+            /** @description What is known and being done (1 to 4000 characters). */
+            text: string;
+        };
         /** @description Body of `POST /incidents/{id}/timeline`. */
         NewTimelineEvent: {
             /**
@@ -1252,8 +1523,9 @@ export interface components {
             /** @description What happened (1 to 2000 characters). */
             message: string;
             /**
-             * Format: date-time
-             * @description Defaults to now.
+             * @description When it happened: ISO-8601 with or without offset, `07:13`, `07:13:42Z` (a time
+             *     without date is the latest such time not in the future; without zone it is UTC).
+             *     Defaults to now.
              */
             occurred_at?: string | null;
         };
@@ -1262,6 +1534,12 @@ export interface components {
             /** @description Status update text (Slack mrkdwn / card text). */
             text?: string | null;
         };
+        /**
+         * @description How an `occurred_at` was arrived at, so the UI can mark guesses and a person's word
+         *     always beats a guess.
+         * @enum {string}
+         */
+        OccurredAtSource: "recorded" | "user" | "derived";
         /**
          * @description One outgoing post in the persistent outbox. The destination is named by `target` (e.g.
          *     `slack`, `webhook:0`), never by its URL: Slack and Teams URLs are credentials.
@@ -1350,6 +1628,16 @@ export interface components {
                 id: number;
                 /**
                  * Format: date-time
+                 * @description When it became mitigated, or resolved without a mitigated step (cleared if reopened).
+                 */
+                mitigated_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When the next status update is due (from the latest update), if one was promised.
+                 */
+                next_update_at?: string | null;
+                /**
+                 * Format: date-time
                  * @description When it became resolved (cleared if reopened).
                  */
                 resolved_at?: string | null;
@@ -1361,6 +1649,21 @@ export interface components {
                 status: components["schemas"]["IncidentStatus"];
                 /** @description One-line summary. */
                 title: string;
+                /**
+                 * Format: int64
+                 * @description Time to acknowledge, from opening to `acknowledged_at`, in seconds.
+                 */
+                tta_seconds?: number | null;
+                /**
+                 * Format: int64
+                 * @description Time to mitigate, from opening to `mitigated_at`, in seconds.
+                 */
+                ttm_seconds?: number | null;
+                /**
+                 * Format: int64
+                 * @description Time to resolve, from opening to `resolved_at`, in seconds.
+                 */
+                ttr_seconds?: number | null;
                 /**
                  * Format: date-time
                  * @description Last change of any field.
@@ -1420,6 +1723,85 @@ export interface components {
              */
             width?: number | null;
         };
+        /** @description Someone who takes part in incidents. */
+        Person: {
+            /** @description Email address. */
+            email?: string | null;
+            /** @description Chat handle (`ana`), unique when set; matches in role assignments. */
+            handle?: string | null;
+            /**
+             * Format: int64
+             * @description Stable numeric id.
+             */
+            id: number;
+            /** @description Whether this is the local user (the author of writes through this install's token). */
+            local_user: boolean;
+            /** @description How they are shown (`Ana Lima`). */
+            name: string;
+        };
+        /** @description A stored postmortem, or (version 0, `draft`) the template pre-filled from the incident. */
+        Postmortem: {
+            /** @description Who saved it last. */
+            author?: string | null;
+            /** @description True while nothing was saved: the sections are the pre-filled template. */
+            draft: boolean;
+            /**
+             * Format: int64
+             * @description The incident.
+             */
+            incident_id: number;
+            /** @description The document. */
+            sections: components["schemas"]["PostmortemSections"];
+            /**
+             * Format: date-time
+             * @description When it was saved last.
+             */
+            updated_at?: string | null;
+            /**
+             * Format: int64
+             * @description Bumped by every save; a save must name the version it edited.
+             */
+            version: number;
+        };
+        /** @description One line of the postmortem's timeline. */
+        PostmortemEntry: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description What happened. */
+            text: string;
+        };
+        /** @description Body of `PUT /incidents/{id}/postmortem`. */
+        PostmortemSave: {
+            /** @description The whole document. */
+            sections: components["schemas"]["PostmortemSections"];
+            /**
+             * Format: int64
+             * @description The version this edit started from (0 for the first save); a stale one is 409.
+             */
+            version: number;
+        };
+        /** @description The sections of a postmortem, as people write them. */
+        PostmortemSections: {
+            /** @description What made it worse or more likely. */
+            contributing_factors?: string;
+            /** @description Follow-up actions (pre-filled from the action items). */
+            follow_ups?: string[];
+            /** @description Who was affected, how, and for how long. */
+            impact?: string;
+            /** @description Why it happened. */
+            root_cause?: string;
+            /** @description What happened, in a few sentences. */
+            summary?: string;
+            /** @description The timeline worth telling (pre-filled from pinned entries). */
+            timeline?: components["schemas"]["PostmortemEntry"][];
+            /** @description What went badly. */
+            went_badly?: string;
+            /** @description What went well. */
+            went_well?: string;
+        };
         /** @description Progress of a model pull, as the API shows it. */
         PullProgress: {
             /**
@@ -1474,6 +1856,17 @@ export interface components {
              * @description Top edge.
              */
             y: number;
+        };
+        /**
+         * @description A role on an incident. Commander, communications and scribe are held by one person
+         *     at a time; any number of people participate.
+         * @enum {string}
+         */
+        Role: "commander" | "communications" | "scribe" | "participant";
+        /** @description Body of `PUT /incidents/{id}/roles/{role}`. */
+        RoleAssignment: {
+            /** @description Who: a person's id, handle (`ana`, `@ana`) or exact name. */
+            person: string;
         };
         /**
          * @description Multipart form of the screenshot upload. Other fields are refused (the multipart parser
@@ -1540,6 +1933,44 @@ export interface components {
             /** @description Graph title. */
             title?: string | null;
         };
+        /** @description Answer of a save that lost a race: the error, and the postmortem as it is now. */
+        StaleSave: {
+            /** @description The postmortem as saved by the other writer (nothing was overwritten). */
+            current: components["schemas"]["Postmortem"];
+            /** @description `stale_version`, naming the current version. */
+            error: components["schemas"]["ErrorDetail"];
+        };
+        /** @description One status update, as sent. */
+        StatusUpdate: {
+            /** @description Who wrote it. */
+            author?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was written.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Stable numeric id.
+             */
+            id: number;
+            /** @description Who is affected and how (may be empty). */
+            impact: string;
+            /**
+             * Format: int64
+             * @description The incident.
+             */
+            incident_id: number;
+            /**
+             * Format: date-time
+             * @description When the next update is due; the incident shows it (overdue in red).
+             */
+            next_update_at?: string | null;
+            /** @description The incident's status when it was written. */
+            status: components["schemas"]["IncidentStatus"];
+            /** @description What is known and being done. */
+            text: string;
+        };
         /** @description Outcome of one sync. */
         SyncReport: {
             /** @description Records fetched from the service. */
@@ -1572,6 +2003,13 @@ export interface components {
         TargetKind: "monitor" | "window" | "region";
         /** @description One entry of an incident's timeline. */
         TimelineEvent: {
+            /** @description Only in the answer to a write whose time had no zone: the zone it was taken in. */
+            assumed_zone?: string | null;
+            /**
+             * @description Who wrote it: a person's name, or the integration that brought it (`github`,
+             *     `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+             */
+            author?: string | null;
             /**
              * Format: date-time
              * @description When it was recorded.
@@ -1601,12 +2039,25 @@ export interface components {
              * @description When it happened (may be earlier than `created_at`, e.g. a spike read off a graph).
              */
             occurred_at: string;
+            /** @description Whether `occurred_at` was recorded, given by a person or read from the content. */
+            occurred_at_source: components["schemas"]["OccurredAtSource"];
+            /** @description Chosen for the postmortem's timeline. */
+            pinned: boolean;
         };
         /**
          * @description What a timeline entry records.
          * @enum {string}
          */
-        TimelineKind: "incident_created" | "status_changed" | "severity_changed" | "evidence_added" | "hypothesis_added" | "hypothesis_updated" | "action_added" | "action_updated" | "observation" | "note";
+        TimelineKind: "incident_created" | "status_changed" | "severity_changed" | "evidence_added" | "hypothesis_added" | "hypothesis_updated" | "action_added" | "action_updated" | "observation" | "note" | "role_changed" | "status_update";
+        /** @description Body of `PATCH /timeline/{id}`. */
+        TimelinePatch: {
+            /** @description New wording (notes and observations only). */
+            message?: string | null;
+            /** @description New time, as in `NewTimelineEvent` (notes and observations only). */
+            occurred_at?: string | null;
+            /** @description Pin it to the postmortem's timeline, or unpin it. */
+            pinned?: boolean | null;
+        };
         /** @description Answer of `GET /test/vlm/status`. */
         VlmStatus: {
             /**
@@ -2596,6 +3047,125 @@ export interface operations {
             };
         };
     };
+    update_evidence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvidencePatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evidence"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     jobs_of: {
         parameters: {
             query?: never;
@@ -3038,6 +3608,8 @@ export interface operations {
                 severity?: components["schemas"]["Severity"];
                 /** @description Full-text query over title and description. */
                 q?: string;
+                /** @description `true`: only incidents not resolved or closed (what the UI lists by default). */
+                open?: boolean;
                 /** @description Page size, 1 to 200 (default 50). */
                 limit?: number;
                 /** @description Items to skip (default 0). */
@@ -3698,7 +4270,7 @@ export interface operations {
             };
         };
     };
-    export: {
+    incidents_export: {
         parameters: {
             query?: {
                 /** @description `json` (default) or `markdown` (`md` for short). */
@@ -4070,6 +4642,596 @@ export interface operations {
             };
             /** @description Body not sent as `application/json` (`unsupported_media_type`) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    postmortem_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Postmortem"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    save: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostmortemSave"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Postmortem"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    postmortem_export: {
+        parameters: {
+            query: {
+                /**
+                 * @description `html` (one file, screenshots inside), `zip` (Markdown and the screenshots as files) or
+                 *     `markdown`.
+                 */
+                format: string;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/markdown": string;
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    roles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentRoles"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    assign_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                role: components["schemas"]["Role"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleAssignment"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentRoles"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unassign_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                role: components["schemas"]["Role"];
+                person_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentRoles"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4598,6 +5760,204 @@ export interface operations {
             };
         };
     };
+    status_updates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusUpdate"][];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_status_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewStatusUpdate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusUpdate"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     info: {
         parameters: {
             query?: never;
@@ -5040,6 +6400,191 @@ export interface operations {
             };
         };
     };
+    me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Person"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPerson"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Person"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     models_list: {
         parameters: {
             query?: never;
@@ -5309,6 +6854,182 @@ export interface operations {
             };
         };
     };
+    people: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Person"][];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_person: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPerson"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Person"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     search: {
         parameters: {
             query: {
@@ -5433,6 +7154,229 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */
                     "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TimelinePatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TimelineEvent"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

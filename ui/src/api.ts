@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentStatus, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -114,19 +114,21 @@ export const api = {
 
   incidents: (f: IncidentQuery) =>
     json<IncidentPage>('GET', `/incidents${query({
-      status: f.status, severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
+      status: f.status === 'open' ? undefined : f.status, open: f.status === 'open' ? 'true' : undefined,
+      severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),
   incident: (id: number) => json<Incident>('GET', `/incidents/${id}`),
   createIncident: (b: { title: string; description?: string; severity: Severity }) =>
     json<Incident>('POST', '/incidents', b),
   updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>
     json<Incident>('PATCH', `/incidents/${id}`, b),
+  deleteIncident: (id: number) => send('DELETE', `/incidents/${id}`).then(() => undefined),
   search: (q: string) =>
     json<SearchResults>('GET', `/search${query({ q, limit: 20 })}`),
 
   evidenceOf: (incident: number) => json<Evidence[]>('GET', `/evidence/incident/${incident}`),
   evidence: (id: number) => json<Evidence>('GET', `/evidence/${id}`),
-  addEvidence: (incident: number, b: { evidence_type: TextEvidenceType; title: string; content: string; source: string }) =>
+  addEvidence: (incident: number, b: { evidence_type: TextEvidenceType; title: string; content: string; source: string; occurred_at?: string }) =>
     json<Evidence>('POST', `/evidence/incident/${incident}`, b),
   upload: (incident: number, file: Blob, name: string) => {
     const form = new FormData();
@@ -136,8 +138,29 @@ export const api = {
   imageUrl: (id: number) => images.get(id),
 
   timeline: (incident: number) => json<TimelineEvent[]>('GET', `/incidents/${incident}/timeline`),
-  addNote: (incident: number, message: string) =>
-    json<TimelineEvent>('POST', `/incidents/${incident}/timeline`, { message }),
+  addNote: (incident: number, message: string, occurred_at?: string) =>
+    json<TimelineEvent>('POST', `/incidents/${incident}/timeline`, { message, occurred_at }),
+  updateEvidence: (id: number, b: { title?: string; occurred_at?: string }) =>
+    json<Evidence>('PATCH', `/evidence/${id}`, b),
+
+  postUpdate: (incident: number, b: { text: string; impact?: string; status?: IncidentStatus; next_update_at?: string }) =>
+    json<StatusUpdate>('POST', `/incidents/${incident}/updates`, b),
+  postmortem: (incident: number) => json<Postmortem>('GET', `/incidents/${incident}/postmortem`),
+  savePostmortem: (incident: number, version: number, sections: PostmortemSections) =>
+    json<Postmortem>('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
+  postmortemExport: (incident: number, format: 'html' | 'zip') =>
+    send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
+  editTimeline: (id: number, b: { message?: string; occurred_at?: string; pinned?: boolean }) =>
+    json<TimelineEvent>('PATCH', `/timeline/${id}`, b),
+  deleteTimeline: (id: number) => send('DELETE', `/timeline/${id}`).then(() => undefined),
+  me: () => json<Person>('GET', '/me'),
+  setMe: (b: { name: string; handle?: string; email?: string }) => json<Person>('PUT', '/me', b),
+  people: () => json<Person[]>('GET', '/people'),
+  roles: (incident: number) => json<IncidentRoles>('GET', `/incidents/${incident}/roles`),
+  assignRole: (incident: number, role: Role, person: string) =>
+    json<IncidentRoles>('PUT', `/incidents/${incident}/roles/${role}`, { person }),
+  unassignRole: (incident: number, role: Role, person: number) =>
+    json<IncidentRoles>('DELETE', `/incidents/${incident}/roles/${role}/${person}`),
 
   hypotheses: (incident: number) => json<Hypothesis[]>('GET', `/incidents/${incident}/hypotheses`),
   addHypothesis: (incident: number, statement: string, evidence_ids: number[]) =>

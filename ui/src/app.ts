@@ -17,13 +17,18 @@ export interface View {
 export type Route =
   | { name: 'list' }
   | { name: 'incident'; id: number }
+  | { name: 'postmortem'; id: number }
+  | { name: 'not-found' }
   | { name: 'settings' };
 
 export function parseRoute(hash: string): Route {
-  const m = /^#\/incident\/(\d+)/.exec(hash);
+  const pm = /^#\/incident\/(\d+)\/postmortem$/.exec(hash);
+  if (pm?.[1]) return { name: 'postmortem', id: Number(pm[1]) };
+  const m = /^#\/incident\/(\d+)$/.exec(hash);
   if (m?.[1]) return { name: 'incident', id: Number(m[1]) };
   if (hash.startsWith('#/settings')) return { name: 'settings' };
-  return { name: 'list' };
+  if (hash === '' || hash === '#' || hash === '#/') return { name: 'list' };
+  return { name: 'not-found' };
 }
 
 export function go(hash: string): void {

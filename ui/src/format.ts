@@ -1,6 +1,7 @@
 // How times, durations, sizes and enum values read on screen.
 
 import type { ActionStatus, AnalysisState, IncidentStatus } from './types.js';
+import { clockAt } from './when.js';
 
 /** "4m", "2h 05m", "3d 4h". */
 export function duration(ms: number): string {
@@ -18,12 +19,9 @@ export function ago(iso: string, now = Date.now()): string {
   return `${duration(now - Date.parse(iso))} ago`;
 }
 
-/** Local clock time, with the date when it is not today. */
+/** Clock time in the display zone (UTC or local, see when.ts), with the date when not today. */
 export function clock(iso: string): string {
-  const d = new Date(iso);
-  const today = new Date().toDateString() === d.toDateString();
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
-  return today ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+  return clockAt(iso);
 }
 
 export function bytes(n: number): string {

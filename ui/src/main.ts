@@ -11,6 +11,7 @@ import { connectView } from './views/connect.js';
 import { detailView } from './views/detail.js';
 import { listView } from './views/list.js';
 import { settingsView } from './views/settings.js';
+import { postmortemView } from './views/postmortem.js';
 
 declare global {
   interface Window {
@@ -68,6 +69,13 @@ function route(): void {
   if (r.name === 'incident') {
     document.title = `#${r.id} · OpsLens`;
     show(detailView(r.id));
+  } else if (r.name === 'postmortem') {
+    document.title = `Postmortem #${r.id} · OpsLens`;
+    show(postmortemView(r.id));
+  } else if (r.name === 'not-found') {
+    document.title = 'Not found · OpsLens';
+    show({ el: h('section', { class: 'not-found' }, h('h1', null, 'Page not found'),
+      h('p', null, 'OpsLens has no page at ', h('code', null, location.hash), '.'), h('p', null, h('a', { href: '#/' }, 'Go to the incidents'))) });
   } else if (r.name === 'settings') {
     document.title = 'Settings · OpsLens';
     show(settingsView(signedOut));
@@ -138,22 +146,37 @@ window.addEventListener(UNAUTHORIZED_EVENT, () => {
   session.clear();
   signedOut('The server refused the token (a different data dir, or it was replaced). Sign in again.');
 });
-window.addEventListener('hashchange', route);
+// A sign-in link pasted into a tab that is already open changes only the hash: trade it too.
+window.addEventListener('hashchange', () => {
+  if (!/^#code=/.test(location.hash)) return route();
+  void tradeCode().then((ok) => {
+    if (!ok) return;
+    connected = true;
+    route();
+    void updateChip();
+  });
+});
+
+/** A one-time code from `opslens open` in the URL: stripped at once, then traded for the
+ * token. False when there was none or it did not work (then the page says so). */
+async function tradeCode(): Promise<boolean> {
+  const m = /^#code=([0-9a-fA-F]+)/.exec(location.hash);
+  if (!m?.[1]) return false;
+  history.replaceState(null, '', `${location.pathname}#/`);
+  try {
+    const { token } = await api.exchange(m[1]);
+    session.set(token, false);
+    return true;
+  } catch (e) {
+    signedOut(`The sign-in link did not work: ${errorMessage(e)}`);
+    return false;
+  }
+}
 
 async function start(): Promise<void> {
   initTheme();
   replace(root, shell());
-  // A one-time code from `opslens open`: strip it from the URL at once, then trade it.
-  const m = /^#code=([0-9a-fA-F]+)/.exec(location.hash);
-  if (m?.[1]) {
-    history.replaceState(null, '', `${location.pathname}#/`);
-    try {
-      const { token } = await api.exchange(m[1]);
-      session.set(token, false);
-    } catch (e) {
-      return signedOut(`The sign-in link did not work: ${errorMessage(e)}`);
-    }
-  }
+  if (/^#code=/.test(location.hash) && !(await tradeCode())) return;
   const injected = window.__OPSLENS__?.token;
   if (injected) session.set(injected, false);
   if (!session.get()) return signedOut();

@@ -12,6 +12,8 @@ export type EvidenceType = Schemas['EvidenceType'];
 export type AnalysisState = Schemas['AnalysisState'];
 export type HypothesisStatus = Schemas['HypothesisStatus'];
 export type ActionStatus = Schemas['ActionStatus'];
+/** How an `occurred_at` was arrived at. */
+export type OccurredAtSource = Schemas['OccurredAtSource'];
 
 export const SEVERITIES: Severity[] = ['critical', 'high', 'medium', 'low'];
 export const STATUSES: IncidentStatus[] = [
@@ -41,9 +43,17 @@ export type ServerInfo = Schemas['Info'];
 export type FeedKind = Schemas['FeedKind'];
 /** One event of the change feed: `{kind}.{op}`, `ready` or `resync` (refetch everything shown). */
 export type FeedEvent = Schemas['FeedEvent'];
+export type StatusUpdate = Schemas['StatusUpdate'];
+export type PostmortemSections = Schemas['PostmortemSections'];
+export type Postmortem = Schemas['Postmortem'];
+export type Role = Schemas['Role'];
+export const ROLES: Role[] = ['commander', 'communications', 'scribe', 'participant'];
+export type Person = Schemas['Person'];
+export type IncidentRoles = Schemas['IncidentRoles'];
 
 export interface IncidentQuery {
-  status?: IncidentStatus | '';
+  /** `open`: every status but resolved and closed. */
+  status?: IncidentStatus | '' | 'open';
   severity?: Severity | '';
   q?: string;
   limit?: number;

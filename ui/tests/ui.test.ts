@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,7 +119,7 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#code=[0-9a-f]{64}$/);
       await page.goto(url);
-      await page.getByText('No incidents yet.').waitFor();
+      await page.getByText('No open incidents.').waitFor();
       assert.ok(!page.url().includes('code='), `code left in the URL: ${page.url()}`);
       const stored = await page.evaluate(() => sessionStorage.getItem('opslens.token'));
       assert.equal(stored, s.token);
@@ -282,13 +282,55 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
     await t.test('acknowledges the incident and the timers follow', async () => {
       await page.getByRole('button', { name: 'Acknowledge' }).click();
       await page.locator('.inc-head .badge.status', { hasText: 'Acknowledged' }).waitFor();
-      await page.locator('.timer', { hasText: 'Ack after' }).waitFor();
+      await page.locator('.timer[data-metric=tta]', { hasText: 'TTA' }).waitFor();
       await page.locator('.tl-item', { hasText: 'acknowledged' }).first().waitFor();
       await page.mouse.move(0, 0);
       await shot(page, 'incident.png');
       await page.evaluate(() => { document.documentElement.dataset.theme = 'light'; });
       await shot(page, 'incident-light.png');
       await page.evaluate(() => { document.documentElement.dataset.theme = 'dark'; });
+    });
+
+    await t.test('event time: a typed time orders the timeline, UTC by default even in a Berlin browser', async () => {
+      const berlin = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: 'Europe/Berlin' });
+      await berlin.addInitScript((tok) => sessionStorage.setItem('opslens.token', tok), s.token);
+      const p = await berlin.newPage();
+      p.setDefaultTimeout(15_000);
+      await p.goto(`${s.base}/#/incident/${incidentId}`);
+      const form = p.locator('.timeline form.inline-form');
+      await form.locator('input[name=note]').fill('deploy v2.41.0 finished');
+      await form.locator('input[name=note_at]').fill('soon');
+      await form.getByRole('button', { name: 'Add' }).click();
+      await p.locator('.toast', { hasText: 'Cannot read "soon"' }).waitFor();
+      assert.equal(await p.locator('.tl-item', { hasText: 'deploy v2.41.0 finished' }).count(), 0);
+      await form.locator('input[name=note_at]').fill('00:00:01');
+      await form.getByRole('button', { name: 'Add' }).click();
+      await p.locator('.toast', { hasText: 'taken as UTC' }).waitFor();
+      const item = p.locator('.tl-item', { hasText: 'deploy v2.41.0 finished' });
+      await item.waitFor();
+      assert.equal(await item.locator('time').innerText(), '00:00:01 UTC');
+      assert.match(await item.locator('time').getAttribute('title') ?? '', /^\d{4}-\d\d-\d\dT00:00:01Z$/);
+      // Newest first: the entry of 00:00:01 is the oldest, below the incident's opening.
+      assert.match(await p.locator('.tl-item').last().innerText(), /deploy v2\.41\.0 finished/);
+      // Log evidence with ISO stamps happened at its earliest one, marked as read from the text.
+      const ev = p.locator('form.add-evidence');
+      await ev.locator('input[name=title]').fill('api logs');
+      await ev.locator('textarea[name=content]').fill('2026-11-30T00:00:07Z ERROR upstream timeout\n2026-11-30T00:00:03Z INFO ready');
+      await ev.getByRole('button', { name: 'Add evidence' }).click();
+      await p.locator('.toast', { hasText: 'time read from the text' }).waitFor();
+      const card = p.locator('.card.text', { hasText: 'api logs' });
+      assert.match(await card.locator('time').getAttribute('title') ?? '', /^2026-11-30T00:00:03Z/);
+      // The local zone, chosen once in Settings and remembered.
+      await p.goto(`${s.base}/#/settings`);
+      await p.locator('select[name=zone]').selectOption('local');
+      await p.goto(`${s.base}/#/incident/${incidentId}`);
+      await p.reload();
+      const local = p.locator('.tl-item', { hasText: 'deploy v2.41.0 finished' }).locator('time');
+      await local.waitFor();
+      assert.equal(await local.innerText(), '01:00:01 UTC+01:00');
+      assert.match(await local.getAttribute('title') ?? '', /T01:00:01\+01:00$/);
+      await shot(p, 'event-time-berlin.png');
+      await berlin.close();
     });
 
     await t.test('lists, filters and searches incidents', async () => {
@@ -355,8 +397,190 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await shot(page, 'settings.png');
     });
 
+    await t.test('people: your name in Settings, roles assigned from the header, authors on the timeline', async () => {
+      await page.goto(`${s.base}/#/settings`);
+      await page.locator('input[name=me_name]').fill('Ana Lima');
+      await page.locator('input[name=me_handle]').fill('@ana');
+      await page.locator('form.me-form').getByRole('button', { name: 'Save' }).click();
+      await page.locator('.toast', { hasText: 'Entries you write now show Ana Lima' }).waitFor();
+      await apiCall(s, 'POST', '/people', { name: 'Bo Chen', handle: 'bo' });
+      await page.goto(`${s.base}/#/incident/${incidentId}`);
+      const bar = page.locator('.roles-bar');
+      await bar.waitFor();
+      await bar.locator('select[name=role]').selectOption('commander');
+      await bar.locator('input[name=person]').fill('@bo');
+      await bar.getByRole('button', { name: 'Assign' }).click();
+      await bar.locator('[data-role=commander]', { hasText: 'Bo Chen' }).waitFor();
+      const entry = page.locator('.tl-item', { hasText: 'Bo Chen is now incident commander' });
+      await entry.waitFor();
+      assert.match(await entry.locator('.tl-author').innerText(), /Ana Lima/);
+      // An unknown person is refused with a message naming the field; nothing changes.
+      await bar.locator('input[name=person]').fill('nobody-here');
+      await bar.getByRole('button', { name: 'Assign' }).click();
+      await page.locator('.toast-error', { hasText: 'person:' }).waitFor();
+      await bar.locator('[data-role=commander]', { hasText: 'Bo Chen' }).waitFor();
+      await shot(page, 'incident-roles.png');
+    });
+
+    await t.test('status update: posted from the incident page, next update shown, red once overdue', async () => {
+      await page.goto(`${s.base}/#/incident/${incidentId}`);
+      await page.getByRole('button', { name: 'Status update' }).click();
+      const dlg = page.locator('dialog[open]');
+      await dlg.locator('input[name=impact]').fill('EU checkout errors ~7%');
+      await dlg.locator('textarea[name=update_text]').fill('Rolled back v2.41.0; p99 recovering');
+      await dlg.locator('input[name=next_update]').fill('45m');
+      await dlg.getByRole('button', { name: 'Post update' }).click();
+      await page.locator('.tl-item.tl-status_update', { hasText: 'Rolled back v2.41.0' }).waitFor();
+      const due = page.locator('[data-field=next-update]');
+      await due.waitFor();
+      assert.match(await due.innerText(), /^Next update .* \(in 4\dm\)$/);
+      // Past due: red.
+      const past = new Date(Date.now() - 5 * 60_000).toISOString();
+      execFileSync('sqlite3', ['-cmd', '.timeout 5000', join(s.dir, 'opslens.db'),
+        `UPDATE incident SET next_update_at='${past}' WHERE id=${incidentId};`]);
+      await page.reload();
+      await page.locator('[data-field=next-update].overdue', { hasText: 'Update overdue by' }).waitFor();
+      const bg = await page.locator('[data-field=next-update]').evaluate((el) => getComputedStyle(el).backgroundColor);
+      assert.equal(bg, 'rgb(198, 40, 40)');
+    });
+
+    await t.test('lifecycle: TTA/TTM/TTR in the header; a resolved incident looks closed and leaves the default list', async () => {
+      const inc = await apiCall(s, 'POST', '/incidents', { title: 'Resolved later', severity: 'high' }) as { id: number };
+      for (const status of ['acknowledged', 'mitigated']) await apiCall(s, 'PATCH', `/incidents/${inc.id}`, { status });
+      await page.goto(`${s.base}/#/incident/${inc.id}`);
+      await page.locator('.timer[data-metric=ttm]', { hasText: 'TTM' }).waitFor();
+      assert.equal(await page.locator('.closed-banner').count(), 0);
+      await page.getByRole('button', { name: 'Resolve' }).click();
+      await page.locator('.closed-banner', { hasText: 'This incident is resolved' }).waitFor();
+      await page.locator('.timer[data-metric=ttr]').waitFor();
+      assert.match(await page.locator('.timer[data-metric=ttr]').getAttribute('title') ?? '', /Time to resolve/);
+      assert.ok(await page.locator('.detail-view.finished').count() === 1);
+      await shot(page, 'incident-resolved.png');
+      await page.goto(`${s.base}/#/`);
+      await page.locator('.incident-list .row').first().waitFor();
+      assert.equal(await page.locator('.incident-list .row', { hasText: 'Resolved later' }).count(), 0);
+      await page.locator('select[name=status]').selectOption('');
+      const row = page.locator('.incident-list .row.finished', { hasText: 'Resolved later' });
+      await row.waitFor();
+      await page.locator('select[name=status]').selectOption('open');
+    });
+
+    await t.test('severity select is drawn by the page, readable in both themes', async () => {
+      await page.goto(`${s.base}/#/incident/${incidentId}`);
+      const sel = page.locator('.inc-head select[name=severity]');
+      await sel.waitFor();
+      const st = await sel.evaluate((el) => {
+        const cs = getComputedStyle(el);
+        const opt = getComputedStyle(el.querySelector('option')!);
+        return { appearance: cs.appearance, color: cs.color, bg: cs.backgroundColor, optColor: opt.color, optBg: opt.backgroundColor };
+      });
+      assert.equal(st.appearance, 'none');
+      assert.notEqual(st.color, st.bg);
+      assert.notEqual(st.optColor, st.optBg);
+      assert.notEqual(st.optBg, 'rgb(255, 255, 255)', 'dark theme options are not white');
+    });
+
+    await t.test('rename and delete an incident from its page', async () => {
+      const inc = await apiCall(s, 'POST', '/incidents', { title: 'Typo in titel', severity: 'low' }) as { id: number };
+      await page.goto(`${s.base}/#/incident/${inc.id}`);
+      await page.locator('h1.inc-title', { hasText: 'Typo in titel' }).click();
+      const input = page.locator('input.title-input');
+      await input.fill('Typo in title fixed');
+      await input.press('Enter');
+      await page.locator('h1.inc-title', { hasText: 'Typo in title fixed' }).waitFor();
+      const got = await apiCall(s, 'GET', `/incidents/${inc.id}`) as { title: string };
+      assert.equal(got.title, 'Typo in title fixed');
+      await page.getByRole('button', { name: 'Delete incident', exact: true }).click();
+      await page.locator('dialog[open]').getByRole('button', { name: `Delete incident #${inc.id}` }).click();
+      await page.waitForFunction(() => location.hash === '#/');
+      const res = await fetch(`${s.base}/api/v1/incidents/${inc.id}`, { headers: { Authorization: `Bearer ${s.token}` } });
+      assert.equal(res.status, 404);
+    });
+
+    await t.test('unknown pages are a not-found page, not the API error', async () => {
+      const p = await ctx.newPage();
+      const res = await p.goto(`${s.base}/incidents/42/nope`);
+      assert.equal(res?.status(), 404);
+      await p.getByRole('heading', { name: 'Page not found' }).waitFor();
+      await p.getByRole('link', { name: 'Go to the incidents' }).waitFor();
+      assert.doesNotMatch(await p.content(), /missing API token|unauthorized/);
+      await p.close();
+    });
+
+    await t.test('pasting an `opslens open` link into an open tab signs it in', async () => {
+      const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const p = await other.newPage();
+      await p.goto(`${s.base}/`);
+      await p.getByRole('heading', { name: 'Connect to OpsLens' }).waitFor();
+      const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+      await p.evaluate((u) => { location.href = u; }, url);
+      await p.locator('.incident-list .row').first().waitFor();
+      assert.ok(!p.url().includes('code='), p.url());
+      await other.close();
+    });
+
+    await t.test('the top bar stays on one line at 800 px', async () => {
+      const narrow = await browser.newContext({ viewport: { width: 800, height: 700 } });
+      await narrow.addInitScript((tok) => sessionStorage.setItem('opslens.token', tok), s.token);
+      const p = await narrow.newPage();
+      await p.goto(`${s.base}/#/`);
+      await p.locator('[data-field=model-chip] .led').waitFor();
+      // One line: every child centred on the same line, the bar one control high.
+      const mids = await p.locator('.topbar > *').evaluateAll((els) => els.map((e) => {
+        const r = e.getBoundingClientRect();
+        return r.top + r.height / 2;
+      }));
+      const bar = await p.locator('.topbar').evaluate((e) => e.getBoundingClientRect().height);
+      assert.ok(Math.max(...mids) - Math.min(...mids) < 4, `children on several lines: ${mids.join(', ')}`);
+      assert.ok(bar < 60, `top bar ${bar}px high`);
+      await shot(p, 'topbar-800.png', false);
+      await narrow.close();
+    });
+
+    await t.test('postmortem: pin an entry, the draft is pre-filled, autosave, a stale tab does not overwrite, exports', async () => {
+      await page.goto(`${s.base}/#/incident/${incidentId}`);
+      const entry = page.locator('.tl-item', { hasText: 'Bo Chen is now incident commander' });
+      await entry.hover();
+      await entry.getByRole('button', { name: 'Pin', exact: true }).click();
+      await entry.getByRole('button', { name: 'Pinned' }).waitFor();
+      await page.getByRole('link', { name: 'Postmortem' }).click();
+      await page.getByRole('heading', { name: 'Postmortem' }).waitFor();
+      const timeline = page.locator('textarea[name=timeline]');
+      await timeline.waitFor();
+      assert.match(await timeline.inputValue(), /Bo Chen is now incident commander/);
+      assert.match(await page.locator('textarea[name=summary]').inputValue(), /Checkout 5xx spike/);
+      await page.locator('textarea[name=went_well]').fill('Rollback took 4 minutes');
+      await page.locator('[data-field=save-state]', { hasText: 'version 1' }).waitFor();
+      const saved = await apiCall(s, 'GET', `/incidents/${incidentId}/postmortem`) as { version: number; sections: { went_well: string } };
+      assert.equal(saved.sections.went_well, 'Rollback took 4 minutes');
+      // Another tab saves first: this page's next save is refused and it shows theirs.
+      await apiCall(s, 'PUT', `/incidents/${incidentId}/postmortem`, { version: 1, sections: { ...saved.sections, went_badly: 'Paging was slow' } });
+      await page.locator('textarea[name=went_well]').fill('mine, stale');
+      await page.locator('.toast-error', { hasText: 'Someone else saved this postmortem first' }).waitFor();
+      assert.equal(await page.locator('textarea[name=went_badly]').inputValue(), 'Paging was slow');
+      const after = await apiCall(s, 'GET', `/incidents/${incidentId}/postmortem`) as { version: number; sections: { went_well: string } };
+      assert.equal(after.version, 2);
+      assert.equal(after.sections.went_well, 'Rollback took 4 minutes');
+      await shot(page, 'postmortem.png');
+      // The HTML export opens on its own with the screenshot inside.
+      const res = await fetch(`${s.base}/api/v1/incidents/${incidentId}/postmortem/export?format=html`, { headers: { Authorization: `Bearer ${s.token}` } });
+      const html = await res.text();
+      mkdirSync(artifacts, { recursive: true });
+      const file = join(artifacts, 'postmortem.html');
+      writeFileSync(file, html);
+      const p = await ctx.newPage();
+      await p.goto(`file://${file}`);
+      await p.getByRole('heading', { name: 'Root cause' }).waitFor();
+      const loaded = await p.locator('figure img').first().evaluate((img) => (img as HTMLImageElement).naturalWidth);
+      assert.ok(loaded > 0, 'screenshot shows from the HTML file alone');
+      await p.close();
+    });
+
     await t.test('no script errors or CSP violations', () => {
-      assert.deepEqual(problems, []);
+      // Refusals the tests above provoke on purpose (an unknown person: 422, a stale
+      // postmortem save: 409, the deleted incident's last refetch: 404) log as failed loads.
+      const provoked = /Failed to load resource: the server responded with a status of (404|409|422)/;
+      assert.deepEqual(problems.filter((p) => !provoked.test(p)), []);
     });
   } finally {
     await browser.close();

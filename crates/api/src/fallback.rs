@@ -20,12 +20,21 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::error::ApiError;
 
 /// Answer for a path no route has.
-pub async fn not_found(uri: Uri) -> ApiError {
+pub async fn not_found(headers: axum::http::HeaderMap, uri: Uri) -> Response {
+    // A browser asking for a page outside the API gets the UI's not-found page.
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if html && !uri.path().starts_with("/api/") {
+        return crate::ui::not_found_page(uri.path());
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route for {}", uri.path()),
     )
+    .into_response()
 }
 
 /// The error code of an answer whose maker did not give one.
@@ -48,10 +57,10 @@ pub fn code_for(status: StatusCode) -> &'static str {
 /// parse one format; `Allow`, `WWW-Authenticate` and `Retry-After` are kept.
 pub async fn json_errors(method: Method, uri: Uri, res: Response) -> Response {
     let status = res.status();
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // JSON already, or the UI's own not-found page for a browser.
+    let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }

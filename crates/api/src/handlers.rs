@@ -3,10 +3,12 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod command;
 pub mod events;
 pub mod evidence;
 pub mod incidents;
 pub mod integrations;
+pub mod postmortem;
 pub mod session;
 pub mod system;
 pub mod webhooks;

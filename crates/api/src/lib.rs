@@ -25,7 +25,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use opslens_core::Services;
 
 use crate::handlers::{
-    analysis, capture, events, evidence, incidents, integrations, session, system, webhooks, work,
+    analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
+    system, webhooks, work,
 };
 use crate::state::AppState;
 
@@ -38,6 +39,8 @@ const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
+    // Path parameters name these; no body does, so they are listed here.
+    components(schemas(opslens_domain::Role)),
     info(
         title = "OpsLens API",
         description = "Local REST API of OpsLens, the local-first incident workspace. \
@@ -54,6 +57,8 @@ const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
         (name = "timeline", description = "What happened when"),
         (name = "hypotheses", description = "The hypotheses board"),
         (name = "actions", description = "Action items"),
+        (name = "people", description = "People, the local user, and incident roles"),
+        (name = "postmortem", description = "The postmortem document and its exports"),
         (name = "system", description = "Health, search, model status"),
         (name = "models", description = "Supported models, their install state and pulls"),
         (name = "integrations", description = "Integration status, syncs, outgoing posts (outbox)"),
@@ -97,7 +102,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(work::actions, work::add_action))
         .routes(routes!(work::update_action))
         .routes(routes!(evidence::create, evidence::list))
-        .routes(routes!(evidence::get))
+        .routes(routes!(evidence::get, command::update_evidence))
         .routes(routes!(evidence::image))
         .routes(routes!(system::search))
         .routes(routes!(system::vlm_status))
@@ -121,6 +126,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
         .routes(routes!(events::events))
+        .routes(routes!(command::people, command::add_person))
+        .routes(routes!(command::me, command::set_me))
+        .routes(routes!(command::roles))
+        .routes(routes!(command::assign_role))
+        .routes(routes!(command::unassign_role))
+        .routes(routes!(
+            command::status_updates,
+            command::post_status_update
+        ))
+        .routes(routes!(postmortem::get, postmortem::save))
+        .routes(routes!(postmortem::export))
+        .routes(routes!(postmortem::edit_event, postmortem::delete_event))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)
         .merge(hooks)

@@ -9,7 +9,8 @@ use axum::extract::FromRef;
 use opslens_core::feed::Feed;
 use opslens_core::token::ApiToken;
 use opslens_core::{
-    AnalysisService, EvidenceService, IncidentService, IntegrationService, Services, WorkService,
+    AnalysisService, CommandService, EvidenceService, IncidentService, IntegrationService,
+    Services, WorkService,
 };
 
 use crate::handlers::capture::Screen;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub analysis: Arc<AnalysisService>,
     /// Integrations, outbox, webhooks.
     pub integrations: Arc<IntegrationService>,
+    /// People, roles, status updates, postmortem.
+    pub command: Arc<CommandService>,
     /// The change feed.
     pub feed: Feed,
     /// Port, data dir, desktop facts.
@@ -82,6 +85,7 @@ impl AppState {
             work: services.work,
             analysis: services.analysis,
             integrations: services.integrations,
+            command: services.command,
             feed: services.feed,
         }
     }
@@ -103,6 +107,7 @@ parts!(
     work: Arc<WorkService>,
     analysis: Arc<AnalysisService>,
     integrations: Arc<IntegrationService>,
+    command: Arc<CommandService>,
     feed: Feed,
     server: Arc<ServerInfo>,
     screen: Screen,

@@ -19,8 +19,36 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Whether `path` is a UI file anyone on this machine may fetch without the token (GET/HEAD).
+/// Paths outside `/api/` hold no data either: an unknown one gets the not-found page rather
+/// than a 401 a person cannot act on.
 pub fn is_public_path(path: &str) -> bool {
-    path == "/" || path == "/index.html" || path.starts_with("/assets/")
+    path == "/"
+        || path == "/index.html"
+        || path.starts_with("/assets/")
+        || !path.starts_with("/api/")
+}
+
+/// The page a browser gets for an unknown path outside the API (the API answers JSON).
+pub fn not_found_page(path: &str) -> Response {
+    let escaped: String = path
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found · OpsLens</title>\
+         <link rel=\"stylesheet\" href=\"/assets/styles.css\"></head><body><main class=\"not-found\">\
+         <h1>Page not found</h1><p>OpsLens has no page at <code>{escaped}</code>.</p>\
+         <p><a href=\"/\">Go to the incidents</a></p></main></body></html>"
+    );
+    let mut h = headers("x.html");
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (StatusCode::NOT_FOUND, h, body).into_response()
 }
 
 /// Routes of the UI files; `/` is the app.
@@ -106,11 +134,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn public_paths_are_only_the_ui_files() {
+    fn everything_under_the_api_needs_the_token() {
         assert!(is_public_path("/"));
         assert!(is_public_path("/assets/main.js"));
+        // Outside the API only files and the not-found page are served.
+        assert!(is_public_path("/assetsx"));
         assert!(!is_public_path("/api/v1/incidents"));
-        assert!(!is_public_path("/assetsx"));
+        assert!(!is_public_path("/api/"));
+        assert!(!is_public_path("/api/v1/evidence/1/image"));
         assert_eq!(
             content_type("/assets/app.js"),
             "text/javascript; charset=utf-8"

@@ -56,17 +56,24 @@ impl EvidenceService {
         let title = required("title", &new.title, MAX_TITLE)?;
         crate::validate::text("content", &new.content)?;
         let source = checked("source", new.source)?.unwrap_or_else(|| "api".into());
-        self.db
+        // When it happened: the time given, else the earliest stamp in the text, else now.
+        let (at, zone) =
+            crate::event_time::evidence_time(new.occurred_at.as_deref(), &new.content)?;
+        let mut ev = self
+            .db
             .run(move |s| {
-                s.add_text_evidence(
-                    incident_id,
-                    new.evidence_type,
-                    &title,
-                    &new.content,
-                    &source,
-                )
+                let row = opslens_store::NewTextEvidence {
+                    evidence_type: new.evidence_type,
+                    title: &title,
+                    content: &new.content,
+                    source: &source,
+                    occurred_at: at,
+                };
+                s.add_text_evidence_at(incident_id, &row)
             })
-            .await
+            .await?;
+        ev.assumed_zone = zone;
+        Ok(ev)
     }
 
     /// Validates and stores a screenshot and queues its analysis (never waits for it).

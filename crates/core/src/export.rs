@@ -66,7 +66,8 @@ impl IncidentExport {
             let _ = writeln!(
                 md,
                 "- `{}` {}",
-                e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                e.occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                 e.message
             );
         }

@@ -80,9 +80,14 @@ impl IncidentService {
                 )));
             }
         }
-        self.db
-            .run(move |s| s.add_timeline_event(incident_id, &new))
-            .await
+        let at = crate::event_time::given_time(new.occurred_at.as_deref())?;
+        let time = at.as_ref().map(|p| p.at);
+        let mut ev = self
+            .db
+            .run(move |s| s.add_timeline_event(incident_id, &new, time))
+            .await?;
+        ev.assumed_zone = at.and_then(|p| p.assumed_zone);
+        Ok(ev)
     }
 
     /// Full-text search over incidents and evidence.

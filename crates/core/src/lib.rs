@@ -6,9 +6,11 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod command;
 mod correlation;
 mod db;
 mod error;
+mod event_time;
 pub mod evidence;
 pub mod export;
 pub mod feed;
@@ -17,18 +19,24 @@ pub mod integrations;
 mod narrate;
 mod notify;
 mod outbox;
+mod people;
+pub mod pm_export;
+pub mod postmortem;
 mod services;
 pub mod snapshots;
 pub mod status;
 pub mod storage;
 pub mod sync;
 pub mod token;
+mod updates;
 pub mod upload;
 pub mod validate;
 pub mod webhooks;
+pub mod when;
 pub mod work;
 
 pub use analysis::AnalysisService;
+pub use command::CommandService;
 pub use error::CoreError;
 pub use evidence::EvidenceService;
 pub use incidents::IncidentService;

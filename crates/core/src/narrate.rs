@@ -4,7 +4,7 @@
 //! The store says what changed ([`Fact`]); this module says what people read about it. It runs
 //! inside the change's write transaction, so it only formats.
 
-use opslens_domain::{Action, TimelineKind, Timestamp};
+use opslens_domain::{Action, StatusUpdate, TimelineKind, Timestamp};
 use opslens_store::{ChangeKind, Fact, Narration, Narrator, TimelineLine};
 use serde_json::{Map, Value};
 
@@ -164,9 +164,52 @@ impl Narrator for Plain {
                 }
             }
             Fact::ActionChanged { old, new } => action_changed(old, new),
+            Fact::RoleAssigned {
+                role, person, was, ..
+            } => {
+                let msg = match was {
+                    Some(old) => {
+                        format!("{} is now {} (was {})", person.name, role.title(), old.name)
+                    }
+                    None => format!("{} is now {}", person.name, role.title()),
+                };
+                Narration {
+                    timeline: vec![line(TimelineKind::RoleChanged, msg)],
+                    announce: None,
+                }
+            }
+            Fact::RoleReleased { role, person, .. } => Narration {
+                timeline: vec![line(
+                    TimelineKind::RoleChanged,
+                    format!("{} is no longer {}", person.name, role.title()),
+                )],
+                announce: None,
+            },
+            Fact::StatusUpdatePosted(u) => {
+                let text = status_update(u);
+                let mut data = Map::new();
+                data.insert("update".into(), serde_json::to_value(u).unwrap_or_default());
+                Narration {
+                    timeline: vec![line(TimelineKind::StatusUpdate, text.clone())],
+                    announce: Some((ChangeKind::StatusUpdate, text, data)),
+                }
+            }
             _ => Narration::default(),
         }
     }
+}
+
+/// A status update as stakeholders read it: status, what it says, impact, when the next one
+/// is due.
+fn status_update(u: &StatusUpdate) -> String {
+    let mut out = format!("Status update ({}): {}", u.status, u.text);
+    if !u.impact.is_empty() {
+        out.push_str(&format!("\nImpact: {}", u.impact));
+    }
+    if let Some(next) = u.next_update_at {
+        out.push_str(&format!("\nNext update by {}", utc(&next)));
+    }
+    out
 }
 
 /// A status change goes on the timeline; one message names whatever really changed, and
@@ -240,7 +283,12 @@ mod tests {
             created_at: t,
             updated_at: t,
             acknowledged_at: None,
+            mitigated_at: None,
             resolved_at: None,
+            tta_seconds: None,
+            ttm_seconds: None,
+            ttr_seconds: None,
+            next_update_at: None,
             evidence_count: 0,
         }
     }
@@ -301,6 +349,7 @@ mod tests {
             status: HypothesisStatus::Proposed,
             origin: HypothesisOrigin::Human,
             evidence_ids: vec![],
+            author: None,
             created_at: t,
             updated_at: t,
         };

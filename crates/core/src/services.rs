@@ -7,6 +7,7 @@ use std::sync::Arc;
 use opslens_store::{Store, StoreError};
 
 use crate::analysis::{AnalysisConfig, AnalysisService};
+use crate::command::CommandService;
 use crate::db::Db;
 use crate::evidence::EvidenceService;
 use crate::feed::Feed;
@@ -42,6 +43,8 @@ pub struct Services {
     pub analysis: Arc<AnalysisService>,
     /// Integrations: status, syncs, webhooks, the outbox, snapshots.
     pub integrations: Arc<IntegrationService>,
+    /// Incident command: people and roles, status updates, the postmortem.
+    pub command: Arc<CommandService>,
     /// Committed changes, for `GET /api/v1/events`.
     pub feed: Feed,
     /// The data dir.
@@ -62,6 +65,7 @@ impl Services {
                     e,
                 ),
             })?;
+        crate::people::ensure_local_user(&store)?;
         let integ_cfg = opslens_integrations::Config::load(&cfg.data_dir, cfg.secrets_from_env);
         let wake = Arc::new(tokio::sync::Notify::new());
         store.set_narrator(Arc::new(crate::narrate::Plain));
@@ -89,6 +93,11 @@ impl Services {
             wake,
             evidence.clone(),
         ));
+        let command = Arc::new(CommandService {
+            db: db.clone(),
+            incidents: incidents.clone(),
+            evidence: evidence.clone(),
+        });
         crate::outbox::spawn_worker(&integrations);
         crate::analysis::spawn_worker(&analysis);
         Ok(Services {
@@ -97,6 +106,7 @@ impl Services {
             work: Arc::new(WorkService { db }),
             analysis,
             integrations,
+            command,
             feed,
             data_dir: cfg.data_dir,
         })

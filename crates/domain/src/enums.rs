@@ -108,6 +108,14 @@ impl IncidentStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, IncidentStatus::Resolved | IncidentStatus::Closed)
     }
+
+    /// Impact has stopped: mitigated, or past it (a resolved incident was mitigated by then).
+    pub fn is_mitigated(self) -> bool {
+        matches!(
+            self,
+            IncidentStatus::Mitigated | IncidentStatus::Resolved | IncidentStatus::Closed
+        )
+    }
 }
 
 wire_enum!(
@@ -181,6 +189,51 @@ wire_enum!(
         Observation => "observation",
         /// A free-form note.
         Note => "note",
+        /// Someone took or left a role (commander, communications, scribe, participant).
+        RoleChanged => "role_changed",
+        /// A status update went out to stakeholders.
+        StatusUpdate => "status_update",
+    }
+);
+
+wire_enum!(
+    /// A role on an incident. Commander, communications and scribe are held by one person
+    /// at a time; any number of people participate.
+    Role, "role", {
+        /// Incident commander: runs the response.
+        Commander => "commander",
+        /// Communications lead: keeps stakeholders informed.
+        Communications => "communications",
+        /// Scribe: keeps the timeline.
+        Scribe => "scribe",
+        /// Works on it.
+        Participant => "participant",
+    }
+);
+
+impl Role {
+    /// How the role reads in a sentence ("Ana is now incident commander").
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Commander => "incident commander",
+            Role::Communications => "communications lead",
+            Role::Scribe => "scribe",
+            Role::Participant => "a participant",
+        }
+    }
+}
+
+wire_enum!(
+    /// How an `occurred_at` was arrived at, so the UI can mark guesses and a person's word
+    /// always beats a guess.
+    OccurredAtSource, "occurred_at_source", {
+        /// The moment OpsLens recorded it (nobody said otherwise).
+        Recorded => "recorded",
+        /// Given by a person (UI, CLI, API); never replaced by a derived time.
+        User => "user",
+        /// Read from the content: the earliest time stamp in log lines, an integration's event
+        /// time, the analysis' anomaly times.
+        Derived => "derived",
     }
 );
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{AnalysisState, EvidenceType};
+use crate::{AnalysisState, EvidenceType, OccurredAtSource};
 use chrono::{DateTime, Utc};
 
 /// A piece of evidence on an incident.
@@ -39,6 +39,16 @@ pub struct Evidence {
     /// Structured findings (summary, panels, anomalies, errors, times) from the analysis.
     #[schema(value_type = Option<Object>)]
     pub findings: Option<serde_json::Value>,
+    /// When what it shows happened; the timeline sorts by this.
+    pub occurred_at: DateTime<Utc>,
+    /// Whether `occurred_at` was recorded, given by a person or read from the content.
+    pub occurred_at_source: OccurredAtSource,
+    /// Only in the answer to a write whose time had no zone: the zone it was taken in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumed_zone: Option<String>,
+    /// Who wrote it: a person's name, or the integration that brought it (`github`,
+    /// `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+    pub author: Option<String>,
     /// When it was attached.
     pub created_at: DateTime<Utc>,
     /// Last change (e.g. analysis finished).
@@ -76,6 +86,23 @@ pub struct NewEvidence {
     /// Where it came from.
     #[serde(default)]
     pub source: Option<String>,
+    /// When it happened: ISO-8601 with or without offset, `07:13`, `07:13:42Z` (a time
+    /// without date is the latest such time not in the future; without zone it is UTC).
+    /// Omitted: read from the content's earliest time stamp, else now.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+}
+
+/// Body of `PATCH /evidence/{id}`: only the fields present change.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidencePatch {
+    /// New label.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// When it happened, as in `NewEvidence`; overrides a derived time for good.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
 }
 
 /// One run of the model over a screenshot: the full analysis, or an answer to a question.

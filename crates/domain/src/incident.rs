@@ -29,8 +29,18 @@ pub struct Incident {
     pub updated_at: DateTime<Utc>,
     /// When it first left `triggered`.
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// When it became mitigated, or resolved without a mitigated step (cleared if reopened).
+    pub mitigated_at: Option<DateTime<Utc>>,
     /// When it became resolved (cleared if reopened).
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Time to acknowledge, from opening to `acknowledged_at`, in seconds.
+    pub tta_seconds: Option<i64>,
+    /// Time to mitigate, from opening to `mitigated_at`, in seconds.
+    pub ttm_seconds: Option<i64>,
+    /// Time to resolve, from opening to `resolved_at`, in seconds.
+    pub ttr_seconds: Option<i64>,
+    /// When the next status update is due (from the latest update), if one was promised.
+    pub next_update_at: Option<DateTime<Utc>>,
     /// Number of evidence items attached.
     pub evidence_count: i64,
 }
@@ -78,6 +88,8 @@ pub struct IncidentFilter {
     pub severity: Option<Severity>,
     /// Full-text query over title and description.
     pub q: Option<String>,
+    /// `true`: only incidents not resolved or closed (what the UI lists by default).
+    pub open: Option<bool>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
     /// Items to skip (default 0).

@@ -11,6 +11,9 @@ mod external;
 mod feed;
 mod incident;
 mod integration;
+mod people;
+mod postmortem;
+mod updates;
 mod work;
 
 pub use capture::{
@@ -18,15 +21,20 @@ pub use capture::{
 };
 pub use enums::{
     ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
-    IncidentStatus, ParseEnumError, Severity, TimelineKind,
+    IncidentStatus, OccurredAtSource, ParseEnumError, Role, Severity, TimelineKind,
 };
-pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, ImageInfo, NewEvidence};
+pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, EvidencePatch, ImageInfo, NewEvidence};
 pub use external::{
     ApplyOutcome, ExternalEvidence, ExternalIncident, ExternalItem, SignalKind, StoredSignal,
 };
 pub use feed::{FeedChange, FeedEvent, FeedKind, FeedOp};
 pub use incident::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
 pub use integration::{IntegrationError, IntegrationState, OutboxMessage, OutboxStatus};
+pub use people::{IncidentRoles, NewPerson, Person, RoleAssignment};
+pub use postmortem::{
+    Postmortem, PostmortemEntry, PostmortemSave, PostmortemSections, TimelinePatch,
+};
+pub use updates::{NewStatusUpdate, StatusUpdate};
 pub use work::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
     SearchHit, TimelineEvent,

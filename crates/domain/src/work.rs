@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{ActionStatus, HypothesisOrigin, HypothesisStatus, TimelineKind};
+use crate::{ActionStatus, HypothesisOrigin, HypothesisStatus, OccurredAtSource, TimelineKind};
 use chrono::{DateTime, Utc};
 
 /// One entry of an incident's timeline.
@@ -19,10 +19,20 @@ pub struct TimelineEvent {
     pub message: String,
     /// When it happened (may be earlier than `created_at`, e.g. a spike read off a graph).
     pub occurred_at: DateTime<Utc>,
+    /// Whether `occurred_at` was recorded, given by a person or read from the content.
+    pub occurred_at_source: OccurredAtSource,
+    /// Only in the answer to a write whose time had no zone: the zone it was taken in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumed_zone: Option<String>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// The evidence it refers to, if any.
     pub evidence_id: Option<i64>,
+    /// Chosen for the postmortem's timeline.
+    pub pinned: bool,
+    /// Who wrote it: a person's name, or the integration that brought it (`github`,
+    /// `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+    pub author: Option<String>,
 }
 
 /// Body of `POST /incidents/{id}/timeline`.
@@ -32,9 +42,11 @@ pub struct NewTimelineEvent {
     /// What happened (1 to 2000 characters).
     #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
+    /// When it happened: ISO-8601 with or without offset, `07:13`, `07:13:42Z` (a time
+    /// without date is the latest such time not in the future; without zone it is UTC).
     /// Defaults to now.
     #[serde(default)]
-    pub occurred_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<String>,
     /// `note` (default) or `observation`.
     #[serde(default)]
     #[schema(schema_with = posted_timeline_kind)]
@@ -59,6 +71,9 @@ pub struct Hypothesis {
     pub origin: HypothesisOrigin,
     /// Evidence for or against it (ids on the same incident).
     pub evidence_ids: Vec<i64>,
+    /// Who wrote it: a person's name, or the integration that brought it (`github`,
+    /// `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+    pub author: Option<String>,
     /// When it was proposed.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -111,6 +126,9 @@ pub struct Action {
     pub status: ActionStatus,
     /// When it is due.
     pub due_at: Option<DateTime<Utc>>,
+    /// Who wrote it: a person's name, or the integration that brought it (`github`,
+    /// `pagerduty`, `analysis`); `null` for entries from before authors were recorded.
+    pub author: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// Last change.

@@ -273,7 +273,14 @@ impl Store {
                     }
                     for (at, what) in events {
                         let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
-                        tx.add_event(incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                        let at = crate::tx::At { time: *at, source: opslens_domain::OccurredAtSource::Derived };
+                        let ev = tx.add_event_at(incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                        crate::people::set_author(tx, crate::people::Authored::Timeline, ev, "analysis")?;
+                    }
+                    // The screenshot shows what happened at its earliest anomaly or error.
+                    if let Some(first) = events.iter().map(|(at, _)| *at).min() {
+                        let at = crate::tx::At { time: first, source: opslens_domain::OccurredAtSource::Derived };
+                        crate::event_time::set_evidence_time(tx, job.evidence_id, at)?;
                     }
                     tx.execute(
                         "UPDATE incident SET updated_at = ?1 WHERE id = ?2",

@@ -1,14 +1,14 @@
 //! Evidence rows: text evidence, screenshots with their image file, analysis results.
 
 use opslens_domain::{
-    AnalysisState, Evidence, EvidenceType, FeedKind, FeedOp, ImageInfo, Timestamp,
+    AnalysisState, Evidence, EvidenceType, FeedKind, FeedOp, ImageInfo, OccurredAtSource,
 };
 use rusqlite::{params, OptionalExtension, Row};
 
 use crate::blobs::sha256_hex;
 use crate::incidents::ensure_exists;
 use crate::row::{now, ts, En, Ts};
-use crate::tx::{Fact, WriteTx};
+use crate::tx::{At, Fact, WriteTx};
 use crate::{Result, Store, StoreError};
 
 /// A validated, decoded-once screenshot ready to be stored.
@@ -53,7 +53,8 @@ pub struct AnalysisUpdate {
 
 const COLUMNS: &str = "id, incident_id, evidence_type, title, content, source, sha256, blob_path, \
      image_mime, image_width, image_height, image_bytes, original_name, analysis_state, \
-     analysis_model, analysis_error, analysis_ms, findings, created_at, updated_at";
+     analysis_model, analysis_error, analysis_ms, findings, occurred_at, occurred_at_source, \
+     author, created_at, updated_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Evidence> {
     let image = match r.get::<_, Option<String>>("image_mime")? {
@@ -85,12 +86,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Evidence> {
         analysis_error: r.get("analysis_error")?,
         analysis_ms: r.get("analysis_ms")?,
         findings,
+        occurred_at: r.get::<_, Ts>("occurred_at")?.0,
+        occurred_at_source: r.get::<_, En<OccurredAtSource>>("occurred_at_source")?.0,
+        assumed_zone: None,
+        author: r.get("author")?,
         created_at: r.get::<_, Ts>("created_at")?.0,
         updated_at: r.get::<_, Ts>("updated_at")?.0,
     })
 }
 
-fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Evidence> {
+pub(crate) fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Evidence> {
     c.query_row(
         &format!("SELECT {COLUMNS} FROM evidence WHERE id = ?1"),
         [id],
@@ -103,15 +108,15 @@ fn get_in(c: &rusqlite::Connection, id: i64) -> Result<Evidence> {
     })
 }
 
-/// Records a just-inserted evidence row as added (a fact the narrator words) and its incident
-/// as changed.
-fn added(tx: &WriteTx<'_>, incident_id: i64, id: i64, t: &Timestamp) -> Result<Evidence> {
+/// Records a just-inserted evidence row as added at `at` (a fact the narrator words; its
+/// timeline entry shares the evidence's time) and its incident as changed.
+pub(crate) fn added(tx: &WriteTx<'_>, incident_id: i64, id: i64, at: At) -> Result<Evidence> {
     tx.touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
     let ev = get_in(tx, id)?;
-    tx.record(t, Fact::EvidenceAdded(ev.clone()))?;
+    tx.record_at(at, Fact::EvidenceAdded(ev.clone()))?;
     tx.execute(
         "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
-        params![ts(t), incident_id],
+        params![ts(&now()), incident_id],
     )?;
     tx.touched(
         FeedKind::Incident,
@@ -123,7 +128,7 @@ fn added(tx: &WriteTx<'_>, incident_id: i64, id: i64, t: &Timestamp) -> Result<E
 }
 
 impl Store {
-    /// Adds text evidence (log, note, metric, …) and its timeline event.
+    /// Adds text evidence (log, note, metric, …) and its timeline event, recorded now.
     pub fn add_text_evidence(
         &self,
         incident_id: i64,
@@ -132,17 +137,14 @@ impl Store {
         content: &str,
         source: &str,
     ) -> Result<Evidence> {
-        self.write(|tx| {
-            ensure_exists(tx, incident_id)?;
-            let t = now();
-            tx.execute(
-                "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![incident_id, evidence_type.as_str(), title, content, source, sha256_hex(content.as_bytes()), ts(&t)],
-            )?;
-            let id = tx.last_insert_rowid();
-            added(tx, incident_id, id, &t)
-        })
+        let new = crate::NewTextEvidence {
+            evidence_type,
+            title,
+            content,
+            source,
+            occurred_at: None,
+        };
+        self.add_text_evidence_at(incident_id, &new)
     }
 
     /// Stores the image file durably, then the screenshot row and its timeline event.
@@ -177,7 +179,7 @@ impl Store {
             )?;
             let id = tx.last_insert_rowid();
             crate::analysis::queue_new_screenshot(tx, id, &t)?;
-            added(tx, incident_id, id, &t)
+            added(tx, incident_id, id, At::recorded(t))
         });
         if inserted.is_err() {
             // Nothing committed: do not leave a file no row names (unless another row does).
@@ -191,12 +193,12 @@ impl Store {
         self.read(|c| get_in(c, id))
     }
 
-    /// Evidence of an incident, oldest first (the order it was gathered).
+    /// Evidence of an incident in the order it happened (then the order it was gathered).
     pub fn list_evidence(&self, incident_id: i64) -> Result<Vec<Evidence>> {
         self.read(|c| {
             ensure_exists(c, incident_id)?;
             let mut st = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM evidence WHERE incident_id = ?1 ORDER BY id"
+                "SELECT {COLUMNS} FROM evidence WHERE incident_id = ?1 ORDER BY occurred_at, id"
             ))?;
             let items = st
                 .query_map([incident_id], from_row)?

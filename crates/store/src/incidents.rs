@@ -34,10 +34,11 @@ pub struct NewIncidentRow {
 pub(crate) fn insert(tx: &WriteTx<'_>, new: &NewIncidentRow, t: &Timestamp) -> Result<Incident> {
     let acked = (new.status != IncidentStatus::Triggered).then(|| ts(t));
     let resolved = new.status.is_finished().then(|| ts(t));
+    let mitigated = new.status.is_mitigated().then(|| ts(t));
     tx.execute(
         "INSERT INTO incident(title, description, severity, status, source, external_id,
-                              created_at, updated_at, acknowledged_at, resolved_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+                              created_at, updated_at, acknowledged_at, resolved_at, mitigated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
         params![
             new.title,
             new.description,
@@ -47,7 +48,8 @@ pub(crate) fn insert(tx: &WriteTx<'_>, new: &NewIncidentRow, t: &Timestamp) -> R
             new.external_id,
             ts(t),
             acked,
-            resolved
+            resolved,
+            mitigated
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -57,7 +59,8 @@ pub(crate) fn insert(tx: &WriteTx<'_>, new: &NewIncidentRow, t: &Timestamp) -> R
     Ok(inc)
 }
 
-/// Sets a new status with its lifecycle times (acknowledged once; resolved while finished).
+/// Sets a new status with its lifecycle times (acknowledged once; mitigated and resolved
+/// while the status says so).
 pub(crate) fn set_status(
     tx: &WriteTx<'_>,
     id: i64,
@@ -67,9 +70,16 @@ pub(crate) fn set_status(
     tx.execute(
         "UPDATE incident SET status = ?1,
             acknowledged_at = COALESCE(acknowledged_at, ?2),
-            resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END
+            resolved_at = CASE WHEN ?3 THEN COALESCE(resolved_at, ?2) ELSE NULL END,
+            mitigated_at = CASE WHEN ?5 THEN COALESCE(mitigated_at, ?2) ELSE NULL END
          WHERE id = ?4",
-        params![status.as_str(), ts(t), status.is_finished(), id],
+        params![
+            status.as_str(),
+            ts(t),
+            status.is_finished(),
+            id,
+            status.is_mitigated()
+        ],
     )?;
     Ok(())
 }
@@ -130,6 +140,9 @@ impl Store {
         if let Some(s) = filter.status {
             wheres.push("i.status = ?".to_string());
             args.push(Box::new(s.as_str()));
+        }
+        if filter.open == Some(true) {
+            wheres.push("i.status NOT IN ('resolved', 'closed')".to_string());
         }
         if let Some(s) = filter.severity {
             wheres.push("i.severity = ?".to_string());

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::sha256_hex;
 use crate::incidents::{ensure_exists, insert, set_status};
+use crate::people::{set_author, Authored};
 use crate::row::{get_in, now, opt_ts, ts, Ts};
 use crate::tx::{Fact, WriteTx};
 use crate::{NewIncidentRow, Result, Store};
@@ -37,6 +38,8 @@ fn upsert_in(tx: &WriteTx<'_>, inc: &ExternalIncident) -> Result<(i64, bool, boo
         )
         .optional()?;
     let t = now();
+    // What a sync or webhook writes is by that integration.
+    tx.as_author(inc.source.as_str());
     let Some((id, title)) = existing else {
         let row = NewIncidentRow {
             title: if inc.title.is_empty() {
@@ -143,13 +146,18 @@ fn add_item_event(
     } else {
         TimelineKind::Observation
     };
-    tx.add_event(
-        incident_id,
-        kind,
-        &item.message,
-        &item.occurred_at,
-        evidence_id,
-    )
+    let at = crate::tx::At {
+        time: item.occurred_at,
+        source: opslens_domain::OccurredAtSource::Derived,
+    };
+    let id = tx.add_event_at(incident_id, kind, &item.message, at, evidence_id)?;
+    set_author(tx, Authored::Timeline, id, item_author(item))?;
+    Ok(id)
+}
+
+/// The integration an item came from, as the author of what it brings (`github`, `pagerduty`).
+fn item_author(item: &ExternalItem) -> &str {
+    item.key.split(':').next().unwrap_or("integration")
 }
 
 fn add_items_in(tx: &WriteTx<'_>, incident_id: i64, items: &[ExternalItem]) -> Result<usize> {
@@ -185,6 +193,12 @@ fn add_items_in(tx: &WriteTx<'_>, incident_id: i64, items: &[ExternalItem]) -> R
                 )?;
                 let id = tx.last_insert_rowid();
                 tx.touched(FeedKind::Evidence, FeedOp::Created, incident_id, id);
+                // The integration's event time is when it happened (the deploy, the alert).
+                tx.execute(
+                    "UPDATE evidence SET occurred_at = ?1, occurred_at_source = 'derived' WHERE id = ?2",
+                    params![ts(&item.occurred_at), id],
+                )?;
+                set_author(tx, Authored::Evidence, id, item_author(item))?;
                 tx.execute(
                     "UPDATE external_item SET evidence_id = ?1 WHERE incident_id = ?2 AND key = ?3",
                     params![id, incident_id, item.key],
@@ -364,6 +378,7 @@ impl Store {
             if inserted == 0 {
                 return Ok(None);
             }
+            tx.as_author("correlation");
             let h = crate::work::insert_hypothesis(
                 tx,
                 incident_id,
@@ -373,6 +388,7 @@ impl Store {
                 evidence_ids,
                 &t,
             )?;
+            set_author(tx, Authored::Hypothesis, h.id, "correlation")?;
             tx.execute(
                 "UPDATE external_item SET hypothesis_id = ?1 WHERE incident_id = ?2 AND key = ?3",
                 params![h.id, incident_id, key],

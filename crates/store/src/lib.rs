@@ -8,14 +8,18 @@
 mod analysis;
 pub mod backup;
 pub mod blobs;
+mod event_time;
 mod evidence;
 mod faults;
 mod incidents;
 mod integrations;
 mod outbox;
+mod people;
+mod postmortem;
 mod row;
 mod search;
 mod tx;
+mod updates;
 mod work;
 mod writer;
 
@@ -26,15 +30,21 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
+pub use event_time::NewTextEvidence;
 pub use evidence::{AnalysisUpdate, NewImageEvidence};
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
 pub use outbox::{NewOutbox, OutboxResult};
 pub use tx::{
-    Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier, TimelineLine,
+    At, Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier, TimelineLine,
 };
 
+pub use people::PersonRow;
+pub use postmortem::{StoredPostmortem, TimelineEdit};
+#[cfg(test)]
+use tx::test_narrator;
 use tx::{Hooks, WriteTx};
+pub use updates::StatusUpdateRow;
 use writer::Writer;
 
 /// Migrations in order; index + 1 is the schema version stored in `PRAGMA user_version`.
@@ -43,6 +53,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_integrations.sql"),
     include_str!("../migrations/0003_integration_events.sql"),
     include_str!("../migrations/0004_analysis.sql"),
+    include_str!("../migrations/0005_event_time.sql"),
+    include_str!("../migrations/0006_mitigated.sql"),
+    include_str!("../migrations/0007_people.sql"),
+    include_str!("../migrations/0008_status_updates.sql"),
+    include_str!("../migrations/0009_postmortem.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
@@ -286,6 +301,57 @@ mod tests {
         assert_eq!(s.incident(1).unwrap().title, "old");
         assert!(s.outbox_counts().unwrap().is_empty());
         assert!(s.integration_states().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_4_database_gets_event_times() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join("opslens.db")).unwrap();
+            let tx = c.transaction().unwrap();
+            for m in &MIGRATIONS[..4] {
+                tx.execute_batch(m).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            tx.execute_batch(
+                "INSERT INTO incident(title, severity, status, created_at, updated_at)
+                 VALUES ('old', 'low', 'triggered', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+                 INSERT INTO evidence(incident_id, evidence_type, title, sha256, created_at, updated_at)
+                 VALUES (1, 'log', 'l', 'x', '2026-01-01T00:00:05.000000Z', '2026-01-01T00:00:05.000000Z'),
+                        (1, 'deployment', 'd', 'y', '2026-01-01T00:00:06.000000Z', '2026-01-01T00:00:06.000000Z');
+                 INSERT INTO external_item(incident_id, key, signal, occurred_at, message, evidence_id)
+                 VALUES (1, 'github:deploy:o/r:7', 'change', '2025-12-31T23:00:00.000000Z', 'Deploy', 2);
+                 INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at, evidence_id)
+                 VALUES (1, 'evidence_added', 'Deploy', '2025-12-31T23:00:00.000000Z', '2026-01-01T00:00:06.000000Z', 2),
+                        (1, 'note', 'n', '2025-12-31T22:00:00.000000Z', '2026-01-01T00:00:07.000000Z', NULL),
+                        (1, 'observation', 'o', '2025-12-31T21:00:00.000000Z', '2026-01-01T00:00:08.000000Z', NULL);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        use opslens_domain::OccurredAtSource as S;
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        let ev = s.list_evidence(1).unwrap();
+        assert_eq!(ev[0].title, "d", "the deploy happened first");
+        assert_eq!(ev[0].occurred_at_source, S::Derived);
+        assert_eq!(ev[0].occurred_at.to_rfc3339(), "2025-12-31T23:00:00+00:00");
+        assert_eq!(ev[1].occurred_at, ev[1].created_at);
+        assert_eq!(ev[1].occurred_at_source, S::Recorded);
+        let sources: Vec<_> = s
+            .timeline(1)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.message, t.occurred_at_source))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("o".to_string(), S::Derived),
+                ("n".to_string(), S::User),
+                ("Deploy".to_string(), S::Derived)
+            ]
+        );
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub(crate) fn opt_ts(row: &rusqlite::Row<'_>, idx: &str) -> rusqlite::Result<Opt
 /// Columns of an incident row (`i` is the incident table), with its evidence count.
 pub(crate) const COLUMNS: &str =
     "i.id, i.title, i.description, i.severity, i.status, i.source, i.external_id, \
-     i.created_at, i.updated_at, i.acknowledged_at, i.resolved_at, \
+     i.created_at, i.updated_at, i.acknowledged_at, i.mitigated_at, i.resolved_at, \
+     i.next_update_at, \
      (SELECT COUNT(*) FROM evidence e WHERE e.incident_id = i.id) AS evidence_count";
 
 /// An incident from a row of [`COLUMNS`].
@@ -74,9 +75,30 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         created_at: r.get::<_, Ts>("created_at")?.0,
         updated_at: r.get::<_, Ts>("updated_at")?.0,
         acknowledged_at: opt_ts(r, "acknowledged_at")?,
+        mitigated_at: opt_ts(r, "mitigated_at")?,
         resolved_at: opt_ts(r, "resolved_at")?,
+        tta_seconds: None,
+        ttm_seconds: None,
+        ttr_seconds: None,
+        next_update_at: opt_ts(r, "next_update_at")?,
         evidence_count: r.get("evidence_count")?,
-    })
+    }
+    .with_metrics())
+}
+
+/// Fills the lifecycle metrics from the timestamps (seconds since the incident opened).
+trait WithMetrics {
+    fn with_metrics(self) -> Self;
+}
+
+impl WithMetrics for Incident {
+    fn with_metrics(mut self) -> Self {
+        let since = |t: Option<Timestamp>| t.map(|t| (t - self.created_at).num_seconds().max(0));
+        self.tta_seconds = since(self.acknowledged_at);
+        self.ttm_seconds = since(self.mitigated_at);
+        self.ttr_seconds = since(self.resolved_at);
+        self
+    }
 }
 
 /// One incident, inside any transaction or reader.

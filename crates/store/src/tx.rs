@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use opslens_domain::{
     Action, Evidence, FeedChange, FeedKind, FeedOp, Hypothesis, Incident, IncidentSource,
-    IncidentStatus, Severity, TimelineKind, Timestamp,
+    IncidentStatus, OccurredAtSource, Person, Role, Severity, StatusUpdate, TimelineKind,
+    Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -67,6 +68,28 @@ pub enum Fact {
         /// After.
         new: Action,
     },
+    /// A person took a role on an incident (`was`: who held it before).
+    RoleAssigned {
+        /// The incident.
+        incident_id: i64,
+        /// Which role.
+        role: Role,
+        /// Who has it now.
+        person: Person,
+        /// Who had it before, for single-holder roles.
+        was: Option<Person>,
+    },
+    /// A person gave a role up.
+    RoleReleased {
+        /// The incident.
+        incident_id: i64,
+        /// Which role.
+        role: Role,
+        /// Who had it.
+        person: Person,
+    },
+    /// A status update for stakeholders was posted.
+    StatusUpdatePosted(StatusUpdate),
 }
 
 impl Fact {
@@ -77,6 +100,29 @@ impl Fact {
             Fact::EvidenceAdded(e) => e.incident_id,
             Fact::HypothesisProposed(h) | Fact::HypothesisChanged { new: h, .. } => h.incident_id,
             Fact::ActionAdded(a) | Fact::ActionChanged { new: a, .. } => a.incident_id,
+            Fact::RoleAssigned { incident_id, .. } | Fact::RoleReleased { incident_id, .. } => {
+                *incident_id
+            }
+            Fact::StatusUpdatePosted(u) => u.incident_id,
+        }
+    }
+}
+
+/// A time and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    /// When it happened.
+    pub time: Timestamp,
+    /// Who says so.
+    pub source: OccurredAtSource,
+}
+
+impl At {
+    /// A time recorded by OpsLens itself (now, or when it wrote the row).
+    pub fn recorded(time: Timestamp) -> Self {
+        At {
+            time,
+            source: OccurredAtSource::Recorded,
         }
     }
 }
@@ -128,6 +174,8 @@ pub enum ChangeKind {
     ActionCreated,
     /// An action item's status, owner, title or due date changed.
     ActionUpdated,
+    /// A status update for stakeholders (status, impact, text, next update due).
+    StatusUpdate,
 }
 
 impl ChangeKind {
@@ -140,6 +188,7 @@ impl ChangeKind {
             ChangeKind::HypothesisUpdated => "hypothesis.updated",
             ChangeKind::ActionCreated => "action.created",
             ChangeKind::ActionUpdated => "action.updated",
+            ChangeKind::StatusUpdate => "incident.status_update",
         }
     }
 }
@@ -212,6 +261,9 @@ pub struct WriteTx<'c> {
     hooks: &'c Hooks,
     changes: RefCell<Vec<FeedChange>>,
     queued: Cell<bool>,
+    /// Who the timeline entries of this write are by, when not the local user (an
+    /// integration, `analysis`, `correlation`).
+    author: RefCell<Option<String>>,
 }
 
 impl std::ops::Deref for WriteTx<'_> {
@@ -230,6 +282,7 @@ impl<'c> WriteTx<'c> {
             hooks,
             changes: RefCell::new(Vec::new()),
             queued: Cell::new(false),
+            author: RefCell::new(None),
         })
     }
 
@@ -260,20 +313,37 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    /// Adds a timeline event.
-    pub(crate) fn add_event(
+    /// Names who the timeline entries written from now on in this write are by (an
+    /// integration, `analysis`, `correlation`); unnamed, the database's trigger names the
+    /// local user.
+    pub(crate) fn as_author(&self, who: &str) {
+        *self.author.borrow_mut() = Some(who.to_string());
+    }
+
+    /// Adds a timeline event at `at` (with where its time came from).
+    pub(crate) fn add_event_at(
         &self,
         incident_id: i64,
         kind: TimelineKind,
         message: &str,
-        occurred_at: &Timestamp,
+        at: At,
         evidence_id: Option<i64>,
     ) -> Result<i64> {
         self.prepare_cached(
-            "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at, evidence_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, occurred_at_source,
+                                        created_at, evidence_id, author)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
-        .execute(params![incident_id, kind.as_str(), message, ts(occurred_at), ts(&now()), evidence_id])?;
+        .execute(params![
+            incident_id,
+            kind.as_str(),
+            message,
+            ts(&at.time),
+            at.source.as_str(),
+            ts(&now()),
+            evidence_id,
+            self.author.borrow().as_deref()
+        ])?;
         let id = self.last_insert_rowid();
         self.touched(FeedKind::Timeline, FeedOp::Created, incident_id, id);
         Ok(id)
@@ -282,13 +352,18 @@ impl<'c> WriteTx<'c> {
     /// Records a fact that happened at `at`: the narrator's timeline entries are added and
     /// its announcement queued in the outbox, both in this transaction.
     pub(crate) fn record(&self, at: &Timestamp, fact: Fact) -> Result<()> {
+        self.record_at(At::recorded(*at), fact)
+    }
+
+    /// [`WriteTx::record`] at a time with its source (a person's or a derived time).
+    pub(crate) fn record_at(&self, at: At, fact: Fact) -> Result<()> {
         let Some(narrator) = &self.hooks.narrator else {
             return Ok(());
         };
         let n = narrator.narrate(&fact);
         let incident_id = fact.incident_id();
         for line in &n.timeline {
-            self.add_event(incident_id, line.kind, &line.message, at, line.evidence_id)?;
+            self.add_event_at(incident_id, line.kind, &line.message, at, line.evidence_id)?;
         }
         let (Some((kind, text, data)), Some(notifier)) = (n.announce, &self.hooks.notifier) else {
             return Ok(());
@@ -362,21 +437,7 @@ mod tests {
         }
     }
 
-    /// Words every fact as its debug name, and announces nothing.
-    struct Terse;
-    impl Narrator for Terse {
-        fn narrate(&self, fact: &Fact) -> Narration {
-            let name = format!("{fact:?}");
-            Narration {
-                timeline: vec![TimelineLine {
-                    kind: TimelineKind::Observation,
-                    message: name.split(['(', ' ']).next().unwrap_or("").to_string(),
-                    evidence_id: None,
-                }],
-                announce: None,
-            }
-        }
-    }
+    use crate::test_narrator::Terse;
 
     fn row(title: &str) -> NewIncidentRow {
         NewIncidentRow {
@@ -432,5 +493,33 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let inc = s.create_incident(row("quiet")).unwrap();
         assert!(s.timeline(inc.id).unwrap().is_empty());
+    }
+}
+
+/// A narrator for the store's own tests: each fact becomes one entry named after it (with its
+/// evidence, if any), nothing is announced. The real wording lives in the core.
+#[cfg(test)]
+pub(crate) mod test_narrator {
+    use super::*;
+
+    /// See the module.
+    pub(crate) struct Terse;
+
+    impl Narrator for Terse {
+        fn narrate(&self, fact: &Fact) -> Narration {
+            let name = format!("{fact:?}");
+            let (kind, evidence_id) = match fact {
+                Fact::EvidenceAdded(e) => (TimelineKind::EvidenceAdded, Some(e.id)),
+                _ => (TimelineKind::Observation, None),
+            };
+            Narration {
+                timeline: vec![TimelineLine {
+                    kind,
+                    message: name.split(['(', ' ']).next().unwrap_or("").to_string(),
+                    evidence_id,
+                }],
+                announce: None,
+            }
+        }
     }
 }

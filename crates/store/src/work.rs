@@ -2,7 +2,7 @@
 
 use opslens_domain::{
     Action, ActionPatch, ActionStatus, FeedKind, FeedOp, Hypothesis, HypothesisOrigin,
-    HypothesisPatch, HypothesisStatus, NewAction, NewHypothesis, NewTimelineEvent, TimelineEvent,
+    HypothesisPatch, HypothesisStatus, NewAction, NewHypothesis, OccurredAtSource, TimelineEvent,
     TimelineKind, Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -12,15 +12,19 @@ use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::tx::{Fact, WriteTx};
 use crate::{Result, Store, StoreError};
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<TimelineEvent> {
+pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<TimelineEvent> {
     Ok(TimelineEvent {
         id: r.get("id")?,
         incident_id: r.get("incident_id")?,
         kind: r.get::<_, En<TimelineKind>>("kind")?.0,
         message: r.get("message")?,
         occurred_at: r.get::<_, Ts>("occurred_at")?.0,
+        occurred_at_source: r.get::<_, En<OccurredAtSource>>("occurred_at_source")?.0,
+        assumed_zone: None,
         created_at: r.get::<_, Ts>("created_at")?.0,
         evidence_id: r.get("evidence_id")?,
+        pinned: r.get::<_, i64>("pinned")? != 0,
+        author: r.get("author")?,
     })
 }
 
@@ -32,6 +36,7 @@ fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
         owner: r.get("owner")?,
         status: r.get::<_, En<ActionStatus>>("status")?.0,
         due_at: opt_ts(r, "due_at")?,
+        author: r.get("author")?,
         created_at: r.get::<_, Ts>("created_at")?.0,
         updated_at: r.get::<_, Ts>("updated_at")?.0,
     })
@@ -39,7 +44,7 @@ fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
 
 /// Checks that every evidence id belongs to `incident_id`, so a board never links evidence of
 /// another incident.
-fn check_evidence(c: &Connection, incident_id: i64, ids: &[i64]) -> Result<()> {
+pub(crate) fn check_evidence(c: &Connection, incident_id: i64, ids: &[i64]) -> Result<()> {
     for id in ids {
         let owner: Option<i64> = c
             .query_row(
@@ -69,7 +74,7 @@ fn check_evidence(c: &Connection, incident_id: i64, ids: &[i64]) -> Result<()> {
 pub(crate) fn hypothesis_in(c: &Connection, id: i64) -> Result<Hypothesis> {
     let mut h = c
         .query_row(
-            "SELECT id, incident_id, statement, status, origin, created_at, updated_at FROM hypothesis WHERE id = ?1",
+            "SELECT id, incident_id, statement, status, origin, created_at, updated_at, author FROM hypothesis WHERE id = ?1",
             [id],
             |r| {
                 Ok(Hypothesis {
@@ -79,6 +84,7 @@ pub(crate) fn hypothesis_in(c: &Connection, id: i64) -> Result<Hypothesis> {
                     status: r.get::<_, En<HypothesisStatus>>(3)?.0,
                     origin: r.get::<_, En<HypothesisOrigin>>(4)?.0,
                     evidence_ids: Vec::new(),
+                    author: r.get(7)?,
                     created_at: r.get::<_, Ts>(5)?.0,
                     updated_at: r.get::<_, Ts>(6)?.0,
                 })
@@ -161,28 +167,6 @@ impl Store {
                 .query_map([incident_id], event_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
-        })
-    }
-
-    /// Adds a note or observation to the timeline.
-    pub fn add_timeline_event(
-        &self,
-        incident_id: i64,
-        new: &NewTimelineEvent,
-    ) -> Result<TimelineEvent> {
-        self.write(|tx| {
-            ensure_exists(tx, incident_id)?;
-            if let Some(e) = new.evidence_id {
-                check_evidence(tx, incident_id, &[e])?;
-            }
-            let at = new.occurred_at.unwrap_or_else(now);
-            let kind = new.kind.unwrap_or(TimelineKind::Note);
-            let id = tx.add_event(incident_id, kind, &new.message, &at, new.evidence_id)?;
-            Ok(tx.query_row(
-                "SELECT * FROM timeline_event WHERE id = ?1",
-                [id],
-                event_from_row,
-            )?)
         })
     }
 

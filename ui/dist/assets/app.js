@@ -5,12 +5,17 @@ import { h, select } from './dom.js';
 import { cap } from './format.js';
 import { SEVERITIES } from './types.js';
 export function parseRoute(hash) {
-    const m = /^#\/incident\/(\d+)/.exec(hash);
+    const pm = /^#\/incident\/(\d+)\/postmortem$/.exec(hash);
+    if (pm?.[1])
+        return { name: 'postmortem', id: Number(pm[1]) };
+    const m = /^#\/incident\/(\d+)$/.exec(hash);
     if (m?.[1])
         return { name: 'incident', id: Number(m[1]) };
     if (hash.startsWith('#/settings'))
         return { name: 'settings' };
-    return { name: 'list' };
+    if (hash === '' || hash === '#' || hash === '#/')
+        return { name: 'list' };
+    return { name: 'not-found' };
 }
 export function go(hash) {
     if (location.hash === hash)

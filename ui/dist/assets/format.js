@@ -1,4 +1,5 @@
 // How times, durations, sizes and enum values read on screen.
+import { clockAt } from './when.js';
 /** "4m", "2h 05m", "3d 4h". */
 export function duration(ms) {
     const s = Math.max(0, Math.floor(ms / 1000));
@@ -16,12 +17,9 @@ export function duration(ms) {
 export function ago(iso, now = Date.now()) {
     return `${duration(now - Date.parse(iso))} ago`;
 }
-/** Local clock time, with the date when it is not today. */
+/** Clock time in the display zone (UTC or local, see when.ts), with the date when not today. */
 export function clock(iso) {
-    const d = new Date(iso);
-    const today = new Date().toDateString() === d.toDateString();
-    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
-    return today ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+    return clockAt(iso);
 }
 export function bytes(n) {
     if (n < 1024)

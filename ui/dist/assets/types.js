@@ -8,3 +8,4 @@ export const STATUSES = [
 export const TEXT_EVIDENCE = ['log', 'note', 'metric', 'deployment', 'alert'];
 export const HYPOTHESIS_STATUSES = ['proposed', 'supported', 'refuted'];
 export const ACTION_STATUSES = ['open', 'in_progress', 'done', 'cancelled'];
+export const ROLES = ['commander', 'communications', 'scribe', 'participant'];

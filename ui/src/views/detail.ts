@@ -10,16 +10,22 @@ import { h, replace, select } from '../dom.js';
 import { STATUS_LABEL, cap, clock, duration } from '../format.js';
 import {
   SEVERITIES, STATUSES, type Action, type AnalysisState, type Evidence, type Hypothesis, type Incident,
-  type FeedEvent, type FeedKind, type IncidentStatus, type Severity, type TimelineEvent,
+  type FeedEvent, type FeedKind, type IncidentRoles, type IncidentStatus, type Person, type Severity, type TimelineEvent,
 } from '../types.js';
 import { errorMessage, go, type View } from '../app.js';
 import { evidenceSection } from './evidence.js';
+import { rolesBar } from './roles.js';
+import { deleteIncidentDialog, editableTitle, entryTools } from './manage.js';
+import { nextUpdate, statusUpdateDialog } from './updates.js';
+import { isoFull, readField, timeEl, timeField } from '../when.js';
 import { actionsSection, hypothesesSection } from './board.js';
 
 /** Everything known about the incident on screen, shared by its sections. */
 export interface Ctx {
   id: number;
   incident: Incident | null;
+  roles: IncidentRoles | null;
+  people: Person[];
   evidence: Evidence[];
   timeline: TimelineEvent[];
   hypotheses: Hypothesis[];
@@ -45,7 +51,7 @@ export function detailView(id: number): View {
   const headBox = h('header', { class: 'inc-head' }, loading(`Loading incident #${id}…`));
   const timelineBox = h('section', { class: 'panel timeline', 'aria-label': 'Timeline' });
   const ctx: Ctx = {
-    id, incident: null, evidence: [], timeline: [], hypotheses: [], actions: [],
+    id, incident: null, roles: null, people: [], evidence: [], timeline: [], hypotheses: [], actions: [],
     refresh, listeners: new Set(),
   };
   const ev = evidenceSection(ctx);
@@ -73,7 +79,14 @@ export function detailView(id: number): View {
     const jobs: Promise<void>[] = want.map(async (p) => {
       const before = JSON.stringify(ctx[p]);
       switch (p) {
-        case 'incident': ctx.incident = await api.incident(id); break;
+        case 'incident': {
+          // Roles change the incident (its updated_at), so they travel with it.
+          const [inc, roles, people] = await Promise.all([api.incident(id), api.roles(id), api.people()]);
+          ctx.roles = roles;
+          ctx.people = people;
+          ctx.incident = inc;
+          break;
+        }
         case 'evidence': ctx.evidence = await api.evidenceOf(id); break;
         case 'timeline': ctx.timeline = await api.timeline(id); break;
         case 'hypotheses': ctx.hypotheses = await api.hypotheses(id); break;
@@ -98,19 +111,29 @@ export function detailView(id: number): View {
     const st = select<IncidentStatus>(STATUSES, inc.status, { name: 'status', label: (s) => STATUS_LABEL[s], title: 'Status' });
     st.addEventListener('change', () => void patch({ status: st.value as IncidentStatus }));
     const next = nextStep(inc.status);
+    const finished = inc.status === 'resolved' || inc.status === 'closed';
+    el.classList.toggle('finished', finished);
     replace(headBox,
+      finished ? h('div', { class: 'banner closed-banner', role: 'status' },
+        `This incident is ${inc.status}`,
+        inc.ttr_seconds != null ? ` (resolved ${duration(inc.ttr_seconds * 1000)} after it opened)` : '',
+        '. Change its status to reopen it.') : null,
       h('div', { class: 'crumbs' }, h('a', { href: '#/' }, '← Incidents'), h('span', { class: 'muted' }, ` #${inc.id} · ${inc.source}`)),
       h('div', { class: 'title-row' },
         severityBadge(inc.severity),
-        h('h1', null, inc.title),
+        editableTitle(inc, (updated) => { ctx.incident = updated; renderHead(); }),
         statusBadge(inc.status)),
       inc.description ? h('p', { class: 'desc' }, inc.description) : null,
       h('div', { class: 'head-controls' },
         h('label', { class: 'inline' }, 'Severity', sev),
         h('label', { class: 'inline' }, 'Status', st),
         next ? h('button', { class: 'primary', type: 'button', onclick: () => void patch({ status: next.status }) }, next.label) : null,
+        h('a', { class: 'button', href: `#/incident/${inc.id}/postmortem` }, 'Postmortem'),
+        h('button', { type: 'button', class: 'ghost', title: 'Delete this incident', onclick: () => deleteIncidentDialog(inc) }, 'Delete incident'),
+        h('button', { type: 'button', class: 'status-update-btn', onclick: () => statusUpdateDialog(inc, () => void refresh('incident', 'timeline')) }, 'Status update'),
         h('span', { class: 'grow' }),
         h('div', { class: 'timers', 'aria-label': 'Timers' }, timers(inc))),
+      ctx.roles ? rolesBar(id, ctx.roles, ctx.people, () => void refresh('incident', 'timeline')) : null,
     );
   }
 
@@ -127,15 +150,24 @@ export function detailView(id: number): View {
   }
 
   const note = h('input', { name: 'note', placeholder: 'Add a note to the timeline   ( m )', autocomplete: 'off', maxlength: 2000, 'aria-label': 'Timeline note' });
-  const noteForm = h('form', { class: 'inline-form' }, note, h('button', { type: 'submit' }, 'Add'));
+  const noteAt = timeField('note_at');
+  const noteForm = h('form', { class: 'inline-form' }, note, noteAt, h('button', { type: 'submit' }, 'Add'));
   noteForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const text = note.value.trim();
     if (!text) return;
+    const when = readField(noteAt);
+    if (when && 'error' in when) {
+      toast(when.error, 'error');
+      noteAt.focus();
+      return;
+    }
     void (async () => {
       try {
-        await api.addNote(id, text);
+        const added = await api.addNote(id, text, when?.iso);
         note.value = '';
+        noteAt.value = '';
+        if (when?.assumed) toast(`Note added at ${clock(added.occurred_at)} (no zone given: taken as ${when.assumed})`);
         await refresh('timeline');
       } catch (err) {
         toast(errorMessage(err), 'error');
@@ -150,8 +182,10 @@ export function detailView(id: number): View {
       noteForm,
       items.length
         ? h('ol', { class: 'tl' }, items.map((t) => h('li', { class: `tl-item tl-${t.kind}` },
-          h('time', { datetime: t.occurred_at, title: t.occurred_at }, clock(t.occurred_at)),
-          h('span', { class: 'tl-msg' }, t.message))))
+          timeEl(t.occurred_at, t.occurred_at_source),
+          h('span', { class: 'tl-msg' }, t.message),
+          t.author ? h('span', { class: 'tl-author muted small' }, ` — ${t.author}`) : null,
+          entryTools(t, () => void refresh('timeline')))))
         : empty('Nothing on the timeline yet.', 'Status changes, evidence and notes appear here.'),
     );
   }
@@ -244,21 +278,25 @@ function nextStep(s: IncidentStatus): { status: IncidentStatus; label: string } 
   }
 }
 
-/** "Open 1h 02m · ack after 3m" or "Resolved after 2h 10m". */
+/** "Open 1h 02m", then the lifecycle metrics: time to acknowledge, mitigate and resolve. */
 function timers(inc: Incident): HTMLElement[] {
   const now = Date.now();
   const start = Date.parse(inc.created_at);
   const out: HTMLElement[] = [];
-  if (inc.resolved_at) {
-    out.push(h('span', { class: 'timer done' }, `Resolved after ${duration(Date.parse(inc.resolved_at) - start)}`));
-  } else {
+  if (!inc.resolved_at) {
     out.push(h('span', { class: 'timer live', 'data-timer': 'open' }, `Open ${duration(now - start)}`));
   }
-  if (inc.acknowledged_at) {
-    out.push(h('span', { class: 'timer' }, `Ack after ${duration(Date.parse(inc.acknowledged_at) - start)}`));
-  } else if (!inc.resolved_at) {
-    out.push(h('span', { class: 'timer warn' }, 'Not acknowledged'));
-  }
-  out.push(h('span', { class: 'timer muted', title: inc.created_at }, `Opened ${clock(inc.created_at)}`));
+  const metric = (key: string, label: string, long: string, secs: number | null, at: string | null): void => {
+    if (secs === null || !at) return;
+    out.push(h('span', { class: 'timer', 'data-metric': key, title: `${long}: ${duration(secs * 1000)} (${isoFull(at)})` },
+      `${label} ${duration(secs * 1000)}`));
+  };
+  const due = nextUpdate(inc, now);
+  if (due) out.push(due);
+  metric('tta', 'TTA', 'Time to acknowledge', inc.tta_seconds ?? null, inc.acknowledged_at ?? null);
+  metric('ttm', 'TTM', 'Time to mitigate', inc.ttm_seconds ?? null, inc.mitigated_at ?? null);
+  metric('ttr', 'TTR', 'Time to resolve', inc.ttr_seconds ?? null, inc.resolved_at ?? null);
+  if (!inc.acknowledged_at && !inc.resolved_at) out.push(h('span', { class: 'timer warn' }, 'Not acknowledged'));
+  out.push(h('span', { class: 'timer muted', title: isoFull(inc.created_at) }, `Opened ${clock(inc.created_at)}`));
   return out;
 }

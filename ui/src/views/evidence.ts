@@ -9,6 +9,7 @@ import { TEXT_EVIDENCE, type Evidence, type TextEvidenceType } from '../types.js
 import { errorMessage } from '../app.js';
 import type { Ctx } from './detail.js';
 import { openViewer, summaryOf } from './viewer.js';
+import { parseTyped, readField, timeEl, timeField } from '../when.js';
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
 
@@ -23,8 +24,11 @@ export function evidenceSection(ctx: Ctx): {
     placeholder: 'Paste log lines or write a note. Ctrl+Enter adds it.',
   });
   const add = h('button', { type: 'submit', class: 'primary' }, 'Add evidence');
+  const at = timeField('occurred_at');
+  at.placeholder = 'from the text, else now';
+  at.size = 18;
   const form = h('form', { class: 'form add-evidence' },
-    h('div', { class: 'row-fields' }, type, title, source), content,
+    h('div', { class: 'row-fields' }, type, title, source, at), content,
     h('div', { class: 'form-actions' }, add));
 
   const file = h('input', { type: 'file', accept: IMAGE_TYPES.join(','), multiple: true, class: 'visually-hidden', name: 'file', 'aria-label': 'Screenshot file' });
@@ -46,14 +50,24 @@ export function evidenceSection(ctx: Ctx): {
       toast('Paste or type the evidence first', 'error');
       return;
     }
+    const when = readField(at);
+    if (when && 'error' in when) {
+      at.focus();
+      toast(when.error, 'error');
+      return;
+    }
     void busy(add, 'Adding…', async () => {
       try {
-        await api.addEvidence(ctx.id, {
+        const added = await api.addEvidence(ctx.id, {
           evidence_type: type.value as TextEvidenceType, title: t, content: text, source: source.value.trim() || 'ui',
+          occurred_at: when?.iso,
         });
         title.value = '';
         content.value = '';
-        toast('Evidence added');
+        at.value = '';
+        const note = when?.assumed ? ` (no zone given: taken as ${when.assumed})`
+          : added.occurred_at_source === 'derived' ? ' (time read from the text)' : '';
+        toast(`Evidence added at ${clock(added.occurred_at)}${note}`);
         await ctx.refresh('evidence', 'timeline', 'incident');
       } catch (err) {
         toast(errorMessage(err), 'error');
@@ -156,7 +170,7 @@ export function evidenceSection(ctx: Ctx): {
           h('strong', { class: 'card-title' }, e.title),
           e.analysis_state ? analysisBadge(e.analysis_state) : null),
         h('p', { class: 'muted small' },
-          `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} · ${bytes(e.image.bytes)}` : ''} · ${clock(e.created_at)}`),
+          `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} · ${bytes(e.image.bytes)}` : ''} · `, evidenceTime(e)),
         summary ? h('p', { class: 'summary' }, summary) : null,
         e.analysis_state === 'failed' && e.analysis_error ? h('p', { class: 'error-line' }, e.analysis_error) : null,
         h('button', { class: 'ghost small', type: 'button', onclick: () => openViewer(ctx, e.id) }, 'View & analysis')));
@@ -176,7 +190,7 @@ export function evidenceSection(ctx: Ctx): {
       h('div', { class: 'card-head' },
         h('span', { class: 'tag' }, e.evidence_type),
         h('strong', { class: 'card-title' }, e.title),
-        h('span', { class: 'muted small' }, `#${e.id} · ${e.source} · ${clock(e.created_at)}`)),
+        h('span', { class: 'muted small' }, `#${e.id} · ${e.source} · `, evidenceTime(e))),
       pre, toggle);
   }
 
@@ -192,6 +206,30 @@ export function evidenceSection(ctx: Ctx): {
       document.removeEventListener('paste', onPaste);
     },
   };
+}
+
+/** When the evidence happened; a click lets a person set it (their time then stands). */
+function evidenceTime(e: Evidence): HTMLElement {
+  const el = timeEl(e.occurred_at, e.occurred_at_source);
+  el.classList.add('editable-time');
+  el.tabIndex = 0;
+  el.setAttribute('role', 'button');
+  el.title += ' — click to change when it happened';
+  const edit = (): void => {
+    const input = window.prompt(`When did "${e.title}" happen? (07:13, 07:13:42Z, ISO-8601)`, e.occurred_at);
+    if (input === null || !input.trim()) return;
+    const when = parseTyped(input);
+    if ('error' in when) {
+      toast(when.error, 'error');
+      return;
+    }
+    api.updateEvidence(e.id, { occurred_at: when.iso }).then(
+      () => toast(`Evidence #${e.id} now at ${clock(when.iso)}${when.assumed ? ` (taken as ${when.assumed})` : ''}`),
+      (err: unknown) => toast(errorMessage(err), 'error'));
+  };
+  el.addEventListener('click', edit);
+  el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') edit(); });
+  return el;
 }
 
 function firstLine(text: string): string {

@@ -13,15 +13,16 @@ import { errorMessage, go, newIncidentDialog, type View } from '../app.js';
 
 const PAGE = 50;
 /** Filters survive going to an incident and back. */
-const state: Required<Pick<IncidentQuery, 'status' | 'severity' | 'q'>> = { status: '', severity: '', q: '' };
+const state: Required<Pick<IncidentQuery, 'status' | 'severity' | 'q'>> = { status: 'open', severity: '', q: '' };
 
 export function listView(): View {
   const search = h('input', {
     type: 'search', name: 'q', class: 'search', value: state.q, autocomplete: 'off',
     placeholder: 'Search incidents and evidence   ( / )', 'aria-label': 'Search',
   });
-  const status = select<IncidentStatus>(STATUSES, state.status, {
-    any: 'Any status', label: (s) => STATUS_LABEL[s], name: 'status', title: 'Status filter',
+  // Open incidents by default: resolved and closed ones are history.
+  const status = select<IncidentStatus | 'open'>(['open', ...STATUSES], state.status, {
+    any: 'Any status', label: (s) => (s === 'open' ? 'Open (not resolved)' : STATUS_LABEL[s]), name: 'status', title: 'Status filter',
   });
   const severity = select<Severity>(SEVERITIES, state.severity, {
     any: 'Any severity', label: cap, name: 'severity', title: 'Severity filter',
@@ -97,7 +98,7 @@ export function listView(): View {
   }
 
   function filtered(): boolean {
-    return Boolean(state.q || state.status || state.severity);
+    return Boolean(state.q || (state.status && state.status !== 'open') || state.severity);
   }
 
   function render(): void {
@@ -107,9 +108,10 @@ export function listView(): View {
           'Try fewer words, or ',
           h('button', { class: 'link', type: 'button', onclick: clear }, 'clear the filters'), '.',
         ])
-        : empty('No incidents yet.', [
+        : empty(state.status === 'open' ? 'No open incidents.' : 'No incidents yet.', [
           'Press ', kbd('n'), ' or click “New incident” to open one. Scripts can POST /api/v1/incidents (see ',
           h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'API docs'), ').',
+          ...(state.status === 'open' ? [' Resolved and closed ones: ', h('button', { class: 'link', type: 'button', onclick: showAll }, 'show all'), '.'] : []),
         ]));
       return;
     }
@@ -119,7 +121,7 @@ export function listView(): View {
         ? `resolved after ${duration(Date.parse(inc.resolved_at) - Date.parse(inc.created_at))}`
         : `open ${duration(now - Date.parse(inc.created_at))}`;
       return h('li', null, h('a', {
-        class: i === selected ? 'row selected' : 'row',
+        class: `row${i === selected ? ' selected' : ''}${inc.status === 'resolved' || inc.status === 'closed' ? ' finished' : ''}`,
         href: `#/incident/${inc.id}`,
         'data-id': inc.id,
       },
@@ -141,11 +143,17 @@ export function listView(): View {
 
   function clear(): void {
     state.q = '';
-    state.status = '';
+    state.status = 'open';
     state.severity = '';
     search.value = '';
-    status.value = '';
+    status.value = 'open';
     severity.value = '';
+    void load();
+  }
+
+  function showAll(): void {
+    state.status = '';
+    status.value = '';
     void load();
   }
 
@@ -163,7 +171,7 @@ export function listView(): View {
     }
   });
   status.addEventListener('change', () => {
-    state.status = status.value as IncidentStatus | '';
+    state.status = status.value as IncidentStatus | '' | 'open';
     void load();
   });
   severity.addEventListener('change', () => {

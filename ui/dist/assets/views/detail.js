@@ -10,6 +10,10 @@ import { STATUS_LABEL, cap, clock, duration } from '../format.js';
 import { SEVERITIES, STATUSES, } from '../types.js';
 import { errorMessage, go } from '../app.js';
 import { evidenceSection } from './evidence.js';
+import { rolesBar } from './roles.js';
+import { deleteIncidentDialog, editableTitle, entryTools } from './manage.js';
+import { nextUpdate, statusUpdateDialog } from './updates.js';
+import { isoFull, readField, timeEl, timeField } from '../when.js';
 import { actionsSection, hypothesesSection } from './board.js';
 const ACTIVE = new Set(['queued', 'running']);
 /** Events arriving within this window are answered with one refetch. */
@@ -23,7 +27,7 @@ export function detailView(id) {
     const headBox = h('header', { class: 'inc-head' }, loading(`Loading incident #${id}…`));
     const timelineBox = h('section', { class: 'panel timeline', 'aria-label': 'Timeline' });
     const ctx = {
-        id, incident: null, evidence: [], timeline: [], hypotheses: [], actions: [],
+        id, incident: null, roles: null, people: [], evidence: [], timeline: [], hypotheses: [], actions: [],
         refresh, listeners: new Set(),
     };
     const ev = evidenceSection(ctx);
@@ -43,9 +47,14 @@ export function detailView(id) {
         const jobs = want.map(async (p) => {
             const before = JSON.stringify(ctx[p]);
             switch (p) {
-                case 'incident':
-                    ctx.incident = await api.incident(id);
+                case 'incident': {
+                    // Roles change the incident (its updated_at), so they travel with it.
+                    const [inc, roles, people] = await Promise.all([api.incident(id), api.roles(id), api.people()]);
+                    ctx.roles = roles;
+                    ctx.people = people;
+                    ctx.incident = inc;
                     break;
+                }
                 case 'evidence':
                     ctx.evidence = await api.evidenceOf(id);
                     break;
@@ -79,7 +88,9 @@ export function detailView(id) {
         const st = select(STATUSES, inc.status, { name: 'status', label: (s) => STATUS_LABEL[s], title: 'Status' });
         st.addEventListener('change', () => void patch({ status: st.value }));
         const next = nextStep(inc.status);
-        replace(headBox, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, '← Incidents'), h('span', { class: 'muted' }, ` #${inc.id} · ${inc.source}`)), h('div', { class: 'title-row' }, severityBadge(inc.severity), h('h1', null, inc.title), statusBadge(inc.status)), inc.description ? h('p', { class: 'desc' }, inc.description) : null, h('div', { class: 'head-controls' }, h('label', { class: 'inline' }, 'Severity', sev), h('label', { class: 'inline' }, 'Status', st), next ? h('button', { class: 'primary', type: 'button', onclick: () => void patch({ status: next.status }) }, next.label) : null, h('span', { class: 'grow' }), h('div', { class: 'timers', 'aria-label': 'Timers' }, timers(inc))));
+        const finished = inc.status === 'resolved' || inc.status === 'closed';
+        el.classList.toggle('finished', finished);
+        replace(headBox, finished ? h('div', { class: 'banner closed-banner', role: 'status' }, `This incident is ${inc.status}`, inc.ttr_seconds != null ? ` (resolved ${duration(inc.ttr_seconds * 1000)} after it opened)` : '', '. Change its status to reopen it.') : null, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, '← Incidents'), h('span', { class: 'muted' }, ` #${inc.id} · ${inc.source}`)), h('div', { class: 'title-row' }, severityBadge(inc.severity), editableTitle(inc, (updated) => { ctx.incident = updated; renderHead(); }), statusBadge(inc.status)), inc.description ? h('p', { class: 'desc' }, inc.description) : null, h('div', { class: 'head-controls' }, h('label', { class: 'inline' }, 'Severity', sev), h('label', { class: 'inline' }, 'Status', st), next ? h('button', { class: 'primary', type: 'button', onclick: () => void patch({ status: next.status }) }, next.label) : null, h('a', { class: 'button', href: `#/incident/${inc.id}/postmortem` }, 'Postmortem'), h('button', { type: 'button', class: 'ghost', title: 'Delete this incident', onclick: () => deleteIncidentDialog(inc) }, 'Delete incident'), h('button', { type: 'button', class: 'status-update-btn', onclick: () => statusUpdateDialog(inc, () => void refresh('incident', 'timeline')) }, 'Status update'), h('span', { class: 'grow' }), h('div', { class: 'timers', 'aria-label': 'Timers' }, timers(inc))), ctx.roles ? rolesBar(id, ctx.roles, ctx.people, () => void refresh('incident', 'timeline')) : null);
     }
     async function patch(b) {
         try {
@@ -94,16 +105,26 @@ export function detailView(id) {
         }
     }
     const note = h('input', { name: 'note', placeholder: 'Add a note to the timeline   ( m )', autocomplete: 'off', maxlength: 2000, 'aria-label': 'Timeline note' });
-    const noteForm = h('form', { class: 'inline-form' }, note, h('button', { type: 'submit' }, 'Add'));
+    const noteAt = timeField('note_at');
+    const noteForm = h('form', { class: 'inline-form' }, note, noteAt, h('button', { type: 'submit' }, 'Add'));
     noteForm.addEventListener('submit', (e) => {
         e.preventDefault();
         const text = note.value.trim();
         if (!text)
             return;
+        const when = readField(noteAt);
+        if (when && 'error' in when) {
+            toast(when.error, 'error');
+            noteAt.focus();
+            return;
+        }
         void (async () => {
             try {
-                await api.addNote(id, text);
+                const added = await api.addNote(id, text, when?.iso);
                 note.value = '';
+                noteAt.value = '';
+                if (when?.assumed)
+                    toast(`Note added at ${clock(added.occurred_at)} (no zone given: taken as ${when.assumed})`);
                 await refresh('timeline');
             }
             catch (err) {
@@ -114,7 +135,7 @@ export function detailView(id) {
     function renderTimeline() {
         const items = ctx.timeline.slice().reverse();
         replace(timelineBox, h('h2', { class: 'section-title' }, 'Timeline'), noteForm, items.length
-            ? h('ol', { class: 'tl' }, items.map((t) => h('li', { class: `tl-item tl-${t.kind}` }, h('time', { datetime: t.occurred_at, title: t.occurred_at }, clock(t.occurred_at)), h('span', { class: 'tl-msg' }, t.message))))
+            ? h('ol', { class: 'tl' }, items.map((t) => h('li', { class: `tl-item tl-${t.kind}` }, timeEl(t.occurred_at, t.occurred_at_source), h('span', { class: 'tl-msg' }, t.message), t.author ? h('span', { class: 'tl-author muted small' }, ` — ${t.author}`) : null, entryTools(t, () => void refresh('timeline')))))
             : empty('Nothing on the timeline yet.', 'Status changes, evidence and notes appear here.'));
     }
     // Live updates: the timers every second, the analysis state while screenshots are in flight.
@@ -219,23 +240,27 @@ function nextStep(s) {
         default: return null;
     }
 }
-/** "Open 1h 02m · ack after 3m" or "Resolved after 2h 10m". */
+/** "Open 1h 02m", then the lifecycle metrics: time to acknowledge, mitigate and resolve. */
 function timers(inc) {
     const now = Date.now();
     const start = Date.parse(inc.created_at);
     const out = [];
-    if (inc.resolved_at) {
-        out.push(h('span', { class: 'timer done' }, `Resolved after ${duration(Date.parse(inc.resolved_at) - start)}`));
-    }
-    else {
+    if (!inc.resolved_at) {
         out.push(h('span', { class: 'timer live', 'data-timer': 'open' }, `Open ${duration(now - start)}`));
     }
-    if (inc.acknowledged_at) {
-        out.push(h('span', { class: 'timer' }, `Ack after ${duration(Date.parse(inc.acknowledged_at) - start)}`));
-    }
-    else if (!inc.resolved_at) {
+    const metric = (key, label, long, secs, at) => {
+        if (secs === null || !at)
+            return;
+        out.push(h('span', { class: 'timer', 'data-metric': key, title: `${long}: ${duration(secs * 1000)} (${isoFull(at)})` }, `${label} ${duration(secs * 1000)}`));
+    };
+    const due = nextUpdate(inc, now);
+    if (due)
+        out.push(due);
+    metric('tta', 'TTA', 'Time to acknowledge', inc.tta_seconds ?? null, inc.acknowledged_at ?? null);
+    metric('ttm', 'TTM', 'Time to mitigate', inc.ttm_seconds ?? null, inc.mitigated_at ?? null);
+    metric('ttr', 'TTR', 'Time to resolve', inc.ttr_seconds ?? null, inc.resolved_at ?? null);
+    if (!inc.acknowledged_at && !inc.resolved_at)
         out.push(h('span', { class: 'timer warn' }, 'Not acknowledged'));
-    }
-    out.push(h('span', { class: 'timer muted', title: inc.created_at }, `Opened ${clock(inc.created_at)}`));
+    out.push(h('span', { class: 'timer muted', title: isoFull(inc.created_at) }, `Opened ${clock(inc.created_at)}`));
     return out;
 }

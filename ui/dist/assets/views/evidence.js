@@ -7,6 +7,7 @@ import { bytes, cap, clock } from '../format.js';
 import { TEXT_EVIDENCE } from '../types.js';
 import { errorMessage } from '../app.js';
 import { openViewer, summaryOf } from './viewer.js';
+import { parseTyped, readField, timeEl, timeField } from '../when.js';
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
 export function evidenceSection(ctx) {
     const type = select(TEXT_EVIDENCE, 'log', { name: 'evidence_type', label: cap, title: 'Type' });
@@ -17,7 +18,10 @@ export function evidenceSection(ctx) {
         placeholder: 'Paste log lines or write a note. Ctrl+Enter adds it.',
     });
     const add = h('button', { type: 'submit', class: 'primary' }, 'Add evidence');
-    const form = h('form', { class: 'form add-evidence' }, h('div', { class: 'row-fields' }, type, title, source), content, h('div', { class: 'form-actions' }, add));
+    const at = timeField('occurred_at');
+    at.placeholder = 'from the text, else now';
+    at.size = 18;
+    const form = h('form', { class: 'form add-evidence' }, h('div', { class: 'row-fields' }, type, title, source, at), content, h('div', { class: 'form-actions' }, add));
     const file = h('input', { type: 'file', accept: IMAGE_TYPES.join(','), multiple: true, class: 'visually-hidden', name: 'file', 'aria-label': 'Screenshot file' });
     const drop = h('div', { class: 'drop', tabindex: 0, role: 'button', 'aria-label': 'Add a screenshot' }, h('strong', null, 'Screenshot'), h('span', null, ' — drop an image here, paste one with ', kbd('Ctrl+V'), ', or ', h('span', { class: 'link' }, 'choose a file'), ' ', kbd('u')), file);
     const uploads = h('div', { class: 'uploads', 'aria-live': 'polite' });
@@ -32,14 +36,24 @@ export function evidenceSection(ctx) {
             toast('Paste or type the evidence first', 'error');
             return;
         }
+        const when = readField(at);
+        if (when && 'error' in when) {
+            at.focus();
+            toast(when.error, 'error');
+            return;
+        }
         void busy(add, 'Adding…', async () => {
             try {
-                await api.addEvidence(ctx.id, {
+                const added = await api.addEvidence(ctx.id, {
                     evidence_type: type.value, title: t, content: text, source: source.value.trim() || 'ui',
+                    occurred_at: when?.iso,
                 });
                 title.value = '';
                 content.value = '';
-                toast('Evidence added');
+                at.value = '';
+                const note = when?.assumed ? ` (no zone given: taken as ${when.assumed})`
+                    : added.occurred_at_source === 'derived' ? ' (time read from the text)' : '';
+                toast(`Evidence added at ${clock(added.occurred_at)}${note}`);
                 await ctx.refresh('evidence', 'timeline', 'incident');
             }
             catch (err) {
@@ -135,7 +149,7 @@ export function evidenceSection(ctx) {
         const img = h('img', { alt: `Screenshot: ${e.title}`, class: 'thumb', 'data-evidence': e.id, loading: 'lazy' });
         api.imageUrl(e.id).then((u) => { img.src = u; }, () => { img.alt = 'image could not be loaded'; });
         const summary = summaryOf(e);
-        return h('article', { class: 'card shot', id: `evidence-${e.id}`, 'data-id': e.id }, h('button', { class: 'thumb-btn', type: 'button', title: 'Open the viewer', onclick: () => openViewer(ctx, e.id) }, img), h('div', { class: 'card-body' }, h('div', { class: 'card-head' }, h('span', { class: 'tag' }, 'screenshot'), h('strong', { class: 'card-title' }, e.title), e.analysis_state ? analysisBadge(e.analysis_state) : null), h('p', { class: 'muted small' }, `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} · ${bytes(e.image.bytes)}` : ''} · ${clock(e.created_at)}`), summary ? h('p', { class: 'summary' }, summary) : null, e.analysis_state === 'failed' && e.analysis_error ? h('p', { class: 'error-line' }, e.analysis_error) : null, h('button', { class: 'ghost small', type: 'button', onclick: () => openViewer(ctx, e.id) }, 'View & analysis')));
+        return h('article', { class: 'card shot', id: `evidence-${e.id}`, 'data-id': e.id }, h('button', { class: 'thumb-btn', type: 'button', title: 'Open the viewer', onclick: () => openViewer(ctx, e.id) }, img), h('div', { class: 'card-body' }, h('div', { class: 'card-head' }, h('span', { class: 'tag' }, 'screenshot'), h('strong', { class: 'card-title' }, e.title), e.analysis_state ? analysisBadge(e.analysis_state) : null), h('p', { class: 'muted small' }, `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} · ${bytes(e.image.bytes)}` : ''} · `, evidenceTime(e)), summary ? h('p', { class: 'summary' }, summary) : null, e.analysis_state === 'failed' && e.analysis_error ? h('p', { class: 'error-line' }, e.analysis_error) : null, h('button', { class: 'ghost small', type: 'button', onclick: () => openViewer(ctx, e.id) }, 'View & analysis')));
     }
     function textCard(e) {
         const lines = e.content.split('\n');
@@ -147,7 +161,7 @@ export function evidenceSection(ctx) {
                     toggle.textContent = pre.classList.contains('clipped') ? `Show all ${lines.length} lines` : 'Show less';
                 } }, `Show all ${lines.length} lines`)
             : null;
-        return h('article', { class: `card text type-${e.evidence_type}`, id: `evidence-${e.id}`, 'data-id': e.id }, h('div', { class: 'card-head' }, h('span', { class: 'tag' }, e.evidence_type), h('strong', { class: 'card-title' }, e.title), h('span', { class: 'muted small' }, `#${e.id} · ${e.source} · ${clock(e.created_at)}`)), pre, toggle);
+        return h('article', { class: `card text type-${e.evidence_type}`, id: `evidence-${e.id}`, 'data-id': e.id }, h('div', { class: 'card-head' }, h('span', { class: 'tag' }, e.evidence_type), h('strong', { class: 'card-title' }, e.title), h('span', { class: 'muted small' }, `#${e.id} · ${e.source} · `, evidenceTime(e))), pre, toggle);
     }
     return {
         el,
@@ -161,6 +175,29 @@ export function evidenceSection(ctx) {
             document.removeEventListener('paste', onPaste);
         },
     };
+}
+/** When the evidence happened; a click lets a person set it (their time then stands). */
+function evidenceTime(e) {
+    const el = timeEl(e.occurred_at, e.occurred_at_source);
+    el.classList.add('editable-time');
+    el.tabIndex = 0;
+    el.setAttribute('role', 'button');
+    el.title += ' — click to change when it happened';
+    const edit = () => {
+        const input = window.prompt(`When did "${e.title}" happen? (07:13, 07:13:42Z, ISO-8601)`, e.occurred_at);
+        if (input === null || !input.trim())
+            return;
+        const when = parseTyped(input);
+        if ('error' in when) {
+            toast(when.error, 'error');
+            return;
+        }
+        api.updateEvidence(e.id, { occurred_at: when.iso }).then(() => toast(`Evidence #${e.id} now at ${clock(when.iso)}${when.assumed ? ` (taken as ${when.assumed})` : ''}`), (err) => toast(errorMessage(err), 'error'));
+    };
+    el.addEventListener('click', edit);
+    el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter')
+        edit(); });
+    return el;
 }
 function firstLine(text) {
     return (text.split('\n').find((l) => l.trim()) ?? '').trim().slice(0, 120);

@@ -8,14 +8,15 @@ import { SEVERITIES, STATUSES, } from '../types.js';
 import { errorMessage, go, newIncidentDialog } from '../app.js';
 const PAGE = 50;
 /** Filters survive going to an incident and back. */
-const state = { status: '', severity: '', q: '' };
+const state = { status: 'open', severity: '', q: '' };
 export function listView() {
     const search = h('input', {
         type: 'search', name: 'q', class: 'search', value: state.q, autocomplete: 'off',
         placeholder: 'Search incidents and evidence   ( / )', 'aria-label': 'Search',
     });
-    const status = select(STATUSES, state.status, {
-        any: 'Any status', label: (s) => STATUS_LABEL[s], name: 'status', title: 'Status filter',
+    // Open incidents by default: resolved and closed ones are history.
+    const status = select(['open', ...STATUSES], state.status, {
+        any: 'Any status', label: (s) => (s === 'open' ? 'Open (not resolved)' : STATUS_LABEL[s]), name: 'status', title: 'Status filter',
     });
     const severity = select(SEVERITIES, state.severity, {
         any: 'Any severity', label: cap, name: 'severity', title: 'Severity filter',
@@ -95,7 +96,7 @@ export function listView() {
         }
     }
     function filtered() {
-        return Boolean(state.q || state.status || state.severity);
+        return Boolean(state.q || (state.status && state.status !== 'open') || state.severity);
     }
     function render() {
         if (!items.length) {
@@ -104,9 +105,10 @@ export function listView() {
                     'Try fewer words, or ',
                     h('button', { class: 'link', type: 'button', onclick: clear }, 'clear the filters'), '.',
                 ])
-                : empty('No incidents yet.', [
+                : empty(state.status === 'open' ? 'No open incidents.' : 'No incidents yet.', [
                     'Press ', kbd('n'), ' or click “New incident” to open one. Scripts can POST /api/v1/incidents (see ',
                     h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'API docs'), ').',
+                    ...(state.status === 'open' ? [' Resolved and closed ones: ', h('button', { class: 'link', type: 'button', onclick: showAll }, 'show all'), '.'] : []),
                 ]));
             return;
         }
@@ -116,7 +118,7 @@ export function listView() {
                 ? `resolved after ${duration(Date.parse(inc.resolved_at) - Date.parse(inc.created_at))}`
                 : `open ${duration(now - Date.parse(inc.created_at))}`;
             return h('li', null, h('a', {
-                class: i === selected ? 'row selected' : 'row',
+                class: `row${i === selected ? ' selected' : ''}${inc.status === 'resolved' || inc.status === 'closed' ? ' finished' : ''}`,
                 href: `#/incident/${inc.id}`,
                 'data-id': inc.id,
             }, severityBadge(inc.severity), h('span', { class: 'row-id' }, `#${inc.id}`), h('span', { class: 'row-title' }, inc.title), statusBadge(inc.status), h('span', { class: 'row-meta', title: `opened ${inc.created_at}` }, `${inc.evidence_count} evidence · ${open} · ${ago(inc.created_at, now)}`)));
@@ -128,11 +130,16 @@ export function listView() {
     }
     function clear() {
         state.q = '';
-        state.status = '';
+        state.status = 'open';
         state.severity = '';
         search.value = '';
-        status.value = '';
+        status.value = 'open';
         severity.value = '';
+        void load();
+    }
+    function showAll() {
+        state.status = '';
+        status.value = '';
         void load();
     }
     search.addEventListener('input', () => {

@@ -2,12 +2,13 @@
 // state of the local analysis model.
 import { api, session } from '../api.js';
 import { errorLine, kbd, loading, toast } from '../components.js';
-import { h, replace } from '../dom.js';
+import { h, replace, select } from '../dom.js';
+import { displayZone, setDisplayZone, zoneLabel } from '../when.js';
 import { errorMessage, toggleTheme } from '../app.js';
 export function settingsView(onSignOut) {
     const server = h('div', null, loading('Reading the server settings…'));
     const model = h('div', null, loading('Asking the model status…'));
-    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t'))));
+    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
     async function loadInfo() {
         try {
             renderInfo(await api.info());
@@ -58,6 +59,35 @@ export function settingsView(onSignOut) {
     void loadModel();
     const timer = window.setInterval(() => void loadModel(), 10_000);
     return { el, dispose: () => window.clearInterval(timer) };
+}
+/** The local user's name: the author of every entry written from this install. */
+function youForm() {
+    const name = h('input', { name: 'me_name', placeholder: 'Your name', autocomplete: 'name', 'aria-label': 'Your name', maxlength: 200 });
+    const handle = h('input', { name: 'me_handle', placeholder: '@handle', autocomplete: 'off', 'aria-label': 'Handle', size: 12 });
+    const email = h('input', { name: 'me_email', type: 'email', placeholder: 'email (optional)', autocomplete: 'email', 'aria-label': 'Email' });
+    const form = h('form', { class: 'inline-form me-form' }, name, handle, email, h('button', { type: 'submit' }, 'Save'));
+    api.me().then((p) => {
+        name.value = p.name;
+        handle.value = p.handle ? `@${p.handle}` : '';
+        email.value = p.email ?? '';
+    }, () => { });
+    form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        api.setMe({ name: name.value, handle: handle.value || undefined, email: email.value || undefined }).then((p) => toast(`Entries you write now show ${p.name}`), (err) => toast(errorMessage(err), 'error'));
+    });
+    return h('div', null, form, h('p', { class: 'muted small' }, 'The author of what you write here, in the CLI and through the API token (', kbd('opslens config set name …'), ').'));
+}
+/** One time zone for every time on screen: UTC (default) or this browser's zone. */
+function zonePicker() {
+    const pick = select(['utc', 'local'], displayZone(), {
+        name: 'zone', title: 'Time zone',
+        label: (z) => (z === 'utc' ? 'UTC' : `Local (${Intl.DateTimeFormat().resolvedOptions().timeZone})`),
+    });
+    pick.addEventListener('change', () => {
+        setDisplayZone(pick.value);
+        toast(`Times now show in ${zoneLabel()}`);
+    });
+    return h('p', null, h('label', { class: 'inline' }, 'Times in ', pick), h('span', { class: 'muted small' }, ' — typed times without a zone are read in it too'));
 }
 function pullText(p) {
     const pct = p.total_bytes ? Math.floor((100 * p.done_bytes) / p.total_bytes) : 0;

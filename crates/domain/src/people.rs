@@ -1,0 +1,57 @@
+//! People and their roles on an incident. A person is a name with an optional handle and
+//! email; the local user (whoever holds this install's token) is one of them and the default
+//! author of what is written through that token. Kept small on purpose: per-user tokens will
+//! hang off the same rows.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Someone who takes part in incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Person {
+    /// Stable numeric id.
+    pub id: i64,
+    /// How they are shown (`Ana Lima`).
+    pub name: String,
+    /// Chat handle (`ana`), unique when set; matches in role assignments.
+    pub handle: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Whether this is the local user (the author of writes through this install's token).
+    pub local_user: bool,
+}
+
+/// Body of `POST /people` and `PUT /me`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    /// How they are shown (1 to 200 characters).
+    pub name: String,
+    /// Chat handle, unique (a leading `@` is dropped).
+    #[serde(default)]
+    pub handle: Option<String>,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Body of `PUT /incidents/{id}/roles/{role}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAssignment {
+    /// Who: a person's id, handle (`ana`, `@ana`) or exact name.
+    pub person: String,
+}
+
+/// Who holds which role on an incident.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentRoles {
+    /// Runs the response and decides.
+    pub commander: Option<Person>,
+    /// Writes the status updates to stakeholders.
+    pub communications: Option<Person>,
+    /// Keeps the timeline.
+    pub scribe: Option<Person>,
+    /// Everyone else working on it.
+    pub participants: Vec<Person>,
+}

@@ -1,0 +1,386 @@
+//! The incident commander's commands: `opslens note "…" [--at 07:13] [--incident N]`. Text is
+//! positional, the incident defaults to the active one (the open incident changed most
+//! recently, as for captures), times print as people read them unless `--json`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::cli::Remote;
+use crate::client::Client;
+
+/// Where a command writes: an incident (default: the active one) at a time (default: now).
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Incident id; default: the open incident changed most recently.
+    #[arg(long, short)]
+    pub incident: Option<i64>,
+    /// When it happened: `07:13` (UTC), `07:13:42Z`, `2026-11-30T08:13:42+01:00`; default now.
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+/// Options of `opslens note`.
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    /// What happened.
+    pub text: String,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// The incident a command without `--incident` writes to: the open one changed most recently.
+pub async fn active_incident(c: &Client, given: Option<i64>) -> anyhow::Result<i64> {
+    if let Some(id) = given {
+        return Ok(id);
+    }
+    let page = c
+        .send(
+            c.request(Method::GET, "/incidents")
+                .query(&[("limit", "200")]),
+        )
+        .await?;
+    page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| !matches!(i["status"].as_str(), Some("resolved" | "closed")))
+        .max_by_key(|i| i["updated_at"].as_str().unwrap_or("").to_string())
+        .and_then(|i| i["id"].as_i64())
+        .context("no open incident: pass --incident N or create one (`opslens incident create \"title\"`)")
+}
+
+/// `07:13:42Z` today, `2026-11-29 07:13:42Z` another day (UTC, to the second).
+pub fn human_time(iso: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(iso) else {
+        return iso.to_string();
+    };
+    let t = t.with_timezone(&chrono::Utc);
+    if t.date_naive() == chrono::Utc::now().date_naive() {
+        t.format("%H:%M:%SZ").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+    }
+}
+
+/// The time of a written entry, marked when it was derived or taken in an assumed zone.
+pub fn time_note(v: &Value) -> String {
+    let mut out = human_time(v["occurred_at"].as_str().unwrap_or(""));
+    if v["occurred_at_source"] == "derived" {
+        out.push_str(" (read from the content)");
+    }
+    if let Some(z) = v["assumed_zone"].as_str() {
+        out.push_str(&format!(" (no zone given: taken as {z})"));
+    }
+    out
+}
+
+/// `opslens note`.
+pub async fn note(data_dir: &Path, args: NoteArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.remote.addr.as_deref())?;
+    let id = active_incident(&c, args.target.incident).await?;
+    if args.text.trim().is_empty() {
+        bail!("the note is empty");
+    }
+    let body = json!({ "message": args.text, "occurred_at": args.target.at });
+    let v = c
+        .send(
+            c.request(Method::POST, &format!("/incidents/{id}/timeline"))
+                .json(&body),
+        )
+        .await?;
+    crate::commands::print(&args.remote, &v, |v| {
+        format!("note on incident #{id} at {}", time_note(v))
+    })
+}
+
+/// Options of `opslens role`.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// commander, communications, scribe or participant.
+    pub role: String,
+    /// Who: a person's id, @handle or name (add people with `opslens config` or the API).
+    pub person: String,
+    /// Take the role away instead of giving it.
+    #[arg(long)]
+    pub remove: bool,
+    /// Incident id; default: the open incident changed most recently.
+    #[arg(long, short)]
+    pub incident: Option<i64>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `opslens config …`: settings kept by the server.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCmd {
+    /// Set a setting: `name` (your name, the author of what you write), `handle`, `email`.
+    Set {
+        /// name, handle or email.
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show the settings.
+    Get {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn roles_line(v: &Value) -> String {
+    let name = |p: &Value| p["name"].as_str().unwrap_or("—").to_string();
+    let parts: Vec<String> = v["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(name)
+        .collect();
+    format!(
+        "commander: {}  communications: {}  scribe: {}  participants: {}",
+        name(&v["commander"]),
+        name(&v["communications"]),
+        name(&v["scribe"]),
+        if parts.is_empty() {
+            "—".into()
+        } else {
+            parts.join(", ")
+        }
+    )
+}
+
+/// `opslens role`.
+pub async fn role(data_dir: &Path, args: RoleArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.remote.addr.as_deref())?;
+    let id = active_incident(&c, args.incident).await?;
+    let v = if args.remove {
+        let people = c.send(c.request(Method::GET, "/people")).await?;
+        let who = args.person.trim_start_matches('@');
+        let person = people
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                (p["id"].is_i64() && who.parse::<i64>().ok() == p["id"].as_i64())
+                    || p["handle"].as_str() == Some(who)
+                    || p["name"].as_str() == Some(args.person.as_str())
+            })
+            .and_then(|p| p["id"].as_i64())
+            .with_context(|| format!("nobody called {:?}", args.person))?;
+        c.send(c.request(
+            Method::DELETE,
+            &format!("/incidents/{id}/roles/{}/{person}", args.role),
+        ))
+        .await?
+    } else {
+        c.send(
+            c.request(Method::PUT, &format!("/incidents/{id}/roles/{}", args.role))
+                .json(&json!({ "person": args.person })),
+        )
+        .await?
+    };
+    crate::commands::print(&args.remote, &v, |v| {
+        format!("incident #{id}: {}", roles_line(v))
+    })
+}
+
+/// `opslens config`.
+pub async fn config(data_dir: &Path, cmd: ConfigCmd) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCmd::Set { key, value, remote } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let me = c
+                .send(c.request(Method::GET, "/me"))
+                .await
+                .unwrap_or(Value::Null);
+            let mut body = json!({
+                "name": me["name"].as_str().unwrap_or(""),
+                "handle": me["handle"],
+                "email": me["email"],
+            });
+            match key.as_str() {
+                "name" | "handle" | "email" => body[key.as_str()] = json!(value),
+                _ => bail!("unknown setting {key:?}: use name, handle or email"),
+            }
+            let v = c.send(c.request(Method::PUT, "/me").json(&body)).await?;
+            crate::commands::print(&remote, &v, |v| {
+                format!("{key} = {}", v[key.as_str()].as_str().unwrap_or(""))
+            })
+        }
+        ConfigCmd::Get { remote } => {
+            let c = Client::new(data_dir, remote.addr.as_deref())?;
+            let v = c.send(c.request(Method::GET, "/me")).await?;
+            crate::commands::print(&remote, &v, |v| {
+                ["name", "handle", "email"]
+                    .iter()
+                    .map(|k| format!("{k} = {}", v[*k].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+    }
+}
+
+/// Options of `opslens update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// What is known and being done.
+    pub text: String,
+    /// Who is affected and how.
+    #[arg(long)]
+    pub impact: Option<String>,
+    /// Set the incident's status along with the update.
+    #[arg(long)]
+    pub status: Option<opslens_domain::IncidentStatus>,
+    /// When the next update is due: 30m, 1h, 07:45 (UTC) or ISO-8601.
+    #[arg(long)]
+    pub next: Option<String>,
+    /// Incident id; default: the open incident changed most recently.
+    #[arg(long, short)]
+    pub incident: Option<i64>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `opslens update`: a status update for stakeholders (Slack, Teams, webhooks).
+pub async fn update(data_dir: &Path, args: UpdateArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.remote.addr.as_deref())?;
+    let id = active_incident(&c, args.incident).await?;
+    let body = json!({
+        "text": args.text, "impact": args.impact, "status": args.status, "next_update_at": args.next,
+    });
+    let v = c
+        .send(
+            c.request(Method::POST, &format!("/incidents/{id}/updates"))
+                .json(&body),
+        )
+        .await?;
+    crate::commands::print(&args.remote, &v, |v| {
+        let next = v["next_update_at"]
+            .as_str()
+            .map(|n| format!("; next update due {}", human_time(n)))
+            .unwrap_or_default();
+        format!(
+            "status update #{} on incident #{id} ({}){next}",
+            v["id"],
+            v["status"].as_str().unwrap_or("")
+        )
+    })
+}
+
+/// Options of `opslens hypothesis` and `opslens action`.
+#[derive(Debug, Args)]
+pub struct ItemArgs {
+    /// The statement (hypothesis) or what to do (action).
+    pub text: String,
+    /// Who does it (actions only).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Incident id; default: the open incident changed most recently.
+    #[arg(long, short)]
+    pub incident: Option<i64>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `opslens hypothesis`.
+pub async fn hypothesis(data_dir: &Path, args: ItemArgs) -> anyhow::Result<()> {
+    if args.owner.is_some() {
+        bail!("--owner is for actions; a hypothesis has none");
+    }
+    let c = Client::new(data_dir, args.remote.addr.as_deref())?;
+    let id = active_incident(&c, args.incident).await?;
+    let v = c
+        .send(
+            c.request(Method::POST, &format!("/incidents/{id}/hypotheses"))
+                .json(&json!({ "statement": args.text })),
+        )
+        .await?;
+    crate::commands::print(&args.remote, &v, |v| {
+        format!(
+            "hypothesis #{} on incident #{id} ({})",
+            v["id"],
+            v["status"].as_str().unwrap_or("")
+        )
+    })
+}
+
+/// `opslens action`.
+pub async fn action(data_dir: &Path, args: ItemArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.remote.addr.as_deref())?;
+    let id = active_incident(&c, args.incident).await?;
+    let v = c
+        .send(
+            c.request(Method::POST, &format!("/incidents/{id}/actions"))
+                .json(&json!({ "title": args.text, "owner": args.owner })),
+        )
+        .await?;
+    crate::commands::print(&args.remote, &v, |v| {
+        let owner = v["owner"]
+            .as_str()
+            .map(|o| format!(" for @{o}"))
+            .unwrap_or_default();
+        format!("action #{} on incident #{id}{owner}", v["id"])
+    })
+}
+
+/// Options of `opslens postmortem`.
+#[derive(Debug, Args)]
+pub struct PostmortemArgs {
+    /// `markdown` (to standard output unless --out), `html` or `zip`.
+    #[arg(long, default_value = "markdown")]
+    pub format: String,
+    /// Write to this file.
+    #[arg(long, short)]
+    pub out: Option<std::path::PathBuf>,
+    /// Incident id; default: the open incident changed most recently.
+    #[arg(long, short)]
+    pub incident: Option<i64>,
+    /// Server address; default: the one a running `serve` recorded, else 127.0.0.1:8000.
+    #[arg(long, env = "OPSLENS_ADDR")]
+    pub addr: Option<String>,
+}
+
+/// `opslens postmortem`: exports the incident's postmortem (the pre-filled draft until saved).
+pub async fn postmortem(data_dir: &Path, args: PostmortemArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.addr.as_deref())?;
+    let id = active_incident(&c, args.incident).await?;
+    let res = c
+        .request(Method::GET, &format!("/incidents/{id}/postmortem/export"))
+        .query(&[("format", args.format.as_str())])
+        .send()
+        .await
+        .context("cannot reach OpsLens: is `opslens serve` running?")?;
+    if !res.status().is_success() {
+        let status = res.status();
+        let v: Value = res.json().await.unwrap_or(Value::Null);
+        bail!(
+            "{status} {}: {}",
+            v["error"]["code"].as_str().unwrap_or("error"),
+            v["error"]["message"].as_str().unwrap_or("no details")
+        );
+    }
+    let bytes = res.bytes().await?;
+    match args.out {
+        Some(path) => {
+            std::fs::write(&path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("postmortem of incident #{id} written to {}", path.display());
+        }
+        None if args.format == "markdown" || args.format == "md" => {
+            print!("{}", String::from_utf8_lossy(&bytes));
+        }
+        None => bail!(
+            "--format {} is binary or a page: pass --out FILE",
+            args.format
+        ),
+    }
+    Ok(())
+}

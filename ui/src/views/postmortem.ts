@@ -1,0 +1,134 @@
+// The postmortem page: the sections pre-filled from the incident, saved as you type (one
+// second after the last keystroke, with the version it started from: if another tab saved
+// first, the page says so and shows theirs rather than overwriting it), and the exports.
+
+import { api, ApiError } from '../api.js';
+import { errorLine, loading, toast } from '../components.js';
+import { h, replace } from '../dom.js';
+import type { Postmortem, PostmortemSections } from '../types.js';
+import { errorMessage, type View } from '../app.js';
+import { clockAt, isoFull } from '../when.js';
+
+const AUTOSAVE_MS = 1000;
+const TEXT_SECTIONS: [keyof PostmortemSections, string][] = [
+  ['summary', 'Summary'], ['impact', 'Impact'], ['root_cause', 'Root cause'],
+  ['contributing_factors', 'Contributing factors'], ['went_well', 'What went well'], ['went_badly', 'What went badly'],
+];
+
+export function postmortemView(id: number): View {
+  const body = h('div', null, loading('Loading the postmortem…'));
+  const status = h('span', { class: 'muted small', 'data-field': 'save-state', 'aria-live': 'polite' });
+  const el = h('section', { class: 'postmortem-view' },
+    h('div', { class: 'crumbs' }, h('a', { href: `#/incident/${id}` }, `← Incident #${id}`)),
+    h('div', { class: 'title-row' }, h('h1', null, 'Postmortem'), h('span', { class: 'grow' }), status,
+      h('button', { type: 'button', onclick: () => void download('html') }, 'Export HTML'),
+      h('button', { type: 'button', onclick: () => void download('zip') }, 'Export Markdown + screenshots')),
+    body);
+
+  let doc: Postmortem | null = null;
+  let timer: number | undefined;
+  let saving = false;
+  let dirty = false;
+  const fields = new Map<keyof PostmortemSections, HTMLTextAreaElement>();
+  let timelineBox: HTMLTextAreaElement | null = null;
+  let followBox: HTMLTextAreaElement | null = null;
+
+  function render(p: Postmortem): void {
+    doc = p;
+    fields.clear();
+    const parts: HTMLElement[] = [];
+    for (const [key, label] of TEXT_SECTIONS) {
+      const ta = h('textarea', { name: key, rows: key === 'summary' || key === 'impact' ? 4 : 3, 'aria-label': label });
+      ta.value = String(p.sections[key] ?? '');
+      ta.addEventListener('input', changed);
+      fields.set(key, ta);
+      parts.push(h('label', { class: 'pm-section' }, h('h2', { class: 'section-title' }, label), ta));
+    }
+    timelineBox = h('textarea', { name: 'timeline', rows: 6, class: 'mono', 'aria-label': 'Timeline' });
+    timelineBox.value = (p.sections.timeline ?? []).map((e) => `${isoFull(e.at)}  ${e.text}`).join('\n');
+    timelineBox.addEventListener('input', changed);
+    followBox = h('textarea', { name: 'follow_ups', rows: 4, 'aria-label': 'Follow-up actions' });
+    followBox.value = (p.sections.follow_ups ?? []).join('\n');
+    followBox.addEventListener('input', changed);
+    replace(body,
+      p.draft ? h('p', { class: 'banner' }, 'Draft pre-filled from the incident (its times, supported hypotheses, pinned timeline entries and actions). It is saved as soon as you edit it.') : null,
+      parts,
+      h('label', { class: 'pm-section' }, h('h2', { class: 'section-title' }, 'Timeline'),
+        h('span', { class: 'muted small' }, 'One entry a line: ISO time, two spaces, what happened. Pin entries on the incident page to add them to a new draft.'), timelineBox),
+      h('label', { class: 'pm-section' }, h('h2', { class: 'section-title' }, 'Follow-up actions'), followBox));
+    status.textContent = p.draft ? 'not saved yet' : `version ${p.version}${p.updated_at ? ` · saved ${clockAt(p.updated_at)}` : ''}`;
+  }
+
+  function sections(): PostmortemSections | string {
+    const s = {} as PostmortemSections;
+    for (const [key] of TEXT_SECTIONS) (s as unknown as Record<string, string>)[key] = fields.get(key)?.value ?? '';
+    s.timeline = [];
+    for (const line of (timelineBox?.value ?? '').split('\n')) {
+      if (!line.trim()) continue;
+      const m = /^(\S+)\s+(.*)$/.exec(line.trim());
+      const at = m ? Date.parse(m[1]!) : NaN;
+      if (!m || Number.isNaN(at)) return `Timeline line "${line.trim().slice(0, 40)}" does not start with an ISO time`;
+      s.timeline.push({ at: new Date(at).toISOString(), text: m[2]! });
+    }
+    s.follow_ups = (followBox?.value ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+    return s;
+  }
+
+  function changed(): void {
+    dirty = true;
+    status.textContent = 'editing…';
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => void save(), AUTOSAVE_MS);
+  }
+
+  async function save(): Promise<void> {
+    if (!doc || saving || !dirty) return;
+    const s = sections();
+    if (typeof s === 'string') {
+      status.textContent = s;
+      return;
+    }
+    saving = true;
+    dirty = false;
+    status.textContent = 'saving…';
+    try {
+      const saved = await api.savePostmortem(id, doc.version, s);
+      doc = saved;
+      status.textContent = `version ${saved.version} · saved ${clockAt(saved.updated_at ?? new Date().toISOString())}`;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) {
+        toast('Someone else saved this postmortem first: showing their version, yours was not saved', 'error');
+        render(await api.postmortem(id));
+      } else {
+        dirty = true;
+        status.textContent = `not saved: ${errorMessage(e)}`;
+      }
+    } finally {
+      saving = false;
+    }
+    if (dirty) changed();
+  }
+
+  async function download(format: 'html' | 'zip'): Promise<void> {
+    try {
+      await save();
+      const blob = await api.postmortemExport(id, format);
+      const a = h('a', { href: URL.createObjectURL(blob), download: `postmortem-incident-${id}.${format}` });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    } catch (e) {
+      toast(errorMessage(e), 'error');
+    }
+  }
+
+  api.postmortem(id).then(render, (e: unknown) => replace(body, errorLine(`Could not load the postmortem: ${errorMessage(e)}`)));
+  return {
+    el,
+    dispose: () => {
+      window.clearTimeout(timer);
+      if (dirty) void save();
+    },
+  };
+}
