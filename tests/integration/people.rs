@@ -197,7 +197,7 @@ async fn roles_change_hands_on_the_timeline() {
 }
 
 #[tokio::test]
-async fn unknown_roles_and_people_are_422_naming_the_field_and_write_nothing() {
+async fn unknown_roles_422_and_unknown_people_404_name_the_field_and_write_nothing() {
     let app = TestApp::spawn().await;
     let inc = app.incident("t").await;
     app.create("/api/v1/people", &json!({"name": "Bo", "handle": "bo"}))
@@ -216,25 +216,33 @@ async fn unknown_roles_and_people_are_422_naming_the_field_and_write_nothing() {
     )
     .await;
     assert!(msg.starts_with("role must be one of"), "{msg}");
-    let msg = invalid(
-        put(
-            &app,
-            &format!("/api/v1/incidents/{inc}/roles/scribe"),
-            &json!({"person": "nobody"}),
-        )
-        .await,
+    // Nobody by that id, handle or name: not found, naming the field.
+    let res = put(
+        &app,
+        &format!("/api/v1/incidents/{inc}/roles/scribe"),
+        &json!({"person": "nobody"}),
     )
     .await;
+    assert_eq!(res.status(), 404);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let msg = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(msg.starts_with("person:"), "{msg}");
-    let msg = invalid(
-        put(
-            &app,
-            &format!("/api/v1/incidents/{inc}/roles/scribe"),
-            &json!({"person": "999"}),
-        )
-        .await,
+    // Nobody by that id, handle or name: not found, naming the field.
+    let res = put(
+        &app,
+        &format!("/api/v1/incidents/{inc}/roles/scribe"),
+        &json!({"person": "999"}),
     )
     .await;
+    assert_eq!(res.status(), 404);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let msg = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(msg.starts_with("person:"), "{msg}");
     let msg = invalid(
         put(

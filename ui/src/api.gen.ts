@@ -438,7 +438,7 @@ export interface paths {
         get?: never;
         /**
          * Give a role (`commander`, `communications`, `scribe` change hands; `participant` adds) to
-         *     a person by id, handle or name; the timeline records it. An unknown role or person is 422.
+         *     a person by id, handle or name; the timeline records it. An unknown role is 422, a person nobody is called 404.
          */
         put: operations["assign_role"];
         post?: never;
@@ -4903,7 +4903,7 @@ export interface operations {
                  * @description `html` (one file, screenshots inside), `zip` (Markdown and the screenshots as files) or
                  *     `markdown`.
                  */
-                format: string;
+                format: "html" | "zip" | "markdown" | "md";
             };
             header?: never;
             path: {
@@ -4913,11 +4913,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The postmortem as HTML, a zip or Markdown (`format`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    "text/html": string;
+                    "application/zip": number[];
                     "text/markdown": string;
                 };
             };

@@ -39,6 +39,11 @@ const VALIDATED_BODIES: &[&str] = &[
     "ActionPatch",
     "AnalyzeRequest",
     "NotifyBody",
+    "EvidencePatch",
+    "NewPerson",
+    "RoleAssignment",
+    "NewStatusUpdate",
+    "TimelinePatch",
 ];
 
 /// Routes that read their body as raw bytes (no JSON extractor: no 415, their own 400/422).
@@ -206,7 +211,11 @@ fn add_text_patterns(o: &mut Object) {
         let RefOr::T(Schema::Object(p)) = prop else {
             continue;
         };
-        if !is_string(&p.schema_type) || p.format.is_some() || p.enum_values.is_some() {
+        if !is_string(&p.schema_type)
+            || p.format.is_some()
+            || p.enum_values.is_some()
+            || p.pattern.is_some()
+        {
             continue;
         }
         let nonblank = p.min_length.is_some_and(|m| m >= 1);

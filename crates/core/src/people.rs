@@ -118,7 +118,7 @@ impl CommandService {
         self.db.run(move |s| s.assign_role(incident_id, role, &who))
             .await?
             .ok_or_else(|| {
-                CoreError::Invalid(format!(
+                CoreError::NotFound(format!(
                     "person: nobody called {asked:?} (by id, handle or name); add them with POST /api/v1/people"
                 ))
             })

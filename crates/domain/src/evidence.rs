@@ -99,6 +99,7 @@ pub struct NewEvidence {
 pub struct EvidencePatch {
     /// New label.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
     pub title: Option<String>,
     /// When it happened, as in `NewEvidence`; overrides a derived time for good.
     #[serde(default)]

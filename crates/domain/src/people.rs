@@ -26,12 +26,15 @@ pub struct Person {
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
     /// How they are shown (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Chat handle, unique (a leading `@` is dropped).
     #[serde(default)]
+    #[schema(pattern = r"^@*[A-Za-z0-9._-]{0,64}$")]
     pub handle: Option<String>,
     /// Email address.
     #[serde(default)]
+    #[schema(max_length = 254, pattern = r"^([\x21-\x7E]*@[\x21-\x7E]*)?$")]
     pub email: Option<String>,
 }
 
@@ -40,6 +43,7 @@ pub struct NewPerson {
 #[serde(deny_unknown_fields)]
 pub struct RoleAssignment {
     /// Who: a person's id, handle (`ana`, `@ana`) or exact name.
+    #[schema(min_length = 1, max_length = 200)]
     pub person: String,
 }
 

@@ -78,6 +78,7 @@ pub struct PostmortemSave {
 pub struct TimelinePatch {
     /// New wording (notes and observations only).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: Option<String>,
     /// New time, as in `NewTimelineEvent` (notes and observations only).
     #[serde(default)]

@@ -32,6 +32,7 @@ pub struct StatusUpdate {
 #[serde(deny_unknown_fields)]
 pub struct NewStatusUpdate {
     /// What is known and being done (1 to 4000 characters).
+    #[schema(min_length = 1, max_length = 4000)]
     pub text: String,
     /// Who is affected and how.
     #[serde(default)]

@@ -73,7 +73,7 @@ pub async fn roles(
 }
 
 /// Give a role (`commander`, `communications`, `scribe` change hands; `participant` adds) to
-/// a person by id, handle or name; the timeline records it. An unknown role or person is 422.
+/// a person by id, handle or name; the timeline records it. An unknown role is 422, a person nobody is called 404.
 #[utoipa::path(put, path = "/incidents/{id}/roles/{role}", tag = "people",
     params(("id" = i64, Path), ("role" = Role, Path)), request_body = RoleAssignment,
     responses((status = 200, body = IncidentRoles), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -72,30 +72,39 @@ pub async fn save(
 pub struct PmExportQuery {
     /// `html` (one file, screenshots inside), `zip` (Markdown and the screenshots as files) or
     /// `markdown`.
-    pub format: String,
+    #[param(inline)]
+    pub format: PmFormat,
+}
+
+/// What the postmortem is exported as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PmFormat {
+    /// One self-contained HTML file, screenshots embedded.
+    Html,
+    /// Markdown with the screenshots as files beside it, zipped.
+    Zip,
+    /// Markdown alone.
+    Markdown,
+    /// Same as `markdown`.
+    Md,
 }
 
 /// Export the postmortem as self-contained HTML, a Markdown+screenshots zip, or Markdown.
 #[utoipa::path(get, path = "/incidents/{id}/postmortem/export", tag = "postmortem",
     params(("id" = i64, Path), PmExportQuery),
-    responses((status = 200, content_type = "text/html", body = String),
-        (status = 200, content_type = "application/zip", body = Vec<u8>),
-        (status = 200, content_type = "text/markdown", body = String),
+    responses((status = 200, description = "The postmortem as HTML, a zip or Markdown (`format`)",
+            content((String = "text/html"), (Vec<u8> = "application/zip"), (String = "text/markdown"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn export(
     State(s): State<Arc<CommandService>>,
     Path(id): Path<i64>,
     Query(q): Query<PmExportQuery>,
 ) -> ApiResult<Response> {
-    let (mime, ext) = match q.format.as_str() {
-        "html" => ("text/html; charset=utf-8", "html"),
-        "zip" => ("application/zip", "zip"),
-        "markdown" | "md" => ("text/markdown; charset=utf-8", "md"),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "format must be `html`, `zip` or `markdown`, got {other:?}"
-            )))
-        }
+    let (mime, ext) = match q.format {
+        PmFormat::Html => ("text/html; charset=utf-8", "html"),
+        PmFormat::Zip => ("application/zip", "zip"),
+        PmFormat::Markdown | PmFormat::Md => ("text/markdown; charset=utf-8", "md"),
     };
     let b = s.postmortem_bundle(id).await?;
     let body = match ext {
