@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::Remote;
+use crate::client::Remote;
 use crate::client::Client;
 
 /// Options of `capture`.

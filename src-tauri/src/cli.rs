@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::client::Remote;
 use opslens_domain::{EvidenceType, IncidentStatus, Severity};
 
 /// OpsLens: a local-first incident workspace. Without a subcommand it opens the desktop app
@@ -107,17 +109,6 @@ pub struct ServeArgs {
     /// Model selection and location.
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,
-}
-
-/// How CLI commands reach the server.
-#[derive(Debug, Args)]
-pub struct Remote {
-    /// Server address; default: the one a running `serve` recorded, else 127.0.0.1:8000.
-    #[arg(long, env = "OPSLENS_ADDR")]
-    pub addr: Option<String>,
-    /// Print the raw JSON answer.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `opslens incident …`

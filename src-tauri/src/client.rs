@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
+use clap::Args;
 use opslens_core::token::ApiToken;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -75,4 +76,28 @@ impl Client {
         let code = body["error"]["code"].as_str().unwrap_or("error");
         bail!("{status} {code}: {msg}")
     }
+}
+
+/// How CLI commands reach the server.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// Server address; default: the one a running `serve` recorded, else 127.0.0.1:8000.
+    #[arg(long, env = "OPSLENS_ADDR")]
+    pub addr: Option<String>,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn print(
+    remote: &Remote,
+    v: &Value,
+    human: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        println!("{}", human(v));
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::Remote;
+use crate::client::Remote;
 use crate::client::Client;
 
 /// Where a command writes: an incident (default: the active one) at a time (default: now).
@@ -94,7 +94,7 @@ pub async fn note(data_dir: &Path, args: NoteArgs) -> anyhow::Result<()> {
                 .json(&body),
         )
         .await?;
-    crate::commands::print(&args.remote, &v, |v| {
+    crate::client::print(&args.remote, &v, |v| {
         format!("note on incident #{id} at {}", time_note(v))
     })
 }
@@ -186,7 +186,7 @@ pub async fn role(data_dir: &Path, args: RoleArgs) -> anyhow::Result<()> {
         )
         .await?
     };
-    crate::commands::print(&args.remote, &v, |v| {
+    crate::client::print(&args.remote, &v, |v| {
         format!("incident #{id}: {}", roles_line(v))
     })
 }
@@ -210,14 +210,14 @@ pub async fn config(data_dir: &Path, cmd: ConfigCmd) -> anyhow::Result<()> {
                 _ => bail!("unknown setting {key:?}: use name, handle or email"),
             }
             let v = c.send(c.request(Method::PUT, "/me").json(&body)).await?;
-            crate::commands::print(&remote, &v, |v| {
+            crate::client::print(&remote, &v, |v| {
                 format!("{key} = {}", v[key.as_str()].as_str().unwrap_or(""))
             })
         }
         ConfigCmd::Get { remote } => {
             let c = Client::new(data_dir, remote.addr.as_deref())?;
             let v = c.send(c.request(Method::GET, "/me")).await?;
-            crate::commands::print(&remote, &v, |v| {
+            crate::client::print(&remote, &v, |v| {
                 ["name", "handle", "email"]
                     .iter()
                     .map(|k| format!("{k} = {}", v[*k].as_str().unwrap_or("")))
@@ -262,7 +262,7 @@ pub async fn update(data_dir: &Path, args: UpdateArgs) -> anyhow::Result<()> {
                 .json(&body),
         )
         .await?;
-    crate::commands::print(&args.remote, &v, |v| {
+    crate::client::print(&args.remote, &v, |v| {
         let next = v["next_update_at"]
             .as_str()
             .map(|n| format!("; next update due {}", human_time(n)))
@@ -303,7 +303,7 @@ pub async fn hypothesis(data_dir: &Path, args: ItemArgs) -> anyhow::Result<()> {
                 .json(&json!({ "statement": args.text })),
         )
         .await?;
-    crate::commands::print(&args.remote, &v, |v| {
+    crate::client::print(&args.remote, &v, |v| {
         format!(
             "hypothesis #{} on incident #{id} ({})",
             v["id"],
@@ -322,7 +322,7 @@ pub async fn action(data_dir: &Path, args: ItemArgs) -> anyhow::Result<()> {
                 .json(&json!({ "title": args.text, "owner": args.owner })),
         )
         .await?;
-    crate::commands::print(&args.remote, &v, |v| {
+    crate::client::print(&args.remote, &v, |v| {
         let owner = v["owner"]
             .as_str()
             .map(|o| format!(" for @{o}"))

@@ -6,7 +6,7 @@ mod capture_cmd;
 mod cli;
 mod client;
 mod command_cli;
-mod commands;
+mod dispatch;
 pub mod config;
 mod desktop;
 mod models_cmd;
@@ -26,7 +26,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
     init_tracing();
-    match commands::dispatch(cli) {
+    match dispatch::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", report::render(&e, verbose));

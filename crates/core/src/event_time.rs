@@ -1,10 +1,9 @@
 //! Event times of evidence and timeline entries: what a person gave, else what the content
 //! says, else the moment it was recorded.
 
-use opslens_domain::{Evidence, EvidencePatch, OccurredAtSource};
+use opslens_domain::OccurredAtSource;
 use opslens_store::At;
 
-use crate::evidence::EvidenceService;
 use crate::when::{earliest_in_text, parse_time, Parsed};
 use crate::CoreError;
 
@@ -38,26 +37,4 @@ pub(crate) fn evidence_time(
         source: OccurredAtSource::Derived,
     });
     Ok((derived, None))
-}
-
-impl EvidenceService {
-    /// Relabels evidence or sets the time it happened (a person's time: kept for good).
-    pub async fn update_evidence(
-        &self,
-        id: i64,
-        patch: EvidencePatch,
-    ) -> Result<Evidence, CoreError> {
-        let title = match &patch.title {
-            Some(t) => Some(crate::validate::required("title", t, 500)?),
-            None => None,
-        };
-        let at = given_time(patch.occurred_at.as_deref())?;
-        let time = at.as_ref().map(|p| p.at);
-        let mut ev = self
-            .db
-            .run(move |s| s.update_evidence(id, title.as_deref(), time))
-            .await?;
-        ev.assumed_zone = at.and_then(|p| p.assumed_zone);
-        Ok(ev)
-    }
 }

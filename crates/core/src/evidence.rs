@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use opslens_domain::{AnalysisState, Evidence, EvidenceType, NewEvidence};
+use opslens_domain::{AnalysisState, Evidence, EvidencePatch, EvidenceType, NewEvidence};
 use opslens_store::NewImageEvidence;
 use tokio::sync::Semaphore;
 
@@ -145,5 +145,25 @@ impl EvidenceService {
             CoreError::internal(format!("image file {} unreadable", path.display()), e)
         })?;
         Ok((bytes, mime))
+    }
+
+    /// Relabels evidence or sets the time it happened (a person's time: kept for good).
+    pub async fn update_evidence(
+        &self,
+        id: i64,
+        patch: EvidencePatch,
+    ) -> Result<Evidence, CoreError> {
+        let title = match &patch.title {
+            Some(t) => Some(required("title", t, 500)?),
+            None => None,
+        };
+        let at = crate::event_time::given_time(patch.occurred_at.as_deref())?;
+        let time = at.as_ref().map(|p| p.at);
+        let mut ev = self
+            .db
+            .run(move |s| s.update_evidence(id, title.as_deref(), time))
+            .await?;
+        ev.assumed_zone = at.and_then(|p| p.assumed_zone);
+        Ok(ev)
     }
 }

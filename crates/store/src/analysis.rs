@@ -86,19 +86,6 @@ fn job_in(c: &rusqlite::Connection, id: i64) -> Result<AnalysisJob> {
     })
 }
 
-/// Queues the full analysis of a freshly stored screenshot (inside its insert transaction).
-pub(crate) fn queue_new_screenshot(
-    tx: &WriteTx<'_>,
-    evidence_id: i64,
-    at: &Timestamp,
-) -> Result<()> {
-    tx.execute(
-        "INSERT INTO analysis_job(evidence_id, state, created_at) VALUES (?1, 'queued', ?2)",
-        params![evidence_id, ts(at)],
-    )?;
-    Ok(())
-}
-
 /// Runs an `UPDATE evidence … RETURNING id, incident_id`, recording each row it changed;
 /// returns how many.
 fn updated_evidence(tx: &WriteTx<'_>, sql: &str, p: impl rusqlite::Params) -> Result<usize> {

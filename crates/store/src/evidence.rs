@@ -127,6 +127,19 @@ pub(crate) fn added(tx: &WriteTx<'_>, incident_id: i64, id: i64, at: At) -> Resu
     Ok(ev)
 }
 
+/// Queues the full analysis of a freshly stored screenshot (inside its insert transaction).
+fn queue_new_screenshot(
+    tx: &WriteTx<'_>,
+    evidence_id: i64,
+    at: &Timestamp,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO analysis_job(evidence_id, state, created_at) VALUES (?1, 'queued', ?2)",
+        params![evidence_id, ts(at)],
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Adds text evidence (log, note, metric, …) and its timeline event, recorded now.
     pub fn add_text_evidence(
@@ -178,7 +191,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            crate::analysis::queue_new_screenshot(tx, id, &t)?;
+            queue_new_screenshot(tx, id, &t)?;
             added(tx, incident_id, id, At::recorded(t))
         });
         if inserted.is_err() {

@@ -96,7 +96,6 @@ pub(super) async fn announce(
         }
     };
     notify(app, &title, &body);
-    super::tray::refresh(app).await;
 }
 
 /// Shows a desktop notification; failures are only logged.

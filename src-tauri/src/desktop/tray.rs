@@ -10,8 +10,8 @@ use tauri::{AppHandle, Manager, Wry};
 
 use super::Desktop;
 
-/// How often the tray re-reads the active incident (it changes from the UI and the API too).
-const REFRESH: Duration = Duration::from_secs(15);
+/// How often the tray re-reads the active incident when the change feed is quiet.
+const REFRESH: Duration = Duration::from_secs(60);
 
 struct Tray {
     icon: TrayIcon<Wry>,
@@ -25,9 +25,17 @@ pub fn install(app: &AppHandle<Wry>) {
             app.manage(tray);
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
+                // Follows the change feed: whatever changes incidents (a capture, the UI, the
+                // API, a sync) updates the tray, without the capture paths knowing the tray.
+                let mut changes = app.try_state::<Desktop>().map(|d| d.services.feed.subscribe());
                 loop {
                     refresh(&app).await;
-                    tokio::time::sleep(REFRESH).await;
+                    match changes.as_mut() {
+                        Some(rx) => {
+                            let _ = tokio::time::timeout(REFRESH, rx.recv()).await;
+                        }
+                        None => tokio::time::sleep(REFRESH).await,
+                    }
                 }
             });
         }

@@ -10,7 +10,7 @@ import {
   type Hypothesis, type HypothesisStatus,
 } from '../types.js';
 import { errorMessage } from '../app.js';
-import type { Ctx } from './detail.js';
+import type { Ctx } from './ctx.js';
 import { openViewer } from './viewer.js';
 
 const COLUMN_HINT: Record<HypothesisStatus, string> = {

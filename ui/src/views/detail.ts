@@ -3,6 +3,7 @@
 // analysis step or edit made anywhere shows here within a fraction of a second; a slow poll
 // remains as a fallback, faster while the feed is down and screenshots are being analysed.
 
+import type { Ctx, Part } from './ctx.js';
 import { api } from '../api.js';
 import { liveConnected, subscribe } from '../live.js';
 import { empty, errorLine, loading, severityBadge, statusBadge, toast } from '../components.js';
@@ -20,23 +21,7 @@ import { nextUpdate, statusUpdateDialog } from './updates.js';
 import { isoFull, readField, timeEl, timeField } from '../when.js';
 import { actionsSection, hypothesesSection } from './board.js';
 
-/** Everything known about the incident on screen, shared by its sections. */
-export interface Ctx {
-  id: number;
-  incident: Incident | null;
-  roles: IncidentRoles | null;
-  people: Person[];
-  evidence: Evidence[];
-  timeline: TimelineEvent[];
-  hypotheses: Hypothesis[];
-  actions: Action[];
-  /** Re-reads parts from the server and re-renders what depends on them. */
-  refresh: (...parts: Part[]) => Promise<void>;
-  /** Called after every refresh (the open viewer follows its evidence this way). */
-  listeners: Set<() => void>;
-}
 
-export type Part = 'incident' | 'evidence' | 'timeline' | 'hypotheses' | 'actions';
 
 const ACTIVE = new Set(['queued', 'running']);
 /** Events arriving within this window are answered with one refetch. */

@@ -7,7 +7,7 @@ import { h, replace, select } from '../dom.js';
 import { bytes, cap, clock } from '../format.js';
 import { TEXT_EVIDENCE, type Evidence, type TextEvidenceType } from '../types.js';
 import { errorMessage } from '../app.js';
-import type { Ctx } from './detail.js';
+import type { Ctx } from './ctx.js';
 import { openViewer, summaryOf } from './viewer.js';
 import { parseTyped, readField, timeEl, timeField } from '../when.js';
 

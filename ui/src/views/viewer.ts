@@ -6,7 +6,7 @@ import { analysisBadge, dialog, kbd } from '../components.js';
 import { h, replace, type Child } from '../dom.js';
 import { bytes, clock } from '../format.js';
 import type { Evidence } from '../types.js';
-import type { Ctx } from './detail.js';
+import type { Ctx } from './ctx.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -1,4 +1,5 @@
-//! What each subcommand does.
+//! The CLI's dispatcher: runs the parsed command line (the desktop app, `serve`, and each
+//! subcommand), most of them as calls to the running server.
 
 use std::io::Read;
 use std::path::Path;
@@ -9,8 +10,8 @@ use opslens_core::token::ApiToken;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::{Cli, Command, EvidenceCmd, IncidentCmd, OpenArgs, Remote, ServeArgs};
-use crate::client::Client;
+use crate::cli::{Cli, Command, EvidenceCmd, IncidentCmd, OpenArgs, ServeArgs};
+use crate::client::{print, Client, Remote};
 use crate::config;
 use crate::server::Server;
 
@@ -182,18 +183,6 @@ async fn shutdown_signal() {
     }
 }
 
-pub(crate) fn print(
-    remote: &Remote,
-    v: &Value,
-    human: impl FnOnce(&Value) -> String,
-) -> anyhow::Result<()> {
-    if remote.json {
-        println!("{}", serde_json::to_string_pretty(v)?);
-    } else {
-        println!("{}", human(v));
-    }
-    Ok(())
-}
 
 fn incident_line(i: &Value) -> String {
     format!(
