@@ -8,8 +8,8 @@ use clap::{Args, ValueEnum};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::client::Remote;
 use crate::client::Client;
+use crate::client::Remote;
 
 /// Options of `capture`.
 #[derive(Debug, Args)]

@@ -9,8 +9,8 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::client::Remote;
 use crate::client::Client;
+use crate::client::Remote;
 
 /// Where a command writes: an incident (default: the active one) at a time (default: now).
 #[derive(Debug, Args)]

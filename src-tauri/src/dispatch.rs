@@ -183,7 +183,6 @@ async fn shutdown_signal() {
     }
 }
 
-
 fn incident_line(i: &Value) -> String {
     format!(
         "#{:<5} {:<8} {:<13} {}",

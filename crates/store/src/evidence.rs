@@ -131,7 +131,7 @@ pub(crate) fn added(tx: &WriteTx<'_>, incident_id: i64, id: i64, at: At) -> Resu
 fn queue_new_screenshot(
     tx: &WriteTx<'_>,
     evidence_id: i64,
-    at: &Timestamp,
+    at: &opslens_domain::Timestamp,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO analysis_job(evidence_id, state, created_at) VALUES (?1, 'queued', ?2)",

@@ -27,7 +27,9 @@ pub fn install(app: &AppHandle<Wry>) {
             tauri::async_runtime::spawn(async move {
                 // Follows the change feed: whatever changes incidents (a capture, the UI, the
                 // API, a sync) updates the tray, without the capture paths knowing the tray.
-                let mut changes = app.try_state::<Desktop>().map(|d| d.services.feed.subscribe());
+                let mut changes = app
+                    .try_state::<Desktop>()
+                    .map(|d| d.services.feed.subscribe());
                 loop {
                     refresh(&app).await;
                     match changes.as_mut() {

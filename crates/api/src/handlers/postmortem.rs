@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiResult;
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::extract::{Json, Path, Query};
 
 /// The postmortem; before the first save, the template pre-filled from the incident
