@@ -305,8 +305,9 @@ async fn exports_carry_the_screenshots() {
     } else {
         assert_eq!(&zip[..4], b"PK\x03\x04");
     }
+    // The format is an enum in the spec; anything else is the query's 400.
     let res = export(&app, id, "pdf").await;
-    assert_eq!(error_code(res, 400).await, "bad_request");
+    assert_eq!(error_code(res, 400).await, "invalid_query");
     let res = app
         .get("/api/v1/incidents/999/postmortem/export?format=html")
         .await;
