@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use opslens_core::capture::{CaptureFailure, Captured};
 use opslens_domain::CaptureTarget;
-use tauri::{AppHandle, Manager, Wry};
+use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_notification::NotificationExt;
 
 use super::Desktop;
@@ -18,7 +18,7 @@ static BUSY: AtomicBool = AtomicBool::new(false);
 
 /// Starts a capture in the background; returns at once (the shortcut handler runs on the
 /// event loop, which must not wait for X11 and PNG encoding).
-pub fn from_shortcut(app: &AppHandle<Wry>) {
+pub fn from_shortcut<R: Runtime>(app: &AppHandle<R>) {
     if BUSY.swap(true, Ordering::AcqRel) {
         tracing::debug!("capture already running; ignoring the shortcut");
         return;
@@ -30,7 +30,7 @@ pub fn from_shortcut(app: &AppHandle<Wry>) {
     });
 }
 
-async fn run(app: &AppHandle<Wry>) {
+async fn run<R: Runtime>(app: &AppHandle<R>) {
     let Some(d) = app.try_state::<Desktop>() else {
         return;
     };
@@ -50,8 +50,8 @@ async fn run(app: &AppHandle<Wry>) {
 /// Tells the user how a capture ended (a notification naming the incident and the size, or
 /// why it failed) and refreshes the tray, whose active incident a capture may have opened.
 /// Shared by the monitor capture and the region overlay.
-pub(super) async fn announce(
-    app: &AppHandle<Wry>,
+pub(super) async fn announce<R: Runtime>(
+    app: &AppHandle<R>,
     done: &str,
     result: Result<Captured, String>,
     started: Instant,
@@ -99,7 +99,7 @@ pub(super) async fn announce(
 }
 
 /// Shows a desktop notification; failures are only logged.
-pub(super) fn notify(app: &AppHandle<Wry>, title: &str, body: &str) {
+pub(super) fn notify<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str) {
     if let Err(e) = app.notification().builder().title(title).body(body).show() {
         tracing::warn!(error = %e, "notification not shown");
     }

@@ -10,7 +10,8 @@
 //! binary with the UI assets and loaded from Tauri's own protocol, not from the server: it
 //! never holds the API token. It calls the four commands below, which only its window label
 //! is granted (`capabilities/region.json`); the main window, a remote origin to Tauri, gets
-//! none of them.
+//! none of them. The commands are generic over the Tauri runtime, so the unit tests run them on
+//! the mock runtime without a display.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use tauri::ipc::Response;
 use tauri::{
     AppHandle, Manager, PhysicalPosition, PhysicalSize, State, WebviewUrl, WebviewWindowBuilder,
-    WindowEvent, Wry,
+    Runtime, WindowEvent,
 };
 
 use super::Desktop;
@@ -63,7 +64,7 @@ impl Selecting {
 
 /// Starts a region selection in the background (the shortcut handler runs on the event
 /// loop, which must not wait for the grab); focuses the overlay where one is open already.
-pub fn start(app: &AppHandle<Wry>) {
+pub fn start<R: Runtime>(app: &AppHandle<R>) {
     if let Some(w) = app.get_webview_window(REGION_WINDOW) {
         // A hidden one is still drawing its frame: its page (or the fallback) shows it.
         if w.is_visible().unwrap_or(false) {
@@ -87,7 +88,7 @@ pub fn start(app: &AppHandle<Wry>) {
 }
 
 /// Freezes the monitor under the pointer and opens the overlay over it.
-async fn open(app: &AppHandle<Wry>) -> Result<(), String> {
+async fn open<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
     let started = Instant::now();
     let frame = tokio::task::spawn_blocking(opslens_capture::freeze)
         .await
@@ -137,7 +138,7 @@ async fn open(app: &AppHandle<Wry>) -> Result<(), String> {
 
 /// Shows the overlay fullscreen on the monitor it was placed on (fullscreen takes the
 /// window's monitor, and hides panels a plain window would leave) and gives it the keyboard.
-fn show(window: &tauri::WebviewWindow<Wry>) {
+fn show<R: Runtime>(window: &tauri::WebviewWindow<R>) {
     let shown = window
         .show()
         .and_then(|()| window.set_fullscreen(true))
@@ -148,7 +149,7 @@ fn show(window: &tauri::WebviewWindow<Wry>) {
 }
 
 /// Ends the selection: drops the frame and closes the overlay.
-fn end(app: &AppHandle<Wry>) -> Option<Arc<Frame>> {
+fn end<R: Runtime>(app: &AppHandle<R>) -> Option<Arc<Frame>> {
     let frame = app.state::<Selecting>().set(None);
     if let Some(w) = app.get_webview_window(REGION_WINDOW) {
         let _ = w.destroy();
@@ -173,7 +174,7 @@ pub async fn region_frame(state: State<'_, Selecting>) -> Result<Response, Strin
 
 /// The page has drawn the frame: the overlay is shown now.
 #[tauri::command]
-pub async fn region_shown(app: AppHandle<Wry>) -> Result<(), String> {
+pub async fn region_shown<R: Runtime>(app: AppHandle<R>) -> Result<(), String> {
     let w = app
         .get_webview_window(REGION_WINDOW)
         .ok_or("no region selection is open")?;
@@ -211,7 +212,7 @@ impl From<Picked> for Selection {
 /// notifies in the background. An empty rectangle (a click) is refused and the overlay stays,
 /// so the user can drag again.
 #[tauri::command]
-pub async fn region_select(app: AppHandle<Wry>, selection: Picked) -> Result<(), String> {
+pub async fn region_select<R: Runtime>(app: AppHandle<R>, selection: Picked) -> Result<(), String> {
     let sel = Selection::from(selection);
     let frame = app
         .state::<Selecting>()
@@ -232,8 +233,8 @@ pub async fn region_select(app: AppHandle<Wry>, selection: Picked) -> Result<(),
     Ok(())
 }
 
-async fn store(
-    app: &AppHandle<Wry>,
+async fn store<R: Runtime>(
+    app: &AppHandle<R>,
     frame: Arc<Frame>,
     sel: Selection,
 ) -> Result<opslens_core::capture::Captured, String> {
@@ -253,9 +254,91 @@ async fn store(
 
 /// Cancels the selection (Esc, a right click): nothing is stored.
 #[tauri::command]
-pub async fn region_cancel(app: AppHandle<Wry>) -> Result<(), String> {
+pub async fn region_cancel<R: Runtime>(app: AppHandle<R>) -> Result<(), String> {
     if end(&app).is_some() {
         tracing::info!("region selection cancelled");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
+    use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime};
+    use tauri::webview::InvokeRequest;
+    use tauri::WebviewWindow;
+
+    use super::*;
+
+    fn overlay() -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+        let app = mock_builder()
+            .manage(Selecting::default())
+            .invoke_handler(tauri::generate_handler![
+                region_frame,
+                region_shown,
+                region_select,
+                region_cancel
+            ])
+            .build(mock_context(noop_assets()))
+            .expect("mock app");
+        let w = WebviewWindowBuilder::new(&app, REGION_WINDOW, WebviewUrl::default())
+            .build()
+            .expect("mock overlay window");
+        (app, w)
+    }
+
+    fn call(
+        w: &WebviewWindow<MockRuntime>,
+        cmd: &str,
+        body: Value,
+    ) -> Result<InvokeResponseBody, Value> {
+        get_ipc_response(
+            w,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: tauri::test::INVOKE_KEY.to_string(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_overlay_commands_hand_out_the_frame_refuse_an_empty_selection_and_cancel() {
+        let (app, w) = overlay();
+        let closed = call(&w, "region_frame", json!({})).unwrap_err();
+        assert!(closed.to_string().contains("no region selection is open"), "{closed}");
+
+        let image = image::RgbaImage::from_pixel(4, 3, image::Rgba([10, 20, 30, 255]));
+        app.state::<Selecting>().set(Some(Arc::new(Frame {
+            image,
+            x: 0,
+            y: 0,
+            name: "mock".into(),
+        })));
+        // The page gets width and height (u32 LE) and then the RGBA rows.
+        let InvokeResponseBody::Raw(bytes) = call(&w, "region_frame", json!({})).unwrap() else {
+            panic!("the frame is sent raw");
+        };
+        assert_eq!(&bytes[..8], &[4, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(bytes.len(), 8 + 4 * 3 * 4);
+        assert_eq!(&bytes[8..12], &[10, 20, 30, 255]);
+
+        // A click (no area) is refused and the selection stays open for a drag.
+        let click = json!({"selection": {"x": 1.0, "y": 1.0, "width": 0.0, "height": 0.0,
+            "viewWidth": 4.0, "viewHeight": 3.0}});
+        let refused = call(&w, "region_select", click).unwrap_err();
+        assert!(refused.to_string().contains("empty"), "{refused}");
+        assert!(app.state::<Selecting>().frame().is_some());
+
+        // Esc: nothing stored, the frame let go.
+        call(&w, "region_cancel", json!({})).unwrap();
+        assert!(app.state::<Selecting>().frame().is_none());
+        let gone = call(&w, "region_frame", json!({})).unwrap_err();
+        assert!(gone.to_string().contains("no region selection is open"), "{gone}");
+    }
 }
