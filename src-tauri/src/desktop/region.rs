@@ -21,8 +21,8 @@ use opslens_capture::{Frame, Selection};
 use serde::Deserialize;
 use tauri::ipc::Response;
 use tauri::{
-    AppHandle, Manager, PhysicalPosition, PhysicalSize, State, WebviewUrl, WebviewWindowBuilder,
-    Runtime, WindowEvent,
+    AppHandle, Manager, PhysicalPosition, PhysicalSize, Runtime, State, WebviewUrl,
+    WebviewWindowBuilder, WindowEvent,
 };
 
 use super::Desktop;
@@ -311,7 +311,10 @@ mod tests {
     fn the_overlay_commands_hand_out_the_frame_refuse_an_empty_selection_and_cancel() {
         let (app, w) = overlay();
         let closed = call(&w, "region_frame", json!({})).unwrap_err();
-        assert!(closed.to_string().contains("no region selection is open"), "{closed}");
+        assert!(
+            closed.to_string().contains("no region selection is open"),
+            "{closed}"
+        );
 
         let image = image::RgbaImage::from_pixel(4, 3, image::Rgba([10, 20, 30, 255]));
         app.state::<Selecting>().set(Some(Arc::new(Frame {
@@ -339,6 +342,9 @@ mod tests {
         call(&w, "region_cancel", json!({})).unwrap();
         assert!(app.state::<Selecting>().frame().is_none());
         let gone = call(&w, "region_frame", json!({})).unwrap_err();
-        assert!(gone.to_string().contains("no region selection is open"), "{gone}");
+        assert!(
+            gone.to_string().contains("no region selection is open"),
+            "{gone}"
+        );
     }
 }
