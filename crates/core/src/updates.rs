@@ -25,6 +25,7 @@ impl CommandService {
         new: NewStatusUpdate,
     ) -> Result<StatusUpdate, CoreError> {
         let text = required("text", &new.text, MAX_UPDATE)?;
+        crate::validate::optional_text("impact", new.impact.as_deref())?;
         let impact = new
             .impact
             .as_deref()
