@@ -33,23 +33,11 @@ pub struct ServerInfo {
     pub desktop: bool,
 }
 
-/// State shared by all handlers.
+/// State shared by all handlers: the services of the process plus what only the server knows.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// Incidents, timeline, search, export.
-    pub incidents: Arc<IncidentService>,
-    /// Evidence, screenshots, captures.
-    pub evidence: Arc<EvidenceService>,
-    /// Hypotheses and actions.
-    pub work: Arc<WorkService>,
-    /// Analysis queue, model, pulls.
-    pub analysis: Arc<AnalysisService>,
-    /// Integrations, outbox, webhooks.
-    pub integrations: Arc<IntegrationService>,
-    /// People, roles, status updates, postmortem.
-    pub command: Arc<CommandService>,
-    /// The change feed.
-    pub feed: Feed,
+    /// One service per use-case, and the change feed.
+    pub services: Services,
     /// Port, data dir, desktop facts.
     pub server: Arc<ServerInfo>,
     /// The screen `POST /capture` grabs.
@@ -80,37 +68,32 @@ impl AppState {
             screen: Screen(extras.screen),
             login: LoginCodes::new(token, port),
             closing,
-            incidents: services.incidents,
-            evidence: services.evidence,
-            work: services.work,
-            analysis: services.analysis,
-            integrations: services.integrations,
-            command: services.command,
-            feed: services.feed,
+            services,
         }
     }
 }
 
+/// Hands a handler one part of the state, e.g. `State<Arc<IncidentService>>`.
 macro_rules! parts {
-    ($($field:ident: $ty:ty),* $(,)?) => {$(
+    ($($($path:ident).+ => $ty:ty),* $(,)?) => {$(
         impl FromRef<AppState> for $ty {
             fn from_ref(s: &AppState) -> Self {
-                s.$field.clone()
+                s.$($path).+.clone()
             }
         }
     )*};
 }
 
 parts!(
-    incidents: Arc<IncidentService>,
-    evidence: Arc<EvidenceService>,
-    work: Arc<WorkService>,
-    analysis: Arc<AnalysisService>,
-    integrations: Arc<IntegrationService>,
-    command: Arc<CommandService>,
-    feed: Feed,
-    server: Arc<ServerInfo>,
-    screen: Screen,
-    login: LoginCodes,
-    closing: Option<Closing>,
+    services.incidents => Arc<IncidentService>,
+    services.evidence => Arc<EvidenceService>,
+    services.work => Arc<WorkService>,
+    services.analysis => Arc<AnalysisService>,
+    services.integrations => Arc<IntegrationService>,
+    services.command => Arc<CommandService>,
+    services.feed => Feed,
+    server => Arc<ServerInfo>,
+    screen => Screen,
+    login => LoginCodes,
+    closing => Option<Closing>,
 );
