@@ -215,71 +215,19 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// A zip of `files` without compression (PKWARE APPNOTE 4.3: local headers, central
-/// directory, end record; UTF-8 names; dated 1980-01-01).
+/// A zip of `files` without compression (screenshots are PNG/JPEG/WebP already), written by
+/// the `zip` crate; UTF-8 names.
 fn zip_stored(files: &[(String, &[u8])]) -> Vec<u8> {
-    const DATE: u16 = (1 << 5) | 1;
-    let mut out = Vec::new();
-    let mut central = Vec::new();
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, data) in files {
-        let crc = crc32fast::hash(data);
-        let offset = out.len() as u32;
-        let (size, nlen) = (data.len() as u32, name.len() as u16);
-        for part in [
-            &0x0403_4b50u32.to_le_bytes()[..],
-            &20u16.to_le_bytes(),
-            &0x0800u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &DATE.to_le_bytes(),
-            &crc.to_le_bytes(),
-            &size.to_le_bytes(),
-            &size.to_le_bytes(),
-            &nlen.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            name.as_bytes(),
-            data,
-        ] {
-            out.extend_from_slice(part);
-        }
-        for part in [
-            &0x0201_4b50u32.to_le_bytes()[..],
-            &20u16.to_le_bytes(),
-            &20u16.to_le_bytes(),
-            &0x0800u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &DATE.to_le_bytes(),
-            &crc.to_le_bytes(),
-            &size.to_le_bytes(),
-            &size.to_le_bytes(),
-            &nlen.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &0u16.to_le_bytes(),
-            &0u32.to_le_bytes(),
-            &offset.to_le_bytes(),
-            name.as_bytes(),
-        ] {
-            central.extend_from_slice(part);
-        }
+        // Writing into memory cannot fail but for a name zip refuses; none of ours is.
+        z.start_file(name.as_str(), opts).expect("zip entry");
+        z.write_all(data).expect("zip entry into memory");
     }
-    let (cd_offset, cd_size, n) = (out.len() as u32, central.len() as u32, files.len() as u16);
-    out.extend_from_slice(&central);
-    for part in [
-        &0x0605_4b50u32.to_le_bytes()[..],
-        &0u16.to_le_bytes(),
-        &0u16.to_le_bytes(),
-        &n.to_le_bytes(),
-        &n.to_le_bytes(),
-        &cd_size.to_le_bytes(),
-        &cd_offset.to_le_bytes(),
-        &0u16.to_le_bytes(),
-    ] {
-        out.extend_from_slice(part);
-    }
-    out
+    z.finish().expect("zip into memory").into_inner()
 }
 
 #[cfg(test)]
