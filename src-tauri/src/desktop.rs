@@ -63,6 +63,7 @@ pub fn run(
             hotkey: hotkey_state.describe(),
             region_hotkey: region_state.describe(),
             desktop: true,
+            ..Default::default()
         },
         next_free_port: true,
         analysis: Some(analysis),

@@ -69,6 +69,15 @@ impl TestApp {
         .await
     }
 
+    /// A server with the given extras (thresholds, desktop facts) and nothing else changed.
+    pub async fn spawn_with_extras(extras: opslens_api::Extras) -> Self {
+        Self::spawn_opts(|_| opslens::server::StartOptions {
+            extras,
+            ..Self::options()
+        })
+        .await
+    }
+
     /// What every test server starts with: no secrets from the environment, no model, no
     /// screen, exactly the port asked for.
     fn options() -> opslens::server::StartOptions {

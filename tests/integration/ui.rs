@@ -128,6 +128,34 @@ async fn info_tells_the_settings_screen_where_things_are() {
 }
 
 #[tokio::test]
+async fn info_warns_before_the_disk_fills() {
+    let app = TestApp::spawn_with_extras(opslens_api::Extras {
+        low_disk_bytes: 0,
+        ..Default::default()
+    })
+    .await;
+    let v = app.get_json("/api/v1/info").await;
+    let st = &v["storage"];
+    assert!(st["free_bytes"].as_u64().unwrap() > 0, "{st}");
+    assert!(st["total_bytes"].as_u64().unwrap() >= st["free_bytes"].as_u64().unwrap());
+    assert_eq!(st["low"], false, "{st}");
+    assert!(st["warning"].is_null(), "{st}");
+
+    // A threshold above any disk: the same dir now counts as nearly full.
+    let full = TestApp::spawn_with_extras(opslens_api::Extras {
+        low_disk_bytes: u64::MAX,
+        ..Default::default()
+    })
+    .await;
+    let v = full.get_json("/api/v1/info").await;
+    let st = &v["storage"];
+    assert_eq!(st["low"], true, "{st}");
+    let w = st["warning"].as_str().unwrap();
+    assert!(w.contains(&full.data_dir().display().to_string()), "{w}");
+    assert!(w.contains(" free (warning under "), "{w}");
+}
+
+#[tokio::test]
 async fn issue_12_an_unknown_page_is_a_not_found_page_not_a_401() {
     let app = TestApp::spawn().await;
     let res = app

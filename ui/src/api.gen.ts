@@ -546,7 +546,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Version, data dir, port and capture hotkeys, for the UI's settings screen. */
+        /**
+         * Version, data dir, port, capture hotkeys and free disk space, for the UI's settings screen
+         *     and its low-disk banner.
+         */
         get: operations["info"];
         put?: never;
         post?: never;
@@ -1309,6 +1312,8 @@ export interface components {
             port: number;
             /** @description Global shortcut of the desktop app that opens the region selection overlay. */
             region_hotkey: string;
+            /** @description Space left for new evidence, with a warning before the disk fills. */
+            storage: components["schemas"]["Storage"];
             /** @description OpsLens version. */
             version: string;
         };
@@ -1970,6 +1975,31 @@ export interface components {
             status: components["schemas"]["IncidentStatus"];
             /** @description What is known and being done. */
             text: string;
+        };
+        /**
+         * @description The disk holding the data dir, as `/info` reports it so the UI can warn before writes start
+         *     failing with 507.
+         */
+        Storage: {
+            /**
+             * Format: int64
+             * @description Bytes still writable there; null where the platform does not say.
+             */
+            free_bytes?: number | null;
+            /** @description Whether free space is under the threshold. */
+            low: boolean;
+            /**
+             * Format: int64
+             * @description Size of that file system in bytes; null where the platform does not say.
+             */
+            total_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Free bytes under which `low` turns true (`OPSLENS_LOW_DISK_MB`).
+             */
+            warn_below_bytes: number;
+            /** @description What to tell the user while `low`: the dir, the free space, what happens when it fills. */
+            warning?: string | null;
         };
         /** @description Outcome of one sync. */
         SyncReport: {

@@ -24,10 +24,14 @@ export function clock(iso: string): string {
   return clockAt(iso);
 }
 
+/** A size the way people write it: "512 B", "1.5 MiB", "27.7 GiB". */
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 export const ANALYSIS_LABEL: Record<AnalysisState, string> = {

@@ -26,6 +26,8 @@ let current: View | null = null;
 /** Server and model at a glance; a click opens the settings. */
 const modelChip = h('a', { href: '#/settings', class: 'model-chip', 'data-field': 'model-chip', title: 'Server and analysis model (Settings)' });
 let connected = false;
+/** Shown above every page while the disk holding the data dir is nearly full. */
+const diskBanner = h('div', { class: 'disk-banner', role: 'alert', 'data-field': 'disk-warning', hidden: true });
 
 function shell(): HTMLElement {
   const nav = (hash: string, label: string, key: string): HTMLElement =>
@@ -39,6 +41,7 @@ function shell(): HTMLElement {
       modelChip,
       h('button', { type: 'button', class: 'ghost', title: 'Switch theme (t)', onclick: toggleTheme }, 'Theme'),
       h('button', { type: 'button', class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: help }, '?')),
+    diskBanner,
     main);
 }
 
@@ -51,6 +54,18 @@ async function updateChip(): Promise<void> {
       `${location.host} · model ${m.loaded ? 'ready' : m.state}${waiting}`);
   } catch {
     replace(modelChip, h('span', { class: 'led led-err' }), `${location.host} · not reachable`);
+  }
+}
+
+/** Warns before the disk fills (new evidence would then be refused with 507). */
+async function updateDisk(): Promise<void> {
+  if (!connected) return;
+  try {
+    const { storage } = await api.info();
+    diskBanner.hidden = !storage.low;
+    replace(diskBanner, storage.warning ? `Disk almost full: ${storage.warning}.` : '');
+  } catch {
+    // The model chip already says when the server is not reachable.
   }
 }
 
@@ -189,7 +204,9 @@ async function start(): Promise<void> {
   connected = true;
   route();
   void updateChip();
+  void updateDisk();
   window.setInterval(() => void updateChip(), 10_000);
+  window.setInterval(() => void updateDisk(), 30_000);
 }
 
 start().catch((e: unknown) => toast(errorMessage(e), 'error'));

@@ -24,12 +24,12 @@ const CHROME_FLAGS = [
 
 interface Server { proc: ChildProcess; dir: string; base: string; token: string }
 
-async function startServer(): Promise<Server> {
+async function startServer(env: Record<string, string> = {}): Promise<Server> {
   assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build\` first (or set OPSLENS_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'opslens-ui-'));
   const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
     stdio: ['ignore', 'inherit', 'pipe'],
-    env: { ...process.env, RUST_LOG: 'warn' },
+    env: { ...process.env, RUST_LOG: 'warn', ...env },
   });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -582,6 +582,29 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       const provoked = /Failed to load resource: the server responded with a status of (404|409|422)/;
       assert.deepEqual(problems.filter((p) => !provoked.test(p)), []);
     });
+  } finally {
+    await browser.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a nearly full disk is announced on every page before writes fail', { timeout: 60_000 }, async () => {
+  // A threshold above any real disk: this data dir counts as nearly full.
+  const s = await startServer({ OPSLENS_LOW_DISK_MB: '1000000000' });
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const page = await browser.newPage();
+    const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+    await page.goto(url);
+    const banner = page.locator('[data-field="disk-warning"]');
+    await banner.waitFor({ state: 'visible' });
+    assert.match(await banner.innerText(), /Disk almost full: .* free \(warning under /);
+    assert.ok((await banner.innerText()).includes(s.dir), 'names the data dir');
+    await page.goto(`${s.base}/#/settings`);
+    await page.locator('[data-field="disk"] .error-line').waitFor();
+    await shot(page, 'disk-warning.png', false);
   } finally {
     await browser.close();
     s.proc.kill('SIGTERM');

@@ -163,6 +163,9 @@ pub struct Extras {
     pub region_hotkey: String,
     /// Whether the server runs inside the desktop app.
     pub desktop: bool,
+    /// Free bytes under which `/info` and the UI warn that the disk is filling
+    /// (`OPSLENS_LOW_DISK_MB`, default 1 GiB).
+    pub low_disk_bytes: u64,
 }
 
 impl Default for Extras {
@@ -172,6 +175,7 @@ impl Default for Extras {
             hotkey: DEFAULT_HOTKEY.into(),
             region_hotkey: DEFAULT_REGION_HOTKEY.into(),
             desktop: false,
+            low_disk_bytes: opslens_core::storage::low_disk_threshold_from_env(),
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct ServerInfo {
     pub region_hotkey: String,
     /// Whether the server runs inside the desktop app.
     pub desktop: bool,
+    /// Free bytes under which the disk counts as nearly full.
+    pub low_disk_bytes: u64,
 }
 
 /// State shared by all handlers: the services of the process plus what only the server knows.
@@ -64,6 +66,7 @@ impl AppState {
                 hotkey: extras.hotkey,
                 region_hotkey: extras.region_hotkey,
                 desktop: extras.desktop,
+                low_disk_bytes: extras.low_disk_bytes,
             }),
             screen: Screen(extras.screen),
             login: LoginCodes::new(token, port),

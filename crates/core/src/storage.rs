@@ -53,7 +53,56 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     }
 }
 
-fn human_bytes(b: u64) -> String {
+/// Bytes the file system holding `dir` has in all, to put the free figure in proportion.
+pub fn total_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let s = rustix::fs::statvfs(dir).ok()?;
+        Some(s.f_blocks.saturating_mul(s.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Free space under which the status route and the UI warn, unless `OPSLENS_LOW_DISK_MB` says
+/// otherwise: 1 GiB is a few thousand screenshots, enough time to clean up before writes fail.
+pub const DEFAULT_LOW_DISK_BYTES: u64 = 1 << 30;
+
+/// The warning threshold this process uses: `OPSLENS_LOW_DISK_MB` (MiB) or the default. A value
+/// that does not parse is reported once in the log and ignored rather than failing the start.
+pub fn low_disk_threshold_from_env() -> u64 {
+    match std::env::var("OPSLENS_LOW_DISK_MB") {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(mb) => mb.saturating_mul(1 << 20),
+            Err(_) => {
+                tracing::warn!(value = %v, "OPSLENS_LOW_DISK_MB is not a whole number of MiB; using 1024");
+                DEFAULT_LOW_DISK_BYTES
+            }
+        },
+        Err(_) => DEFAULT_LOW_DISK_BYTES,
+    }
+}
+
+/// What the status route says about the disk before it fills: the free space, and a sentence
+/// for the user when it is under `threshold` (None while all is well or when it cannot be read).
+pub fn low_disk_warning(data_dir: &Path, free: Option<u64>, threshold: u64) -> Option<String> {
+    let free = free?;
+    (free < threshold).then(|| {
+        format!(
+            "the disk holding the OpsLens data dir {} has only {} free (warning under {}); new \
+             evidence will be refused with 507 when it fills: free some space",
+            data_dir.display(),
+            human_bytes(free),
+            human_bytes(threshold)
+        )
+    })
+}
+
+/// `b` the way people write sizes: "512 bytes", "1.5 MiB".
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut unit = 0;
@@ -109,6 +158,17 @@ mod tests {
             dir.path(),
         );
         assert!(matches!(e, CoreError::NotFound(_)), "{e:?}");
+    }
+
+    #[test]
+    fn low_disk_warning_names_dir_free_space_and_threshold() {
+        let dir = Path::new("/data/opslens");
+        assert_eq!(low_disk_warning(dir, Some(2 << 30), 1 << 30), None);
+        assert_eq!(low_disk_warning(dir, None, u64::MAX), None);
+        let w = low_disk_warning(dir, Some(300 << 20), 1 << 30).unwrap();
+        assert!(w.contains("/data/opslens"), "{w}");
+        assert!(w.contains("300.0 MiB free"), "{w}");
+        assert!(w.contains("warning under 1.0 GiB"), "{w}");
     }
 
     #[test]

@@ -15,9 +15,11 @@ let current = null;
 /** Server and model at a glance; a click opens the settings. */
 const modelChip = h('a', { href: '#/settings', class: 'model-chip', 'data-field': 'model-chip', title: 'Server and analysis model (Settings)' });
 let connected = false;
+/** Shown above every page while the disk holding the data dir is nearly full. */
+const diskBanner = h('div', { class: 'disk-banner', role: 'alert', 'data-field': 'disk-warning', hidden: true });
 function shell() {
     const nav = (hash, label, key) => h('a', { href: hash, class: 'nav-link', 'data-nav': hash }, label, ' ', h('span', { class: 'nav-key' }, key));
-    return h('div', { class: 'shell' }, h('header', { class: 'topbar' }, h('a', { href: '#/', class: 'brand', 'aria-label': 'OpsLens home' }, h('img', { src: '/assets/favicon.svg', alt: '', width: 22, height: 22 }), 'OpsLens'), h('nav', null, nav('#/', 'Incidents', 'g i'), nav('#/settings', 'Settings', 'g s')), h('span', { class: 'grow' }), modelChip, h('button', { type: 'button', class: 'ghost', title: 'Switch theme (t)', onclick: toggleTheme }, 'Theme'), h('button', { type: 'button', class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: help }, '?')), main);
+    return h('div', { class: 'shell' }, h('header', { class: 'topbar' }, h('a', { href: '#/', class: 'brand', 'aria-label': 'OpsLens home' }, h('img', { src: '/assets/favicon.svg', alt: '', width: 22, height: 22 }), 'OpsLens'), h('nav', null, nav('#/', 'Incidents', 'g i'), nav('#/settings', 'Settings', 'g s')), h('span', { class: 'grow' }), modelChip, h('button', { type: 'button', class: 'ghost', title: 'Switch theme (t)', onclick: toggleTheme }, 'Theme'), h('button', { type: 'button', class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: help }, '?')), diskBanner, main);
 }
 async function updateChip() {
     if (!connected)
@@ -29,6 +31,19 @@ async function updateChip() {
     }
     catch {
         replace(modelChip, h('span', { class: 'led led-err' }), `${location.host} · not reachable`);
+    }
+}
+/** Warns before the disk fills (new evidence would then be refused with 507). */
+async function updateDisk() {
+    if (!connected)
+        return;
+    try {
+        const { storage } = await api.info();
+        diskBanner.hidden = !storage.low;
+        replace(diskBanner, storage.warning ? `Disk almost full: ${storage.warning}.` : '');
+    }
+    catch {
+        // The model chip already says when the server is not reachable.
     }
 }
 function show(view) {
@@ -182,6 +197,8 @@ async function start() {
     connected = true;
     route();
     void updateChip();
+    void updateDisk();
     window.setInterval(() => void updateChip(), 10_000);
+    window.setInterval(() => void updateDisk(), 30_000);
 }
 start().catch((e) => toast(errorMessage(e), 'error'));

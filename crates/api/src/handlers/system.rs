@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use opslens_core::status::VlmStatus;
+use opslens_core::storage;
 use opslens_core::{AnalysisService, IncidentService};
 use opslens_domain::SearchHit;
 use serde::{Deserialize, Serialize};
@@ -92,9 +93,44 @@ pub struct Info {
     pub region_hotkey: String,
     /// Whether this server runs inside the desktop app (capture and hotkey live there).
     pub desktop: bool,
+    /// Space left for new evidence, with a warning before the disk fills.
+    pub storage: Storage,
 }
 
-/// Version, data dir, port and capture hotkeys, for the UI's settings screen.
+/// The disk holding the data dir, as `/info` reports it so the UI can warn before writes start
+/// failing with 507.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Storage {
+    /// Bytes still writable there; null where the platform does not say.
+    pub free_bytes: Option<u64>,
+    /// Size of that file system in bytes; null where the platform does not say.
+    pub total_bytes: Option<u64>,
+    /// Free bytes under which `low` turns true (`OPSLENS_LOW_DISK_MB`).
+    pub warn_below_bytes: u64,
+    /// Whether free space is under the threshold.
+    pub low: bool,
+    /// What to tell the user while `low`: the dir, the free space, what happens when it fills.
+    pub warning: Option<String>,
+}
+
+impl Storage {
+    /// Reads the file system now (a `statvfs`, cheap enough for every poll).
+    fn of(data_dir: &str, warn_below_bytes: u64) -> Self {
+        let dir = std::path::Path::new(data_dir);
+        let free_bytes = storage::free_bytes(dir);
+        let warning = storage::low_disk_warning(dir, free_bytes, warn_below_bytes);
+        Storage {
+            free_bytes,
+            total_bytes: storage::total_bytes(dir),
+            warn_below_bytes,
+            low: warning.is_some(),
+            warning,
+        }
+    }
+}
+
+/// Version, data dir, port, capture hotkeys and free disk space, for the UI's settings screen
+/// and its low-disk banner.
 #[utoipa::path(get, path = "/info", tag = "system", responses((status = 200, body = Info)))]
 pub async fn info(State(srv): State<Arc<ServerInfo>>) -> Json<Info> {
     Json(Info {
@@ -104,5 +140,6 @@ pub async fn info(State(srv): State<Arc<ServerInfo>>) -> Json<Info> {
         hotkey: srv.hotkey.clone(),
         region_hotkey: srv.region_hotkey.clone(),
         desktop: srv.desktop,
+        storage: Storage::of(&srv.data_dir, srv.low_disk_bytes),
     })
 }

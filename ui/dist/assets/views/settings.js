@@ -3,6 +3,7 @@
 import { api, session } from '../api.js';
 import { errorLine, kbd, loading, toast } from '../components.js';
 import { h, replace, select } from '../dom.js';
+import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel } from '../when.js';
 import { errorMessage, toggleTheme } from '../app.js';
 export function settingsView(onSignOut) {
@@ -29,7 +30,9 @@ export function settingsView(onSignOut) {
                 navigator.clipboard?.writeText(token).then(() => toast('Token copied'), () => toast('Copy failed: select it and copy by hand', 'error'));
             } }, 'Copy'), ' ', h('button', { type: 'button', class: 'ghost small', onclick: () => { session.clear(); onSignOut(); } }, 'Sign out of this browser'), h('p', { class: 'muted small' }, session.remembered()
             ? 'Remembered in this browser (localStorage).'
-            : 'Kept for this tab only (sessionStorage). `opslens token` prints it; scripts send it as Authorization: Bearer.')), h('dt', null, 'Capture hotkey'), h('dd', null, kbd(info.hotkey), info.desktop ? '' : h('span', { class: 'muted small' }, ' — in the desktop app (not in this browser window)')), h('dt', null, 'Region hotkey'), h('dd', null, kbd(info.region_hotkey), h('span', { class: 'muted small' }, ' — drag a rectangle on the frozen screen')), h('dt', null, 'Version'), h('dd', null, info.version), h('dt', null, 'API'), h('dd', null, h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'Interactive docs (/docs)'))));
+            : 'Kept for this tab only (sessionStorage). `opslens token` prints it; scripts send it as Authorization: Bearer.')), h('dt', null, 'Capture hotkey'), h('dd', null, kbd(info.hotkey), info.desktop ? '' : h('span', { class: 'muted small' }, ' — in the desktop app (not in this browser window)')), h('dt', null, 'Region hotkey'), h('dd', null, kbd(info.region_hotkey), h('span', { class: 'muted small' }, ' — drag a rectangle on the frozen screen')), h('dt', null, 'Disk'), h('dd', { 'data-field': 'disk' }, info.storage.free_bytes == null ? 'free space unknown on this platform'
+            : `${bytes(info.storage.free_bytes)} free${info.storage.total_bytes ? ` of ${bytes(info.storage.total_bytes)}` : ''}`, info.storage.warning ? h('p', { class: 'error-line small' }, info.storage.warning)
+            : h('span', { class: 'muted small' }, ` — warns under ${bytes(info.storage.warn_below_bytes)} (OPSLENS_LOW_DISK_MB)`)), h('dt', null, 'Version'), h('dd', null, info.version), h('dt', null, 'API'), h('dd', null, h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'Interactive docs (/docs)'))));
     }
     async function loadModel() {
         try {
