@@ -95,6 +95,10 @@ impl Announcer {
 }
 
 impl Notifier for Announcer {
+    fn wants(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
     fn rows(&self, c: &Change) -> Vec<NewOutbox> {
         if self.targets.is_empty() {
             return Vec::new();

@@ -211,6 +211,11 @@ pub struct Change {
 pub trait Notifier: Send + Sync {
     /// The rows to queue for `change` (empty when nothing is configured).
     fn rows(&self, change: &Change) -> Vec<NewOutbox>;
+    /// Whether any destination is configured at all: when none is, a write skips reading the
+    /// incident back for a message nobody would receive (most writes of a laptop install).
+    fn wants(&self) -> bool {
+        true
+    }
     /// Called after a transaction that queued rows has committed (wakes the sender).
     fn queued(&self) {}
 }
@@ -368,6 +373,9 @@ impl<'c> WriteTx<'c> {
         let (Some((kind, text, data)), Some(notifier)) = (n.announce, &self.hooks.notifier) else {
             return Ok(());
         };
+        if !notifier.wants() {
+            return Ok(());
+        }
         let change = Change {
             kind,
             incident: get_in(self, incident_id)?,
