@@ -87,6 +87,7 @@ fn a_candle_error_shows_no_backtrace_unless_verbose() {
     let dir = tempfile::tempdir().unwrap();
     for f in [
         "tokenizer.json",
+        "chat_template.json",
         "preprocessor_config.json",
         "model.safetensors",
     ] {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use candle_core::Device;
 use tokenizers::Tokenizer;
 
+use crate::chat_template::ChatTemplate;
 use crate::error::VlmError;
 use crate::qcache::{self, CacheUse, QuantCache};
 use crate::quant::WeightMode;
@@ -44,6 +45,8 @@ pub struct Engine {
     pub processor: ImageProcessor,
     /// Token ids that end generation (`<|im_end|>`, `<|endoftext|>`).
     pub stop_tokens: Vec<u32>,
+    /// The model's own chat template, which every prompt goes through.
+    pub template: ChatTemplate,
     /// Wall time of [`Engine::load`], for reporting.
     pub load_ms: f64,
     /// What the load did with the quantized-weight cache, when it had one.
@@ -64,6 +67,7 @@ impl Engine {
         let tok_path = dir.join("tokenizer.json");
         let tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| VlmError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        let template = ChatTemplate::from_dir(dir)?;
         let files = weight_files(dir)?;
         let vb = mmap_var_builder(&files, device)?;
         let vision_mode = opts.vision_mode.unwrap_or(opts.mode.default_vision());
@@ -79,6 +83,7 @@ impl Engine {
             model,
             tokenizer,
             ImageProcessor::new(&pre, opts.min_pixels, opts.max_pixels),
+            template,
         );
         engine.load_ms = t0.elapsed().as_secs_f64() * 1e3;
         engine.quant_cache = quant_cache;
@@ -86,7 +91,12 @@ impl Engine {
     }
 
     /// Assembles an engine from an already built model (benchmarks use random weights).
-    pub fn from_parts(model: Qwen3Vl, tokenizer: Tokenizer, processor: ImageProcessor) -> Self {
+    pub fn from_parts(
+        model: Qwen3Vl,
+        tokenizer: Tokenizer,
+        processor: ImageProcessor,
+        template: ChatTemplate,
+    ) -> Self {
         let stop_tokens = ["<|im_end|>", "<|endoftext|>"]
             .iter()
             .filter_map(|t| tokenizer.token_to_id(t))
@@ -96,6 +106,7 @@ impl Engine {
             tokenizer,
             processor,
             stop_tokens,
+            template,
             load_ms: 0.0,
             quant_cache: None,
         }

@@ -9,9 +9,10 @@ use image::DynamicImage;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::chat_template::{Message, Part};
 use crate::engine::Engine;
 use crate::error::VlmError;
-use crate::qwen3_vl::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
+use crate::qwen3_vl::processor::{encode, expand_image_pads};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -179,12 +180,20 @@ impl Engine {
         // User text must not smuggle in control tokens (<|im_end|>, <|image_pad|>, ...), which
         // the tokenizer would otherwise honour.
         let defuse = |s: &str| s.replace("<|", "< |");
-        let system = params.system.as_deref().map(defuse);
-        let text = chat_prompt(&ChatPrompt {
-            system: system.as_deref(),
-            user: &defuse(prompt),
-            with_image: input.is_some(),
+        let mut messages = Vec::with_capacity(2);
+        if let Some(sys) = params.system.as_deref() {
+            let text = defuse(sys);
+            messages.push(Message::new("system", vec![Part::Text { text }]));
+        }
+        let mut user = Vec::with_capacity(2);
+        if input.is_some() {
+            user.push(Part::Image);
+        }
+        user.push(Part::Text {
+            text: defuse(prompt),
         });
+        messages.push(Message::new("user", user));
+        let text = self.template.render(&messages, true, false)?;
         let image_tokens = input.as_ref().map_or(0, |i| i.num_tokens(merge));
         let ids = encode(&self.tokenizer, &expand_image_pads(&text, &[image_tokens]))?;
         let t = Instant::now();

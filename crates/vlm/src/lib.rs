@@ -20,6 +20,7 @@
 //! ```
 
 pub mod attention;
+pub mod chat_template;
 pub mod engine;
 pub mod error;
 pub mod generate;

@@ -18,7 +18,11 @@ fn tiny() -> PathBuf {
 fn variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("opslens-vlm-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for f in ["tokenizer.json", "preprocessor_config.json"] {
+    for f in [
+        "tokenizer.json",
+        "chat_template.json",
+        "preprocessor_config.json",
+    ] {
         std::fs::copy(tiny().join(f), dir.join(f)).unwrap();
     }
     let mut w =

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
-use opslens_vlm::qwen3_vl::processor::{chat_prompt, encode, expand_image_pads, ChatPrompt};
+use opslens_vlm::chat_template::{Message, Part};
+use opslens_vlm::qwen3_vl::processor::{encode, expand_image_pads};
 use opslens_vlm::{Engine, GenerateParams, LoadOptions, StopReason, WeightMode};
 
 fn dir() -> PathBuf {
@@ -91,17 +92,51 @@ fn chat_template_and_token_ids_match_exactly() {
     let eng = engine(WeightMode::F32);
     for case in CASES {
         let (e, m) = (expected(case), meta(case));
-        let text = chat_prompt(&ChatPrompt {
-            system: None,
-            user: m["question"].as_str().unwrap(),
-            with_image: true,
-        });
+        let user = Message::new(
+            "user",
+            vec![
+                Part::Image,
+                Part::Text {
+                    text: m["question"].as_str().unwrap().into(),
+                },
+            ],
+        );
+        let text = eng.template.render(&[user], true, false).unwrap();
         assert_eq!(text, m["text"].as_str().unwrap(), "{case}: template");
         let n = grid(&e).iter().product::<usize>() / 4;
         let expanded = expand_image_pads(&text, &[n]);
         assert_eq!(expanded, m["expanded_text"].as_str().unwrap());
         let ids = encode(&eng.tokenizer, &expanded).unwrap();
         assert_eq!(ids, u32s(&e["input_ids"]), "{case}: token ids");
+    }
+}
+
+/// The model's own template (chat_template.json) rendered by minijinja must give exactly what
+/// transformers' apply_chat_template gave (expected_chat.json, gen_chat_fixture.py), text and
+/// token ids, for system prompts, several images with vision ids, text only, non-ASCII and
+/// multi-turn chats.
+#[test]
+fn the_models_own_chat_template_renders_as_transformers_does() {
+    let eng = engine(WeightMode::F32);
+    assert!(eng.template.source().ends_with("chat_template.json"));
+    let s = std::fs::read_to_string(dir().join("expected_chat.json")).expect("expected_chat");
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
+        let text = eng
+            .template
+            .render(
+                &messages,
+                c["add_generation_prompt"].as_bool().unwrap(),
+                c["add_vision_id"].as_bool().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(text, c["text"].as_str().unwrap(), "{name}: text");
+        let ids: Vec<u32> = serde_json::from_value(c["input_ids"].clone()).unwrap();
+        assert_eq!(encode(&eng.tokenizer, &text).unwrap(), ids, "{name}: ids");
     }
 }
 

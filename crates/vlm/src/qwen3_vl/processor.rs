@@ -178,35 +178,6 @@ impl ImageProcessor {
     }
 }
 
-/// One chat turn's content for [`chat_prompt`].
-#[derive(Debug, Clone)]
-pub struct ChatPrompt<'a> {
-    /// Optional system message (the Qwen3-VL template emits none by default).
-    pub system: Option<&'a str>,
-    /// The user's question, placed after the image.
-    pub user: &'a str,
-    /// Whether the user turn carries an image.
-    pub with_image: bool,
-}
-
-/// Renders the Qwen3-VL chat template for one user turn, with one `<|image_pad|>` placeholder
-/// for the image (expanded later) and the assistant generation prompt.
-pub fn chat_prompt(p: &ChatPrompt<'_>) -> String {
-    let mut s = String::new();
-    if let Some(sys) = p.system {
-        s.push_str("<|im_start|>system\n");
-        s.push_str(sys);
-        s.push_str("<|im_end|>\n");
-    }
-    s.push_str("<|im_start|>user\n");
-    if p.with_image {
-        s.push_str("<|vision_start|><|image_pad|><|vision_end|>");
-    }
-    s.push_str(p.user);
-    s.push_str("<|im_end|>\n<|im_start|>assistant\n");
-    s
-}
-
 /// Replaces the i-th `<|image_pad|>` with `counts[i]` copies, as `Qwen3VLProcessor` does.
 pub fn expand_image_pads(text: &str, counts: &[usize]) -> String {
     const PAD: &str = "<|image_pad|>";
@@ -253,12 +224,12 @@ mod tests {
 
     #[test]
     fn expands_pads() {
-        let t = chat_prompt(&ChatPrompt {
-            system: None,
-            user: "Hi",
-            with_image: true,
-        });
-        let e = expand_image_pads(&t, &[3]);
-        assert_eq!(e.matches("<|image_pad|>").count(), 3);
+        let t = "<|vision_start|><|image_pad|><|vision_end|>a<|image_pad|>b";
+        let e = expand_image_pads(t, &[3, 2]);
+        assert_eq!(
+            e,
+            "<|vision_start|><|image_pad|><|image_pad|><|image_pad|><|vision_end|>a\
+             <|image_pad|><|image_pad|>b"
+        );
     }
 }
