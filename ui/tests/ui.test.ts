@@ -612,3 +612,53 @@ test('a nearly full disk is announced on every page before writes fail', { timeo
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+test('two screenshots compare side by side, faded and split', { timeout: 90_000 }, async () => {
+  const s = await startServer();
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const inc = await apiCall(s, 'POST', '/incidents', { title: 'checkout p99 spike after deploy v2.41.0' }) as { id: number };
+    for (const [name, color] of [['before-deploy.png', [90, 200, 120]], ['after-deploy.png', [242, 73, 92]]] as const) {
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(dashboardPng(640, 360, [...color]))], { type: 'image/png' }), name);
+      const res = await fetch(`${s.base}/api/v1/evidence/incident/${inc.id}/upload-screenshot`, {
+        method: 'POST', headers: { Authorization: `Bearer ${s.token}` }, body: form,
+      });
+      assert.equal(res.status, 201, await res.text());
+    }
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+    await page.goto(url);
+    await page.waitForFunction(() => !document.querySelector('.connect'));
+    await page.goto(`${s.base}/#/incident/${inc.id}`);
+    const open = page.locator('[data-action="compare"]');
+    await open.waitFor({ state: 'visible' });
+    await open.click();
+    const stage = page.locator('[data-field="compare-stage"]');
+    await stage.locator('img[data-role="before"]').waitFor();
+    await stage.locator('img[data-role="after"]').waitFor();
+    // Both images really load (through the token-carrying image cache).
+    const widths = await stage.locator('img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
+    assert.deepEqual(widths, [640, 640]);
+    await shot(page, 'compare-side.png', false);
+    await page.getByRole('button', { name: 'Overlay' }).click();
+    await page.locator('input[name="amount"]').fill('30');
+    const opacity = await stage.locator('img.compare-top').evaluate((i) => getComputedStyle(i).opacity);
+    assert.equal(opacity, '0.3');
+    await page.getByRole('button', { name: 'Slider' }).click();
+    await page.locator('input[name="amount"]').fill('40');
+    const clip = await stage.locator('img.compare-top').evaluate((i) => (i as HTMLElement).style.clipPath);
+    assert.equal(clip, 'inset(0px 0px 0px 40%)');
+    await shot(page, 'compare-split.png', false);
+    // Swapping the pair re-draws with the chosen images.
+    const ids = await page.locator('select[name="before"] option').evaluateAll((o) => o.map((x) => (x as HTMLOptionElement).value));
+    await page.locator('select[name="before"]').selectOption(ids[1]!);
+    await page.locator('select[name="after"]').selectOption(ids[0]!);
+    await stage.locator(`img[alt="before (#${ids[1]})"]`).waitFor();
+  } finally {
+    await browser.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

@@ -154,6 +154,24 @@ fn sample_slice(v: &[f32], sampling: Sampling, rng: &mut StdRng) -> u32 {
     probs[probs.len() - 1].0
 }
 
+/// The chat of one generation: an optional system message, then the user's `n_images`
+/// pictures followed by the question. User text must not smuggle in control tokens
+/// (`<|im_end|>`, `<|image_pad|>`, …), which the tokenizer would otherwise honour.
+pub fn prompt_messages(system: Option<&str>, prompt: &str, n_images: usize) -> Vec<Message> {
+    let defuse = |s: &str| s.replace("<|", "< |");
+    let mut messages = Vec::with_capacity(2);
+    if let Some(sys) = system {
+        let text = defuse(sys);
+        messages.push(Message::new("system", vec![Part::Text { text }]));
+    }
+    let mut user = vec![Part::Image; n_images];
+    user.push(Part::Text {
+        text: defuse(prompt),
+    });
+    messages.push(Message::new("user", user));
+    messages
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -169,40 +187,46 @@ impl Engine {
         on_text: &mut dyn FnMut(u32, &str),
         cancel: Option<&AtomicBool>,
     ) -> Result<Generation, VlmError> {
+        let images: Vec<&DynamicImage> = image.into_iter().collect();
+        self.generate_images(&images, prompt, params, on_text, cancel)
+    }
+
+    /// [`Engine::generate`] over several images in one prompt (e.g. "what changed between
+    /// these two screenshots?"): each image gets its own placeholder run and 3-D positions, and
+    /// with more than one the template numbers them ("Picture 1: …"), as transformers does with
+    /// `add_vision_id`.
+    pub fn generate_images(
+        &mut self,
+        images: &[&DynamicImage],
+        prompt: &str,
+        params: &GenerateParams,
+        on_text: &mut dyn FnMut(u32, &str),
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Generation, VlmError> {
         let dev = self.model.device().clone();
         let merge = self.model.config().vision_config.spatial_merge_size;
         let mut timings = Timings::default();
         let t = Instant::now();
-        let input = image
+        let inputs = images
+            .iter()
             .map(|img| self.processor.preprocess(img, &dev))
-            .transpose()?;
+            .collect::<Result<Vec<_>, _>>()?;
         timings.preprocess_ms = ms(t);
-        // User text must not smuggle in control tokens (<|im_end|>, <|image_pad|>, ...), which
-        // the tokenizer would otherwise honour.
-        let defuse = |s: &str| s.replace("<|", "< |");
-        let mut messages = Vec::with_capacity(2);
-        if let Some(sys) = params.system.as_deref() {
-            let text = defuse(sys);
-            messages.push(Message::new("system", vec![Part::Text { text }]));
-        }
-        let mut user = Vec::with_capacity(2);
-        if input.is_some() {
-            user.push(Part::Image);
-        }
-        user.push(Part::Text {
-            text: defuse(prompt),
-        });
-        messages.push(Message::new("user", user));
-        let text = self.template.render(&messages, true, false)?;
-        let image_tokens = input.as_ref().map_or(0, |i| i.num_tokens(merge));
-        let ids = encode(&self.tokenizer, &expand_image_pads(&text, &[image_tokens]))?;
+        let text = self.template.render(
+            &prompt_messages(params.system.as_deref(), prompt, inputs.len()),
+            true,
+            inputs.len() > 1,
+        )?;
+        let counts: Vec<usize> = inputs.iter().map(|i| i.num_tokens(merge)).collect();
+        let ids = encode(&self.tokenizer, &expand_image_pads(&text, &counts))?;
         let t = Instant::now();
-        let vision = match &input {
-            Some(i) => Some(self.model.encode_images(std::slice::from_ref(i))?),
-            None => None,
+        let vision = if inputs.is_empty() {
+            None
+        } else {
+            Some(self.model.encode_images(&inputs)?)
         };
         timings.vision_ms = ms(t);
-        let grids: Vec<[usize; 3]> = input.iter().map(|i| i.grid_thw).collect();
+        let grids: Vec<[usize; 3]> = inputs.iter().map(|i| i.grid_thw).collect();
         let t = Instant::now();
         let mut logits =
             self.model
@@ -268,7 +292,7 @@ impl Engine {
             text,
             token_ids: out,
             prompt_tokens: ids.len(),
-            image_tokens,
+            image_tokens: counts.iter().sum(),
             stop_reason,
             timings,
         })

@@ -9,6 +9,7 @@ import { TEXT_EVIDENCE, type Evidence, type TextEvidenceType } from '../types.js
 import { errorMessage } from '../app.js';
 import type { Ctx } from './ctx.js';
 import { openViewer, summaryOf } from './viewer.js';
+import { openCompare, screenshotsOf } from './compare.js';
 import { parseTyped, readField, timeEl, timeField } from '../when.js';
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
@@ -38,8 +39,10 @@ export function evidenceSection(ctx: Ctx): {
     file);
   const uploads = h('div', { class: 'uploads', 'aria-live': 'polite' });
   const list = h('div', { class: 'ev-list' });
+  const compare = h('button', { type: 'button', class: 'ghost small', 'data-action': 'compare', hidden: true,
+    title: 'Compare two screenshots side by side or overlaid', onclick: () => openCompare(ctx) }, 'Compare screenshots');
   const el = h('section', { class: 'panel evidence', 'aria-label': 'Evidence' },
-    h('h2', { class: 'section-title' }, 'Evidence'), form, drop, uploads, list);
+    h('h2', { class: 'section-title' }, 'Evidence ', compare), form, drop, uploads, list);
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -148,6 +151,7 @@ export function evidenceSection(ctx: Ctx): {
   document.addEventListener('paste', onPaste);
 
   function render(): void {
+    compare.hidden = screenshotsOf(ctx).length < 2;
     if (!ctx.evidence.length) {
       replace(list, empty('No evidence yet.', [
         'Paste a log above, drop a dashboard screenshot, or press ', kbd('Ctrl+V'), ' with one on the clipboard.',

@@ -7,6 +7,7 @@ import { bytes, cap, clock } from '../format.js';
 import { TEXT_EVIDENCE } from '../types.js';
 import { errorMessage } from '../app.js';
 import { openViewer, summaryOf } from './viewer.js';
+import { openCompare, screenshotsOf } from './compare.js';
 import { parseTyped, readField, timeEl, timeField } from '../when.js';
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
 export function evidenceSection(ctx) {
@@ -26,7 +27,9 @@ export function evidenceSection(ctx) {
     const drop = h('div', { class: 'drop', tabindex: 0, role: 'button', 'aria-label': 'Add a screenshot' }, h('strong', null, 'Screenshot'), h('span', null, ' — drop an image here, paste one with ', kbd('Ctrl+V'), ', or ', h('span', { class: 'link' }, 'choose a file'), ' ', kbd('u')), file);
     const uploads = h('div', { class: 'uploads', 'aria-live': 'polite' });
     const list = h('div', { class: 'ev-list' });
-    const el = h('section', { class: 'panel evidence', 'aria-label': 'Evidence' }, h('h2', { class: 'section-title' }, 'Evidence'), form, drop, uploads, list);
+    const compare = h('button', { type: 'button', class: 'ghost small', 'data-action': 'compare', hidden: true,
+        title: 'Compare two screenshots side by side or overlaid', onclick: () => openCompare(ctx) }, 'Compare screenshots');
+    const el = h('section', { class: 'panel evidence', 'aria-label': 'Evidence' }, h('h2', { class: 'section-title' }, 'Evidence ', compare), form, drop, uploads, list);
     form.addEventListener('submit', (e) => {
         e.preventDefault();
         const text = content.value;
@@ -136,6 +139,7 @@ export function evidenceSection(ctx) {
     document.addEventListener('drop', onDrop);
     document.addEventListener('paste', onPaste);
     function render() {
+        compare.hidden = screenshotsOf(ctx).length < 2;
         if (!ctx.evidence.length) {
             replace(list, empty('No evidence yet.', [
                 'Paste a log above, drop a dashboard screenshot, or press ', kbd('Ctrl+V'), ' with one on the clipboard.',
