@@ -53,6 +53,8 @@ mod status_updates;
 mod sync;
 #[path = "integration/ui.rs"]
 mod ui;
+#[path = "integration/users.rs"]
+mod users;
 #[path = "integration/vlm.rs"]
 mod vlm;
 #[path = "integration/webhooks.rs"]

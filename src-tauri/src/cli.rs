@@ -80,6 +80,9 @@ pub enum Command {
     /// Your name (the author of what you write), handle and email.
     #[command(subcommand)]
     Config(crate::command_cli::ConfigCmd),
+    /// People's own API tokens on a shared server: add (prints the token once), list, revoke.
+    #[command(subcommand)]
+    Users(crate::users_cmd::UsersCmd),
 }
 
 /// Options of `open`.

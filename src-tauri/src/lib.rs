@@ -13,6 +13,7 @@ mod models_cmd;
 mod report;
 mod secrets_cli;
 pub mod server;
+mod users_cmd;
 mod vlm_cmd;
 
 use std::process::ExitCode;

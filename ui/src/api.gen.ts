@@ -654,9 +654,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The local user: the author of everything written through this install's token. */
+        /**
+         * Who the token belongs to: its person for a person's own token, else the local user (the
+         *     author of everything written through this install's token).
+         */
         get: operations["me"];
-        /** Name the local user (`opslens config set name …`, Settings); later entries carry it. */
+        /** Name the token's person (`opslens config set name …`, Settings); later entries carry it. */
         put: operations["set_me"];
         post?: never;
         delete?: never;
@@ -811,6 +814,44 @@ export interface paths {
          *     observation. Other kinds are OpsLens's own record: 409.
          */
         patch: operations["edit_event"];
+        trace?: never;
+    };
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every token ever made, live ones first (never the tokens themselves). */
+        get: operations["users"];
+        put?: never;
+        /**
+         * Give a person their own token (shown once in the answer; stored only as a hash). An
+         *     existing person of that name or handle gets it, else one is added.
+         */
+        post: operations["add_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{who}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a person's live token (by token id, name or handle): it answers 401 from then on. */
+        delete: operations["revoke_user"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/webhooks/{provider}": {
@@ -1534,6 +1575,19 @@ export interface components {
              */
             occurred_at?: string | null;
         };
+        /** @description Body of `POST /users`. */
+        NewUser: {
+            /** @description The person's name; an existing person of that name gets the token. */
+            name: string;
+            role?: null | components["schemas"]["UserRole"];
+        };
+        /** @description Answer of `POST /users`: the user and their token, which is never shown again. */
+        NewUserToken: {
+            /** @description The bearer token to hand to them. */
+            token: string;
+            /** @description The user. */
+            user: components["schemas"]["User"];
+        };
         /** @description Body of `POST /incidents/{id}/notify`. */
         NotifyBody: {
             /** @description Status update text (Slack mrkdwn / card text). */
@@ -2088,6 +2142,42 @@ export interface components {
             /** @description Pin it to the postmortem's timeline, or unpin it. */
             pinned?: boolean | null;
         };
+        /**
+         * @description A person with their own API token (`opslens users add`); the token itself is shown once,
+         *     on creation, and stored only as a hash.
+         */
+        User: {
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Id of the token (a person may get a new one after a revocation).
+             */
+            id: number;
+            /**
+             * Format: date-time
+             * @description When it was last presented (to the minute).
+             */
+            last_used_at?: string | null;
+            /** @description The person it belongs to; their name is the author of what they write. */
+            person: components["schemas"]["Person"];
+            /**
+             * Format: date-time
+             * @description When it was revoked; revoked tokens answer 401.
+             */
+            revoked_at?: string | null;
+            /** @description What the token may do. */
+            role: components["schemas"]["UserRole"];
+        };
+        /**
+         * @description What a person's API token may do on a shared server. The single-user install token is
+         *     an admin.
+         * @enum {string}
+         */
+        UserRole: "admin" | "member" | "viewer";
         /** @description Answer of `GET /test/vlm/status`. */
         VlmStatus: {
             /**
@@ -2200,7 +2290,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2315,7 +2405,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2383,7 +2473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2444,7 +2534,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2533,7 +2623,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2650,7 +2740,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2720,7 +2810,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2803,7 +2893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2922,7 +3012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3037,7 +3127,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3120,7 +3210,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3235,7 +3325,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3318,7 +3408,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3433,7 +3523,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3490,7 +3580,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3544,7 +3634,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3679,7 +3769,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3751,7 +3841,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3857,7 +3947,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3934,7 +4024,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4026,7 +4116,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4141,7 +4231,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4224,7 +4314,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4344,7 +4434,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4423,7 +4513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4506,7 +4596,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4634,7 +4724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4758,7 +4848,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4841,7 +4931,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4974,7 +5064,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5053,7 +5143,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5137,7 +5227,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5254,7 +5344,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5355,7 +5445,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5492,7 +5582,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5625,7 +5715,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5708,7 +5798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5832,7 +5922,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5915,7 +6005,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6019,7 +6109,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6067,7 +6157,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6140,7 +6230,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6210,7 +6300,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6296,7 +6386,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6366,7 +6456,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6461,7 +6551,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6542,7 +6632,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6646,7 +6736,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6705,7 +6795,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6773,7 +6863,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6849,7 +6939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6915,7 +7005,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6987,7 +7077,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7105,7 +7195,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7164,7 +7254,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7232,7 +7322,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7333,7 +7423,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7380,6 +7470,270 @@ export interface operations {
             };
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    users: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"][];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewUser"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewUserToken"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                who: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7471,7 +7825,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;

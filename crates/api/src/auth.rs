@@ -3,14 +3,18 @@
 //! 2. an `Origin`, when sent, must be our own (no other web page may drive the API);
 //! 3. `Authorization: Bearer <token>` on everything but the docs, the spec, the health route,
 //!    the one-time code exchange, the web UI's static files and the webhook receivers (which
-//!    verify the sender's signature instead).
+//!    verify the sender's signature instead): the install token, or a person's own token
+//!    (`opslens users add`), whose holder becomes the author of what the request writes;
+//! 4. a viewer's token may only read: any other method answers 403.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use opslens_core::access::{self, AccessService, Identity};
 use opslens_core::token::ApiToken;
+use std::sync::Arc;
 
 use crate::error::ApiError;
 
@@ -20,11 +24,12 @@ pub struct Guard {
     token: ApiToken,
     hosts: Vec<String>,
     origins: Vec<String>,
+    access: Arc<AccessService>,
 }
 
 impl Guard {
     /// Guards for a server listening on `port` with `token`.
-    pub fn new(token: ApiToken, port: u16) -> Self {
+    pub fn new(token: ApiToken, port: u16, access: Arc<AccessService>) -> Self {
         let hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
             .iter()
             .map(|h| format!("{h}:{port}"))
@@ -43,6 +48,7 @@ impl Guard {
             token,
             hosts,
             origins,
+            access,
         }
     }
 }
@@ -63,8 +69,8 @@ fn is_public(method: &Method, path: &str) -> bool {
         || (read && crate::ui::is_public_path(path))
 }
 
-/// The middleware applying the three guards.
-pub async fn guard(State(g): State<Guard>, req: Request<Body>, next: Next) -> Response {
+/// The middleware applying the guards.
+pub async fn guard(State(g): State<Guard>, mut req: Request<Body>, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -112,10 +118,17 @@ pub async fn guard(State(g): State<Guard>, req: Request<Body>, next: Next) -> Re
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        let ok = presented.map(|p| g.token.verify(p)).unwrap_or(false);
-        if !ok {
+        let identity = match presented {
+            Some(p) if g.token.verify(p) => Some(Identity::install()),
+            Some(p) => match g.access.identify(p).await {
+                Ok(found) => found,
+                Err(e) => return ApiError::from(e).into_response(),
+            },
+            None => None,
+        };
+        let Some(identity) = identity else {
             let why = if presented.is_some() {
-                "invalid"
+                "invalid or revoked"
             } else {
                 "missing"
             };
@@ -127,7 +140,20 @@ pub async fn guard(State(g): State<Guard>, req: Request<Body>, next: Next) -> Re
                 ),
             )
             .into_response();
+        };
+        let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if !read && !identity.can_write() {
+            let who = identity.author().unwrap_or("this token").to_string();
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_role",
+                format!("{who} is a viewer: viewers can read but not change anything; an admin can change the role with `opslens users`"),
+            )
+            .into_response();
         }
+        let author = identity.author().map(str::to_owned);
+        req.extensions_mut().insert(identity);
+        return access::with_author(author, next.run(req)).await;
     }
     next.run(req).await
 }

@@ -11,6 +11,7 @@ pub mod integrations;
 pub mod postmortem;
 pub mod session;
 pub mod system;
+pub mod users;
 pub mod webhooks;
 pub mod work;
 

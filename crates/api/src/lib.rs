@@ -26,7 +26,7 @@ use opslens_core::Services;
 
 use crate::handlers::{
     analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
-    system, webhooks, work,
+    system, users, webhooks, work,
 };
 use crate::state::AppState;
 
@@ -128,6 +128,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::events))
         .routes(routes!(command::people, command::add_person))
         .routes(routes!(command::me, command::set_me))
+        .routes(routes!(users::add_user, users::users))
+        .routes(routes!(users::revoke_user))
         .routes(routes!(command::roles))
         .routes(routes!(command::assign_role))
         .routes(routes!(command::unassign_role))
@@ -208,9 +210,10 @@ fn build(
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
+    let access = services.access.clone();
     let state = AppState::new(services, token.clone(), port, extras, closing);
     let api = api.with_state(state);
-    let guard = auth::Guard::new(token, port);
+    let guard = auth::Guard::new(token, port, access);
     Router::new()
         .merge(api)
         .merge(ui::routes())

@@ -191,7 +191,7 @@ fn describe(status: u16) -> &'static str {
     match status {
         400 => "Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`)",
         401 => "Missing or invalid API token (`unauthorized`)",
-        403 => "Host or Origin not allowed (`forbidden_host`, `forbidden_origin`)",
+        403 => "Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`)",
         404 => "No such object (`not_found`)",
         409 => "The request contradicts stored data or a missing configuration (`conflict`, `not_configured`)",
         413 => "Body over the size limit (`payload_too_large`)",

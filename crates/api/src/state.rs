@@ -9,8 +9,8 @@ use axum::extract::FromRef;
 use opslens_core::feed::Feed;
 use opslens_core::token::ApiToken;
 use opslens_core::{
-    AnalysisService, CommandService, EvidenceService, IncidentService, IntegrationService,
-    Services, WorkService,
+    AccessService, AnalysisService, CommandService, EvidenceService, IncidentService,
+    IntegrationService, Services, WorkService,
 };
 
 use crate::handlers::capture::Screen;
@@ -94,6 +94,7 @@ parts!(
     services.analysis => Arc<AnalysisService>,
     services.integrations => Arc<IntegrationService>,
     services.command => Arc<CommandService>,
+    services.access => Arc<AccessService>,
     services.feed => Feed,
     server => Arc<ServerInfo>,
     screen => Screen,

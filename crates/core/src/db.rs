@@ -23,7 +23,11 @@ impl Db {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CoreError> {
         let store = self.0.clone();
-        let out = tokio::task::spawn_blocking(move || f(&store)).await?;
+        let author = crate::access::current_author();
+        let out = tokio::task::spawn_blocking(move || {
+            opslens_store::with_author(author.as_deref(), || f(&store))
+        })
+        .await?;
         // A full disk or a busy database says so (507, 503) instead of a bare 500.
         out.map_err(|e| {
             let dir = self.0.path().parent().unwrap_or(std::path::Path::new("."));

@@ -4,6 +4,7 @@
 //! One service per use-case ([`IncidentService`], [`EvidenceService`], [`WorkService`],
 //! [`AnalysisService`], [`IntegrationService`]), opened together as [`Services`].
 
+pub mod access;
 pub mod analysis;
 pub mod capture;
 pub mod command;
@@ -35,6 +36,7 @@ pub mod webhooks;
 pub mod when;
 pub mod work;
 
+pub use access::AccessService;
 pub use analysis::AnalysisService;
 pub use command::CommandService;
 pub use error::CoreError;

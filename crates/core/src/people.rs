@@ -94,6 +94,18 @@ impl CommandService {
             .ok_or_else(|| CoreError::NotFound("no local user yet: PUT /api/v1/me".into()))
     }
 
+    /// One person.
+    pub async fn person(&self, id: i64) -> Result<Person, CoreError> {
+        self.db.run(move |s| s.person(id)).await
+    }
+
+    /// Changes a person's name, handle or email (a person's own token does this through
+    /// `PUT /me`).
+    pub async fn set_person(&self, id: i64, p: NewPerson) -> Result<Person, CoreError> {
+        let row = person_row(p)?;
+        self.db.run(move |s| s.set_person(id, &row)).await
+    }
+
     /// Names the local user (the author of what is written from now on).
     pub async fn set_me(&self, p: NewPerson) -> Result<Person, CoreError> {
         let row = person_row(p)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use opslens_store::{Store, StoreError};
 
+use crate::access::AccessService;
 use crate::analysis::{AnalysisConfig, AnalysisService};
 use crate::command::CommandService;
 use crate::db::Db;
@@ -45,6 +46,8 @@ pub struct Services {
     pub integrations: Arc<IntegrationService>,
     /// Incident command: people and roles, status updates, the postmortem.
     pub command: Arc<CommandService>,
+    /// Per-person tokens and who a request comes from.
+    pub access: Arc<AccessService>,
     /// Committed changes, for `GET /api/v1/events`.
     pub feed: Feed,
     /// The data dir.
@@ -101,6 +104,7 @@ impl Services {
         crate::outbox::spawn_worker(&integrations);
         crate::analysis::spawn_worker(&analysis);
         Ok(Services {
+            access: Arc::new(AccessService::new(db.clone())),
             incidents,
             evidence,
             work: Arc::new(WorkService { db }),

@@ -364,3 +364,16 @@ mod tests {
         );
     }
 }
+
+wire_enum!(
+    /// What a person's API token may do on a shared server. The single-user install token is
+    /// an admin.
+    UserRole, "role", {
+        /// Everything, including adding and revoking users.
+        Admin => "admin",
+        /// Reads and writes incidents, evidence and everything on them.
+        Member => "member",
+        /// Reads only: every write answers 403.
+        Viewer => "viewer",
+    }
+);

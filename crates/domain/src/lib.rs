@@ -21,7 +21,7 @@ pub use capture::{
 };
 pub use enums::{
     ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
-    IncidentStatus, OccurredAtSource, ParseEnumError, Role, Severity, TimelineKind,
+    IncidentStatus, OccurredAtSource, ParseEnumError, Role, Severity, TimelineKind, UserRole,
 };
 pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, EvidencePatch, ImageInfo, NewEvidence};
 pub use external::{
@@ -30,7 +30,7 @@ pub use external::{
 pub use feed::{FeedChange, FeedEvent, FeedKind, FeedOp};
 pub use incident::{Incident, IncidentFilter, IncidentPatch, NewIncident, Page};
 pub use integration::{IntegrationError, IntegrationState, OutboxMessage, OutboxStatus};
-pub use people::{IncidentRoles, NewPerson, Person, RoleAssignment};
+pub use people::{IncidentRoles, NewPerson, NewUser, NewUserToken, Person, RoleAssignment, User};
 pub use postmortem::{
     Postmortem, PostmortemEntry, PostmortemSave, PostmortemSections, TimelinePatch,
 };

@@ -59,3 +59,41 @@ pub struct IncidentRoles {
     /// Everyone else working on it.
     pub participants: Vec<Person>,
 }
+
+/// A person with their own API token (`opslens users add`); the token itself is shown once,
+/// on creation, and stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// Id of the token (a person may get a new one after a revocation).
+    pub id: i64,
+    /// The person it belongs to; their name is the author of what they write.
+    pub person: Person,
+    /// What the token may do.
+    pub role: crate::UserRole,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was revoked; revoked tokens answer 401.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was last presented (to the minute).
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Body of `POST /users`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The person's name; an existing person of that name gets the token.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// What the token may do (default `member`).
+    pub role: Option<crate::UserRole>,
+}
+
+/// Answer of `POST /users`: the user and their token, which is never shown again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewUserToken {
+    /// The user.
+    pub user: User,
+    /// The bearer token to hand to them.
+    pub token: String,
+}

@@ -87,8 +87,8 @@ impl Store {
             });
             tx.execute(
                 "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256,
-                                      occurred_at, occurred_at_source, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                                      occurred_at, occurred_at_source, created_at, updated_at, author)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
                 params![
                     incident_id,
                     new.evidence_type.as_str(),
@@ -98,7 +98,8 @@ impl Store {
                     sha256_hex(new.content.as_bytes()),
                     ts(&at.time),
                     at.source.as_str(),
-                    ts(&t)
+                    ts(&t),
+                    tx.author()
                 ],
             )?;
             let id = tx.last_insert_rowid();

@@ -173,8 +173,8 @@ impl Store {
             tx.execute(
                 "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256, blob_path,
                      image_mime, image_width, image_height, image_bytes, original_name, analysis_state,
-                     created_at, updated_at)
-                 VALUES (?1, 'screenshot', ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                     created_at, updated_at, author)
+                 VALUES (?1, 'screenshot', ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
                 params![
                     incident_id,
                     new.title,
@@ -187,7 +187,8 @@ impl Store {
                     new.bytes.len() as i64,
                     new.original_name,
                     new.analysis_state.as_str(),
-                    ts(&t)
+                    ts(&t),
+                    tx.author()
                 ],
             )?;
             let id = tx.last_insert_rowid();

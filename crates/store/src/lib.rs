@@ -18,6 +18,7 @@ mod people;
 mod postmortem;
 mod row;
 mod search;
+mod tokens;
 mod tx;
 mod updates;
 mod work;
@@ -36,7 +37,8 @@ pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
 pub use outbox::{NewOutbox, OutboxResult};
 pub use tx::{
-    At, Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier, TimelineLine,
+    with_author, At, Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier,
+    TimelineLine,
 };
 
 pub use people::PersonRow;
@@ -58,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_people.sql"),
     include_str!("../migrations/0008_status_updates.sql"),
     include_str!("../migrations/0009_postmortem.sql"),
+    include_str!("../migrations/0010_api_tokens.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.

@@ -46,7 +46,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Person> {
     })
 }
 
-fn person_in(c: &Connection, id: i64) -> Result<Person> {
+pub(crate) fn person_in(c: &Connection, id: i64) -> Result<Person> {
     c.query_row(
         &format!("SELECT {COLUMNS} FROM person WHERE id = ?1"),
         [id],
@@ -57,7 +57,7 @@ fn person_in(c: &Connection, id: i64) -> Result<Person> {
 }
 
 /// A person by id, handle (with or without `@`) or exact name (case-insensitive).
-fn find_in(c: &Connection, who: &str) -> Result<Option<Person>> {
+pub(crate) fn find_in(c: &Connection, who: &str) -> Result<Option<Person>> {
     let who = who.trim();
     if let Ok(id) = who.parse::<i64>() {
         return match person_in(c, id) {
@@ -130,6 +130,24 @@ impl Store {
                 params![p.name, p.handle, p.email, ts(&now())],
             )?;
             person_in(tx, tx.last_insert_rowid())
+        })
+    }
+
+    /// One person.
+    pub fn person(&self, id: i64) -> Result<Person> {
+        self.read(|c| person_in(c, id))
+    }
+
+    /// Changes a person's name, handle and email; a handle someone else has is a conflict.
+    pub fn set_person(&self, id: i64, p: &PersonRow) -> Result<Person> {
+        self.write(|tx| {
+            person_in(tx, id)?;
+            handle_taken(tx, p.handle.as_deref(), Some(id))?;
+            tx.execute(
+                "UPDATE person SET name = ?1, handle = ?2, email = ?3 WHERE id = ?4",
+                params![p.name, p.handle, p.email, id],
+            )?;
+            person_in(tx, id)
         })
     }
 

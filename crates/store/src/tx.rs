@@ -287,7 +287,7 @@ impl<'c> WriteTx<'c> {
             hooks,
             changes: RefCell::new(Vec::new()),
             queued: Cell::new(false),
-            author: RefCell::new(None),
+            author: RefCell::new(REQUEST_AUTHOR.with(|a| a.borrow().clone())),
         })
     }
 
@@ -323,6 +323,13 @@ impl<'c> WriteTx<'c> {
     /// local user.
     pub(crate) fn as_author(&self, who: &str) {
         *self.author.borrow_mut() = Some(who.to_string());
+    }
+
+    /// Who this write's rows are by: a name given with [`WriteTx::as_author`], else the person
+    /// of the request's token ([`with_author`]), else `None` — the database then names the
+    /// local user.
+    pub(crate) fn author(&self) -> Option<String> {
+        self.author.borrow().clone()
     }
 
     /// Adds a timeline event at `at` (with where its time came from).
@@ -530,4 +537,26 @@ pub(crate) mod test_narrator {
             }
         }
     }
+}
+
+thread_local! {
+    /// The author of the writes the current thread makes for a request (see [`with_author`]).
+    static REQUEST_AUTHOR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `author` as the author of every row its writes create (timeline entries,
+/// evidence, hypotheses, actions, status updates), unless a write names another; `None` leaves
+/// the local user as the author. Writes run on their caller's thread (see `writer`), so a
+/// thread-local carries the name from the request into the transaction.
+pub fn with_author<T>(author: Option<&str>, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            REQUEST_AUTHOR.with(|a| *a.borrow_mut() = prev);
+        }
+    }
+    let prev = REQUEST_AUTHOR.with(|a| a.replace(author.map(str::to_owned)));
+    let _restore = Restore(prev);
+    f()
 }

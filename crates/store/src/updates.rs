@@ -65,15 +65,16 @@ impl Store {
             let inc = get_in(tx, incident_id)?;
             let t = now();
             tx.execute(
-                "INSERT INTO status_update(incident_id, status, impact, text, next_update_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO status_update(incident_id, status, impact, text, next_update_at, created_at, author)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     incident_id,
                     inc.status.as_str(),
                     new.impact,
                     new.text,
                     new.next_update_at.as_ref().map(ts),
-                    ts(&t)
+                    ts(&t),
+                    tx.author()
                 ],
             )?;
             let u = get(tx, tx.last_insert_rowid())?;

@@ -123,14 +123,15 @@ pub(crate) fn insert_hypothesis(
     t: &Timestamp,
 ) -> Result<Hypothesis> {
     tx.execute(
-        "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at, author)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
         params![
             incident_id,
             statement,
             status.as_str(),
             origin.as_str(),
-            ts(t)
+            ts(t),
+            tx.author()
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -259,9 +260,9 @@ impl Store {
             let t = now();
             let status = new.status.unwrap_or(ActionStatus::Open);
             tx.execute(
-                "INSERT INTO action_item(incident_id, title, owner, status, due_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![incident_id, new.title, new.owner, status.as_str(), new.due_at.as_ref().map(ts), ts(&t)],
+                "INSERT INTO action_item(incident_id, title, owner, status, due_at, created_at, updated_at, author)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                params![incident_id, new.title, new.owner, status.as_str(), new.due_at.as_ref().map(ts), ts(&t), tx.author()],
             )?;
             let id = tx.last_insert_rowid();
             tx.touched(FeedKind::Action, FeedOp::Created, incident_id, id);

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
+use opslens_core::access::Identity;
 use opslens_core::{CommandService, EvidenceService};
 use opslens_domain::{
     Evidence, EvidencePatch, IncidentRoles, NewPerson, NewStatusUpdate, Person, Role,
@@ -45,21 +47,32 @@ pub async fn add_person(
     Ok((StatusCode::CREATED, Json(s.add_person(body).await?)))
 }
 
-/// The local user: the author of everything written through this install's token.
+/// Who the token belongs to: its person for a person's own token, else the local user (the
+/// author of everything written through this install's token).
 #[utoipa::path(get, path = "/me", tag = "people",
     responses((status = 200, body = Person), (status = 404, body = ErrorBody)))]
-pub async fn me(State(s): State<Arc<CommandService>>) -> ApiResult<Json<Person>> {
-    Ok(Json(s.me().await?))
+pub async fn me(
+    State(s): State<Arc<CommandService>>,
+    Extension(who): Extension<Identity>,
+) -> ApiResult<Json<Person>> {
+    match who.user {
+        Some(u) => Ok(Json(s.person(u.person.id).await?)),
+        None => Ok(Json(s.me().await?)),
+    }
 }
 
-/// Name the local user (`opslens config set name …`, Settings); later entries carry it.
+/// Name the token's person (`opslens config set name …`, Settings); later entries carry it.
 #[utoipa::path(put, path = "/me", tag = "people", request_body = NewPerson,
     responses((status = 200, body = Person), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_me(
     State(s): State<Arc<CommandService>>,
+    Extension(who): Extension<Identity>,
     Json(body): Json<NewPerson>,
 ) -> ApiResult<Json<Person>> {
-    Ok(Json(s.set_me(body).await?))
+    match who.user {
+        Some(u) => Ok(Json(s.set_person(u.person.id, body).await?)),
+        None => Ok(Json(s.set_me(body).await?)),
+    }
 }
 
 /// Who holds which role on an incident.
