@@ -80,6 +80,20 @@ pub enum Command {
     /// Your name (the author of what you write), handle and email.
     #[command(subcommand)]
     Config(crate::command_cli::ConfigCmd),
+    /// Run only the analysis loop against the data dir of a running app (its SQLite queue),
+    /// taking screenshots one at a time with a lease, so several machines or processes share
+    /// the queue. Model, device and remote backend as for the app (OPSLENS_DEVICE,
+    /// OPSLENS_ANALYSIS_URL, …). Stops on Ctrl-C / SIGTERM.
+    Worker(WorkerArgs),
+}
+
+/// Options of `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Name of this worker on the queue (recorded on every job it runs); default
+    /// `worker@<host>:<pid>`.
+    #[arg(long, env = "OPSLENS_WORKER_ID")]
+    pub id: Option<String>,
 }
 
 /// Options of `open`.
