@@ -61,3 +61,5 @@ mod webhooks;
 mod work;
 #[path = "integration/xvfb.rs"]
 mod xvfb;
+#[path = "integration/workers.rs"]
+mod workers;
