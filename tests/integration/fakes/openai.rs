@@ -87,12 +87,13 @@ impl OpenAi {
 fn error(status: StatusCode, message: &str, kind: &str, code: &str) -> Response {
     let mut r = (
         status,
-        axum::Json(json!({"error": {"message": message, "type": kind, "param": null, "code": code}})),
+        axum::Json(
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+        ),
     )
         .into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        r.headers_mut()
-            .insert("retry-after", "1".parse().unwrap());
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
     }
     r
 }
@@ -103,7 +104,12 @@ fn chunk(v: Value) -> Bytes {
 
 async fn completions(State(s): State<OpenAi>, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "body is not JSON", "invalid_request_error", "bad_json");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body is not JSON",
+            "invalid_request_error",
+            "bad_json",
+        );
     };
     s.seen.lock().unwrap().push((headers, req.clone()));
     let answer = s

@@ -153,44 +153,41 @@ pub async fn progress(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let (first, rx) = s.progress_of(id).await?;
     let stop = closing.map(|c| c.0);
-    let stream = futures_util::stream::unfold(
-        Some((Some(first), rx, stop)),
-        move |state| {
-            async move {
-                let (first, mut rx, mut stop) = state?;
-                let p = match first {
-                    Some(p) => p,
-                    None => loop {
-                        let closed = async {
-                            match stop.as_mut() {
-                                Some(c) => {
-                                    let _ = c.wait_for(|v| *v).await;
-                                }
-                                None => std::future::pending::<()>().await,
+    let stream = futures_util::stream::unfold(Some((Some(first), rx, stop)), move |state| {
+        async move {
+            let (first, mut rx, mut stop) = state?;
+            let p = match first {
+                Some(p) => p,
+                None => loop {
+                    let closed = async {
+                        match stop.as_mut() {
+                            Some(c) => {
+                                let _ = c.wait_for(|v| *v).await;
                             }
-                        };
-                        let got = tokio::select! {
-                            () = closed => return None,
-                            got = rx.recv() => got,
-                        };
-                        match got {
-                            Ok(p) if p.evidence_id == id => break p,
-                            Ok(_) => continue,
-                            // Every event carries the whole text: a skipped one loses nothing.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                            None => std::future::pending::<()>().await,
                         }
-                    },
-                };
-                let last = !matches!(p.state.as_str(), "running" | "queued");
-                let ev = Event::default()
-                    .event("progress")
-                    .json_data(&p)
-                    .unwrap_or_default();
-                let next = (!last).then_some((None, rx, stop));
-                Some((Ok::<_, Infallible>(ev), next))
-            }
-        },
-    );
+                    };
+                    let got = tokio::select! {
+                        () = closed => return None,
+                        got = rx.recv() => got,
+                    };
+                    match got {
+                        Ok(p) if p.evidence_id == id => break p,
+                        Ok(_) => continue,
+                        // Every event carries the whole text: a skipped one loses nothing.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                },
+            };
+            let last = !matches!(p.state.as_str(), "running" | "queued");
+            let ev = Event::default()
+                .event("progress")
+                .json_data(&p)
+                .unwrap_or_default();
+            let next = (!last).then_some((None, rx, stop));
+            Some((Ok::<_, Infallible>(ev), next))
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

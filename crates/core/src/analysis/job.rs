@@ -37,7 +37,9 @@ impl AnalysisService {
             device: Some(device.clone()),
         };
         self.progress.publish(base.clone());
-        let done = self.run_job_inner(engine, job, load_ms, &base, cancel).await;
+        let done = self
+            .run_job_inner(engine, job, load_ms, &base, cancel)
+            .await;
         self.progress.publish(AnalysisProgress {
             text: done.raw_output.clone(),
             state: match done.outcome {
@@ -65,16 +67,15 @@ impl AnalysisService {
         let started = Instant::now();
         let mut timings = serde_json::Map::new();
         timings.insert("load_ms".into(), load_ms.into());
-        let failed = |error: String, timings: serde_json::Map<String, serde_json::Value>| {
-            FinishedAnalysis {
+        let failed =
+            |error: String, timings: serde_json::Map<String, serde_json::Value>| FinishedAnalysis {
                 model: model.clone(),
                 timings: serde_json::Value::Object(timings),
                 raw_output: String::new(),
                 outcome: AnalysisOutcome::Failed { error },
                 worker: None,
                 device: None,
-            }
-        };
+            };
         let eid = job.evidence_id;
         let evidence = match self.db.run(move |s| s.evidence(eid)).await {
             Ok(e) => e,

@@ -45,10 +45,18 @@ use crate::CoreError;
 enum Engine {
     Idle,
     Loading(PathBuf),
-    Ready { dir: PathBuf, load_ms: f64 },
-    Failed { dir: PathBuf, reason: String },
+    Ready {
+        dir: PathBuf,
+        load_ms: f64,
+    },
+    Failed {
+        dir: PathBuf,
+        reason: String,
+    },
     /// Analysis goes to an OpenAI-compatible server (no local model).
-    Remote { url: String },
+    Remote {
+        url: String,
+    },
 }
 
 /// The analysis use-case: the queue of screenshot analyses and questions, the engine that

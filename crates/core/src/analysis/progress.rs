@@ -104,7 +104,10 @@ impl AnalysisService {
         if let Some(p) = live {
             return Ok((p, rx));
         }
-        let jobs = self.db.run(move |s| s.analysis_jobs_of(evidence_id)).await?;
+        let jobs = self
+            .db
+            .run(move |s| s.analysis_jobs_of(evidence_id))
+            .await?;
         let pending = jobs.iter().rev().find(|j| {
             matches!(
                 j.state,

@@ -159,8 +159,7 @@ impl RemoteAnalyzer {
                     let after = opslens_integrations::http::retry_after(r.headers());
                     let words = error_words(&read_quoted(r, self.cfg.timeout).await);
                     last = format!("{shown} answered {status}: {words}");
-                    if status != reqwest::StatusCode::TOO_MANY_REQUESTS
-                        && !status.is_server_error()
+                    if status != reqwest::StatusCode::TOO_MANY_REQUESTS && !status.is_server_error()
                     {
                         return Err(last);
                     }
@@ -172,7 +171,10 @@ impl RemoteAnalyzer {
                 tokio::time::sleep(wait.min(MAX_RETRY_WAIT)).await;
             }
         }
-        Err(format!("{last} (gave up after {} tries)", self.cfg.retries + 1))
+        Err(format!(
+            "{last} (gave up after {} tries)",
+            self.cfg.retries + 1
+        ))
     }
 
     async fn run(
@@ -406,7 +408,10 @@ mod tests {
             error_words(r#"{"error":{"message":"slow down","type":"rate_limit","code":"429"}}"#),
             "slow down (rate_limit, 429)"
         );
-        assert_eq!(error_words(r#"{"error":"model not found"}"#), "model not found");
+        assert_eq!(
+            error_words(r#"{"error":"model not found"}"#),
+            "model not found"
+        );
         assert_eq!(error_words("Bad Gateway"), "Bad Gateway");
         assert_eq!(error_words(""), "(empty body)");
     }
