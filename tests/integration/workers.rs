@@ -330,12 +330,16 @@ impl Drop for Worker {
 }
 
 fn worker(data: &Path, id: &str, url: &str) -> Worker {
+    worker_leased(data, id, url, 1)
+}
+
+fn worker_leased(data: &Path, id: &str, url: &str, lease_s: u32) -> Worker {
     let child = Command::new(env!("CARGO_BIN_EXE_opslens"))
         .args(["worker", "--id", id])
         .env("OPSLENS_DATA_DIR", data)
         .env("OPSLENS_ANALYSIS_URL", url)
         .env("OPSLENS_ANALYSIS_MODEL", "stand-in")
-        .env("OPSLENS_ANALYSIS_LEASE_S", "1")
+        .env("OPSLENS_ANALYSIS_LEASE_S", lease_s.to_string())
         .env("OPSLENS_ANALYSIS_POLL_MS", "100")
         .env("OPSLENS_ANALYSIS_RETRIES", "0")
         .env("OPSLENS_KEYCHAIN", "off")
@@ -402,6 +406,56 @@ async fn a_killed_workers_job_is_taken_over_by_another_after_its_lease() {
         .unwrap()
         .starts_with("Checkout p99"));
     assert_eq!(ai.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_hands_its_job_back_at_once() {
+    let ai = OpenAi::start(streamed(2, 20)).await;
+    ai.then([Answer::Hang]);
+    let app = app_without_engine().await;
+    let inc = app.incident("stop").await;
+    let id = app
+        .upload(inc, png(20, 20), "a.png")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let data = app.data_dir();
+    // A long lease: only the hand-back can free the job quickly.
+    let mut a = worker_leased(&data, "worker-a", &ai.url(), 600);
+    let jobs_path = format!("/api/v1/evidence/{id}/analyses");
+    wait_for(&app, &jobs_path, "worker-a takes the job", |v| {
+        v[0]["state"] == "running"
+    })
+    .await;
+    let term = Command::new("kill")
+        .args(["-TERM", &a.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let t = Instant::now();
+    loop {
+        if let Some(st) = a.0.try_wait().unwrap() {
+            assert!(st.success(), "{st:?}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not stop the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let j = app.get_json(&jobs_path).await;
+    assert_eq!(j[0]["state"], "queued", "{j}");
+    let _b = worker_leased(&data, "worker-b", &ai.url(), 600);
+    let j = wait_for(&app, &jobs_path, "worker-b runs it", |v| {
+        v[0]["state"] == "done"
+    })
+    .await;
+    assert_eq!(j[0]["worker"], "worker-b");
+    assert!(t.elapsed() < Duration::from_secs(30));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

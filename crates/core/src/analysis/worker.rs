@@ -33,7 +33,8 @@ pub(crate) fn spawn_worker(service: &Arc<AnalysisService>) {
 /// `opslens worker`: runs only the analysis loop of this process against the store in
 /// `data_dir` (the data dir of a running app, shared through SQLite), as worker
 /// `worker@<host>:<pid>` unless `cfg.worker_id` says otherwise, until `stop` resolves. The
-/// job it holds then is left to its lease (another worker takes it over).
+/// run in progress then stops and its job goes back to the queue at once (a worker killed
+/// without that leaves it to its lease).
 pub async fn run_worker_process(
     data_dir: PathBuf,
     mut cfg: AnalysisConfig,
@@ -62,11 +63,30 @@ pub async fn run_worker_process(
         None => service.chosen_device().name,
     };
     tracing::info!(worker = %service.worker_id, %device, lease_s = service.cfg.lease.as_secs_f64(), "analysis worker started");
-    let task = tokio::spawn(worker(Arc::downgrade(&service)));
-    stop.await;
-    drop(service);
+    let db = service.db.clone();
+    let me = service.worker_id.clone();
+    let mut task = tokio::spawn(worker(Arc::downgrade(&service)));
+    tokio::select! {
+        () = stop => {}
+        _ = &mut task => {}
+    }
+    task.abort();
     let _ = task.await;
+    drop(service);
+    let (requeued, _) = db
+        .run(move |s| s.requeue_interrupted_analyses(&me, MAX_ATTEMPTS))
+        .await?;
+    tracing::info!(requeued, "analysis worker stopped");
     Ok(())
+}
+
+/// Sets the flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A quick identity of a model folder, so a model that failed to load is retried only once
@@ -96,7 +116,7 @@ type Fingerprint = (PathBuf, Vec<(String, u64, Option<SystemTime>)>);
 #[derive(Default)]
 struct Slot {
     engine: Option<Arc<dyn Analyzer>>,
-    /// The local engine's handle, dropped off the runtime at the end.
+    /// The model folder that failed to load, retried only once its files change.
     broken: Option<Fingerprint>,
     /// What loading the engine cost, charged to the first job after the load.
     load_ms: f64,
@@ -254,6 +274,8 @@ impl AnalysisService {
         };
         let job_id = job.id;
         let cancel = Arc::new(AtomicBool::new(false));
+        // Also stops the engine when this round is dropped (the worker process stopping).
+        let _stop_engine = CancelOnDrop(cancel.clone());
         let charged = std::mem::take(load_ms);
         let run = self.run_job(engine.as_ref(), &job, charged, cancel.clone());
         tokio::pin!(run);
