@@ -533,6 +533,10 @@ async fn a_worker_process_runs_the_local_model_and_records_who_where_and_each_ph
         .await
         .unwrap();
     let id = ev["id"].as_i64().unwrap();
+    // The app's change feed announces what the worker process does (its commits are not the
+    // app's own, so the app looks for them).
+    let mut feed = app.get("/api/v1/events").await;
+    assert_eq!(feed.status(), 200);
     let child = Command::new(env!("CARGO_BIN_EXE_opslens"))
         .args(["worker", "--id", "gpu-box-1"])
         .env("OPSLENS_DATA_DIR", app.data_dir())
@@ -578,4 +582,17 @@ async fn a_worker_process_runs_the_local_model_and_records_who_where_and_each_ph
     let ev = app.get_json(&format!("/api/v1/evidence/{id}")).await;
     assert_eq!(ev["analysis_state"], "done");
     assert!(ev["findings"]["raw"].is_string(), "{ev}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while !seen.contains(&format!(
+        r#""type":"evidence.updated","kind":"evidence","incident_id":{inc},"id":{id}"#
+    )) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, feed.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no evidence.updated for #{id} on the feed: {seen}"))
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }

@@ -103,6 +103,7 @@ impl Services {
             evidence: evidence.clone(),
         });
         crate::outbox::spawn_worker(&integrations);
+        analysis.set_feed(feed.clone());
         crate::analysis::spawn_worker(&analysis);
         Ok(Services {
             incidents,

@@ -470,16 +470,49 @@ impl Store {
         })
     }
 
-    /// Jobs queued or running.
-    /// Whether any job is queued or running: what the worker asks on every wake, answered
-    /// from the first index entry whatever the queue's length.
+    /// Whether any job is takeable: queued, or running on a lease that ran out. What the
+    /// worker asks on every wake, answered from the pending index whatever the queue's length;
+    /// jobs other workers hold do not count (this one would load its model for nothing).
     pub fn has_pending_analysis(&self) -> Result<bool> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM analysis_job WHERE state IN ('queued', 'running'))",
-                [],
+                "SELECT EXISTS(SELECT 1 FROM analysis_job WHERE state = 'queued')
+                     OR EXISTS(SELECT 1 FROM analysis_job WHERE state = 'running' AND lease_until < ?1)",
+                [ts(&now())],
                 |r| r.get(0),
             )?)
+        })
+    }
+
+    /// Screenshots whose jobs other workers (`opslens worker` processes) started or finished
+    /// after `since` (a job timestamp as stored; `None`: only find the newest), with their
+    /// incidents, and the newest such timestamp: the app announces them on its change feed,
+    /// which never hears another process's commits.
+    pub fn analyses_by_others_since(
+        &self,
+        me: &str,
+        since: Option<&str>,
+    ) -> Result<(Vec<(i64, i64)>, Option<String>)> {
+        self.read(|c| {
+            let newest: Option<String> = c.query_row(
+                "SELECT max(max(coalesce(started_at, ''), coalesce(finished_at, '')))
+                 FROM analysis_job WHERE leased_by IS NOT NULL AND leased_by != ?1",
+                [me],
+                |r| r.get(0),
+            )?;
+            let Some(since) = since else {
+                return Ok((Vec::new(), newest));
+            };
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT j.evidence_id, e.incident_id FROM analysis_job j
+                 JOIN evidence e ON e.id = j.evidence_id
+                 WHERE j.leased_by IS NOT NULL AND j.leased_by != ?1
+                   AND (j.started_at > ?2 OR j.finished_at > ?2)",
+            )?;
+            let rows = st
+                .query_map(params![me, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((rows, newest.or_else(|| Some(since.to_string()))))
         })
     }
 

@@ -81,6 +81,9 @@ pub struct AnalysisService {
     progress: progress::Hub,
     /// Who this process is on the shared queue (`app@host`, `worker@host:pid`).
     worker_id: String,
+    /// The app's change feed, where other processes' analysis work is announced (none in an
+    /// `opslens worker` process).
+    feed: OnceLock<crate::feed::Feed>,
 }
 
 impl AnalysisService {
@@ -112,6 +115,7 @@ impl AnalysisService {
             marked_waiting: AtomicBool::new(false),
             progress: progress::Hub::default(),
             worker_id: cfg_worker_id,
+            feed: OnceLock::new(),
         }
     }
 
@@ -125,6 +129,11 @@ impl AnalysisService {
                 .map(|e| e.id.clone())
                 .unwrap_or_default(),
         }
+    }
+
+    /// Gives the loop the app's change feed, to announce other workers' progress on it.
+    pub(crate) fn set_feed(&self, feed: crate::feed::Feed) {
+        let _ = self.feed.set(feed);
     }
 
     /// Who this process is on the shared queue.

@@ -142,7 +142,20 @@ async fn worker(weak: Weak<AnalysisService>) {
         }
     }
     let mut slot = Slot::default();
+    let mut others_since: Option<String> = None;
     if let Some(s) = weak.upgrade() {
+        if s.feed.get().is_some() {
+            // Start from now: what other workers did before is no news.
+            others_since =
+                s.db.run({
+                    let me = s.worker_id.clone();
+                    move |st| st.analyses_by_others_since(&me, None)
+                })
+                .await
+                .ok()
+                .and_then(|(_, newest)| newest)
+                .or_else(|| Some(String::new()));
+        }
         if let Some(r) = &s.cfg.remote {
             s.set(Engine::Remote { url: r.shown_url() });
             slot.engine = Some(Arc::new(RemoteAnalyzer::new(r.clone())));
@@ -157,6 +170,11 @@ async fn worker(weak: Weak<AnalysisService>) {
                 false
             }
         };
+        if !worked {
+            if let (Some(feed), Some(since)) = (s.feed.get(), others_since.as_mut()) {
+                s.announce_others(feed, since).await;
+            }
+        }
         let wake = s.wake.clone();
         let poll = s.cfg.poll;
         drop(s);
@@ -174,6 +192,44 @@ async fn worker(weak: Weak<AnalysisService>) {
 }
 
 impl AnalysisService {
+    /// Announces on the app's change feed the screenshots other processes' workers took or
+    /// finished since `since` (the store's feed only hears this process's commits), so the
+    /// UI follows their work live.
+    async fn announce_others(&self, feed: &crate::feed::Feed, since: &mut String) {
+        let me = self.worker_id.clone();
+        let after = since.clone();
+        match self
+            .db
+            .run(move |s| s.analyses_by_others_since(&me, Some(&after)))
+            .await
+        {
+            Ok((changed, newest)) => {
+                let mut changes = Vec::new();
+                for (evidence_id, incident_id) in changed {
+                    use opslens_domain::{FeedChange, FeedKind, FeedOp};
+                    changes.push(FeedChange {
+                        kind: FeedKind::Evidence,
+                        op: FeedOp::Updated,
+                        incident_id,
+                        id: evidence_id,
+                    });
+                    // Findings add timeline events and move the incident's `updated_at`.
+                    changes.push(FeedChange {
+                        kind: FeedKind::Incident,
+                        op: FeedOp::Updated,
+                        incident_id,
+                        id: incident_id,
+                    });
+                }
+                feed.publish(changes);
+                if let Some(n) = newest {
+                    *since = n;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read other workers' progress"),
+        }
+    }
+
     /// One step of the worker: make sure a model is loaded when work waits, then run one job.
     /// Returns whether a job ran.
     async fn analysis_round(&self, slot: &mut Slot) -> Result<bool, CoreError> {
