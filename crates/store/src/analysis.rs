@@ -31,6 +31,10 @@ pub struct FinishedAnalysis {
     pub device: Option<String>,
 }
 
+/// Screenshots other workers touched, as (evidence id, incident id), and the newest job
+/// timestamp seen (where to look from next time).
+pub type OthersProgress = (Vec<(i64, i64)>, Option<String>);
+
 /// The result of a job.
 #[derive(Debug, Clone)]
 pub enum AnalysisOutcome {
@@ -492,7 +496,7 @@ impl Store {
         &self,
         me: &str,
         since: Option<&str>,
-    ) -> Result<(Vec<(i64, i64)>, Option<String>)> {
+    ) -> Result<OthersProgress> {
         self.read(|c| {
             let newest: Option<String> = c.query_row(
                 "SELECT max(max(coalesce(started_at, ''), coalesce(finished_at, '')))
