@@ -61,5 +61,7 @@ mod vlm;
 mod webhooks;
 #[path = "integration/work.rs"]
 mod work;
+#[path = "integration/workers.rs"]
+mod workers;
 #[path = "integration/xvfb.rs"]
 mod xvfb;

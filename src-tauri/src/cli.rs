@@ -83,6 +83,20 @@ pub enum Command {
     /// People's own API tokens on a shared server: add (prints the token once), list, revoke.
     #[command(subcommand)]
     Users(crate::users_cmd::UsersCmd),
+    /// Run only the analysis loop against the data dir of a running app (its SQLite queue),
+    /// taking screenshots one at a time with a lease, so several machines or processes share
+    /// the queue. Model, device and remote backend as for the app (OPSLENS_DEVICE,
+    /// OPSLENS_ANALYSIS_URL, …). Stops on Ctrl-C / SIGTERM.
+    Worker(WorkerArgs),
+}
+
+/// Options of `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Name of this worker on the queue (recorded on every job it runs); default
+    /// `worker@<host>:<pid>`.
+    #[arg(long, env = "OPSLENS_WORKER_ID")]
+    pub id: Option<String>,
 }
 
 /// Options of `open`.

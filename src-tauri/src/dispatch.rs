@@ -54,6 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(())
         }
         Some(Command::Vlm(crate::cli::VlmCmd::Run(args))) => crate::vlm_cmd::run(&args),
+        Some(Command::Worker(args)) => rt.block_on(worker(&data_dir, args, &cli.model)),
         Some(Command::Incident(cmd)) => rt.block_on(incident(&data_dir, cmd)),
         Some(Command::Evidence(cmd)) => rt.block_on(evidence(&data_dir, cmd)),
         Some(Command::Open(args)) => rt.block_on(open(&data_dir, args)),
@@ -168,6 +169,33 @@ fn open_browser(url: &str) -> std::io::Result<()> {
         .stderr(Stdio::null())
         .spawn()
         .map(|_| ())
+}
+
+/// `opslens worker`: the analysis loop alone, on the shared queue of `data_dir`.
+async fn worker(
+    data_dir: &Path,
+    args: crate::cli::WorkerArgs,
+    model: &crate::models_cmd::ModelArgs,
+) -> anyhow::Result<()> {
+    if !data_dir.join("opslens.db").exists() {
+        anyhow::bail!(
+            "no OpsLens database in {}; point --data-dir at the data dir of a running app",
+            data_dir.display()
+        );
+    }
+    let mut cfg = model.analysis_config();
+    cfg.worker_id = args.id;
+    if let Some(r) = cfg.remote.as_mut() {
+        let keys = opslens_integrations::config::Config::load(data_dir, true);
+        r.key = keys.analysis_key;
+        eprintln!(
+            "analysed by {}: screenshots leave this machine",
+            r.shown_url()
+        );
+    }
+    opslens_core::analysis::run_worker_process(data_dir.to_path_buf(), cfg, shutdown_signal())
+        .await
+        .context("the analysis worker stopped")
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,8 @@
 
 #[path = "fakes/github.rs"]
 pub mod github;
+#[path = "fakes/openai.rs"]
+pub mod openai;
 #[path = "fakes/pagerduty.rs"]
 pub mod pagerduty;
 

@@ -188,6 +188,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/evidence/{id}/analysis/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-sent events with the text of a screenshot's running analysis (or question) as the
+         *     model writes it, local or remote: `event: progress` whose data is an [`AnalysisProgress`]
+         *     carrying the whole text so far, at most every 150 ms, then one last event with `state`
+         *     `done` or `failed` (the parsed findings are then on the evidence) and the stream ends. A
+         *     stream opened while nothing runs or waits for the screenshot sends one `idle` event and
+         *     ends. Jobs run by an `opslens worker` in another process are not streamed here (their
+         *     result shows on the evidence when done). Needs the token like every route.
+         */
+        get: operations["progress"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/evidence/{id}/analyze": {
         parameters: {
             query?: never;
@@ -954,6 +979,8 @@ export interface components {
              * @description When it was queued.
              */
             created_at: string;
+            /** @description Where it ran: the compute device (`cpu`, `cuda:0`) or the remote server's URL. */
+            device?: string | null;
             /** @description Why it failed. */
             error?: string | null;
             /**
@@ -971,6 +998,12 @@ export interface components {
              * @description Job id.
              */
             id: number;
+            /**
+             * Format: date-time
+             * @description Until when the worker's lease runs; a job still `running` past it is taken over by
+             *     another worker (its holder died). `null` once finished.
+             */
+            lease_until?: string | null;
             /** @description Model that ran it. */
             model?: string | null;
             /** @description The question asked; `null` for the full analysis that fills the evidence's findings. */
@@ -987,6 +1020,36 @@ export interface components {
              *     counts.
              */
             timings?: Record<string, never> | null;
+            /**
+             * @description Which worker holds (or last held) the job: `app@host` for the app's own loop,
+             *     `worker@host:pid` for an `opslens worker` process; several may share one queue.
+             */
+            worker?: string | null;
+        };
+        /** @description One event of `GET /evidence/{id}/analysis/stream` (the `data:` line, JSON). */
+        AnalysisProgress: {
+            /** @description Where it runs: the device, or the URL of the server the screenshot was sent to. */
+            device?: string | null;
+            /**
+             * Format: int64
+             * @description The screenshot.
+             */
+            evidence_id: number;
+            /**
+             * Format: int64
+             * @description The running job; `null` in the single event of a stream opened while nothing runs or
+             *     waits for this screenshot.
+             */
+            job_id?: number | null;
+            /** @description The question the job answers; `null` for the full analysis. */
+            question?: string | null;
+            /**
+             * @description `running` while it writes, then `done` or `failed` (the last event of the stream; the
+             *     parsed findings are then on the evidence), or `idle` when nothing runs or waits.
+             */
+            state: string;
+            /** @description Everything the model has written so far (raw, before parsing). */
+            text: string;
         };
         /**
          * @description Where a screenshot is in the analysis pipeline; shown live in the UI.
@@ -2197,6 +2260,11 @@ export interface components {
             model: string;
             /** @description Folder the model is read from. */
             model_dir?: string | null;
+            /**
+             * @description Says plainly where screenshots go when they leave this machine
+             *     ("analysed by <url>: screenshots leave this machine"); `null` otherwise.
+             */
+            privacy?: string | null;
             pull?: null | components["schemas"]["PullProgress"];
             /** @description Screenshots per pending analysis state. */
             queue: {
@@ -2209,6 +2277,11 @@ export interface components {
             queue_length: number;
             /** @description Why it is missing or failed. */
             reason?: string | null;
+            /**
+             * @description The server screenshots are sent to when analysis runs remotely
+             *     (`OPSLENS_ANALYSIS_URL`); `null` when they never leave this machine.
+             */
+            remote_url?: string | null;
             /** @description Its Hugging Face repository. */
             repo: string;
             /** @description Pinned revision. */
@@ -2217,6 +2290,8 @@ export interface components {
             state: string;
             /** @description Weight storage used. */
             weights: string;
+            /** @description This process on the shared queue (`app@host`); jobs record who ran them. */
+            worker: string;
         };
         /** @description Answer to a delivery. */
         WebhookAck: {
@@ -3303,6 +3378,86 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AnalysisJob"][];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    progress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream; every `data:` line is an AnalysisProgress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["AnalysisProgress"];
                 };
             };
             /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */

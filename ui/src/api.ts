@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -174,3 +174,46 @@ export const api = {
   updateAction: (id: number, b: { status?: ActionStatus }) =>
     json<Action>('PATCH', `/actions/${id}`, b),
 };
+
+/**
+ * Follows the text of a screenshot's running analysis (`GET /evidence/{id}/analysis/stream`),
+ * calling `on` with each event (the whole text so far) until the last one (`done`, `failed`
+ * or `idle`) or `signal` aborts. Read with fetch() so the token stays in a header.
+ */
+export async function followAnalysis(id: number, on: (p: AnalysisProgress) => void, signal: AbortSignal): Promise<void> {
+  const token = session.get();
+  const headers: Record<string, string> = { Accept: 'text/event-stream' };
+  if (token) headers['Authorization'] = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1/evidence/${id}/analysis/stream`, { headers, cache: 'no-store', signal });
+  } catch {
+    return;
+  }
+  if (!res.ok || !res.body) return;
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(l.startsWith('data: ') ? 6 : 5)).join('\n');
+        if (!data) continue;
+        try {
+          on(JSON.parse(data) as AnalysisProgress);
+        } catch {
+          // not an event of ours
+        }
+      }
+    }
+  } catch {
+    // aborted, or the connection dropped: the evidence refresh shows the result
+  }
+}

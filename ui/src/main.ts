@@ -50,8 +50,10 @@ async function updateChip(): Promise<void> {
   try {
     const m = await api.vlmStatus();
     const waiting = m.queue_length ? ` · ${m.queue_length} in queue` : '';
+    const where = m.remote_url ? ` · remote ${m.remote_url}: screenshots leave this machine` : '';
     replace(modelChip, h('span', { class: `led led-${m.loaded ? 'ok' : 'warn'}` }),
-      `${location.host} · model ${m.loaded ? 'ready' : m.state}${waiting}`);
+      `${location.host} · model ${m.loaded ? 'ready' : m.state}${where}${waiting}`);
+    modelChip.title = m.privacy ? `${m.privacy} (Settings)` : 'Server and analysis model (Settings)';
   } catch {
     replace(modelChip, h('span', { class: 'led led-err' }), `${location.host} · not reachable`);
   }

@@ -11,6 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { dashboardPng } from './png.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
@@ -659,6 +661,79 @@ test('two screenshots compare side by side, faded and split', { timeout: 90_000 
     await browser.close();
     s.proc.kill('SIGTERM');
     await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a remote analysis fills the findings panel as the model writes, and says screenshots leave the machine', { timeout: 90_000 }, async () => {
+  // A stand-in OpenAI-compatible server that writes its findings slowly, as SSE chunks.
+  const findings = JSON.stringify({
+    summary: 'Checkout p99 latency spiked to 2.4 s at 14:05.', screen: 'dashboard',
+    panels: [{ title: 'Checkout p99', metric: 'latency', unit: 'ms', current: '2400', peak: '2400', trend: 'spiky',
+      anomalies: [{ description: 'spike', start: '14:05', end: null }] }],
+    errors: [], timestamps: ['14:05'], timezone: 'UTC',
+  });
+  const pieces = 30;
+  const per = Math.ceil(findings.length / pieces);
+  const ai = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let i = 0;
+      const tick = setInterval(() => {
+        if (i * per >= findings.length) {
+          clearInterval(tick);
+          res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        const piece = findings.slice(i * per, (i + 1) * per);
+        i += 1;
+        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`);
+      }, 250);
+    });
+  });
+  await new Promise<void>((r) => ai.listen(0, '127.0.0.1', r));
+  const aiUrl = `http://127.0.0.1:${(ai.address() as AddressInfo).port}`;
+  const s = await startServer({ OPSLENS_ANALYSIS_URL: aiUrl, OPSLENS_ANALYSIS_MODEL: 'stand-in' });
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page.setDefaultTimeout(20_000);
+    const inc = (await apiCall(s, 'POST', '/incidents', { title: 'Remote analysis', severity: 'high' })) as { id: number };
+    const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+    await page.goto(url);
+    await page.locator('[data-field="model-chip"]', { hasText: 'screenshots leave this machine' }).waitFor();
+    await page.goto(`${s.base}/#/incident/${inc.id}`);
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array(dashboardPng(640, 360))], { type: 'image/png' }), 'remote.png');
+    const res = await fetch(`${s.base}/api/v1/evidence/incident/${inc.id}/upload-screenshot`, {
+      method: 'POST', headers: { Authorization: `Bearer ${s.token}` }, body: form,
+    });
+    assert.equal(res.status, 201);
+    const card = page.locator('.card.shot', { hasText: 'remote.png' });
+    await card.getByRole('button', { name: 'View & analysis' }).click();
+    const viewer = page.locator('dialog[open].viewer-dlg');
+    await viewer.locator('[data-field="privacy"]', { hasText: `analysed by ${aiUrl}: screenshots leave this machine` }).waitFor();
+    // The text grows in the panel while the model writes…
+    const partial = viewer.locator('[data-field="partial"]');
+    await partial.waitFor({ state: 'visible' });
+    await page.waitForFunction(() => (document.querySelector('[data-field="partial"]')?.textContent ?? '').includes('"summary"'));
+    const early = (await partial.textContent()) ?? '';
+    assert.ok(early.length > 0 && early.length < findings.length && findings.startsWith(early), `partial: ${early}`);
+    await shot(page, 'viewer-streaming.png', false);
+    // …and the parsed findings replace it when the analysis is done.
+    await viewer.locator('.finding-panels', { hasText: 'Checkout p99' }).waitFor();
+    assert.equal(await viewer.locator('[data-field="partial"]').count(), 0);
+    await viewer.locator('.summary', { hasText: 'spiked to 2.4 s' }).waitFor();
+    await page.keyboard.press('Escape');
+    await page.goto(`${s.base}/#/settings`);
+    await page.locator('[data-field="privacy"]', { hasText: 'screenshots leave this machine' }).waitFor();
+  } finally {
+    await browser.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    ai.close();
     rmSync(s.dir, { recursive: true, force: true });
   }
 });

@@ -108,6 +108,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::vlm_status))
         .routes(routes!(analysis::analyze))
         .routes(routes!(analysis::jobs_of))
+        .routes(routes!(analysis::progress))
         .routes(routes!(analysis::job))
         .routes(routes!(analysis::list))
         .routes(routes!(analysis::get))

@@ -78,12 +78,16 @@ impl Services {
         )));
         let feed = Feed::default();
         store.set_feed(Arc::new(feed.clone()));
+        let mut analysis_cfg = cfg.analysis;
+        if let Some(r) = analysis_cfg.remote.as_mut() {
+            r.key = r.key.take().or_else(|| integ_cfg.analysis_key.clone());
+        }
         let db = Db::new(store);
         let incidents = Arc::new(IncidentService { db: db.clone() });
         let analysis = Arc::new(AnalysisService::new(
             db.clone(),
             cfg.data_dir.clone(),
-            cfg.analysis,
+            analysis_cfg,
         ));
         let evidence = Arc::new(EvidenceService::new(
             db.clone(),
@@ -102,6 +106,7 @@ impl Services {
             evidence: evidence.clone(),
         });
         crate::outbox::spawn_worker(&integrations);
+        analysis.set_feed(feed.clone());
         crate::analysis::spawn_worker(&analysis);
         Ok(Services {
             access: Arc::new(AccessService::new(db.clone())),

@@ -138,6 +138,17 @@ pub struct AnalysisJob {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Which worker holds (or last held) the job: `app@host` for the app's own loop,
+    /// `worker@host:pid` for an `opslens worker` process; several may share one queue.
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// Where it ran: the compute device (`cpu`, `cuda:0`) or the remote server's URL.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Until when the worker's lease runs; a job still `running` past it is taken over by
+    /// another worker (its holder died). `null` once finished.
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// Body of `POST /evidence/{id}/analyze`.

@@ -143,6 +143,9 @@ pub struct Config {
     pub github_window: Duration,
     /// Retries of sync calls (`SYNC_RETRY_BASE_MS` sets the first 5xx backoff).
     pub http: crate::http::HttpPolicy,
+    /// `OPSLENS_ANALYSIS_KEY`: bearer token for the OpenAI-compatible analysis server, kept
+    /// with the other keys so it never sits in a command line or the environment.
+    pub analysis_key: Option<Secret>,
 }
 
 impl Config {
@@ -236,6 +239,7 @@ impl Config {
         };
         let defaults = RetryPolicy::default();
         Config {
+            analysis_key: get("OPSLENS_ANALYSIS_KEY"),
             pagerduty,
             pagerduty_webhook_secret: get("PAGERDUTY_WEBHOOK_SECRET"),
             github,

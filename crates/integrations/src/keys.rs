@@ -51,4 +51,5 @@ pub const KEY_NAMES: &[&str] = &[
     "SYNC_LOOKBACK_HOURS",
     "GITHUB_WINDOW_HOURS",
     "SYNC_RETRY_BASE_MS",
+    "OPSLENS_ANALYSIS_KEY",
 ];

@@ -23,7 +23,17 @@ pub struct FinishedAnalysis {
     pub raw_output: String,
     /// The result proper.
     pub outcome: AnalysisOutcome,
+    /// The worker that ran it. When set, the result is recorded only while that worker still
+    /// holds the job's lease (a worker that lost it to another records nothing: each job's
+    /// result is written once).
+    pub worker: Option<String>,
+    /// Where it ran (device name, or the remote server's URL).
+    pub device: Option<String>,
 }
+
+/// Screenshots other workers touched, as (evidence id, incident id), and the newest job
+/// timestamp seen (where to look from next time).
+pub type OthersProgress = (Vec<(i64, i64)>, Option<String>);
 
 /// The result of a job.
 #[derive(Debug, Clone)]
@@ -52,7 +62,7 @@ pub enum AnalysisOutcome {
 }
 
 const JOB_COLUMNS: &str = "id, evidence_id, question, state, attempts, model, answer, error, \
-     timings, created_at, started_at, finished_at";
+     timings, created_at, started_at, finished_at, leased_by, device, lease_until";
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<AnalysisJob> {
     Ok(AnalysisJob {
@@ -70,6 +80,9 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<AnalysisJob> {
         created_at: r.get::<_, Ts>("created_at")?.0,
         started_at: r.get::<_, Option<Ts>>("started_at")?.map(|t| t.0),
         finished_at: r.get::<_, Option<Ts>>("finished_at")?.map(|t| t.0),
+        worker: r.get("leased_by")?,
+        device: r.get("device")?,
+        lease_until: r.get::<_, Option<Ts>>("lease_until")?.map(|t| t.0),
     })
 }
 
@@ -170,26 +183,56 @@ impl Store {
         })
     }
 
-    /// Takes the oldest queued job and marks it running (and its screenshot, for a full
-    /// analysis). `None` when the queue is empty.
-    pub fn claim_analysis_job(&self) -> Result<Option<AnalysisJob>> {
+    /// Takes the oldest queued job (or the oldest running one whose lease ran out: its worker
+    /// died) for `worker`, leased until `lease` from now, and marks it running (and its
+    /// screenshot, for a full analysis). The pick and the mark are one `UPDATE … RETURNING`
+    /// inside the store's single write transaction (`BEGIN IMMEDIATE`, which also excludes
+    /// other processes), so two workers never take the same job. Expired jobs already started
+    /// `max_attempts` times fail instead, so one poisonous image cannot kill worker after
+    /// worker. `None` when nothing is takeable.
+    pub fn take_analysis_job(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+        max_attempts: i64,
+    ) -> Result<Option<AnalysisJob>> {
         self.write(|tx| {
-            let next: Option<(i64, i64, bool)> = tx
+            let now_t = now();
+            let t = ts(&now_t);
+            let until = ts(&(now_t + chrono::Duration::from_std(lease).unwrap_or_default()));
+            let msg = format!(
+                "its worker stopped {max_attempts} times during the analysis (lease not renewed); \
+                 POST /api/v1/evidence/{{id}}/analyze to try again"
+            );
+            updated_evidence(
+                tx,
+                "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1, updated_at = ?2
+                 WHERE id IN (SELECT evidence_id FROM analysis_job
+                              WHERE state = 'running' AND question IS NULL AND lease_until < ?2
+                              AND attempts >= ?3)
+                 RETURNING id, incident_id",
+                params![msg, t, max_attempts],
+            )?;
+            tx.execute(
+                "UPDATE analysis_job SET state = 'failed', error = ?1, finished_at = ?2, lease_until = NULL
+                 WHERE state = 'running' AND lease_until < ?2 AND attempts >= ?3",
+                params![msg, t, max_attempts],
+            )?;
+            let taken: Option<(i64, i64, bool)> = tx
                 .query_row(
-                    "SELECT id, evidence_id, question IS NULL FROM analysis_job
-                     WHERE state = 'queued' ORDER BY id LIMIT 1",
-                    [],
+                    "UPDATE analysis_job SET state = 'running', attempts = attempts + 1, started_at = ?1,
+                         leased_by = ?2, lease_until = ?3
+                     WHERE id = (SELECT id FROM analysis_job
+                                 WHERE state = 'queued' OR (state = 'running' AND lease_until < ?1)
+                                 ORDER BY id LIMIT 1)
+                     RETURNING id, evidence_id, question IS NULL",
+                    params![t, worker, until],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let Some((id, evidence_id, full)) = next else {
+            let Some((id, evidence_id, full)) = taken else {
                 return Ok(None);
             };
-            let t = ts(&now());
-            tx.execute(
-                "UPDATE analysis_job SET state = 'running', attempts = attempts + 1, started_at = ?1 WHERE id = ?2",
-                params![t, id],
-            )?;
             if full {
                 tx.execute(
                     "UPDATE evidence SET analysis_state = 'running', updated_at = ?1 WHERE id = ?2",
@@ -202,10 +245,45 @@ impl Store {
         })
     }
 
+    /// [`Store::take_analysis_job`] for a single process that never loses its lease (tests,
+    /// tools): an hour's lease, no attempt limit.
+    pub fn claim_analysis_job(&self) -> Result<Option<AnalysisJob>> {
+        self.take_analysis_job("local", std::time::Duration::from_secs(3600), i64::MAX)
+    }
+
+    /// Extends `worker`'s lease on a running job to `lease` from now (late is fine while no
+    /// one has taken the job over). `false` when the job is no longer that worker's (finished, deleted, or taken over after the lease ran out):
+    /// the worker then stops the run and records nothing.
+    pub fn renew_analysis_lease(
+        &self,
+        job_id: i64,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let n = now();
+            let until = ts(&(n + chrono::Duration::from_std(lease).unwrap_or_default()));
+            Ok(tx.execute(
+                "UPDATE analysis_job SET lease_until = ?1
+                 WHERE id = ?2 AND leased_by = ?3 AND state = 'running'",
+                params![until, job_id, worker],
+            )? == 1)
+        })
+    }
+
     /// Records the end of a job, with everything it produced, in one transaction.
     pub fn finish_analysis_job(&self, job_id: i64, done: &FinishedAnalysis) -> Result<AnalysisJob> {
         self.write(|tx| {
             let job = job_in(tx, job_id)?;
+            if let Some(w) = &done.worker {
+                if job.state != AnalysisState::Running || job.worker.as_deref() != Some(w.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "analysis job {job_id} is no longer leased to {w} (now {} by {}); its result is not recorded",
+                        job.state.as_str(),
+                        job.worker.as_deref().unwrap_or("nobody")
+                    )));
+                }
+            }
             let t = now();
             let (state, answer, error) = match &done.outcome {
                 AnalysisOutcome::Findings { .. } => (AnalysisState::Done, None, None),
@@ -214,7 +292,9 @@ impl Store {
             };
             tx.execute(
                 "UPDATE analysis_job SET state = ?1, model = ?2, answer = ?3, error = ?4, timings = ?5,
-                     raw_output = ?6, finished_at = ?7 WHERE id = ?8",
+                     raw_output = ?6, finished_at = ?7, lease_until = NULL,
+                     device = coalesce(?9, device), leased_by = coalesce(?10, leased_by)
+                 WHERE id = ?8",
                 params![
                     state.as_str(),
                     done.model,
@@ -223,7 +303,9 @@ impl Store {
                     done.timings.to_string(),
                     done.raw_output,
                     ts(&t),
-                    job_id
+                    job_id,
+                    done.device,
+                    done.worker,
                 ],
             )?;
             let (incident_id, findings): (i64, Option<String>) = tx.query_row(
@@ -305,10 +387,15 @@ impl Store {
         })
     }
 
-    /// After a restart: jobs left `running` go back to the queue, unless they were already
+    /// After a restart of `worker`: the jobs it left `running` (and any running without a
+    /// lease, from before leases existed) go back to the queue, unless they were already
     /// started `max_attempts` times (then they fail, so one poisonous image cannot crash-loop
-    /// the app). Returns (requeued, failed).
-    pub fn requeue_interrupted_analyses(&self, max_attempts: i64) -> Result<(usize, usize)> {
+    /// the app). Other workers' jobs are left to their leases. Returns (requeued, failed).
+    pub fn requeue_interrupted_analyses(
+        &self,
+        worker: &str,
+        max_attempts: i64,
+    ) -> Result<(usize, usize)> {
         self.write(|tx| {
             let t = ts(&now());
             let msg = format!(
@@ -319,25 +406,28 @@ impl Store {
                 tx,
                 "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1, updated_at = ?2
                  WHERE id IN (SELECT evidence_id FROM analysis_job
-                              WHERE state = 'running' AND question IS NULL AND attempts >= ?3)
+                              WHERE state = 'running' AND question IS NULL AND attempts >= ?3
+                              AND (leased_by IS NULL OR leased_by = ?4))
                  RETURNING id, incident_id",
-                params![msg, t, max_attempts],
+                params![msg, t, max_attempts, worker],
             )?;
             let failed = tx.execute(
-                "UPDATE analysis_job SET state = 'failed', error = ?1, finished_at = ?2
-                 WHERE state = 'running' AND attempts >= ?3",
-                params![msg, t, max_attempts],
+                "UPDATE analysis_job SET state = 'failed', error = ?1, finished_at = ?2, lease_until = NULL
+                 WHERE state = 'running' AND attempts >= ?3 AND (leased_by IS NULL OR leased_by = ?4)",
+                params![msg, t, max_attempts, worker],
             )?;
             updated_evidence(
                 tx,
                 "UPDATE evidence SET analysis_state = 'queued', updated_at = ?1
-                 WHERE id IN (SELECT evidence_id FROM analysis_job WHERE state = 'running' AND question IS NULL)
+                 WHERE id IN (SELECT evidence_id FROM analysis_job WHERE state = 'running' AND question IS NULL
+                              AND (leased_by IS NULL OR leased_by = ?2))
                  RETURNING id, incident_id",
-                params![t],
+                params![t, worker],
             )?;
             let requeued = tx.execute(
-                "UPDATE analysis_job SET state = 'queued' WHERE state = 'running'",
-                [],
+                "UPDATE analysis_job SET state = 'queued', lease_until = NULL
+                 WHERE state = 'running' AND (leased_by IS NULL OR leased_by = ?1)",
+                [worker],
             )?;
             Ok((requeued, failed))
         })
@@ -384,16 +474,49 @@ impl Store {
         })
     }
 
-    /// Jobs queued or running.
-    /// Whether any job is queued or running: what the worker asks on every wake, answered
-    /// from the first index entry whatever the queue's length.
+    /// Whether any job is takeable: queued, or running on a lease that ran out. What the
+    /// worker asks on every wake, answered from the pending index whatever the queue's length;
+    /// jobs other workers hold do not count (this one would load its model for nothing).
     pub fn has_pending_analysis(&self) -> Result<bool> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM analysis_job WHERE state IN ('queued', 'running'))",
-                [],
+                "SELECT EXISTS(SELECT 1 FROM analysis_job WHERE state = 'queued')
+                     OR EXISTS(SELECT 1 FROM analysis_job WHERE state = 'running' AND lease_until < ?1)",
+                [ts(&now())],
                 |r| r.get(0),
             )?)
+        })
+    }
+
+    /// Screenshots whose jobs other workers (`opslens worker` processes) started or finished
+    /// after `since` (a job timestamp as stored; `None`: only find the newest), with their
+    /// incidents, and the newest such timestamp: the app announces them on its change feed,
+    /// which never hears another process's commits.
+    pub fn analyses_by_others_since(
+        &self,
+        me: &str,
+        since: Option<&str>,
+    ) -> Result<OthersProgress> {
+        self.read(|c| {
+            let newest: Option<String> = c.query_row(
+                "SELECT max(max(coalesce(started_at, ''), coalesce(finished_at, '')))
+                 FROM analysis_job WHERE leased_by IS NOT NULL AND leased_by != ?1",
+                [me],
+                |r| r.get(0),
+            )?;
+            let Some(since) = since else {
+                return Ok((Vec::new(), newest));
+            };
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT j.evidence_id, e.incident_id FROM analysis_job j
+                 JOIN evidence e ON e.id = j.evidence_id
+                 WHERE j.leased_by IS NOT NULL AND j.leased_by != ?1
+                   AND (j.started_at > ?2 OR j.finished_at > ?2)",
+            )?;
+            let rows = st
+                .query_map(params![me, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((rows, newest.or_else(|| Some(since.to_string()))))
         })
     }
 
@@ -470,6 +593,8 @@ mod tests {
             model: "m".into(),
             timings: serde_json::json!({}),
             raw_output: "raw".into(),
+            worker: None,
+            device: None,
             outcome: match answer {
                 Some(a) => AnalysisOutcome::Answer { answer: a.into() },
                 None => AnalysisOutcome::Findings {
@@ -506,11 +631,11 @@ mod tests {
         );
         // Interrupted twice more: the third restart fails it instead of retrying forever.
         for attempt in 2..=3 {
-            assert_eq!(s.requeue_interrupted_analyses(3).unwrap(), (1, 0));
+            assert_eq!(s.requeue_interrupted_analyses("local", 3).unwrap(), (1, 0));
             let j = s.claim_analysis_job().unwrap().unwrap();
             assert_eq!((j.id, j.attempts), (first.id, attempt));
         }
-        assert_eq!(s.requeue_interrupted_analyses(3).unwrap(), (0, 1));
+        assert_eq!(s.requeue_interrupted_analyses("local", 3).unwrap(), (0, 1));
         let ev = s.evidence(a).unwrap();
         assert_eq!(ev.analysis_state, Some(AnalysisState::Failed));
         assert!(ev.analysis_error.unwrap().contains("interrupted 3 times"));
@@ -568,5 +693,64 @@ mod tests {
             s.evidence(b).unwrap().analysis_state,
             Some(AnalysisState::Done)
         );
+    }
+
+    #[test]
+    fn leases_let_one_worker_take_over_a_dead_ones_job_and_never_share_one() {
+        use std::time::Duration;
+        let (_d, s, inc) = setup();
+        let a = shot(&s, inc, 1);
+        let b = shot(&s, inc, 2);
+        let short = Duration::from_millis(50);
+        let long = Duration::from_secs(60);
+        let ja = s.take_analysis_job("w1", short, 3).unwrap().unwrap();
+        assert_eq!((ja.evidence_id, ja.worker.as_deref()), (a, Some("w1")));
+        assert!(ja.lease_until.is_some());
+        // w2 gets the next job, not w1's (still leased).
+        let jb = s.take_analysis_job("w2", long, 3).unwrap().unwrap();
+        assert_eq!(jb.evidence_id, b);
+        assert!(s.take_analysis_job("w2", long, 3).unwrap().is_none());
+        // w1 stops renewing: after its lease, w2 takes its job over.
+        std::thread::sleep(Duration::from_millis(80));
+        let over = s.take_analysis_job("w2", long, 3).unwrap().unwrap();
+        assert_eq!(
+            (over.id, over.attempts, over.worker.as_deref()),
+            (ja.id, 2, Some("w2"))
+        );
+        // w1 comes back: it cannot renew, and its result is refused, so nothing is written twice.
+        assert!(!s.renew_analysis_lease(ja.id, "w1", long).unwrap());
+        let mut late = done(None);
+        late.worker = Some("w1".into());
+        assert!(matches!(
+            s.finish_analysis_job(ja.id, &late),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.renew_analysis_lease(ja.id, "w2", long).unwrap());
+        let mut ok = done(None);
+        ok.worker = Some("w2".into());
+        ok.device = Some("cpu".into());
+        let fin = s.finish_analysis_job(ja.id, &ok).unwrap();
+        assert_eq!(
+            (
+                fin.state,
+                fin.worker.as_deref(),
+                fin.device.as_deref(),
+                fin.lease_until
+            ),
+            (AnalysisState::Done, Some("w2"), Some("cpu"), None)
+        );
+        // A restart of w1 requeues only w1's own jobs: w2's running one keeps its lease.
+        assert_eq!(s.requeue_interrupted_analyses("w1", 3).unwrap(), (0, 0));
+        assert_eq!(s.analysis_job(jb.id).unwrap().state, AnalysisState::Running);
+        // A job whose worker dies max_attempts times fails instead of being taken again.
+        let c = shot(&s, inc, 3);
+        for _ in 0..2 {
+            s.take_analysis_job("w3", short, 2).unwrap().unwrap();
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        assert!(s.take_analysis_job("w3", short, 2).unwrap().is_none());
+        let ev = s.evidence(c).unwrap();
+        assert_eq!(ev.analysis_state, Some(AnalysisState::Failed));
+        assert!(ev.analysis_error.unwrap().contains("lease not renewed"));
     }
 }

@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_status_updates.sql"),
     include_str!("../migrations/0009_postmortem.sql"),
     include_str!("../migrations/0010_api_tokens.sql"),
+    include_str!("../migrations/0011_analysis_lease.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
@@ -125,6 +126,17 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) `opslens.db` and `blobs/` in `data_dir`, migrating forward.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with(data_dir, true)
+    }
+
+    /// Opens the store of a data dir that another process (the app) owns, as an analysis
+    /// worker does: the same as [`Store::open`] but without sweeping image files no row names
+    /// (the owner may be between writing a file and committing its row).
+    pub fn open_shared(data_dir: &Path) -> Result<Self> {
+        Self::open_with(data_dir, false)
+    }
+
+    fn open_with(data_dir: &Path, sweep: bool) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("opslens.db");
         let blob_dir = data_dir.join("blobs");
@@ -142,7 +154,11 @@ impl Store {
             blob_lock: Mutex::new(()),
             hooks: Hooks::default(),
         };
-        let removed = store.sweep_orphan_blobs()?;
+        let removed = if sweep {
+            store.sweep_orphan_blobs()?
+        } else {
+            0
+        };
         if removed > 0 {
             tracing::info!(removed, "removed image files no evidence refers to");
         }

@@ -149,3 +149,52 @@ export const api = {
     addAction: (incident, b) => json('POST', `/incidents/${incident}/actions`, b),
     updateAction: (id, b) => json('PATCH', `/actions/${id}`, b),
 };
+/**
+ * Follows the text of a screenshot's running analysis (`GET /evidence/{id}/analysis/stream`),
+ * calling `on` with each event (the whole text so far) until the last one (`done`, `failed`
+ * or `idle`) or `signal` aborts. Read with fetch() so the token stays in a header.
+ */
+export async function followAnalysis(id, on, signal) {
+    const token = session.get();
+    const headers = { Accept: 'text/event-stream' };
+    if (token)
+        headers['Authorization'] = `Bearer ${token}`;
+    let res;
+    try {
+        res = await fetch(`/api/v1/evidence/${id}/analysis/stream`, { headers, cache: 'no-store', signal });
+    }
+    catch {
+        return;
+    }
+    if (!res.ok || !res.body)
+        return;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+        for (;;) {
+            const { value, done } = await reader.read();
+            if (done)
+                return;
+            buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+            let end;
+            while ((end = buf.indexOf('\n\n')) >= 0) {
+                const block = buf.slice(0, end);
+                buf = buf.slice(end + 2);
+                const data = block.split('\n').filter((l) => l.startsWith('data:'))
+                    .map((l) => l.slice(l.startsWith('data: ') ? 6 : 5)).join('\n');
+                if (!data)
+                    continue;
+                try {
+                    on(JSON.parse(data));
+                }
+                catch {
+                    // not an event of ours
+                }
+            }
+        }
+    }
+    catch {
+        // aborted, or the connection dropped: the evidence refresh shows the result
+    }
+}

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use opslens_core::analysis::{ModelInfo, PullProgress};
+use opslens_core::analysis::{AnalysisProgress, ModelInfo, PullProgress};
 use opslens_domain::{AnalysisJob, AnalyzeRequest};
 
 use super::ApiResult;
@@ -132,4 +132,62 @@ pub async fn pull_events(
         Some((Ok::<_, Infallible>(ev), next))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Server-sent events with the text of a screenshot's running analysis (or question) as the
+/// model writes it, local or remote: `event: progress` whose data is an [`AnalysisProgress`]
+/// carrying the whole text so far, at most every 150 ms, then one last event with `state`
+/// `done` or `failed` (the parsed findings are then on the evidence) and the stream ends. A
+/// stream opened while nothing runs or waits for the screenshot sends one `idle` event and
+/// ends. Jobs run by an `opslens worker` in another process are not streamed here (their
+/// result shows on the evidence when done). Needs the token like every route.
+#[utoipa::path(get, path = "/evidence/{id}/analysis/stream", tag = "evidence",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "text/event-stream; every `data:` line is an AnalysisProgress",
+            content_type = "text/event-stream", body = AnalysisProgress),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn progress(
+    State(s): State<Arc<AnalysisService>>,
+    State(closing): State<Option<crate::handlers::events::Closing>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let (first, rx) = s.progress_of(id).await?;
+    let stop = closing.map(|c| c.0);
+    let stream = futures_util::stream::unfold(Some((Some(first), rx, stop)), move |state| {
+        async move {
+            let (first, mut rx, mut stop) = state?;
+            let p = match first {
+                Some(p) => p,
+                None => loop {
+                    let closed = async {
+                        match stop.as_mut() {
+                            Some(c) => {
+                                let _ = c.wait_for(|v| *v).await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    let got = tokio::select! {
+                        () = closed => return None,
+                        got = rx.recv() => got,
+                    };
+                    match got {
+                        Ok(p) if p.evidence_id == id => break p,
+                        Ok(_) => continue,
+                        // Every event carries the whole text: a skipped one loses nothing.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                },
+            };
+            let last = !matches!(p.state.as_str(), "running" | "queued");
+            let ev = Event::default()
+                .event("progress")
+                .json_data(&p)
+                .unwrap_or_default();
+            let next = (!last).then_some((None, rx, stop));
+            Some((Ok::<_, Infallible>(ev), next))
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -1,7 +1,11 @@
 //! How screenshots are analysed: which model, where models live, how many tokens, which
 //! weights and device; read once at start.
 
+use std::time::Duration;
+
 use opslens_models::ModelSettings;
+
+use super::remote::RemoteConfig;
 
 /// How screenshots are analysed; read once at start.
 #[derive(Debug, Clone)]
@@ -16,11 +20,28 @@ pub struct AnalysisConfig {
     pub weights: Option<String>,
     /// Compute device (`OPSLENS_DEVICE`: auto, cpu, cuda[:N], metal); auto when unset.
     pub device: Option<String>,
+    /// The OpenAI-compatible server that analyses instead of the local model
+    /// (`OPSLENS_ANALYSIS_URL`); `None`, the default, keeps screenshots on this machine.
+    pub remote: Option<RemoteConfig>,
+    /// How long a taken job stays this process's without renewal (`OPSLENS_ANALYSIS_LEASE_S`,
+    /// default 60 s); a worker renews every third of it while it runs.
+    pub lease: Duration,
+    /// How often an idle worker looks at the queue when nothing woke it
+    /// (`OPSLENS_ANALYSIS_POLL_MS`, default 3000): other processes' uploads wake nobody here.
+    pub poll: Duration,
+    /// Who this process is on the queue; `app@<host>` when unset.
+    pub worker_id: Option<String>,
+}
+
+/// This machine's name, for worker ids.
+pub(crate) fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 impl AnalysisConfig {
     /// From the environment: `OPSLENS_MODEL`, `OPSLENS_MODEL_DIR`, `OPSLENS_WEIGHTS`,
-    /// `OPSLENS_ANALYSIS_MAX_TOKENS` and the Hugging Face variables.
+    /// `OPSLENS_DEVICE`, `OPSLENS_ANALYSIS_MAX_TOKENS`, the remote backend's
+    /// `OPSLENS_ANALYSIS_*`, the queue's lease and poll, and the Hugging Face variables.
     pub fn from_env() -> AnalysisConfig {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
         AnalysisConfig {
@@ -32,6 +53,20 @@ impl AnalysisConfig {
                 .unwrap_or(768),
             weights: var("OPSLENS_WEIGHTS"),
             device: var("OPSLENS_DEVICE"),
+            remote: RemoteConfig::from_env(),
+            lease: Duration::from_secs(
+                var("OPSLENS_ANALYSIS_LEASE_S")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(60),
+            ),
+            poll: Duration::from_millis(
+                var("OPSLENS_ANALYSIS_POLL_MS")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(3000),
+            ),
+            worker_id: None,
         }
     }
 
@@ -50,6 +85,10 @@ impl AnalysisConfig {
             max_new_tokens: 768,
             weights: None,
             device: None,
+            remote: None,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(3),
+            worker_id: None,
         }
     }
 }

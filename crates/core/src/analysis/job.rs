@@ -1,97 +1,120 @@
-//! One analysis job: read the screenshot, prompt the model, parse its findings (or keep its
-//! answer to a question), and time each phase.
+//! One analysis job: read the screenshot, prompt the engine (local or remote, the same way),
+//! stream its text, parse its findings (or keep its answer to a question), and time each phase.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use opslens_domain::AnalysisJob;
 use opslens_store::{AnalysisOutcome, FinishedAnalysis};
-use opslens_vlm::{EngineHandle, GenerateParams, Sampling};
 
+use super::engine::{Analyzer, Request};
+use super::progress::AnalysisProgress;
 use super::{findings, prompts, times, AnalysisService};
 
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
 impl AnalysisService {
-    /// Runs one job on the engine and describes its outcome for the store; never fails (a
-    /// failure is an outcome).
-    pub(super) async fn run_job(&self, h: &EngineHandle, job: &AnalysisJob) -> FinishedAnalysis {
-        let model = self
-            .entry
-            .as_ref()
-            .map(|e| e.id.clone())
-            .unwrap_or_default();
-        let started = Instant::now();
-        let failed = |error: String, timings: serde_json::Value| FinishedAnalysis {
-            model: model.clone(),
-            timings,
-            raw_output: String::new(),
-            outcome: AnalysisOutcome::Failed { error },
+    /// Runs one job on `engine` and describes its outcome for the store; never fails (a
+    /// failure is an outcome). `load_ms` is what loading the engine cost this job (0 once
+    /// loaded). `cancel` set stops the run (its lease was lost).
+    pub(super) async fn run_job(
+        &self,
+        engine: &dyn Analyzer,
+        job: &AnalysisJob,
+        load_ms: f64,
+        cancel: Arc<AtomicBool>,
+    ) -> FinishedAnalysis {
+        let device = engine.device();
+        let base = AnalysisProgress {
+            evidence_id: job.evidence_id,
+            job_id: Some(job.id),
+            question: job.question.clone(),
+            text: String::new(),
+            state: "running".into(),
+            device: Some(device.clone()),
         };
+        self.progress.publish(base.clone());
+        let done = self
+            .run_job_inner(engine, job, load_ms, &base, cancel)
+            .await;
+        self.progress.publish(AnalysisProgress {
+            text: done.raw_output.clone(),
+            state: match done.outcome {
+                AnalysisOutcome::Failed { .. } => "failed".into(),
+                _ => "done".into(),
+            },
+            ..base
+        });
+        FinishedAnalysis {
+            worker: Some(self.worker_id.clone()),
+            device: Some(device),
+            ..done
+        }
+    }
+
+    async fn run_job_inner(
+        &self,
+        engine: &dyn Analyzer,
+        job: &AnalysisJob,
+        load_ms: f64,
+        base: &AnalysisProgress,
+        cancel: Arc<AtomicBool>,
+    ) -> FinishedAnalysis {
+        let model = self.model_name();
+        let started = Instant::now();
+        let mut timings = serde_json::Map::new();
+        timings.insert("load_ms".into(), load_ms.into());
+        let failed =
+            |error: String, timings: serde_json::Map<String, serde_json::Value>| FinishedAnalysis {
+                model: model.clone(),
+                timings: serde_json::Value::Object(timings),
+                raw_output: String::new(),
+                outcome: AnalysisOutcome::Failed { error },
+                worker: None,
+                device: None,
+            };
         let eid = job.evidence_id;
         let evidence = match self.db.run(move |s| s.evidence(eid)).await {
             Ok(e) => e,
-            Err(e) => return failed(e.to_string(), serde_json::Value::Null),
+            Err(e) => return failed(e.to_string(), timings),
         };
+        let read = Instant::now();
         let image = match self.db.run(move |s| s.evidence_image(eid)).await {
-            Ok((path, _)) => tokio::task::spawn_blocking(move || {
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                image::load_from_memory(&bytes).map_err(|e| format!("cannot decode the image: {e}"))
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string())),
+            Ok((path, mime)) => tokio::fs::read(&path)
+                .await
+                .map(|b| (b, mime))
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
             Err(e) => Err(e.to_string()),
         };
-        let image = match image {
+        timings.insert("read_ms".into(), ms(read).into());
+        let (image, mime) = match image {
             Ok(i) => i,
-            Err(e) => return failed(e, serde_json::Value::Null),
+            Err(e) => return failed(e, timings),
         };
         let (prompt, max) = match job.question.as_deref() {
             Some(q) => (prompts::question(q), self.cfg.max_new_tokens.min(256)),
             None => (prompts::ANALYZE.to_string(), self.cfg.max_new_tokens),
         };
-        let params = GenerateParams {
-            max_new_tokens: max,
-            sampling: Sampling::Greedy,
-            system: Some(prompts::SYSTEM.to_string()),
-            ..GenerateParams::default()
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let submitted = h.submit(opslens_vlm::Job {
-            image: Some(image),
+        let req = Request {
+            image,
+            mime,
+            system: prompts::SYSTEM.to_string(),
             prompt,
-            params,
-            cancel: Arc::default(),
-            on_text: None,
-            reply: Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        });
-        let generation = match submitted {
-            Ok(()) => rx
-                .await
-                .map_err(|_| "the engine stopped during the analysis".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            Err(e) => Err(e.to_string()),
+            max_new_tokens: max,
         };
-        let total_ms = started.elapsed().as_millis() as i64;
+        let generation = engine
+            .generate(req, self.progress.sink(base.clone()), cancel)
+            .await;
+        timings.insert("total_ms".into(), (ms(started) as i64).into());
         let g = match generation {
             Ok(g) => g,
-            Err(e) => return failed(e, serde_json::json!({ "total_ms": total_ms })),
+            Err(e) => return failed(e, timings),
         };
-        let t = &g.timings;
-        let decode_s = t.decode_ms / 1000.0;
-        let timings = serde_json::json!({
-            "total_ms": total_ms,
-            "preprocess_ms": t.preprocess_ms,
-            "vision_ms": t.vision_ms,
-            "prefill_ms": t.prefill_ms,
-            "decode_ms": t.decode_ms,
-            "prompt_tokens": g.prompt_tokens,
-            "image_tokens": g.image_tokens,
-            "generated_tokens": g.token_ids.len(),
-            "decode_tokens_per_s": if decode_s > 0.0 { g.token_ids.len() as f64 / decode_s } else { 0.0 },
-            "stop_reason": g.stop_reason,
-        });
+        timings.extend(g.timings);
+        let total_ms = started.elapsed().as_millis() as i64;
         let outcome = match job.question {
             Some(_) => AnalysisOutcome::Answer {
                 answer: match g.text.trim() {
@@ -112,9 +135,11 @@ impl AnalysisService {
         };
         FinishedAnalysis {
             model,
-            timings,
+            timings: serde_json::Value::Object(timings),
             raw_output: g.text,
             outcome,
+            worker: None,
+            device: None,
         }
     }
 }

@@ -6,12 +6,15 @@
 
 mod config;
 pub mod device;
+pub mod engine;
 pub mod findings;
 mod job;
+mod progress;
 mod prompts;
 #[cfg(test)]
 mod props;
 mod pull;
+pub mod remote;
 mod status;
 pub mod times;
 mod worker;
@@ -28,8 +31,11 @@ use tokio::sync::{watch, Notify};
 
 pub use config::AnalysisConfig;
 pub use device::ChosenDevice;
+pub use progress::AnalysisProgress;
 pub use pull::PullProgress;
+pub use remote::RemoteConfig;
 pub use status::{ModelInfo, VlmStatus};
+pub use worker::run_worker_process;
 pub(crate) use worker::spawn_worker;
 
 use crate::db::Db;
@@ -39,8 +45,18 @@ use crate::CoreError;
 enum Engine {
     Idle,
     Loading(PathBuf),
-    Ready { dir: PathBuf, load_ms: f64 },
-    Failed { dir: PathBuf, reason: String },
+    Ready {
+        dir: PathBuf,
+        load_ms: f64,
+    },
+    Failed {
+        dir: PathBuf,
+        reason: String,
+    },
+    /// Analysis goes to an OpenAI-compatible server (no local model).
+    Remote {
+        url: String,
+    },
 }
 
 /// The analysis use-case: the queue of screenshot analyses and questions, the engine that
@@ -61,6 +77,13 @@ pub struct AnalysisService {
     /// Whether the worker has marked the queue `waiting-for-model` since it last saw the
     /// model (so it flips the queue once per disappearance, not on every wake).
     marked_waiting: AtomicBool,
+    /// Text of running analyses as it is written, for the stream route.
+    progress: progress::Hub,
+    /// Who this process is on the shared queue (`app@host`, `worker@host:pid`).
+    worker_id: String,
+    /// The app's change feed, where other processes' analysis work is announced (none in an
+    /// `opslens worker` process).
+    feed: OnceLock<crate::feed::Feed>,
 }
 
 impl AnalysisService {
@@ -71,6 +94,14 @@ impl AnalysisService {
             .clone()
             .unwrap_or_else(|| manifest.default.clone());
         let entry = manifest.get(&id).cloned();
+        let cfg_worker_id = cfg
+            .worker_id
+            .clone()
+            .unwrap_or_else(|| format!("app@{}", config::hostname()));
+        let engine = match &cfg.remote {
+            Some(r) => Engine::Remote { url: r.shown_url() },
+            None => Engine::Idle,
+        };
         AnalysisService {
             db,
             data_dir,
@@ -78,11 +109,36 @@ impl AnalysisService {
             device: OnceLock::new(),
             manifest,
             entry,
-            engine: Mutex::new(Engine::Idle),
+            engine: Mutex::new(engine),
             pulls: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             marked_waiting: AtomicBool::new(false),
+            progress: progress::Hub::default(),
+            worker_id: cfg_worker_id,
+            feed: OnceLock::new(),
         }
+    }
+
+    /// The model name recorded on jobs: the remote model, or the manifest id.
+    fn model_name(&self) -> String {
+        match &self.cfg.remote {
+            Some(r) => r.model.clone(),
+            None => self
+                .entry
+                .as_ref()
+                .map(|e| e.id.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Gives the loop the app's change feed, to announce other workers' progress on it.
+    pub(crate) fn set_feed(&self, feed: crate::feed::Feed) {
+        let _ = self.feed.set(feed);
+    }
+
+    /// Who this process is on the shared queue.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
     }
 
     fn weights(&self, e: &ModelEntry) -> WeightMode {
@@ -127,7 +183,9 @@ impl AnalysisService {
 impl AnalysisService {
     /// Whether the configured model's files are present (uploads then show `queued`).
     pub(crate) fn model_present(&self) -> bool {
-        matches!(self.engine(), Engine::Ready { .. }) || self.locate().is_ok()
+        self.cfg.remote.is_some()
+            || matches!(self.engine(), Engine::Ready { .. })
+            || self.locate().is_ok()
     }
 
     /// Queues a new run over a screenshot: the full analysis again, or a question.

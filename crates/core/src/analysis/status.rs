@@ -68,6 +68,14 @@ pub struct VlmStatus {
     pub pull: Option<PullProgress>,
     /// What is going on and what to do, in words.
     pub message: String,
+    /// The server screenshots are sent to when analysis runs remotely
+    /// (`OPSLENS_ANALYSIS_URL`); `null` when they never leave this machine.
+    pub remote_url: Option<String>,
+    /// Says plainly where screenshots go when they leave this machine
+    /// ("analysed by <url>: screenshots leave this machine"); `null` otherwise.
+    pub privacy: Option<String>,
+    /// This process on the shared queue (`app@host`); jobs record who ran them.
+    pub worker: String,
 }
 
 impl AnalysisService {
@@ -107,7 +115,18 @@ impl AnalysisService {
             .get(AnalysisState::WaitingForModel.as_str())
             .copied()
             .unwrap_or(0);
+        let remote_url = a.cfg.remote.as_ref().map(|r| r.shown_url());
+        let privacy = remote_url
+            .as_ref()
+            .map(|u| format!("analysed by {u}: screenshots leave this machine"));
         let (state, reason, loaded, dir, message) = match (a.engine(), &a.entry) {
+            (Engine::Remote { url }, _) => (
+                "ready",
+                None,
+                true,
+                None,
+                format!("analysed by {url}: screenshots leave this machine; {queue_length} job(s) pending"),
+            ),
             (_, Err(e)) => ("failed", Some(e.clone()), false, None, format!("OPSLENS_MODEL names no supported model: {e}")),
             (Engine::Ready { dir, load_ms, .. }, _) => (
                 "ready",
@@ -142,6 +161,10 @@ impl AnalysisService {
                 ),
             },
         };
+        let (id, device_name) = match &a.cfg.remote {
+            Some(r) => (r.model.clone(), r.shown_url()),
+            None => (id, device.name),
+        };
         Ok(VlmStatus {
             model: id,
             repo,
@@ -149,8 +172,8 @@ impl AnalysisService {
             state: state.into(),
             reason,
             loaded,
-            device: device.name,
-            device_note: device.note,
+            device: device_name,
+            device_note: device.note.filter(|_| a.cfg.remote.is_none()),
             weights: format!("{weights:?}").to_lowercase(),
             model_dir: dir.map(|d| d.display().to_string()),
             queue_length,
@@ -158,6 +181,9 @@ impl AnalysisService {
             last_analysis,
             pull,
             message,
+            remote_url,
+            privacy,
+            worker: a.worker_id.clone(),
         })
     }
 

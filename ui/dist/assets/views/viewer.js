@@ -1,6 +1,6 @@
 // The screenshot viewer: the image with zoom and pan, and beside it the analysis (summary,
 // panels, anomalies, errors) with its state, following the incident's live refreshes.
-import { api } from '../api.js';
+import { api, followAnalysis } from '../api.js';
 import { analysisBadge, dialog, kbd } from '../components.js';
 import { h, replace } from '../dom.js';
 import { bytes, clock } from '../format.js';
@@ -16,7 +16,7 @@ export function summaryOf(e) {
 const STATE_TEXT = {
     'waiting-for-model': 'No analysis model is loaded yet. The screenshot is stored and will be analysed as soon as the local model is installed (Settings → Model).',
     queued: 'In the analysis queue; it starts when the model is free.',
-    running: 'The local model is reading this screenshot now…',
+    running: 'The model is reading this screenshot now…',
     failed: 'The analysis failed.',
 };
 const ZOOMS = [0.1, 0.25, 0.33, 0.5, 0.67, 0.75, 1, 1.25, 1.5, 2, 3, 4, 6, 8];
@@ -109,6 +109,32 @@ export function openViewer(ctx, id) {
     });
     api.imageUrl(id).then((u) => { img.src = u; }, () => replace(stage, h('p', { class: 'error-line' }, 'The image could not be loaded.')));
     apply();
+    // Where screenshots go: said plainly when a remote server analyses them.
+    const privacy = h('p', { class: 'privacy-note', 'data-field': 'privacy', hidden: true });
+    api.vlmStatus().then((st) => {
+        if (st.privacy) {
+            privacy.hidden = false;
+            privacy.textContent = `${st.privacy}.`;
+        }
+    }, () => { });
+    // The model's text while it writes, replaced by the parsed findings when it is done.
+    const partial = h('pre', { class: 'content partial-text', 'data-field': 'partial', 'aria-live': 'polite', hidden: true });
+    let following = null;
+    const follow = () => {
+        if (following)
+            return;
+        const ctl = new AbortController();
+        following = ctl;
+        void followAnalysis(id, (p) => {
+            if (p.state === 'running' && p.text) {
+                partial.hidden = false;
+                partial.textContent = p.text;
+            }
+        }, ctl.signal).finally(() => {
+            if (following === ctl)
+                following = null;
+        });
+    };
     let last = '';
     const renderSide = () => {
         const e = ctx.evidence.find((x) => x.id === id);
@@ -119,11 +145,21 @@ export function openViewer(ctx, id) {
             return;
         last = sig;
         d.el.querySelector('.dlg-head h2').textContent = e.title;
-        replace(side, analysisPanel(e));
+        const active = e.analysis_state === 'running' || e.analysis_state === 'queued';
+        if (active)
+            follow();
+        else {
+            partial.hidden = true;
+            partial.textContent = '';
+        }
+        replace(side, privacy, ...analysisPanel(e), active ? partial : null);
     };
     renderSide();
     ctx.listeners.add(renderSide);
-    void d.closed.then(() => ctx.listeners.delete(renderSide));
+    void d.closed.then(() => {
+        ctx.listeners.delete(renderSide);
+        following?.abort();
+    });
     stage.focus();
 }
 function analysisPanel(e) {
