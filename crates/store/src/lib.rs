@@ -18,6 +18,7 @@ mod people;
 mod postmortem;
 mod row;
 mod search;
+mod similar;
 mod tx;
 mod updates;
 mod work;
@@ -41,6 +42,7 @@ pub use tx::{
 
 pub use people::PersonRow;
 pub use postmortem::{StoredPostmortem, TimelineEdit};
+pub use similar::{CorpusIncident, MergeCounts, ShotPrint};
 #[cfg(test)]
 use tx::test_narrator;
 use tx::{Hooks, WriteTx};
@@ -58,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_people.sql"),
     include_str!("../migrations/0008_status_updates.sql"),
     include_str!("../migrations/0009_postmortem.sql"),
+    include_str!("../migrations/0013_similar.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
