@@ -213,7 +213,13 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
         .filter(|t| !STOP.contains(&t.as_str()))
         // Long bare numbers are ids and times, different in every incident.
-        .filter(|t| !(t.len() > 4 && t.chars().all(|c| c.is_ascii_digit() || c == '.')))
+        .filter(|t| !(t.len() > 4 && t.chars().all(|c| c.is_ascii_digit())))
+        // File names of screenshots say nothing about the incident.
+        .filter(|t| {
+            ![".png", ".jpg", ".jpeg", ".webp"]
+                .iter()
+                .any(|e| t.ends_with(e))
+        })
 }
 
 const SERVICE_PARTS: &[&str] = &[
@@ -532,8 +538,8 @@ impl IncidentService {
                     reasons,
                     has_postmortem: false,
                     actions: Vec::new(),
-                    link: format!("#/incidents/{}", other.id),
-                    postmortem_link: format!("#/incidents/{}/postmortem", other.id),
+                    link: format!("#/incident/{}", other.id),
+                    postmortem_link: format!("#/incident/{}/postmortem", other.id),
                 });
             }
             hits.sort_by(|a, b| {
@@ -641,7 +647,7 @@ impl IncidentService {
 }
 
 fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+    ((x * 1000.0).round() / 1000.0).max(0.0)
 }
 
 #[cfg(test)]
