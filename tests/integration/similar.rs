@@ -224,6 +224,16 @@ async fn the_planted_partner_ranks_first_by_text_or_by_screenshot() {
             assert!(o["score"].as_f64() < hit["score"].as_f64(), "{o} vs {hit}");
         }
     }
+    // Screenshots stored before fingerprints existed are fingerprinted on the next ranking.
+    {
+        let c = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(c.execute("DELETE FROM image_fingerprint", []).unwrap() >= 8);
+    }
+    let s = similar(&app, b2).await;
+    assert_eq!(first(&s), b1, "after the backfill: {s:#}");
+    assert!(s["items"][0]["image_score"].as_f64().unwrap() > 0.95);
+
     // An incident is never similar to itself; limit bounds the list.
     let s = app
         .get_json(&format!("/api/v1/incidents/{a2}/similar?limit=2"))

@@ -100,6 +100,7 @@ impl Services {
         });
         crate::outbox::spawn_worker(&integrations);
         crate::analysis::spawn_worker(&analysis);
+        crate::similar::spawn_backfill(&incidents);
         Ok(Services {
             incidents,
             evidence,

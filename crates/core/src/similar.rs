@@ -613,7 +613,7 @@ impl IncidentService {
         let prints = tokio::task::spawn_blocking(move || {
             missing
                 .into_iter()
-                .filter_map(|(sha, path)| {
+                .map(|(sha, path)| {
                     let img = std::fs::read(&path)
                         .map_err(|e| e.to_string())
                         .and_then(|b| {
@@ -622,11 +622,12 @@ impl IncidentService {
                                 .map_err(|e| e.to_string())
                         });
                     match img {
-                        Ok(thumb) => Some((sha, thumb)),
+                        Ok(thumb) => (sha, thumb),
                         Err(e) => {
                             tracing::warn!(path = %path.display(), error = %e, "no fingerprint for image");
-                            // A flat print stands in so the file is not retried on every call.
-                            Some((sha, vec![0; (THUMB_SIDE * THUMB_SIDE) as usize]))
+                            // An empty print (alike to nothing) stands in, so the file is not
+                            // retried on every call.
+                            (sha, Vec::new())
                         }
                     }
                 })
@@ -644,6 +645,25 @@ impl IncidentService {
             .await?;
         Ok(n)
     }
+}
+
+/// Fingerprints the images stored before fingerprints existed, in the background and in small
+/// batches (a similar-incidents request also does a batch itself, so the ranking never waits
+/// for this pass). Holds only a weak handle: it ends with the services.
+pub(crate) fn spawn_backfill(incidents: &std::sync::Arc<IncidentService>) {
+    let weak = std::sync::Arc::downgrade(incidents);
+    tokio::spawn(async move {
+        while let Some(s) = weak.upgrade() {
+            match s.backfill_fingerprints(32).await {
+                Ok(0) => break,
+                Ok(n) => tracing::info!(n, "screenshot fingerprints backfilled"),
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "fingerprint backfill stopped");
+                    break;
+                }
+            }
+        }
+    });
 }
 
 fn round3(x: f64) -> f64 {
