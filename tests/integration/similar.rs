@@ -557,6 +557,18 @@ async fn redaction_burns_boxes_into_a_new_image_that_exports_use() {
         .get_json(&format!("/api/v1/incidents/{id}/export"))
         .await;
     assert_eq!(x["evidence"][0]["redaction"]["sha256"], sha.as_str());
+    let original_sha = x["evidence"][0]["sha256"].as_str().unwrap().to_string();
+    let md = app
+        .get(&format!("/api/v1/incidents/{id}/export?format=markdown"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        md.contains(&sha) && md.contains("redacted, 2 boxes"),
+        "{md}"
+    );
+    assert!(!md.contains(&original_sha), "{md}");
 
     // A second redaction replaces the first; the original is still the source.
     let res = app
