@@ -329,7 +329,16 @@ async fn a_duplicate_is_flagged_and_merging_moves_everything_and_redirects() {
             .await
         }
     };
-    assert_eq!(error_code(merge(json!(dup)).await, 422).await, "invalid");
+    let res = merge(json!(dup)).await;
+    assert_eq!(res.status(), 409);
+    let v: Value = res.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be merged into itself"),
+        "{v}"
+    );
     assert_eq!(
         error_code(merge(json!(closed)).await, 409).await,
         "conflict"

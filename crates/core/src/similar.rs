@@ -586,11 +586,8 @@ impl IncidentService {
     /// Merges incident `id` into `into`: evidence, timeline, hypotheses and actions move, `id`
     /// is closed and names `into` from then on; both timelines say so. One transaction.
     pub async fn merge(&self, id: i64, into: i64) -> Result<MergeOutcome, CoreError> {
-        if id == into {
-            return Err(CoreError::Invalid(format!(
-                "into: incident {id} cannot be merged into itself"
-            )));
-        }
+        // Unknown ids (404) and merging into itself (409) are refused by the store, in that
+        // order, inside the transaction.
         let (counts, target) = self.db.run(move |s| s.merge_incident(id, into)).await?;
         Ok(MergeOutcome {
             merged: id,
