@@ -76,7 +76,10 @@ impl Services {
         let feed = Feed::default();
         store.set_feed(Arc::new(feed.clone()));
         let db = Db::new(store);
-        let incidents = Arc::new(IncidentService { db: db.clone() });
+        let incidents = Arc::new(IncidentService {
+            db: db.clone(),
+            similar: Default::default(),
+        });
         let analysis = Arc::new(AnalysisService::new(
             db.clone(),
             cfg.data_dir.clone(),

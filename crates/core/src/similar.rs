@@ -14,6 +14,7 @@
 //! README).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use opslens_domain::{
     DuplicateHint, ImageMatch, Incident, MergeOutcome, SimilarHit, SimilarIncidents,
@@ -212,14 +213,31 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|t| (2..=40).contains(&t.chars().count()))
         .map(str::to_lowercase)
         .filter(|t| !STOP.contains(&t.as_str()))
-        // Long bare numbers are ids and times, different in every incident.
-        .filter(|t| !(t.len() > 4 && t.chars().all(|c| c.is_ascii_digit())))
+        .filter(|t| meaningful_number(t))
         // File names of screenshots say nothing about the incident.
         .filter(|t| {
             ![".png", ".jpg", ".jpeg", ".webp"]
                 .iter()
                 .any(|e| t.ends_with(e))
         })
+}
+
+/// Numbers worth matching: status codes and ports (3–4 digits), versions and addresses
+/// (`2.41.0`, `v2.41.0`, `10.0.3.7`); not times, dates or ids, which differ in every incident
+/// (`2026-11-30t07`, `00.000000z`, `17`, `483920`).
+fn meaningful_number(t: &str) -> bool {
+    let digits = t.chars().filter(char::is_ascii_digit).count();
+    if digits == 0 {
+        return true;
+    }
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return (3..=4).contains(&t.len());
+    }
+    let dotted = t.strip_prefix('v').unwrap_or(t);
+    if dotted.contains('.') && dotted.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return true;
+    }
+    digits * 2 <= t.len()
 }
 
 const SERVICE_PARTS: &[&str] = &[
@@ -240,77 +258,120 @@ pub fn services(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// An incident as a weighted term vector (unit length once idf is applied).
-struct Doc {
-    terms: HashMap<String, f64>,
+/// Term vectors of incidents, kept between rankings: an incident's text is read and tokenised
+/// again only when it or its evidence changed (its `stamp`), so a ranking over thousands of
+/// incidents costs a pass over cached vectors, not over their logs. Terms are interned as
+/// numbers; vectors are sorted by term, so a cosine is a merge of two short lists.
+#[derive(Clone, Default)]
+pub struct DocCache(Arc<Mutex<CacheInner>>);
+
+impl std::fmt::Debug for DocCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|c| c.docs.len()).unwrap_or(0);
+        f.debug_struct("DocCache").field("docs", &n).finish()
+    }
+}
+
+#[derive(Default)]
+struct CacheInner {
+    ids: HashMap<String, u32>,
+    words: Vec<String>,
+    docs: HashMap<i64, RawDoc>,
+}
+
+/// An incident's counted terms, before idf.
+struct RawDoc {
+    stamp: String,
+    /// (term, 1 + ln(weighted count)), sorted by term.
+    tf: Vec<(u32, f64)>,
     services: HashSet<String>,
     title_words: HashSet<String>,
 }
 
-fn doc(inc: &CorpusIncident) -> Doc {
-    let mut counts: HashMap<String, f64> = HashMap::new();
-    let mut add = |text: &str, w: f64| {
-        for t in tokens(text) {
-            *counts.entry(t).or_default() += w;
+impl CacheInner {
+    fn intern(&mut self, t: String) -> u32 {
+        if let Some(&id) = self.ids.get(&t) {
+            return id;
         }
-    };
-    add(&inc.title, 3.0);
-    add(&inc.description, 1.0);
-    for t in &inc.evidence_text {
-        add(t, 1.0);
+        let id = self.words.len() as u32;
+        self.words.push(t.clone());
+        self.ids.insert(t, id);
+        id
     }
-    let services = services(&format!("{} {}", inc.title, inc.description));
-    for s in &services {
-        *counts.entry(s.clone()).or_default() += 2.0;
-    }
-    let terms = counts.into_iter().map(|(t, c)| (t, 1.0 + c.ln())).collect();
-    let title_words = tokens(&inc.title)
-        .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
-        .collect();
-    Doc {
-        terms,
-        services,
-        title_words,
+
+    fn raw(&mut self, inc: &CorpusIncident, texts: &[String]) -> RawDoc {
+        let mut counts: HashMap<u32, f64> = HashMap::new();
+        let mut add = |me: &mut Self, text: &str, w: f64| {
+            for t in tokens(text) {
+                *counts.entry(me.intern(t)).or_default() += w;
+            }
+        };
+        add(self, &inc.title, 3.0);
+        add(self, &inc.description, 1.0);
+        for t in texts {
+            add(self, t, 1.0);
+        }
+        let services = services(&format!("{} {}", inc.title, inc.description));
+        for s in &services {
+            *counts.entry(self.intern(s.clone())).or_default() += 2.0;
+        }
+        let mut tf: Vec<(u32, f64)> = counts.into_iter().map(|(t, c)| (t, 1.0 + c.ln())).collect();
+        tf.sort_unstable_by_key(|x| x.0);
+        RawDoc {
+            stamp: inc.stamp.clone(),
+            tf,
+            services,
+            title_words: tokens(&inc.title)
+                .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
+                .collect(),
+        }
     }
 }
 
-/// Applies idf and normalises every document to unit length.
-fn weigh(docs: &mut [Doc]) {
-    let n = docs.len() as f64;
-    let mut df: HashMap<String, f64> = HashMap::new();
-    for d in docs.iter() {
-        for t in d.terms.keys() {
-            *df.entry(t.clone()).or_default() += 1.0;
+/// Unit-length tf-idf vectors of `raws`, idf taken over `raws` themselves.
+fn weigh(raws: &[&RawDoc]) -> Vec<Vec<(u32, f64)>> {
+    let n = raws.len() as f64;
+    let mut df: HashMap<u32, f64> = HashMap::new();
+    for d in raws {
+        for (t, _) in &d.tf {
+            *df.entry(*t).or_default() += 1.0;
         }
     }
-    for d in docs.iter_mut() {
-        for (t, w) in d.terms.iter_mut() {
-            *w *= (1.0 + n / df[t]).ln();
-        }
-        let norm = d.terms.values().map(|w| w * w).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            for w in d.terms.values_mut() {
-                *w /= norm;
+    raws.iter()
+        .map(|d| {
+            let mut v: Vec<(u32, f64)> =
+                d.tf.iter()
+                    .map(|&(t, w)| (t, w * (1.0 + n / df[&t]).ln()))
+                    .collect();
+            let norm = v.iter().map(|(_, w)| w * w).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                for (_, w) in &mut v {
+                    *w /= norm;
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Cosine of two unit vectors (sorted by term) and the terms that weighed most in it.
+fn cosine(a: &[(u32, f64)], b: &[(u32, f64)]) -> (f64, Vec<u32>) {
+    let (mut i, mut j) = (0, 0);
+    let mut shared: Vec<(f64, u32)> = Vec::new();
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared.push((a[i].1 * b[j].1, a[i].0));
+                i += 1;
+                j += 1;
             }
         }
     }
-}
-
-/// Cosine of two unit vectors and the terms that weighed most in it.
-fn cosine(a: &Doc, b: &Doc) -> (f64, Vec<String>) {
-    let (small, big) = if a.terms.len() <= b.terms.len() {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    let mut shared: Vec<(f64, &String)> = small
-        .terms
-        .iter()
-        .filter_map(|(t, w)| big.terms.get(t).map(|v| (w * v, t)))
-        .collect();
     let sum = shared.iter().map(|(p, _)| p).sum::<f64>();
-    shared.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(y.1)));
-    let top = shared.into_iter().take(6).map(|(_, t)| t.clone()).collect();
+    shared.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
+    let top = shared.into_iter().take(6).map(|(_, t)| t).collect();
     (sum.clamp(0.0, 1.0), top)
 }
 
@@ -351,9 +412,9 @@ fn is_open(i: &CorpusIncident) -> bool {
 /// service and alert (title) within the hour, or has a near-identical screenshot.
 fn duplicate_reason(
     me: &CorpusIncident,
-    my_doc: &Doc,
+    my_doc: &RawDoc,
     other: &CorpusIncident,
-    other_doc: &Doc,
+    other_doc: &RawDoc,
     image: Option<&ImageMatch>,
 ) -> Option<(u8, String)> {
     let older = (other.created_at, other.id) < (me.created_at, me.id);
@@ -392,84 +453,185 @@ fn duplicate_reason(
     }
 }
 
-/// Everything the ranking needs, loaded once.
-struct Ranking {
-    corpus: Vec<CorpusIncident>,
-    docs: Vec<Doc>,
-    me: usize,
-    prints: Vec<ShotPrint>,
+/// What one ranking computes from the corpus.
+struct Ranked {
+    duplicate: Option<DuplicateHint>,
+    hits: Vec<SimilarHit>,
 }
 
-impl Ranking {
-    fn prints_by_incident(&self) -> HashMap<i64, Vec<&ShotPrint>> {
-        let mut m: HashMap<i64, Vec<&ShotPrint>> = HashMap::new();
-        for p in &self.prints {
-            m.entry(p.incident_id).or_default().push(p);
-        }
-        m
+fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&ShotPrint>> {
+    let mut m: HashMap<i64, Vec<&ShotPrint>> = HashMap::new();
+    for p in prints {
+        m.entry(p.incident_id).or_default().push(p);
     }
+    m
+}
 
-    fn duplicate(&self, prints: &HashMap<i64, Vec<&ShotPrint>>) -> Option<DuplicateHint> {
-        let me = &self.corpus[self.me];
-        if !is_open(me) {
-            return None;
+/// Ranks `corpus` against incident `id` (which it contains); `texts` are the evidence texts
+/// of the incidents whose cached vectors are stale. Blocking.
+fn rank(
+    cache: &DocCache,
+    id: i64,
+    corpus: &[CorpusIncident],
+    texts: &HashMap<i64, Vec<String>>,
+    prints: &[ShotPrint],
+    limit: usize,
+    keep: bool,
+) -> Ranked {
+    let mut c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+    let mut fresh: Vec<(i64, RawDoc)> = Vec::new();
+    for inc in corpus {
+        let cached = keep && c.docs.get(&inc.id).is_some_and(|d| d.stamp == inc.stamp);
+        if !cached {
+            let t = texts.get(&inc.id).map(Vec::as_slice).unwrap_or(&[]);
+            fresh.push((inc.id, c.raw(inc, t)));
         }
-        let mut best: Option<(u8, f64, usize, String)> = None;
-        for (i, other) in self.corpus.iter().enumerate() {
-            if i == self.me {
-                continue;
-            }
-            let image = best_pair(prints, me.id, other.id);
-            let Some((rank, reason)) = duplicate_reason(
-                me,
-                &self.docs[self.me],
-                other,
-                &self.docs[i],
-                image.as_ref(),
-            ) else {
-                continue;
-            };
-            let strength =
-                image.map_or(0.0, |m| m.similarity) + cosine(&self.docs[self.me], &self.docs[i]).0;
-            if best.as_ref().is_none_or(|b| (rank, strength) > (b.0, b.1)) {
-                best = Some((rank, strength, i, reason));
+    }
+    let mut local: HashMap<i64, RawDoc> = HashMap::new();
+    for (i, d) in fresh {
+        if keep {
+            c.docs.insert(i, d);
+        } else {
+            local.insert(i, d);
+        }
+    }
+    if keep && c.docs.len() > corpus.len() * 2 {
+        let live: HashSet<i64> = corpus.iter().map(|x| x.id).collect();
+        c.docs.retain(|k, _| live.contains(k));
+    }
+    let raws: Vec<&RawDoc> = corpus
+        .iter()
+        .map(|inc| {
+            local
+                .get(&inc.id)
+                .or_else(|| c.docs.get(&inc.id))
+                .expect("built above")
+        })
+        .collect();
+    let vecs = weigh(&raws);
+    let me = corpus
+        .iter()
+        .position(|x| x.id == id)
+        .expect("corpus holds the incident");
+    let prints = prints_by_incident(prints);
+    let mine = &vecs[me];
+    let my_raw = raws[me];
+    let mut hits = Vec::new();
+    let mut dup: Option<(u8, f64, usize, String)> = None;
+    for (i, other) in corpus.iter().enumerate() {
+        if i == me {
+            continue;
+        }
+        let (text, shared) = cosine(mine, &vecs[i]);
+        let image = best_pair(&prints, id, other.id);
+        if let Some((rank, reason)) =
+            duplicate_reason(&corpus[me], my_raw, other, raws[i], image.as_ref())
+        {
+            let strength = image.as_ref().map_or(0.0, |m| m.similarity) + text;
+            if dup.as_ref().is_none_or(|b| (rank, strength) > (b.0, b.1)) {
+                dup = Some((rank, strength, i, reason));
             }
         }
-        best.map(|(_, _, i, reason)| DuplicateHint {
-            incident_id: self.corpus[i].id,
-            title: self.corpus[i].title.clone(),
+        let img = image.as_ref().map_or(0.0, |m| image_part(m.similarity));
+        let service = my_raw
+            .services
+            .intersection(&raws[i].services)
+            .min()
+            .cloned();
+        let score = (0.55 * text + 0.45 * img + if service.is_some() { 0.1 } else { 0.0 }).min(1.0);
+        if score < MIN_SCORE {
+            continue;
+        }
+        let mut reasons = Vec::new();
+        if let Some(m) = image.as_ref().filter(|m| m.similarity >= IMAGE_FLOOR) {
+            reasons.push(format!(
+                "screenshot {}% similar to #{}'s",
+                (m.similarity * 100.0).floor() as i64,
+                other.id
+            ));
+        }
+        if let Some(s) = &service {
+            reasons.push(format!("same service {s}"));
+        }
+        let shared: Vec<String> = shared
+            .iter()
+            .map(|&t| c.words[t as usize].clone())
+            .collect();
+        if !shared.is_empty() {
+            reasons.push(format!("shares: {}", shared.join(", ")));
+        }
+        hits.push(SimilarHit {
+            incident_id: other.id,
+            title: other.title.clone(),
+            status: other.status,
+            severity: other.severity,
+            created_at: other.created_at,
+            score: round3(score),
+            text_score: round3(text),
+            image_score: image.as_ref().map(|m| round3(m.similarity)),
+            shared_terms: shared,
+            same_service: service,
+            image_match: image,
+            reasons,
+            has_postmortem: false,
+            actions: Vec::new(),
+            link: format!("#/incident/{}", other.id),
+            postmortem_link: format!("#/incident/{}/postmortem", other.id),
+        });
+    }
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| b.created_at.cmp(&a.created_at))
+    });
+    hits.truncate(limit);
+    let duplicate = if is_open(&corpus[me]) {
+        dup.map(|(_, _, i, reason)| DuplicateHint {
+            incident_id: corpus[i].id,
+            title: corpus[i].title.clone(),
             reason,
         })
-    }
+    } else {
+        None
+    };
+    Ranked { duplicate, hits }
 }
 
 impl IncidentService {
-    async fn ranking(&self, id: i64, open_only: bool) -> Result<Ranking, CoreError> {
+    /// Ranks against the newest incidents (`open_only`: only the open ones, without their
+    /// evidence text — the cheap duplicate check).
+    async fn ranked(&self, id: i64, open_only: bool, limit: usize) -> Result<Ranked, CoreError> {
         self.backfill_fingerprints(BACKFILL_PER_CALL).await?;
-        let (corpus, prints) = self
+        let cache = self.similar.clone();
+        let (corpus, texts, prints) = self
             .db
             .run(move |s| {
                 s.ensure_incident(id)?;
-                let corpus = if open_only {
-                    s.open_corpus(id)?
-                } else {
-                    s.similar_corpus(id, CORPUS)?
+                if open_only {
+                    let corpus = s.open_corpus(id)?;
+                    return Ok((corpus, HashMap::new(), s.shot_prints(id, true)?));
+                }
+                let corpus = s.similar_heads(id, CORPUS)?;
+                let stale: Vec<i64> = {
+                    let c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+                    corpus
+                        .iter()
+                        .filter(|x| c.docs.get(&x.id).is_none_or(|d| d.stamp != x.stamp))
+                        .map(|x| x.id)
+                        .collect()
                 };
-                Ok((corpus, s.shot_prints(id, open_only)?))
+                let texts = s.similar_texts(&stale)?;
+                Ok((corpus, texts, s.shot_prints(id, false)?))
             })
             .await?;
-        let me = corpus
-            .iter()
-            .position(|c| c.id == id)
-            .ok_or_else(|| CoreError::NotFound(format!("incident {id} not found")))?;
-        let mut docs: Vec<Doc> = corpus.iter().map(doc).collect();
-        weigh(&mut docs);
-        Ok(Ranking {
-            corpus,
-            docs,
-            me,
-            prints,
+        if !corpus.iter().any(|c| c.id == id) {
+            return Err(CoreError::NotFound(format!("incident {id} not found")));
+        }
+        let cache = self.similar.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            rank(&cache, id, &corpus, &texts, &prints, limit, !open_only)
         })
+        .await?)
     }
 
     /// Past incidents like `id`, best first, each with why; and the open incident it probably
@@ -485,72 +647,10 @@ impl IncidentService {
                 "limit must be 1 to {MAX_LIMIT}, not {limit}"
             )));
         }
-        let r = self.ranking(id, false).await?;
-        let (dup, mut hits) = tokio::task::spawn_blocking(move || {
-            let prints = r.prints_by_incident();
-            let me = &r.corpus[r.me];
-            let mine = &r.docs[r.me];
-            let mut hits = Vec::new();
-            for (i, other) in r.corpus.iter().enumerate() {
-                if i == r.me {
-                    continue;
-                }
-                let (text, shared) = cosine(mine, &r.docs[i]);
-                let image = best_pair(&prints, me.id, other.id);
-                let img = image.as_ref().map_or(0.0, |m| image_part(m.similarity));
-                let service = mine
-                    .services
-                    .intersection(&r.docs[i].services)
-                    .min()
-                    .cloned();
-                let score =
-                    (0.55 * text + 0.45 * img + if service.is_some() { 0.1 } else { 0.0 }).min(1.0);
-                if score < MIN_SCORE {
-                    continue;
-                }
-                let mut reasons = Vec::new();
-                if let Some(m) = image.as_ref().filter(|m| m.similarity >= IMAGE_FLOOR) {
-                    reasons.push(format!(
-                        "screenshot {}% similar to #{}'s",
-                        (m.similarity * 100.0).floor() as i64,
-                        other.id
-                    ));
-                }
-                if let Some(s) = &service {
-                    reasons.push(format!("same service {s}"));
-                }
-                let shared: Vec<String> = if text > 0.0 { shared } else { Vec::new() };
-                if !shared.is_empty() {
-                    reasons.push(format!("shares: {}", shared.join(", ")));
-                }
-                hits.push(SimilarHit {
-                    incident_id: other.id,
-                    title: other.title.clone(),
-                    status: other.status,
-                    severity: other.severity,
-                    created_at: other.created_at,
-                    score: round3(score),
-                    text_score: round3(text),
-                    image_score: image.as_ref().map(|m| round3(m.similarity)),
-                    shared_terms: shared,
-                    same_service: service,
-                    image_match: image,
-                    reasons,
-                    has_postmortem: false,
-                    actions: Vec::new(),
-                    link: format!("#/incident/{}", other.id),
-                    postmortem_link: format!("#/incident/{}/postmortem", other.id),
-                });
-            }
-            hits.sort_by(|a, b| {
-                b.score
-                    .total_cmp(&a.score)
-                    .then_with(|| b.created_at.cmp(&a.created_at))
-            });
-            hits.truncate(limit as usize);
-            (r.duplicate(&prints), hits)
-        })
-        .await?;
+        let Ranked {
+            duplicate,
+            mut hits,
+        } = self.ranked(id, false, limit as usize).await?;
         for h in &mut hits {
             let other = h.incident_id;
             let (pm, actions) = self
@@ -562,7 +662,7 @@ impl IncidentService {
         }
         Ok(SimilarIncidents {
             incident_id: id,
-            possible_duplicate_of: dup,
+            possible_duplicate_of: duplicate,
             items: hits,
         })
     }
@@ -570,8 +670,7 @@ impl IncidentService {
     /// The open incident `id` probably duplicates, for the incident page's banner. Compares
     /// only against open incidents, so it stays cheap on every read.
     pub async fn duplicate_hint(&self, id: i64) -> Result<Option<DuplicateHint>, CoreError> {
-        let r = self.ranking(id, true).await?;
-        Ok(tokio::task::spawn_blocking(move || r.duplicate(&r.prints_by_incident())).await?)
+        Ok(self.ranked(id, true, 0).await?.duplicate)
     }
 
     /// One incident with its duplicate hint (what `GET /incidents/{id}` answers).
@@ -646,7 +745,8 @@ impl IncidentService {
 
 /// Fingerprints the images stored before fingerprints existed, in the background and in small
 /// batches (a similar-incidents request also does a batch itself, so the ranking never waits
-/// for this pass). Holds only a weak handle: it ends with the services.
+/// for this pass), then fills the ranking's term vectors. Holds only a weak handle: it ends
+/// with the services.
 pub(crate) fn spawn_backfill(incidents: &std::sync::Arc<IncidentService>) {
     let weak = std::sync::Arc::downgrade(incidents);
     tokio::spawn(async move {
@@ -657,6 +757,16 @@ pub(crate) fn spawn_backfill(incidents: &std::sync::Arc<IncidentService>) {
                 Err(e) => {
                     tracing::warn!(error = %e.chain(), "fingerprint backfill stopped");
                     break;
+                }
+            }
+        }
+        // Fill the term vectors once, so the first incident page opened does not wait for
+        // every incident's text to be read.
+        if let Some(s) = weak.upgrade() {
+            let newest = s.db.run(|st| st.similar_heads(0, 1)).await;
+            if let Some(id) = newest.ok().and_then(|v| v.first().map(|x| x.id)) {
+                if let Err(e) = s.ranked(id, false, 1).await {
+                    tracing::debug!(error = %e.chain(), "similar-incidents warm-up skipped");
                 }
             }
         }
@@ -673,9 +783,22 @@ mod tests {
 
     #[test]
     fn tokens_keep_services_versions_and_addresses_whole() {
-        let t: Vec<String> =
-            tokens("checkout-api 503 after v2.41.0 from 10.0.3.7, the OOM.").collect();
-        assert_eq!(t, ["checkout-api", "503", "v2.41.0", "10.0.3.7", "oom"]);
+        let t: Vec<String> = tokens(
+            "checkout-api 503 after v2.41.0 from 10.0.3.7, the OOM. 2026-11-30T07:13:00.000000Z #17 id 483920 HikariPool-1",
+        )
+        .collect();
+        assert_eq!(
+            t,
+            [
+                "checkout-api",
+                "503",
+                "v2.41.0",
+                "10.0.3.7",
+                "oom",
+                "id",
+                "hikaripool-1"
+            ]
+        );
         assert_eq!(
             services("Checkout-API latency; payments-worker backlog; post-deploy"),
             HashSet::from(["checkout-api".to_string(), "payments-worker".to_string()])

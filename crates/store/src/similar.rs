@@ -36,6 +36,8 @@ pub struct CorpusIncident {
     pub severity: Severity,
     /// When it was opened.
     pub created_at: Timestamp,
+    /// Changes whenever the incident or its evidence does (empty where not read).
+    pub stamp: String,
     /// Titles and (the start of) the text of its evidence, screenshots' analyses included.
     pub evidence_text: Vec<String>,
 }
@@ -66,15 +68,20 @@ pub struct MergeCounts {
 
 impl Store {
     /// Incidents the ranking compares against: the `limit` newest that were not merged away
-    /// (plus `always`, the one asked about), with their evidence text.
-    pub fn similar_corpus(&self, always: i64, limit: u32) -> Result<Vec<CorpusIncident>> {
+    /// (plus `always`, the one asked about), without their evidence text but with a `stamp`
+    /// that changes whenever the incident or any of its evidence does (so the ranking can keep
+    /// what it computed from the text until then).
+    pub fn similar_heads(&self, always: i64, limit: u32) -> Result<Vec<CorpusIncident>> {
         self.read(|c| {
             let mut st = c.prepare(
-                "SELECT id, title, description, status, severity, created_at FROM incident
-                 WHERE id = ?1 OR id IN (SELECT id FROM incident WHERE merged_into IS NULL
-                                          ORDER BY created_at DESC, id DESC LIMIT ?2)",
+                "SELECT i.id, i.title, i.description, i.status, i.severity, i.created_at,
+                        i.updated_at || '|' || (SELECT COUNT(*) || '|' || COALESCE(MAX(e.updated_at), '')
+                                                FROM evidence e WHERE e.incident_id = i.id)
+                 FROM incident i
+                 WHERE i.id = ?1 OR i.id IN (SELECT id FROM incident WHERE merged_into IS NULL
+                                              ORDER BY created_at DESC, id DESC LIMIT ?2)",
             )?;
-            let mut out: Vec<CorpusIncident> = st
+            let out = st
                 .query_map(params![always, limit], |r| {
                     Ok(CorpusIncident {
                         id: r.get(0)?,
@@ -83,34 +90,42 @@ impl Store {
                         status: r.get::<_, En<IncidentStatus>>(3)?.0,
                         severity: r.get::<_, En<Severity>>(4)?.0,
                         created_at: r.get::<_, Ts>(5)?.0,
+                        stamp: r.get(6)?,
                         evidence_text: Vec::new(),
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let index: HashMap<i64, usize> =
-                out.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
-            let mut st = c.prepare(
-                "SELECT incident_id, title, substr(content, 1, ?3) FROM evidence
-                 WHERE incident_id = ?1 OR incident_id IN (
-                     SELECT id FROM incident WHERE merged_into IS NULL
-                     ORDER BY created_at DESC, id DESC LIMIT ?2)",
-            )?;
-            let rows = st.query_map(params![always, limit, TEXT_PER_EVIDENCE], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (incident, title, content) = row?;
-                if let Some(&i) = index.get(&incident) {
-                    out[i].evidence_text.push(title);
-                    out[i].evidence_text.push(content);
-                }
-            }
             Ok(out)
         })
+    }
+
+    /// Titles and (the start of) the text of the evidence of each of `ids`.
+    pub fn similar_texts(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            self.read(|c| {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut st = c.prepare(&format!(
+                    "SELECT incident_id, title, substr(content, 1, {TEXT_PER_EVIDENCE}) FROM evidence
+                     WHERE incident_id IN ({marks})"
+                ))?;
+                let rows = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (incident, title, content) = row?;
+                    let texts = out.entry(incident).or_default();
+                    texts.push(title);
+                    texts.push(content);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
     /// Open incidents not merged away (plus `always`), without their evidence text: what
@@ -130,6 +145,7 @@ impl Store {
                         status: r.get::<_, En<IncidentStatus>>(3)?.0,
                         severity: r.get::<_, En<Severity>>(4)?.0,
                         created_at: r.get::<_, Ts>(5)?.0,
+                        stamp: String::new(),
                         evidence_text: Vec::new(),
                     })
                 })?
