@@ -45,6 +45,8 @@ mod postmortem;
 mod secrets;
 #[path = "integration/security.rs"]
 mod security;
+#[path = "integration/similar.rs"]
+mod similar;
 #[path = "integration/snapshots.rs"]
 mod snapshots;
 #[path = "integration/status_updates.rs"]

@@ -77,6 +77,8 @@ pub enum Command {
     Action(crate::command_cli::ItemArgs),
     /// Export the postmortem of the active incident (or --incident N).
     Postmortem(crate::command_cli::PostmortemArgs),
+    /// Past incidents like this one (default: the active one), best first, with why.
+    Similar(crate::command_cli::SimilarArgs),
     /// Your name (the author of what you write), handle and email.
     #[command(subcommand)]
     Config(crate::command_cli::ConfigCmd),

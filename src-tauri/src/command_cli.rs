@@ -384,3 +384,58 @@ pub async fn postmortem(data_dir: &Path, args: PostmortemArgs) -> anyhow::Result
     }
     Ok(())
 }
+
+/// Options of `opslens similar`.
+#[derive(Debug, Args)]
+pub struct SimilarArgs {
+    /// Incident id; default: the open incident changed most recently.
+    pub id: Option<i64>,
+    /// Most hits (1 to 50).
+    #[arg(long, default_value_t = 10)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `opslens similar [ID]`: past incidents like this one, best first, with why, and the open
+/// incident it probably duplicates.
+pub async fn similar(data_dir: &Path, args: SimilarArgs) -> anyhow::Result<()> {
+    let c = Client::new(data_dir, args.remote.addr.as_deref())?;
+    let id = active_incident(&c, args.id).await?;
+    let v = c
+        .send(
+            c.request(Method::GET, &format!("/incidents/{id}/similar"))
+                .query(&[("limit", args.limit.to_string())]),
+        )
+        .await?;
+    crate::client::print(&args.remote, &v, |v| {
+        let mut out = String::new();
+        if let Some(d) = v["possible_duplicate_of"].as_object() {
+            out.push_str(&format!(
+                "possible duplicate of #{} {} ({}) — merge with: curl -X POST …/incidents/{id}/merge -d '{{\"into\": {}}}'\n",
+                d["incident_id"], d["title"].as_str().unwrap_or(""), d["reason"].as_str().unwrap_or(""), d["incident_id"]
+            ));
+        }
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            out.push_str(&format!("no incident like #{id} yet"));
+        }
+        for h in items {
+            let reasons: Vec<&str> = h["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect();
+            out.push_str(&format!(
+                "#{:<5} {:>3.0}%  {} [{}]\n        {}\n",
+                h["incident_id"],
+                h["score"].as_f64().unwrap_or(0.0) * 100.0,
+                h["title"].as_str().unwrap_or(""),
+                h["status"].as_str().unwrap_or(""),
+                reasons.join("; ")
+            ));
+        }
+        out.trim_end().to_string()
+    })
+}

@@ -72,6 +72,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Postmortem(args)) => {
             rt.block_on(crate::command_cli::postmortem(&data_dir, args))
         }
+        Some(Command::Similar(args)) => rt.block_on(crate::command_cli::similar(&data_dir, args)),
         Some(Command::Config(cmd)) => rt.block_on(crate::command_cli::config(&data_dir, cmd)),
         Some(Command::Users(cmd)) => rt.block_on(crate::users_cmd::run(&data_dir, cmd)),
     }?;

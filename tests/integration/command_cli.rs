@@ -194,3 +194,42 @@ fn model_flags_are_only_on_the_commands_that_use_them() {
         assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn similar_from_the_cli_lists_the_partner_with_why_and_the_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("OPSLENS_DATA_DIR", &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::app::wait_for_serve(&data);
+    for title in [
+        "disk full on logging node",
+        "checkout-api 5xx above 5%",
+        "checkout-api 5xx above 5%",
+    ] {
+        let (ok, _, err) = opslens(&data, &["incident", "create", title]);
+        assert!(ok, "{err}");
+    }
+    // Default: the active incident (#3, changed last).
+    let (ok, out, err) = opslens(&data, &["similar"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("possible duplicate of #2"), "{out}");
+    let first = out.lines().nth(1).unwrap_or("");
+    assert!(first.starts_with("#2 "), "{out}");
+    assert!(out.contains("same service checkout-api"), "{out}");
+    assert!(!out.contains("disk full"), "{out}");
+    let (ok, out, err) = opslens(&data, &["similar", "2", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["items"][0]["incident_id"], 3);
+    let (ok, _, err) = opslens(&data, &["similar", "99"]);
+    assert!(!ok);
+    assert!(err.contains("incident 99 not found"), "{err}");
+    server.kill().unwrap();
+    let _ = server.wait();
+}

@@ -241,10 +241,50 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The stored image of a screenshot. */
+        /** The stored image of a screenshot, or its redacted copy (`variant`). */
         get: operations["image"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/evidence/{id}/redaction-suggestions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What on a screenshot looks sensitive (emails, IPs, tokens, customer ids), read from its
+         *     analysis. Text-only warnings (`region: null`): the analysis gives no coordinates.
+         */
+        get: operations["suggestions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/evidence/{id}/redactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Black out boxes (image pixels) on a screenshot: writes a new, redacted image (the original
+         *     is kept) that exports use from then on. Replaces an earlier redaction.
+         */
+        post: operations["redact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -310,7 +350,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One incident. */
+        /**
+         * One incident, with `possible_duplicate_of` when it looks like a duplicate of an open one.
+         *     A merged incident answers with `merged_into` naming where everything went.
+         */
         get: operations["incidents_get"];
         put?: never;
         post?: never;
@@ -369,6 +412,26 @@ export interface paths {
         put?: never;
         /** Propose a hypothesis, optionally linking evidence of the same incident. */
         post: operations["add_hypothesis"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge this incident into an open one: its evidence, timeline, hypotheses and actions move
+         *     there, this one is closed and names the target (`merged_into`); both timelines record it.
+         */
+        post: operations["merge"];
         delete?: never;
         options?: never;
         head?: never;
@@ -485,6 +548,26 @@ export interface paths {
         post?: never;
         /** Take a role from a person; the timeline records it. */
         delete: operations["unassign_role"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{id}/similar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Past incidents like this one, best first, each with why (shared terms, a look-alike
+         *     screenshot, the same service), and the open incident it probably duplicates.
+         */
+        get: operations["similar"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1085,6 +1168,18 @@ export interface components {
             /** @description A code from `POST /auth/code`. */
             code: string;
         };
+        /** @description Why an incident looks like a duplicate of an open one. */
+        DuplicateHint: {
+            /**
+             * Format: int64
+             * @description The open incident it probably duplicates (the merge target).
+             */
+            incident_id: number;
+            /** @description The rule that fired, in words. */
+            reason: string;
+            /** @description Its title. */
+            title: string;
+        };
         /** @description Body of every 4xx/5xx answer. */
         ErrorBody: {
             /** @description What went wrong. */
@@ -1150,6 +1245,7 @@ export interface components {
             occurred_at: string;
             /** @description Whether `occurred_at` was recorded, given by a person or read from the content. */
             occurred_at_source: components["schemas"]["OccurredAtSource"];
+            redaction?: null | components["schemas"]["Redaction"];
             /** @description SHA-256 (hex) of the payload: the image bytes for screenshots, `content` otherwise. */
             sha256: string;
             /** @description Where it came from (a tool, a URL, "upload", "capture"). */
@@ -1291,6 +1387,24 @@ export interface components {
              */
             width: number;
         };
+        /** @description The two screenshots that looked alike. */
+        ImageMatch: {
+            /**
+             * Format: int64
+             * @description Screenshot evidence of the asked incident.
+             */
+            evidence_id: number;
+            /**
+             * Format: int64
+             * @description Screenshot evidence of the similar incident.
+             */
+            other_evidence_id: number;
+            /**
+             * Format: double
+             * @description Perceptual similarity, 0..=1.
+             */
+            similarity: number;
+        };
         /** @description An incident: the unit everything else (evidence, timeline, hypotheses, actions) hangs on. */
         Incident: {
             /**
@@ -1318,6 +1432,12 @@ export interface components {
              */
             id: number;
             /**
+             * Format: int64
+             * @description Set once this incident was merged into another: everything moved there, and the UI
+             *     follows this to the target.
+             */
+            merged_into?: number | null;
+            /**
              * Format: date-time
              * @description When it became mitigated, or resolved without a mitigated step (cleared if reopened).
              */
@@ -1327,6 +1447,7 @@ export interface components {
              * @description When the next status update is due (from the latest update), if one was promised.
              */
             next_update_at?: string | null;
+            possible_duplicate_of?: null | components["schemas"]["DuplicateHint"];
             /**
              * Format: date-time
              * @description When it became resolved (cleared if reopened).
@@ -1527,6 +1648,44 @@ export interface components {
             expires_in_s: number;
             /** @description The link that opens the UI with it. */
             url: string;
+        };
+        /** @description Answer of a merge: the target after it, and what moved. */
+        MergeOutcome: {
+            /**
+             * Format: int64
+             * @description Action items moved.
+             */
+            actions: number;
+            /**
+             * Format: int64
+             * @description Evidence rows moved.
+             */
+            evidence: number;
+            /**
+             * Format: int64
+             * @description Hypotheses moved.
+             */
+            hypotheses: number;
+            /** @description The target, after the merge. */
+            into: components["schemas"]["Incident"];
+            /**
+             * Format: int64
+             * @description The incident merged away (its reads now name `merged_into`).
+             */
+            merged: number;
+            /**
+             * Format: int64
+             * @description Timeline entries moved.
+             */
+            timeline: number;
+        };
+        /** @description Body of `POST /incidents/{id}/merge`. */
+        MergeRequest: {
+            /**
+             * Format: int64
+             * @description The open incident that receives everything.
+             */
+            into: number;
         };
         /** @description A supported model and its state on this machine (`GET /models`). */
         ModelInfo: {
@@ -1749,6 +1908,12 @@ export interface components {
                  */
                 id: number;
                 /**
+                 * Format: int64
+                 * @description Set once this incident was merged into another: everything moved there, and the UI
+                 *     follows this to the target.
+                 */
+                merged_into?: number | null;
+                /**
                  * Format: date-time
                  * @description When it became mitigated, or resolved without a mitigated step (cleared if reopened).
                  */
@@ -1758,6 +1923,7 @@ export interface components {
                  * @description When the next status update is due (from the latest update), if one was promised.
                  */
                 next_update_at?: string | null;
+                possible_duplicate_of?: null | components["schemas"]["DuplicateHint"];
                 /**
                  * Format: date-time
                  * @description When it became resolved (cleared if reopened).
@@ -1953,6 +2119,54 @@ export interface components {
              */
             total_bytes: number;
         };
+        /** @description A screenshot's redacted copy: what exports and posts use instead of the original. */
+        Redaction: {
+            /** @description The boxes blacked out. */
+            boxes: components["schemas"]["RedactionBox"][];
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            redacted_at: string;
+            /** @description SHA-256 of the redacted PNG (`GET /evidence/{id}/image?variant=redacted`). */
+            sha256: string;
+        };
+        /** @description A rectangle to black out, in image pixels (origin top left). */
+        RedactionBox: {
+            /**
+             * Format: int64
+             * @description Height (at least 1).
+             */
+            height: number;
+            /**
+             * Format: int64
+             * @description Width (at least 1).
+             */
+            width: number;
+            /**
+             * Format: int64
+             * @description Left edge.
+             */
+            x: number;
+            /**
+             * Format: int64
+             * @description Top edge.
+             */
+            y: number;
+        };
+        /** @description Body of `POST /evidence/{id}/redactions`: the boxes replace any earlier redaction. */
+        RedactionRequest: {
+            /** @description Boxes to black out (1 to 200), in the original image's pixels. */
+            boxes: components["schemas"]["RedactionBox"][];
+        };
+        /** @description Something on a screenshot that looks sensitive, from its analysis. */
+        RedactionSuggestion: {
+            /** @description `email`, `ip`, `secret` or `customer_id` (or a configured pattern's name). */
+            kind: string;
+            region?: null | components["schemas"]["RedactionBox"];
+            /** @description The text that matched. */
+            text: string;
+        };
         /**
          * @description A rectangle in virtual-screen coordinates (all monitors side by side, origin at the top
          *     left of the primary one, as X11 and xcap count).
@@ -2038,6 +2252,71 @@ export interface components {
          * @enum {string}
          */
         Severity: "critical" | "high" | "medium" | "low";
+        /** @description One similar incident and why it was ranked. */
+        SimilarHit: {
+            /** @description Its action items, as titles (what was done last time). */
+            actions: string[];
+            /**
+             * Format: date-time
+             * @description When it was opened.
+             */
+            created_at: string;
+            /** @description Whether the other incident has a postmortem written. */
+            has_postmortem: boolean;
+            image_match?: null | components["schemas"]["ImageMatch"];
+            /**
+             * Format: double
+             * @description Best perceptual similarity between a screenshot of each, 0..=1 (`null` when one of
+             *     them has none).
+             */
+            image_score?: number | null;
+            /**
+             * Format: int64
+             * @description The other incident.
+             */
+            incident_id: number;
+            /** @description Web UI link to the other incident. */
+            link: string;
+            /** @description Web UI link to its postmortem. */
+            postmortem_link: string;
+            /**
+             * @description Why, in words: "dashboard 92% similar to #14's", "shares: oom, checkout-api", "same
+             *     service checkout-api".
+             */
+            reasons: string[];
+            /** @description The service both name (e.g. `checkout-api`), if they share one. */
+            same_service?: string | null;
+            /**
+             * Format: double
+             * @description Blended score in 0..=1: text similarity, screenshot similarity and same service.
+             */
+            score: number;
+            /** @description Its severity. */
+            severity: components["schemas"]["Severity"];
+            /** @description Terms both share that weighed most, best first. */
+            shared_terms: string[];
+            /** @description Its status (a resolved one has a postmortem and actions worth reading). */
+            status: components["schemas"]["IncidentStatus"];
+            /**
+             * Format: double
+             * @description Cosine similarity of the two incidents' text (tf-idf over title, description,
+             *     evidence, findings, errors), 0..=1.
+             */
+            text_score: number;
+            /** @description Its title. */
+            title: string;
+        };
+        /** @description Answer of `GET /incidents/{id}/similar`: past incidents like this one, best first. */
+        SimilarIncidents: {
+            /**
+             * Format: int64
+             * @description The incident asked about.
+             */
+            incident_id: number;
+            /** @description Ranked hits, best first (at most `limit`). */
+            items: components["schemas"]["SimilarHit"][];
+            possible_duplicate_of?: null | components["schemas"]["DuplicateHint"];
+        };
         /** @description Which Datadog graph. */
         SnapshotRequest: {
             /**
@@ -2195,7 +2474,7 @@ export interface components {
          * @description What a timeline entry records.
          * @enum {string}
          */
-        TimelineKind: "incident_created" | "status_changed" | "severity_changed" | "evidence_added" | "hypothesis_added" | "hypothesis_updated" | "action_added" | "action_updated" | "observation" | "note" | "role_changed" | "status_update";
+        TimelineKind: "incident_created" | "status_changed" | "severity_changed" | "evidence_added" | "hypothesis_added" | "hypothesis_updated" | "action_added" | "action_updated" | "observation" | "note" | "role_changed" | "status_update" | "merged";
         /** @description Body of `PATCH /timeline/{id}`. */
         TimelinePatch: {
             /** @description New wording (notes and observations only). */
@@ -3641,7 +3920,10 @@ export interface operations {
     };
     image: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `original` (default), `redacted` or `shared`. */
+                variant?: "original" | "redacted" | "shared";
+            };
             header?: never;
             path: {
                 id: number;
@@ -3710,6 +3992,213 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */
                     "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    suggestions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedactionSuggestion"][];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedactionRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evidence"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4836,6 +5325,134 @@ export interface operations {
             };
         };
     };
+    merge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MergeOutcome"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     notify: {
         parameters: {
             query?: never;
@@ -5549,6 +6166,97 @@ export interface operations {
             /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
             507: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    similar: {
+        parameters: {
+            query?: {
+                /** @description Most hits, 1 to 50 (default 10). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimilarIncidents"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -122,6 +122,15 @@ export const api = {
     json<Incident>('POST', '/incidents', b),
   updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>
     json<Incident>('PATCH', `/incidents/${id}`, b),
+  similar: (id: number) => json<SimilarIncidents>('GET', `/incidents/${id}/similar`),
+  merge: (id: number, into: number) => json<MergeOutcome>('POST', `/incidents/${id}/merge`, { into }),
+  redact: (evidence: number, boxes: RedactionBox[]) =>
+    json<Evidence>('POST', `/evidence/${evidence}/redactions`, { boxes }),
+  redactionSuggestions: (evidence: number) =>
+    json<RedactionSuggestion[]>('GET', `/evidence/${evidence}/redaction-suggestions`),
+  /** The redacted copy (not cached: a redaction can be redone). */
+  redactedImageUrl: (id: number) =>
+    send('GET', `/evidence/${id}/image?variant=redacted`).then(async (r) => URL.createObjectURL(await r.blob())),
   deleteIncident: (id: number) => send('DELETE', `/incidents/${id}`).then(() => undefined),
   search: (q: string) =>
     json<SearchResults>('GET', `/search${query({ q, limit: 20 })}`),

@@ -52,6 +52,11 @@ export type Role = Schemas['Role'];
 export const ROLES: Role[] = ['commander', 'communications', 'scribe', 'participant'];
 export type Person = Schemas['Person'];
 export type IncidentRoles = Schemas['IncidentRoles'];
+export type SimilarIncidents = Schemas['SimilarIncidents'];
+export type SimilarHit = Schemas['SimilarHit'];
+export type MergeOutcome = Schemas['MergeOutcome'];
+export type RedactionBox = Schemas['RedactionBox'];
+export type RedactionSuggestion = Schemas['RedactionSuggestion'];
 
 export interface IncidentQuery {
   /** `open`: every status but resolved and closed. */

@@ -578,6 +578,82 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await p.close();
     });
 
+    await t.test('similar incidents panel, the duplicate banner and merge; redaction boxes drawn in the viewer', async () => {
+      const mk = async (title: string, description: string): Promise<number> =>
+        ((await apiCall(s, 'POST', '/incidents', { title, description, severity: 'high' })) as { id: number }).id;
+      const past = await mk('payments-api HTTP 503: connection pool exhausted', 'HikariPool timeouts after deploy v3.2');
+      await apiCall(s, 'POST', `/incidents/${past}/actions`, { title: 'Alert on pool saturation' });
+      await apiCall(s, 'PATCH', `/incidents/${past}`, { status: 'resolved' });
+      const target = await mk('payments-api 503 errors above 5%', 'pool exhausted again');
+      const dup = await mk('payments-api 503 errors above 5%', 'paged a second time');
+      await page.goto(`${s.base}/#/incident/${dup}`);
+      const banner = page.locator('.dup-banner');
+      await banner.waitFor();
+      assert.match(await banner.innerText(), new RegExp(`Possible duplicate of #${target} payments-api 503 errors above 5%`));
+      const hits = page.locator('.similar .similar-hit');
+      await hits.first().waitFor();
+      assert.equal(await hits.first().getAttribute('data-id'), String(target));
+      const old = page.locator(`.similar .similar-hit[data-id="${past}"]`);
+      await old.getByText('same service payments-api').waitFor();
+      await old.getByText('Alert on pool saturation').waitFor();
+      assert.equal(await old.getByRole('link', { name: /postmortem/ }).getAttribute('href'), `#/incident/${past}/postmortem`);
+      await shot(page, 'similar-and-duplicate.png');
+      page.once('dialog', (d) => void d.accept());
+      await banner.getByRole('button', { name: `Merge into #${target}` }).click();
+      await page.waitForURL(new RegExp(`#/incident/${target}$`));
+      await page.locator('.tl-item.tl-merged', { hasText: `#${dup}` }).waitFor();
+      // The merged incident's address leads to the target.
+      await page.goto(`${s.base}/#/incident/${dup}`);
+      await page.waitForURL(new RegExp(`#/incident/${target}$`));
+      await page.locator('.inc-head h1', { hasText: 'payments-api 503 errors above 5%' }).waitFor();
+
+      // Redaction: draw a box over the screenshot, save, the server keeps it in image pixels.
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(dashboardPng(600, 300))], { type: 'image/png' }), 'to-redact.png');
+      const up = await fetch(`${s.base}/api/v1/evidence/incident/${target}/upload-screenshot`, {
+        method: 'POST', headers: { Authorization: `Bearer ${s.token}` }, body: form,
+      });
+      const ev = ((await up.json()) as { id: number }).id;
+      const card = page.locator(`.card.shot[data-id="${ev}"]`);
+      await card.getByRole('button', { name: 'View & analysis' }).click();
+      await page.locator('dialog[open].viewer-dlg [data-action=redact]').click();
+      const canvas = page.locator('dialog[open].redact-dlg canvas[data-ready="1"]');
+      await canvas.waitFor();
+      const box = (await canvas.boundingBox())!;
+      const at = (x: number, y: number): [number, number] => [box.x + (x * box.width) / 600, box.y + (y * box.height) / 300];
+      await page.mouse.move(...at(50, 40));
+      await page.mouse.down();
+      await page.mouse.move(...at(150, 90), { steps: 4 });
+      await page.mouse.move(...at(250, 140), { steps: 4 });
+      await page.mouse.up();
+      await page.locator('dialog[open].redact-dlg .redact-boxes li[data-box="0"]').waitFor();
+      await shot(page, 'redaction-box.png', false);
+      await page.locator('dialog[open].redact-dlg [data-action=save-redaction]').click();
+      await page.locator('dialog[open].redact-dlg').waitFor({ state: 'detached' });
+      const saved = (await apiCall(s, 'GET', `/evidence/${ev}`)) as { redaction: { boxes: { x: number; y: number; width: number; height: number }[] } | null };
+      const b = saved.redaction?.boxes[0];
+      assert.ok(b, 'a redaction was saved');
+      const near = (a: number, want: number): boolean => Math.abs(a - want) <= 3;
+      assert.ok(near(b.x, 50) && near(b.y, 40) && near(b.width, 200) && near(b.height, 100), JSON.stringify(b));
+      await page.locator('dialog[open].viewer-dlg [data-field=redacted]').waitFor();
+      // The redacted copy really is black there (the original is untouched).
+      const red = await fetch(`${s.base}/api/v1/evidence/${ev}/image?variant=redacted`, { headers: { Authorization: `Bearer ${s.token}` } });
+      assert.equal(red.status, 200);
+      const black = await page.evaluate(async ([url, tok]) => {
+        const r = await fetch(url!, { headers: { Authorization: `Bearer ${tok}` } });
+        const bmp = await createImageBitmap(await r.blob());
+        const c = new OffscreenCanvas(bmp.width, bmp.height);
+        const g = c.getContext('2d')!;
+        g.drawImage(bmp, 0, 0);
+        const inside = g.getImageData(60, 50, 180, 80).data;
+        let dark = true;
+        for (let i = 0; i < inside.length; i += 4) if (inside[i] || inside[i + 1] || inside[i + 2]) dark = false;
+        return dark;
+      }, [`${s.base}/api/v1/evidence/${ev}/image?variant=redacted`, s.token]);
+      assert.ok(black, 'the box is black in the redacted copy');
+      await page.keyboard.press('Escape');
+    });
+
     await t.test('no script errors or CSP violations', () => {
       // Refusals the tests above provoke on purpose (an unknown person: 422, a stale
       // postmortem save: 409, the deleted incident's last refetch: 404) log as failed loads.

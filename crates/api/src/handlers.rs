@@ -10,6 +10,7 @@ pub mod incidents;
 pub mod integrations;
 pub mod postmortem;
 pub mod session;
+pub mod similar;
 pub mod system;
 pub mod users;
 pub mod webhooks;

@@ -26,7 +26,7 @@ use opslens_core::Services;
 
 use crate::handlers::{
     analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
-    system, users, webhooks, work,
+    similar, system, users, webhooks, work,
 };
 use crate::state::AppState;
 
@@ -96,6 +96,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             incidents::update,
             incidents::delete
         ))
+        .routes(routes!(similar::similar))
+        .routes(routes!(similar::merge))
+        .routes(routes!(similar::redact))
+        .routes(routes!(similar::suggestions))
         .routes(routes!(work::timeline, work::add_event))
         .routes(routes!(work::hypotheses, work::add_hypothesis))
         .routes(routes!(work::update_hypothesis))

@@ -105,6 +105,7 @@ impl EvidenceService {
         let title = original_name
             .clone()
             .unwrap_or_else(|| format!("Screenshot {}×{}", image.width, image.height));
+        let thumb = image.thumb;
         let new = NewImageEvidence {
             title,
             source: source.to_string(),
@@ -124,6 +125,11 @@ impl EvidenceService {
             .db
             .run(move |s| s.add_image_evidence(incident_id, new))
             .await?;
+        // Outside the insert: a lost fingerprint write only delays it to the next backfill.
+        let sha = ev.sha256.clone();
+        if let Err(e) = self.db.run(move |s| s.put_fingerprint(&sha, &thumb)).await {
+            tracing::warn!(evidence = ev.id, error = %e.chain(), "screenshot fingerprint not stored");
+        }
         self.analysis.queued();
         Ok(ev)
     }

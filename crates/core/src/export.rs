@@ -117,11 +117,24 @@ impl IncidentExport {
                 e.id, e.title, e.evidence_type, e.source
             );
             if let Some(state) = e.analysis_state {
-                let _ = writeln!(
-                    md,
-                    "_Screenshot, analysis: {state}; sha256 `{}`_\n",
-                    e.sha256
-                );
+                // A redacted screenshot is known by its redacted copy, the one that is shared.
+                match &e.redaction {
+                    Some(r) => {
+                        let _ = writeln!(
+                            md,
+                            "_Screenshot (redacted, {} boxes), analysis: {state}; sha256 `{}`_\n",
+                            r.boxes.len(),
+                            r.sha256
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            md,
+                            "_Screenshot, analysis: {state}; sha256 `{}`_\n",
+                            e.sha256
+                        );
+                    }
+                }
             }
             if !e.content.is_empty() {
                 let fence = if e.content.contains("```") {

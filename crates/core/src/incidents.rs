@@ -15,6 +15,8 @@ use crate::CoreError;
 #[derive(Debug)]
 pub struct IncidentService {
     pub(crate) db: Db,
+    /// Term vectors of the similar-incidents ranking, kept between requests.
+    pub(crate) similar: crate::similar::DocCache,
 }
 
 impl IncidentService {

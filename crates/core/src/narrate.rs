@@ -194,6 +194,25 @@ impl Narrator for Plain {
                     announce: Some((ChangeKind::StatusUpdate, text, data)),
                 }
             }
+            Fact::IncidentMerged {
+                from,
+                into,
+                on_target,
+                moved: [evidence, timeline, hypotheses, actions],
+            } => {
+                let msg = if *on_target {
+                    format!(
+                        "Incident #{} “{}” merged into this one: {evidence} evidence, {timeline} timeline entries, {hypotheses} hypotheses, {actions} actions moved here",
+                        from.id, from.title
+                    )
+                } else {
+                    format!("Merged into incident #{} “{}”", into.id, into.title)
+                };
+                Narration {
+                    timeline: vec![line(TimelineKind::Merged, msg)],
+                    announce: None,
+                }
+            }
             _ => Narration::default(),
         }
     }
@@ -290,6 +309,8 @@ mod tests {
             ttr_seconds: None,
             next_update_at: None,
             evidence_count: 0,
+            merged_into: None,
+            possible_duplicate_of: None,
         }
     }
 

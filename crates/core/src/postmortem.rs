@@ -217,7 +217,8 @@ impl CommandService {
         let x = self.incidents.export(incident_id).await?;
         let mut shots = Vec::new();
         for e in x.evidence.iter().filter(|e| e.image.is_some()) {
-            let (bytes, mime) = self.evidence.image(e.id).await?;
+            // The redacted copy when there is one: exports never carry what was blacked out.
+            let (bytes, mime) = self.evidence.shared_image(e.id).await?;
             shots.push(crate::pm_export::Shot {
                 evidence: e.clone(),
                 bytes,

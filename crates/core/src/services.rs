@@ -83,7 +83,10 @@ impl Services {
             r.key = r.key.take().or_else(|| integ_cfg.analysis_key.clone());
         }
         let db = Db::new(store);
-        let incidents = Arc::new(IncidentService { db: db.clone() });
+        let incidents = Arc::new(IncidentService {
+            db: db.clone(),
+            similar: Default::default(),
+        });
         let analysis = Arc::new(AnalysisService::new(
             db.clone(),
             cfg.data_dir.clone(),
@@ -108,6 +111,7 @@ impl Services {
         crate::outbox::spawn_worker(&integrations);
         analysis.set_feed(feed.clone());
         crate::analysis::spawn_worker(&analysis);
+        crate::similar::spawn_backfill(&incidents);
         Ok(Services {
             access: Arc::new(AccessService::new(db.clone())),
             incidents,

@@ -32,6 +32,8 @@ pub struct ValidImage {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// Perceptual fingerprint from the one decode (see [`crate::similar::fingerprint`]).
+    pub thumb: Vec<u8>,
 }
 
 /// Checks `bytes` is a PNG, JPEG or WebP image within the limits and decodes it once to be sure.
@@ -74,8 +76,11 @@ pub fn validate_image(bytes: Vec<u8>) -> Result<ValidImage, CoreError> {
     };
     let (width, height) = reader().into_dimensions().map_err(|e| decode_error(&e))?;
     check_dimensions(width, height)?;
-    reader().decode().map_err(|e| decode_error(&e))?;
+    let decoded = reader().decode().map_err(|e| decode_error(&e))?;
+    let thumb = crate::similar::fingerprint(&decoded);
+    drop(decoded);
     Ok(ValidImage {
+        thumb,
         bytes,
         ext,
         mime,

@@ -193,6 +193,8 @@ wire_enum!(
         RoleChanged => "role_changed",
         /// A status update went out to stakeholders.
         StatusUpdate => "status_update",
+        /// Another incident was merged into this one, or this one into another.
+        Merged => "merged",
     }
 );
 

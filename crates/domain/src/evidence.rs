@@ -53,6 +53,9 @@ pub struct Evidence {
     pub created_at: DateTime<Utc>,
     /// Last change (e.g. analysis finished).
     pub updated_at: DateTime<Utc>,
+    /// The redacted copy of a screenshot, when one was made: exports and posts use it.
+    #[serde(default)]
+    pub redaction: Option<crate::Redaction>,
 }
 
 /// Facts about a stored image; the bytes themselves are at `GET /evidence/{id}/image`.

@@ -43,6 +43,14 @@ pub struct Incident {
     pub next_update_at: Option<DateTime<Utc>>,
     /// Number of evidence items attached.
     pub evidence_count: i64,
+    /// Set once this incident was merged into another: everything moved there, and the UI
+    /// follows this to the target.
+    #[serde(default)]
+    pub merged_into: Option<i64>,
+    /// Only on `GET /incidents/{id}`: an open incident this one probably duplicates (same
+    /// service and alert within the hour, or a near-identical screenshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub possible_duplicate_of: Option<crate::DuplicateHint>,
 }
 
 /// Body of `POST /incidents`, as in the seed guide.

@@ -13,6 +13,7 @@ mod incident;
 mod integration;
 mod people;
 mod postmortem;
+mod similar;
 mod updates;
 mod work;
 
@@ -33,6 +34,10 @@ pub use integration::{IntegrationError, IntegrationState, OutboxMessage, OutboxS
 pub use people::{IncidentRoles, NewPerson, NewUser, NewUserToken, Person, RoleAssignment, User};
 pub use postmortem::{
     Postmortem, PostmortemEntry, PostmortemSave, PostmortemSections, TimelinePatch,
+};
+pub use similar::{
+    DuplicateHint, ImageMatch, MergeOutcome, MergeRequest, Redaction, RedactionBox,
+    RedactionRequest, RedactionSuggestion, SimilarHit, SimilarIncidents,
 };
 pub use updates::{NewStatusUpdate, StatusUpdate};
 pub use work::{

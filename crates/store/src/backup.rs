@@ -148,7 +148,7 @@ fn copy_out(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
     let blobs = named_blobs(&dst)?;
     let mut hashes = BTreeMap::new();
     fs::create_dir_all(dest.join(BLOB_DIR))?;
-    for file in blobs.values() {
+    for file in &blobs {
         if hashes.contains_key(file) {
             continue;
         }
@@ -244,7 +244,9 @@ pub fn verify(dir: &Path) -> Result<Vec<Problem>, BackupError> {
     }
     let rows: Vec<(i64, String, String)> = c
         .prepare(
-            "SELECT id, blob_path, sha256 FROM evidence WHERE blob_path IS NOT NULL ORDER BY id",
+            "SELECT id, blob_path, sha256 FROM evidence WHERE blob_path IS NOT NULL
+             UNION ALL SELECT id, redacted_blob, redacted_sha256 FROM evidence
+                       WHERE redacted_blob IS NOT NULL ORDER BY 1",
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
@@ -359,13 +361,14 @@ fn copy_db(src: &Connection, dest: &Path) -> Result<Connection, BackupError> {
     Ok(dst)
 }
 
-/// Evidence id → image file name, as the (copied) database says.
-fn named_blobs(c: &Connection) -> Result<BTreeMap<i64, String>, BackupError> {
-    Ok(
-        c.prepare("SELECT id, blob_path FROM evidence WHERE blob_path IS NOT NULL")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?,
-    )
+/// Image file names the (copied) database names: originals and redacted copies.
+fn named_blobs(c: &Connection) -> Result<BTreeSet<String>, BackupError> {
+    Ok(c.prepare(
+        "SELECT blob_path FROM evidence WHERE blob_path IS NOT NULL
+             UNION SELECT redacted_blob FROM evidence WHERE redacted_blob IS NOT NULL",
+    )?
+    .query_map([], |r| r.get(0))?
+    .collect::<rusqlite::Result<_>>()?)
 }
 
 fn user_version(c: &Connection) -> Result<usize, BackupError> {
@@ -530,6 +533,36 @@ mod tests {
         assert_eq!(s.incident(2).unwrap().title, "checkout 5xx");
         let c = Connection::open(restored.join(DB_FILE)).unwrap();
         assert_eq!(table_counts(&c).unwrap(), m.tables);
+    }
+
+    #[test]
+    fn a_redacted_copy_is_backed_up_verified_and_restored() {
+        let (tmp, data) = sample();
+        {
+            let s = Store::open(&data).unwrap();
+            let b = opslens_domain::RedactionBox {
+                x: 0,
+                y: 0,
+                width: 1,
+                height: 1,
+            };
+            s.set_redaction(2, b"redacted", &[b]).unwrap();
+        }
+        assert_eq!(
+            verify(&data).unwrap(),
+            [],
+            "the redacted file is not an orphan"
+        );
+        let dest = tmp.path().join("bk");
+        let m = backup(&data, &dest).unwrap();
+        assert_eq!(m.blobs.len(), 3, "{:?}", m.blobs);
+        let restored = tmp.path().join("restored");
+        restore(&dest, &restored).unwrap();
+        assert_eq!(verify(&restored).unwrap(), []);
+        assert_eq!(blob_names(&restored), blob_names(&data));
+        let s = Store::open(&restored).unwrap();
+        assert!(s.redacted_image(2).unwrap().unwrap().exists());
+        assert!(s.evidence(2).unwrap().redaction.is_some());
     }
 
     #[test]

@@ -50,8 +50,10 @@ impl Store {
     /// Returns how many files were removed.
     pub fn sweep_orphan_blobs(&self) -> Result<usize> {
         let referenced: HashSet<String> = self.read(|c| {
-            let mut st =
-                c.prepare("SELECT DISTINCT blob_path FROM evidence WHERE blob_path IS NOT NULL")?;
+            let mut st = c.prepare(
+                "SELECT blob_path FROM evidence WHERE blob_path IS NOT NULL
+                 UNION SELECT redacted_blob FROM evidence WHERE redacted_blob IS NOT NULL",
+            )?;
             let names = st
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -74,7 +76,7 @@ impl Store {
         for name in names {
             let still_used: bool = self.read(|c| {
                 Ok(c.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM evidence WHERE blob_path = ?1)",
+                    "SELECT EXISTS(SELECT 1 FROM evidence WHERE blob_path = ?1 OR redacted_blob = ?1)",
                     [name],
                     |r| r.get(0),
                 )?)

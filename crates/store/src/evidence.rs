@@ -54,7 +54,7 @@ pub struct AnalysisUpdate {
 const COLUMNS: &str = "id, incident_id, evidence_type, title, content, source, sha256, blob_path, \
      image_mime, image_width, image_height, image_bytes, original_name, analysis_state, \
      analysis_model, analysis_error, analysis_ms, findings, occurred_at, occurred_at_source, \
-     author, created_at, updated_at";
+     author, created_at, updated_at, redacted_sha256, redaction_boxes, redacted_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Evidence> {
     let image = match r.get::<_, Option<String>>("image_mime")? {
@@ -92,6 +92,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Evidence> {
         author: r.get("author")?,
         created_at: r.get::<_, Ts>("created_at")?.0,
         updated_at: r.get::<_, Ts>("updated_at")?.0,
+        redaction: match r.get::<_, Option<String>>("redacted_sha256")? {
+            Some(sha256) => Some(opslens_domain::Redaction {
+                sha256,
+                boxes: r
+                    .get::<_, Option<String>>("redaction_boxes")?
+                    .and_then(|b| serde_json::from_str(&b).ok())
+                    .unwrap_or_default(),
+                redacted_at: r.get::<_, Ts>("redacted_at")?.0,
+            }),
+            None => None,
+        },
     })
 }
 

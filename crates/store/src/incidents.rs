@@ -239,7 +239,8 @@ impl Store {
         let names = self.write(|tx| {
             ensure_exists(tx, id)?;
             let mut st = tx.prepare(
-                "SELECT DISTINCT blob_path FROM evidence WHERE incident_id = ?1 AND blob_path IS NOT NULL",
+                "SELECT blob_path FROM evidence WHERE incident_id = ?1 AND blob_path IS NOT NULL
+                 UNION SELECT redacted_blob FROM evidence WHERE incident_id = ?1 AND redacted_blob IS NOT NULL",
             )?;
             let names = st
                 .query_map([id], |r| r.get::<_, String>(0))?

@@ -18,6 +18,7 @@ mod people;
 mod postmortem;
 mod row;
 mod search;
+mod similar;
 mod tokens;
 mod tx;
 mod updates;
@@ -43,6 +44,7 @@ pub use tx::{
 
 pub use people::PersonRow;
 pub use postmortem::{StoredPostmortem, TimelineEdit};
+pub use similar::{CorpusIncident, MergeCounts, ShotPrint};
 #[cfg(test)]
 use tx::test_narrator;
 use tx::{Hooks, WriteTx};
@@ -62,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_postmortem.sql"),
     include_str!("../migrations/0010_api_tokens.sql"),
     include_str!("../migrations/0011_analysis_lease.sql"),
+    include_str!("../migrations/0012_similar.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.

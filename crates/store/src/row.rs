@@ -59,7 +59,7 @@ pub(crate) fn opt_ts(row: &rusqlite::Row<'_>, idx: &str) -> rusqlite::Result<Opt
 pub(crate) const COLUMNS: &str =
     "i.id, i.title, i.description, i.severity, i.status, i.source, i.external_id, \
      i.created_at, i.updated_at, i.acknowledged_at, i.mitigated_at, i.resolved_at, \
-     i.next_update_at, \
+     i.next_update_at, i.merged_into, \
      (SELECT COUNT(*) FROM evidence e WHERE e.incident_id = i.id) AS evidence_count";
 
 /// An incident from a row of [`COLUMNS`].
@@ -82,6 +82,8 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         ttr_seconds: None,
         next_update_at: opt_ts(r, "next_update_at")?,
         evidence_count: r.get("evidence_count")?,
+        merged_into: r.get("merged_into")?,
+        possible_duplicate_of: None,
     }
     .with_metrics())
 }

@@ -90,6 +90,18 @@ pub enum Fact {
     },
     /// A status update for stakeholders was posted.
     StatusUpdatePosted(StatusUpdate),
+    /// Incident `from` was merged into `into`; recorded once on each (`on_target` says which
+    /// timeline this one is for).
+    IncidentMerged {
+        /// The incident merged away.
+        from: Incident,
+        /// The incident that received everything.
+        into: Incident,
+        /// For the target's timeline (else the merged one's).
+        on_target: bool,
+        /// Evidence, timeline entries, hypotheses and actions moved.
+        moved: [i64; 4],
+    },
 }
 
 impl Fact {
@@ -104,6 +116,18 @@ impl Fact {
                 *incident_id
             }
             Fact::StatusUpdatePosted(u) => u.incident_id,
+            Fact::IncidentMerged {
+                from,
+                into,
+                on_target,
+                ..
+            } => {
+                if *on_target {
+                    into.id
+                } else {
+                    from.id
+                }
+            }
         }
     }
 }

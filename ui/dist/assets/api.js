@@ -116,6 +116,12 @@ export const api = {
     incident: (id) => json('GET', `/incidents/${id}`),
     createIncident: (b) => json('POST', '/incidents', b),
     updateIncident: (id, b) => json('PATCH', `/incidents/${id}`, b),
+    similar: (id) => json('GET', `/incidents/${id}/similar`),
+    merge: (id, into) => json('POST', `/incidents/${id}/merge`, { into }),
+    redact: (evidence, boxes) => json('POST', `/evidence/${evidence}/redactions`, { boxes }),
+    redactionSuggestions: (evidence) => json('GET', `/evidence/${evidence}/redaction-suggestions`),
+    /** The redacted copy (not cached: a redaction can be redone). */
+    redactedImageUrl: (id) => send('GET', `/evidence/${id}/image?variant=redacted`).then(async (r) => URL.createObjectURL(await r.blob())),
     deleteIncident: (id) => send('DELETE', `/incidents/${id}`).then(() => undefined),
     search: (q) => json('GET', `/search${query({ q, limit: 20 })}`),
     evidenceOf: (incident) => json('GET', `/evidence/incident/${incident}`),

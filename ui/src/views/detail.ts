@@ -20,6 +20,7 @@ import { deleteIncidentDialog, editableTitle, entryTools } from './manage.js';
 import { nextUpdate, statusUpdateDialog } from './updates.js';
 import { isoFull, readField, timeEl, timeField } from '../when.js';
 import { actionsSection, hypothesesSection } from './board.js';
+import { duplicateBanner, similarPanel } from './similar.js';
 
 
 
@@ -42,11 +43,13 @@ export function detailView(id: number): View {
   const ev = evidenceSection(ctx);
   const hyp = hypothesesSection(ctx);
   const act = actionsSection(ctx);
+  const similar = similarPanel(id);
+  let similarFor = '';
   const el = h('section', { class: 'detail-view' },
     headBox,
     h('div', { class: 'detail-grid' },
       h('div', { class: 'col-main' }, ev.el),
-      h('div', { class: 'col-side' }, timelineBox, act.el)),
+      h('div', { class: 'col-side' }, timelineBox, act.el, similar.el)),
     hyp.el,
   );
 
@@ -90,6 +93,18 @@ export function detailView(id: number): View {
   function renderHead(): void {
     const inc = ctx.incident;
     if (!inc) return;
+    if (inc.merged_into != null) {
+      // Merged away: everything is on the target now.
+      toast(`Incident #${inc.id} was merged into #${inc.merged_into}`);
+      go(`#/incident/${inc.merged_into}`);
+      return;
+    }
+    // The ranking follows what the incident holds (new evidence, a new title).
+    const sig = `${inc.title}|${inc.description}|${inc.evidence_count}`;
+    if (sig !== similarFor) {
+      similarFor = sig;
+      void similar.load();
+    }
     const sev = select<Severity>(SEVERITIES, inc.severity, { name: 'severity', label: cap, title: 'Severity' });
     sev.classList.add(`sev-select`, `sev-${inc.severity}`);
     sev.addEventListener('change', () => void patch({ severity: sev.value as Severity }));
@@ -103,6 +118,7 @@ export function detailView(id: number): View {
         `This incident is ${inc.status}`,
         inc.ttr_seconds != null ? ` (resolved ${duration(inc.ttr_seconds * 1000)} after it opened)` : '',
         '. Change its status to reopen it.') : null,
+      duplicateBanner(inc),
       h('div', { class: 'crumbs' }, h('a', { href: '#/' }, '← Incidents'), h('span', { class: 'muted' }, ` #${inc.id} · ${inc.source}`)),
       h('div', { class: 'title-row' },
         severityBadge(inc.severity),

@@ -7,6 +7,7 @@ import { h, replace, type Child } from '../dom.js';
 import { bytes, clock } from '../format.js';
 import type { Evidence } from '../types.js';
 import type { Ctx } from './ctx.js';
+import { openRedactor } from './redact.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -78,7 +79,14 @@ export function openViewer(ctx: Ctx, id: number): void {
     zoomLabel,
     btn('+', 'Zoom in (+)', () => step(1)),
     btn('Fit', 'Fit (0)', () => { zoom = 0; apply(); }),
-    btn('1:1', 'Actual size (1)', () => setZoom(1)));
+    btn('1:1', 'Actual size (1)', () => setZoom(1)),
+    h('button', {
+      type: 'button', class: 'small', 'data-action': 'redact', title: 'Black out parts before sharing',
+      onclick: () => {
+        const e = ctx.evidence.find((x) => x.id === id);
+        if (e) openRedactor(e, () => void ctx.refresh('evidence'));
+      },
+    }, 'Redact…'));
 
   stage.addEventListener('wheel', (e) => {
     e.preventDefault();
@@ -173,7 +181,9 @@ export function openViewer(ctx: Ctx, id: number): void {
 function analysisPanel(e: Evidence): Child[] {
   const state = e.analysis_state;
   const meta = h('p', { class: 'muted small' },
-    `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} ${e.image.mime} · ${bytes(e.image.bytes)}` : ''} · added ${clock(e.created_at)}`);
+    `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} ${e.image.mime} · ${bytes(e.image.bytes)}` : ''} · added ${clock(e.created_at)}`,
+    e.redaction ? h('span', { class: 'redacted-note', 'data-field': 'redacted' },
+      ` · redacted (${e.redaction.boxes.length} box${e.redaction.boxes.length === 1 ? '' : 'es'}): exports use the redacted copy`) : null);
   const head = h('div', { class: 'analysis-head' }, h('h3', null, 'Analysis'), state ? analysisBadge(state) : null);
   if (state !== 'done') {
     return [head, h('p', { class: `state-text state-${state ?? 'none'}` }, STATE_TEXT[state ?? ''] ?? 'Not analysed.'),

@@ -116,14 +116,44 @@ pub async fn list(
     Ok(Json(s.of_incident(incident_id).await?))
 }
 
-/// The stored image of a screenshot.
-#[utoipa::path(get, path = "/evidence/{id}/image", tag = "evidence", params(("id" = i64, Path)),
-    responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+/// Which copy of a screenshot to serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageVariant {
+    /// The image as stored (what the viewer shows; never exported once redacted).
+    #[default]
+    Original,
+    /// The redacted copy (404 when there is none).
+    Redacted,
+    /// What exports send: the redacted copy when there is one, else the original.
+    Shared,
+}
+
+/// Query of the image route.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ImageQuery {
+    /// `original` (default), `redacted` or `shared`.
+    #[param(inline)]
+    pub variant: Option<ImageVariant>,
+}
+
+/// The stored image of a screenshot, or its redacted copy (`variant`).
+#[utoipa::path(get, path = "/evidence/{id}/image", tag = "evidence", params(("id" = i64, Path), ImageQuery),
+    responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody)))]
 pub async fn image(
     State(s): State<Arc<EvidenceService>>,
     Path(id): Path<i64>,
+    crate::extract::Query(q): crate::extract::Query<ImageQuery>,
 ) -> ApiResult<Response> {
-    let (bytes, mime) = s.image(id).await?;
+    let variant = q.variant.unwrap_or_default();
+    let (bytes, mime) = match variant {
+        ImageVariant::Original => s.image(id).await?,
+        ImageVariant::Redacted => (s.redacted_image(id).await?, "image/png".to_string()),
+        ImageVariant::Shared => s.shared_image(id).await?,
+    };
     let mut res = bytes.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -136,7 +166,12 @@ pub async fn image(
     );
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
+        // The original never changes; a redaction can be redone.
+        HeaderValue::from_static(if variant == ImageVariant::Original {
+            "private, max-age=31536000, immutable"
+        } else {
+            "private, no-cache"
+        }),
     );
     Ok(res)
 }

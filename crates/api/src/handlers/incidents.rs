@@ -36,14 +36,15 @@ pub async fn list(
     Ok(Json(s.list(f).await?))
 }
 
-/// One incident.
+/// One incident, with `possible_duplicate_of` when it looks like a duplicate of an open one.
+/// A merged incident answers with `merged_into` naming where everything went.
 #[utoipa::path(get, path = "/incidents/{id}", tag = "incidents", params(("id" = i64, Path)),
     responses((status = 200, body = Incident), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(s): State<Arc<IncidentService>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Incident>> {
-    Ok(Json(s.get(id).await?))
+    Ok(Json(s.get_with_hint(id).await?))
 }
 
 /// Change title, description, severity or status; changes go on the timeline.

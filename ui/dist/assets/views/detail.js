@@ -15,6 +15,7 @@ import { deleteIncidentDialog, editableTitle, entryTools } from './manage.js';
 import { nextUpdate, statusUpdateDialog } from './updates.js';
 import { isoFull, readField, timeEl, timeField } from '../when.js';
 import { actionsSection, hypothesesSection } from './board.js';
+import { duplicateBanner, similarPanel } from './similar.js';
 const ACTIVE = new Set(['queued', 'running']);
 /** Events arriving within this window are answered with one refetch. */
 const DEBOUNCE_MS = 100;
@@ -33,7 +34,9 @@ export function detailView(id) {
     const ev = evidenceSection(ctx);
     const hyp = hypothesesSection(ctx);
     const act = actionsSection(ctx);
-    const el = h('section', { class: 'detail-view' }, headBox, h('div', { class: 'detail-grid' }, h('div', { class: 'col-main' }, ev.el), h('div', { class: 'col-side' }, timelineBox, act.el)), hyp.el);
+    const similar = similarPanel(id);
+    let similarFor = '';
+    const el = h('section', { class: 'detail-view' }, headBox, h('div', { class: 'detail-grid' }, h('div', { class: 'col-main' }, ev.el), h('div', { class: 'col-side' }, timelineBox, act.el, similar.el)), hyp.el);
     const renderers = {
         incident: renderHead,
         evidence: () => { ev.render(); hyp.render(); },
@@ -82,6 +85,18 @@ export function detailView(id) {
         const inc = ctx.incident;
         if (!inc)
             return;
+        if (inc.merged_into != null) {
+            // Merged away: everything is on the target now.
+            toast(`Incident #${inc.id} was merged into #${inc.merged_into}`);
+            go(`#/incident/${inc.merged_into}`);
+            return;
+        }
+        // The ranking follows what the incident holds (new evidence, a new title).
+        const sig = `${inc.title}|${inc.description}|${inc.evidence_count}`;
+        if (sig !== similarFor) {
+            similarFor = sig;
+            void similar.load();
+        }
         const sev = select(SEVERITIES, inc.severity, { name: 'severity', label: cap, title: 'Severity' });
         sev.classList.add(`sev-select`, `sev-${inc.severity}`);
         sev.addEventListener('change', () => void patch({ severity: sev.value }));
@@ -90,7 +105,7 @@ export function detailView(id) {
         const next = nextStep(inc.status);
         const finished = inc.status === 'resolved' || inc.status === 'closed';
         el.classList.toggle('finished', finished);
-        replace(headBox, finished ? h('div', { class: 'banner closed-banner', role: 'status' }, `This incident is ${inc.status}`, inc.ttr_seconds != null ? ` (resolved ${duration(inc.ttr_seconds * 1000)} after it opened)` : '', '. Change its status to reopen it.') : null, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, '← Incidents'), h('span', { class: 'muted' }, ` #${inc.id} · ${inc.source}`)), h('div', { class: 'title-row' }, severityBadge(inc.severity), editableTitle(inc, (updated) => { ctx.incident = updated; renderHead(); }), statusBadge(inc.status)), inc.description ? h('p', { class: 'desc' }, inc.description) : null, h('div', { class: 'head-controls' }, h('label', { class: 'inline' }, 'Severity', sev), h('label', { class: 'inline' }, 'Status', st), next ? h('button', { class: 'primary', type: 'button', onclick: () => void patch({ status: next.status }) }, next.label) : null, h('a', { class: 'button', href: `#/incident/${inc.id}/postmortem` }, 'Postmortem'), h('button', { type: 'button', class: 'ghost', title: 'Delete this incident', onclick: () => deleteIncidentDialog(inc) }, 'Delete incident'), h('button', { type: 'button', class: 'status-update-btn', onclick: () => statusUpdateDialog(inc, () => void refresh('incident', 'timeline')) }, 'Status update'), h('span', { class: 'grow' }), h('div', { class: 'timers', 'aria-label': 'Timers' }, timers(inc))), ctx.roles ? rolesBar(id, ctx.roles, ctx.people, () => void refresh('incident', 'timeline')) : null);
+        replace(headBox, finished ? h('div', { class: 'banner closed-banner', role: 'status' }, `This incident is ${inc.status}`, inc.ttr_seconds != null ? ` (resolved ${duration(inc.ttr_seconds * 1000)} after it opened)` : '', '. Change its status to reopen it.') : null, duplicateBanner(inc), h('div', { class: 'crumbs' }, h('a', { href: '#/' }, '← Incidents'), h('span', { class: 'muted' }, ` #${inc.id} · ${inc.source}`)), h('div', { class: 'title-row' }, severityBadge(inc.severity), editableTitle(inc, (updated) => { ctx.incident = updated; renderHead(); }), statusBadge(inc.status)), inc.description ? h('p', { class: 'desc' }, inc.description) : null, h('div', { class: 'head-controls' }, h('label', { class: 'inline' }, 'Severity', sev), h('label', { class: 'inline' }, 'Status', st), next ? h('button', { class: 'primary', type: 'button', onclick: () => void patch({ status: next.status }) }, next.label) : null, h('a', { class: 'button', href: `#/incident/${inc.id}/postmortem` }, 'Postmortem'), h('button', { type: 'button', class: 'ghost', title: 'Delete this incident', onclick: () => deleteIncidentDialog(inc) }, 'Delete incident'), h('button', { type: 'button', class: 'status-update-btn', onclick: () => statusUpdateDialog(inc, () => void refresh('incident', 'timeline')) }, 'Status update'), h('span', { class: 'grow' }), h('div', { class: 'timers', 'aria-label': 'Timers' }, timers(inc))), ctx.roles ? rolesBar(id, ctx.roles, ctx.people, () => void refresh('incident', 'timeline')) : null);
     }
     async function patch(b) {
         try {

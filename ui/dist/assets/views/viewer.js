@@ -4,6 +4,7 @@ import { api, followAnalysis } from '../api.js';
 import { analysisBadge, dialog, kbd } from '../components.js';
 import { h, replace } from '../dom.js';
 import { bytes, clock } from '../format.js';
+import { openRedactor } from './redact.js';
 /** The one-line summary of a screenshot's findings, if the analysis produced one. */
 export function summaryOf(e) {
     const f = e.findings;
@@ -64,7 +65,14 @@ export function openViewer(ctx, id) {
         apply();
     }
     const btn = (label, title, fn) => h('button', { type: 'button', class: 'ghost small', title, 'aria-label': title, onclick: fn }, label);
-    const controls = h('div', { class: 'zoom-controls' }, btn('−', 'Zoom out (-)', () => step(-1)), zoomLabel, btn('+', 'Zoom in (+)', () => step(1)), btn('Fit', 'Fit (0)', () => { zoom = 0; apply(); }), btn('1:1', 'Actual size (1)', () => setZoom(1)));
+    const controls = h('div', { class: 'zoom-controls' }, btn('−', 'Zoom out (-)', () => step(-1)), zoomLabel, btn('+', 'Zoom in (+)', () => step(1)), btn('Fit', 'Fit (0)', () => { zoom = 0; apply(); }), btn('1:1', 'Actual size (1)', () => setZoom(1)), h('button', {
+        type: 'button', class: 'small', 'data-action': 'redact', title: 'Black out parts before sharing',
+        onclick: () => {
+            const e = ctx.evidence.find((x) => x.id === id);
+            if (e)
+                openRedactor(e, () => void ctx.refresh('evidence'));
+        },
+    }, 'Redact…'));
     stage.addEventListener('wheel', (e) => {
         e.preventDefault();
         step(e.deltaY < 0 ? 1 : -1);
@@ -164,7 +172,7 @@ export function openViewer(ctx, id) {
 }
 function analysisPanel(e) {
     const state = e.analysis_state;
-    const meta = h('p', { class: 'muted small' }, `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} ${e.image.mime} · ${bytes(e.image.bytes)}` : ''} · added ${clock(e.created_at)}`);
+    const meta = h('p', { class: 'muted small' }, `#${e.id} · ${e.image ? `${e.image.width}×${e.image.height} ${e.image.mime} · ${bytes(e.image.bytes)}` : ''} · added ${clock(e.created_at)}`, e.redaction ? h('span', { class: 'redacted-note', 'data-field': 'redacted' }, ` · redacted (${e.redaction.boxes.length} box${e.redaction.boxes.length === 1 ? '' : 'es'}): exports use the redacted copy`) : null);
     const head = h('div', { class: 'analysis-head' }, h('h3', null, 'Analysis'), state ? analysisBadge(state) : null);
     if (state !== 'done') {
         return [head, h('p', { class: `state-text state-${state ?? 'none'}` }, STATE_TEXT[state ?? ''] ?? 'Not analysed.'),

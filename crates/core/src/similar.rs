@@ -1,0 +1,820 @@
+//! Similar past incidents, likely duplicates, and merging.
+//!
+//! Text: tf-idf cosine over each incident's title (weighted ×3), description, affected service
+//! (×2) and evidence (titles, log text, screenshots' analyses with their errors and panels),
+//! with idf taken over the compared set — the newest [`CORPUS`] incidents, so a query costs the
+//! same on a year-old database as on a fresh one. Tokens keep `checkout-api`, `v2.41.0`,
+//! `10.0.3.7` whole.
+//!
+//! Images: each stored screenshot has a perceptual fingerprint, a 32×32 grey thumbnail (area
+//! averaged, so JPEG noise, small colour shifts and rescaling wash out), compared by Pearson
+//! correlation (brightness and contrast changes do not matter). Dashboards built from the
+//! same template correlate highly anyway, so only the top of the scale counts: below
+//! [`IMAGE_FLOOR`] the image part adds nothing. A vision-tower embedding is not used (see the
+//! README).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use opslens_domain::{
+    DuplicateHint, ImageMatch, Incident, MergeOutcome, SimilarHit, SimilarIncidents,
+};
+use opslens_store::{CorpusIncident, ShotPrint};
+
+use crate::incidents::IncidentService;
+use crate::CoreError;
+
+/// Side of the fingerprint thumbnail.
+pub const THUMB_SIDE: u32 = 32;
+/// Incidents the ranking compares against (the newest ones).
+pub const CORPUS: u32 = 5000;
+/// Image similarity under which screenshots count for nothing (template look-alikes).
+pub const IMAGE_FLOOR: f64 = 0.8;
+/// Image similarity from which two screenshots are the same screen (a duplicate).
+pub const NEAR_IDENTICAL: f64 = 0.97;
+/// Hits below this blended score are noise.
+const MIN_SCORE: f64 = 0.05;
+/// Most hits returned.
+pub const MAX_LIMIT: u32 = 50;
+/// Fingerprints computed per request for images stored before fingerprints existed.
+const BACKFILL_PER_CALL: u32 = 256;
+
+/// The perceptual fingerprint of a decoded image: its 32×32 grey thumbnail, row by row.
+pub fn fingerprint(img: &image::DynamicImage) -> Vec<u8> {
+    let grey = img.to_luma8();
+    image::imageops::resize(
+        &grey,
+        THUMB_SIDE,
+        THUMB_SIDE,
+        image::imageops::FilterType::Triangle,
+    )
+    .into_raw()
+}
+
+/// How alike two fingerprints are, 0..=1 (Pearson correlation, negative taken as 0). Two
+/// flat images are alike when their grey levels are.
+pub fn image_similarity(a: &[u8], b: &[u8]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let n = a.len() as f64;
+    let ma = a.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let mb = b.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (f64::from(x) - ma, f64::from(y) - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    // Flat (a blank page): no shape to correlate, so compare the levels.
+    if saa < n || sbb < n {
+        return if saa < n && sbb < n {
+            (1.0 - (ma - mb).abs() / 255.0).powi(4)
+        } else {
+            0.0
+        };
+    }
+    (sab / (saa.sqrt() * sbb.sqrt())).clamp(0.0, 1.0)
+}
+
+/// The part of the score an image similarity adds: nothing below [`IMAGE_FLOOR`], rising
+/// steeply to 1 for the same screen.
+fn image_part(sim: f64) -> f64 {
+    (((sim - IMAGE_FLOOR) / (1.0 - IMAGE_FLOOR)).clamp(0.0, 1.0)).powi(2)
+}
+
+const STOP: &[&str] = &[
+    "the",
+    "and",
+    "for",
+    "with",
+    "from",
+    "that",
+    "this",
+    "was",
+    "were",
+    "are",
+    "is",
+    "be",
+    "been",
+    "on",
+    "in",
+    "at",
+    "to",
+    "of",
+    "a",
+    "an",
+    "or",
+    "by",
+    "as",
+    "it",
+    "its",
+    "no",
+    "not",
+    "but",
+    "after",
+    "before",
+    "into",
+    "over",
+    "under",
+    "than",
+    "then",
+    "there",
+    "these",
+    "those",
+    "has",
+    "have",
+    "had",
+    "we",
+    "our",
+    "you",
+    "your",
+    "they",
+    "them",
+    "all",
+    "any",
+    "some",
+    "when",
+    "while",
+    "which",
+    "who",
+    "what",
+    "where",
+    "why",
+    "how",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "may",
+    "might",
+    "about",
+    "also",
+    "only",
+    "very",
+    "more",
+    "most",
+    "just",
+    "up",
+    "down",
+    "out",
+    "so",
+    "if",
+    "do",
+    "does",
+    "did",
+    "via",
+    "per",
+    "new",
+    "one",
+    "two",
+    "screenshot",
+    "shows",
+    "show",
+    "showing",
+    "screen",
+    "image",
+    "incident",
+    "null",
+    "true",
+    "false",
+    "none",
+    "summary",
+    "panels",
+    "errors",
+    "timestamps",
+    "timezone",
+    "title",
+    "metric",
+    "unit",
+    "current",
+    "peak",
+    "trend",
+    "anomalies",
+    "description",
+    "start",
+    "end",
+    "message",
+    "code",
+    "time",
+    "json",
+    "parse",
+    "raw",
+    "other",
+];
+
+/// Words of `text` as the ranking counts them: lower case, split on anything but letters,
+/// digits and `-_.`, so `checkout-api`, `v2.41.0` and `10.0.3.7` stay whole.
+pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .map(|t| t.trim_matches(|c| c == '.' || c == '-' || c == '_'))
+        .filter(|t| (2..=40).contains(&t.chars().count()))
+        .map(str::to_lowercase)
+        .filter(|t| !STOP.contains(&t.as_str()))
+        .filter(|t| meaningful_number(t))
+        // File names of screenshots say nothing about the incident.
+        .filter(|t| {
+            ![".png", ".jpg", ".jpeg", ".webp"]
+                .iter()
+                .any(|e| t.ends_with(e))
+        })
+}
+
+/// Numbers worth matching: status codes and ports (3–4 digits), versions and addresses
+/// (`2.41.0`, `v2.41.0`, `10.0.3.7`); not times, dates or ids, which differ in every incident
+/// (`2026-11-30t07`, `00.000000z`, `17`, `483920`).
+fn meaningful_number(t: &str) -> bool {
+    let digits = t.chars().filter(char::is_ascii_digit).count();
+    if digits == 0 {
+        return true;
+    }
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return (3..=4).contains(&t.len());
+    }
+    let dotted = t.strip_prefix('v').unwrap_or(t);
+    if dotted.contains('.') && dotted.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return true;
+    }
+    digits * 2 <= t.len()
+}
+
+const SERVICE_PARTS: &[&str] = &[
+    "api", "svc", "service", "server", "worker", "web", "app", "db", "gateway", "gw", "proxy",
+    "frontend", "backend", "queue", "cache", "ui", "consumer", "producer", "cron", "job",
+];
+
+/// Service names in `text`: hyphenated words with a part like `api`, `svc`, `worker`
+/// (`checkout-api`, `payments-worker`).
+pub fn services(text: &str) -> HashSet<String> {
+    tokens(text)
+        .filter(|t| {
+            let parts: Vec<&str> = t.split(['-', '_']).collect();
+            parts.len() >= 2
+                && parts[0].chars().next().is_some_and(|c| c.is_alphabetic())
+                && parts.iter().any(|p| SERVICE_PARTS.contains(p))
+        })
+        .collect()
+}
+
+/// Term vectors of incidents, kept between rankings: an incident's text is read and tokenised
+/// again only when it or its evidence changed (its `stamp`), so a ranking over thousands of
+/// incidents costs a pass over cached vectors, not over their logs. Terms are interned as
+/// numbers; vectors are sorted by term, so a cosine is a merge of two short lists.
+#[derive(Clone, Default)]
+pub struct DocCache(Arc<Mutex<CacheInner>>);
+
+impl std::fmt::Debug for DocCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|c| c.docs.len()).unwrap_or(0);
+        f.debug_struct("DocCache").field("docs", &n).finish()
+    }
+}
+
+#[derive(Default)]
+struct CacheInner {
+    ids: HashMap<String, u32>,
+    words: Vec<String>,
+    docs: HashMap<i64, RawDoc>,
+}
+
+/// An incident's counted terms, before idf.
+struct RawDoc {
+    stamp: String,
+    /// (term, 1 + ln(weighted count)), sorted by term.
+    tf: Vec<(u32, f64)>,
+    services: HashSet<String>,
+    title_words: HashSet<String>,
+}
+
+impl CacheInner {
+    fn intern(&mut self, t: String) -> u32 {
+        if let Some(&id) = self.ids.get(&t) {
+            return id;
+        }
+        let id = self.words.len() as u32;
+        self.words.push(t.clone());
+        self.ids.insert(t, id);
+        id
+    }
+
+    fn raw(&mut self, inc: &CorpusIncident, texts: &[String]) -> RawDoc {
+        let mut counts: HashMap<u32, f64> = HashMap::new();
+        let mut add = |me: &mut Self, text: &str, w: f64| {
+            for t in tokens(text) {
+                *counts.entry(me.intern(t)).or_default() += w;
+            }
+        };
+        add(self, &inc.title, 3.0);
+        add(self, &inc.description, 1.0);
+        for t in texts {
+            add(self, t, 1.0);
+        }
+        let services = services(&format!("{} {}", inc.title, inc.description));
+        for s in &services {
+            *counts.entry(self.intern(s.clone())).or_default() += 2.0;
+        }
+        let mut tf: Vec<(u32, f64)> = counts.into_iter().map(|(t, c)| (t, 1.0 + c.ln())).collect();
+        tf.sort_unstable_by_key(|x| x.0);
+        RawDoc {
+            stamp: inc.stamp.clone(),
+            tf,
+            services,
+            title_words: tokens(&inc.title)
+                .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
+                .collect(),
+        }
+    }
+}
+
+/// Unit-length tf-idf vectors of `raws`, idf taken over `raws` themselves.
+fn weigh(raws: &[&RawDoc]) -> Vec<Vec<(u32, f64)>> {
+    let n = raws.len() as f64;
+    let mut df: HashMap<u32, f64> = HashMap::new();
+    for d in raws {
+        for (t, _) in &d.tf {
+            *df.entry(*t).or_default() += 1.0;
+        }
+    }
+    raws.iter()
+        .map(|d| {
+            let mut v: Vec<(u32, f64)> =
+                d.tf.iter()
+                    .map(|&(t, w)| (t, w * (1.0 + n / df[&t]).ln()))
+                    .collect();
+            let norm = v.iter().map(|(_, w)| w * w).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                for (_, w) in &mut v {
+                    *w /= norm;
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Cosine of two unit vectors (sorted by term) and the terms that weighed most in it.
+fn cosine(a: &[(u32, f64)], b: &[(u32, f64)]) -> (f64, Vec<u32>) {
+    let (mut i, mut j) = (0, 0);
+    let mut shared: Vec<(f64, u32)> = Vec::new();
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared.push((a[i].1 * b[j].1, a[i].0));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let sum = shared.iter().map(|(p, _)| p).sum::<f64>();
+    shared.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
+    let top = shared.into_iter().take(6).map(|(_, t)| t).collect();
+    (sum.clamp(0.0, 1.0), top)
+}
+
+fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    let inter = a.intersection(b).count() as f64;
+    let union = a.union(b).count() as f64;
+    if union == 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
+}
+
+/// Best screenshot pair between incidents `a` and `b`.
+fn best_pair(prints: &HashMap<i64, Vec<&ShotPrint>>, a: i64, b: i64) -> Option<ImageMatch> {
+    let (pa, pb) = (prints.get(&a)?, prints.get(&b)?);
+    let mut best: Option<ImageMatch> = None;
+    for x in pa {
+        for y in pb {
+            let s = image_similarity(&x.thumb, &y.thumb);
+            if best.as_ref().is_none_or(|m| s > m.similarity) {
+                best = Some(ImageMatch {
+                    evidence_id: x.evidence_id,
+                    other_evidence_id: y.evidence_id,
+                    similarity: s,
+                });
+            }
+        }
+    }
+    best
+}
+
+fn is_open(i: &CorpusIncident) -> bool {
+    !i.status.is_finished()
+}
+
+/// Rule for "probably the same incident": the older open incident `other` names the same
+/// service and alert (title) within the hour, or has a near-identical screenshot.
+fn duplicate_reason(
+    me: &CorpusIncident,
+    my_doc: &RawDoc,
+    other: &CorpusIncident,
+    other_doc: &RawDoc,
+    image: Option<&ImageMatch>,
+) -> Option<(u8, String)> {
+    let older = (other.created_at, other.id) < (me.created_at, me.id);
+    if !older || !is_open(other) {
+        return None;
+    }
+    if let Some(m) = image.filter(|m| m.similarity >= NEAR_IDENTICAL) {
+        return Some((
+            2,
+            format!(
+                "screenshot {}% identical to #{}'s",
+                (m.similarity * 100.0).floor() as i64,
+                other.id
+            ),
+        ));
+    }
+    let within_hour = (me.created_at - other.created_at).num_seconds().abs() <= 3600;
+    if !within_hour {
+        return None;
+    }
+    let same_title = jaccard(&my_doc.title_words, &other_doc.title_words);
+    let service = my_doc
+        .services
+        .intersection(&other_doc.services)
+        .min()
+        .cloned();
+    match service {
+        Some(s) if same_title >= 0.4 => Some((
+            1,
+            format!("same service {s} and alert within the hour (#{})", other.id),
+        )),
+        None if same_title >= 0.7 => {
+            Some((1, format!("same alert within the hour (#{})", other.id)))
+        }
+        _ => None,
+    }
+}
+
+/// What one ranking computes from the corpus.
+struct Ranked {
+    duplicate: Option<DuplicateHint>,
+    hits: Vec<SimilarHit>,
+}
+
+fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&ShotPrint>> {
+    let mut m: HashMap<i64, Vec<&ShotPrint>> = HashMap::new();
+    for p in prints {
+        m.entry(p.incident_id).or_default().push(p);
+    }
+    m
+}
+
+/// Ranks `corpus` against incident `id` (which it contains); `texts` are the evidence texts
+/// of the incidents whose cached vectors are stale. Blocking.
+fn rank(
+    cache: &DocCache,
+    id: i64,
+    corpus: &[CorpusIncident],
+    texts: &HashMap<i64, Vec<String>>,
+    prints: &[ShotPrint],
+    limit: usize,
+    keep: bool,
+) -> Ranked {
+    let mut c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+    let mut fresh: Vec<(i64, RawDoc)> = Vec::new();
+    for inc in corpus {
+        let cached = keep && c.docs.get(&inc.id).is_some_and(|d| d.stamp == inc.stamp);
+        if !cached {
+            let t = texts.get(&inc.id).map(Vec::as_slice).unwrap_or(&[]);
+            fresh.push((inc.id, c.raw(inc, t)));
+        }
+    }
+    let mut local: HashMap<i64, RawDoc> = HashMap::new();
+    for (i, d) in fresh {
+        if keep {
+            c.docs.insert(i, d);
+        } else {
+            local.insert(i, d);
+        }
+    }
+    if keep && c.docs.len() > corpus.len() * 2 {
+        let live: HashSet<i64> = corpus.iter().map(|x| x.id).collect();
+        c.docs.retain(|k, _| live.contains(k));
+    }
+    let raws: Vec<&RawDoc> = corpus
+        .iter()
+        .map(|inc| {
+            local
+                .get(&inc.id)
+                .or_else(|| c.docs.get(&inc.id))
+                .expect("built above")
+        })
+        .collect();
+    let vecs = weigh(&raws);
+    let me = corpus
+        .iter()
+        .position(|x| x.id == id)
+        .expect("corpus holds the incident");
+    let prints = prints_by_incident(prints);
+    let mine = &vecs[me];
+    let my_raw = raws[me];
+    let mut hits = Vec::new();
+    let mut dup: Option<(u8, f64, usize, String)> = None;
+    for (i, other) in corpus.iter().enumerate() {
+        if i == me {
+            continue;
+        }
+        let (text, shared) = cosine(mine, &vecs[i]);
+        let image = best_pair(&prints, id, other.id);
+        if let Some((rank, reason)) =
+            duplicate_reason(&corpus[me], my_raw, other, raws[i], image.as_ref())
+        {
+            let strength = image.as_ref().map_or(0.0, |m| m.similarity) + text;
+            if dup.as_ref().is_none_or(|b| (rank, strength) > (b.0, b.1)) {
+                dup = Some((rank, strength, i, reason));
+            }
+        }
+        let img = image.as_ref().map_or(0.0, |m| image_part(m.similarity));
+        let service = my_raw
+            .services
+            .intersection(&raws[i].services)
+            .min()
+            .cloned();
+        let score = (0.55 * text + 0.45 * img + if service.is_some() { 0.1 } else { 0.0 }).min(1.0);
+        if score < MIN_SCORE {
+            continue;
+        }
+        let mut reasons = Vec::new();
+        if let Some(m) = image.as_ref().filter(|m| m.similarity >= IMAGE_FLOOR) {
+            reasons.push(format!(
+                "screenshot {}% similar to #{}'s",
+                (m.similarity * 100.0).floor() as i64,
+                other.id
+            ));
+        }
+        if let Some(s) = &service {
+            reasons.push(format!("same service {s}"));
+        }
+        let shared: Vec<String> = shared
+            .iter()
+            .map(|&t| c.words[t as usize].clone())
+            .collect();
+        if !shared.is_empty() {
+            reasons.push(format!("shares: {}", shared.join(", ")));
+        }
+        hits.push(SimilarHit {
+            incident_id: other.id,
+            title: other.title.clone(),
+            status: other.status,
+            severity: other.severity,
+            created_at: other.created_at,
+            score: round3(score),
+            text_score: round3(text),
+            image_score: image.as_ref().map(|m| round3(m.similarity)),
+            shared_terms: shared,
+            same_service: service,
+            image_match: image,
+            reasons,
+            has_postmortem: false,
+            actions: Vec::new(),
+            link: format!("#/incident/{}", other.id),
+            postmortem_link: format!("#/incident/{}/postmortem", other.id),
+        });
+    }
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| b.created_at.cmp(&a.created_at))
+    });
+    hits.truncate(limit);
+    let duplicate = if is_open(&corpus[me]) {
+        dup.map(|(_, _, i, reason)| DuplicateHint {
+            incident_id: corpus[i].id,
+            title: corpus[i].title.clone(),
+            reason,
+        })
+    } else {
+        None
+    };
+    Ranked { duplicate, hits }
+}
+
+impl IncidentService {
+    /// Ranks against the newest incidents (`open_only`: only the open ones, without their
+    /// evidence text — the cheap duplicate check).
+    async fn ranked(&self, id: i64, open_only: bool, limit: usize) -> Result<Ranked, CoreError> {
+        self.backfill_fingerprints(BACKFILL_PER_CALL).await?;
+        let cache = self.similar.clone();
+        let (corpus, texts, prints) = self
+            .db
+            .run(move |s| {
+                s.ensure_incident(id)?;
+                if open_only {
+                    let corpus = s.open_corpus(id)?;
+                    return Ok((corpus, HashMap::new(), s.shot_prints(id, true)?));
+                }
+                let corpus = s.similar_heads(id, CORPUS)?;
+                let stale: Vec<i64> = {
+                    let c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+                    corpus
+                        .iter()
+                        .filter(|x| c.docs.get(&x.id).is_none_or(|d| d.stamp != x.stamp))
+                        .map(|x| x.id)
+                        .collect()
+                };
+                let texts = s.similar_texts(&stale)?;
+                Ok((corpus, texts, s.shot_prints(id, false)?))
+            })
+            .await?;
+        if !corpus.iter().any(|c| c.id == id) {
+            return Err(CoreError::NotFound(format!("incident {id} not found")));
+        }
+        let cache = self.similar.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            rank(&cache, id, &corpus, &texts, &prints, limit, !open_only)
+        })
+        .await?)
+    }
+
+    /// Past incidents like `id`, best first, each with why; and the open incident it probably
+    /// duplicates. Blocking work (the ranking) runs off the async threads.
+    pub async fn similar(
+        &self,
+        id: i64,
+        limit: Option<u32>,
+    ) -> Result<SimilarIncidents, CoreError> {
+        let limit = limit.unwrap_or(10);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(CoreError::Invalid(format!(
+                "limit must be 1 to {MAX_LIMIT}, not {limit}"
+            )));
+        }
+        let Ranked {
+            duplicate,
+            mut hits,
+        } = self.ranked(id, false, limit as usize).await?;
+        for h in &mut hits {
+            let other = h.incident_id;
+            let (pm, actions) = self
+                .db
+                .run(move |s| s.postmortem_and_actions(other))
+                .await?;
+            h.has_postmortem = pm;
+            h.actions = actions;
+        }
+        Ok(SimilarIncidents {
+            incident_id: id,
+            possible_duplicate_of: duplicate,
+            items: hits,
+        })
+    }
+
+    /// The open incident `id` probably duplicates, for the incident page's banner. Compares
+    /// only against open incidents, so it stays cheap on every read.
+    pub async fn duplicate_hint(&self, id: i64) -> Result<Option<DuplicateHint>, CoreError> {
+        Ok(self.ranked(id, true, 0).await?.duplicate)
+    }
+
+    /// One incident with its duplicate hint (what `GET /incidents/{id}` answers).
+    pub async fn get_with_hint(&self, id: i64) -> Result<Incident, CoreError> {
+        let mut inc = self.get(id).await?;
+        if inc.merged_into.is_none() && !inc.status.is_finished() {
+            inc.possible_duplicate_of = self.duplicate_hint(id).await?;
+        }
+        Ok(inc)
+    }
+
+    /// Merges incident `id` into `into`: evidence, timeline, hypotheses and actions move, `id`
+    /// is closed and names `into` from then on; both timelines say so. One transaction.
+    pub async fn merge(&self, id: i64, into: i64) -> Result<MergeOutcome, CoreError> {
+        // Unknown ids (404) and merging into itself (409) are refused by the store, in that
+        // order, inside the transaction.
+        let (counts, target) = self.db.run(move |s| s.merge_incident(id, into)).await?;
+        Ok(MergeOutcome {
+            merged: id,
+            into: target,
+            evidence: counts.evidence,
+            timeline: counts.timeline,
+            hypotheses: counts.hypotheses,
+            actions: counts.actions,
+        })
+    }
+
+    /// Computes the fingerprints of up to `max` stored images that have none (images stored
+    /// before fingerprints existed); returns how many were added. An unreadable file is
+    /// skipped with a warning, not fatal.
+    pub async fn backfill_fingerprints(&self, max: u32) -> Result<usize, CoreError> {
+        let missing = self.db.run(move |s| s.unprinted_images(max)).await?;
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let prints = tokio::task::spawn_blocking(move || {
+            missing
+                .into_iter()
+                .map(|(sha, path)| {
+                    let img = std::fs::read(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| {
+                            crate::upload::validate_image(b)
+                                .map(|v| v.thumb)
+                                .map_err(|e| e.to_string())
+                        });
+                    match img {
+                        Ok(thumb) => (sha, thumb),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "no fingerprint for image");
+                            // An empty print (alike to nothing) stands in, so the file is not
+                            // retried on every call.
+                            (sha, Vec::new())
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        let n = prints.len();
+        self.db
+            .run(move |s| {
+                for (sha, thumb) in &prints {
+                    s.put_fingerprint(sha, thumb)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(n)
+    }
+}
+
+/// Fingerprints the images stored before fingerprints existed, in the background and in small
+/// batches (a similar-incidents request also does a batch itself, so the ranking never waits
+/// for this pass), then fills the ranking's term vectors. Holds only a weak handle: it ends
+/// with the services.
+pub(crate) fn spawn_backfill(incidents: &std::sync::Arc<IncidentService>) {
+    let weak = std::sync::Arc::downgrade(incidents);
+    tokio::spawn(async move {
+        while let Some(s) = weak.upgrade() {
+            match s.backfill_fingerprints(32).await {
+                Ok(0) => break,
+                Ok(n) => tracing::info!(n, "screenshot fingerprints backfilled"),
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "fingerprint backfill stopped");
+                    break;
+                }
+            }
+        }
+        // Fill the term vectors once, so the first incident page opened does not wait for
+        // every incident's text to be read.
+        if let Some(s) = weak.upgrade() {
+            let newest = s.db.run(|st| st.similar_heads(0, 1)).await;
+            if let Some(id) = newest.ok().and_then(|v| v.first().map(|x| x.id)) {
+                if let Err(e) = s.ranked(id, false, 1).await {
+                    tracing::debug!(error = %e.chain(), "similar-incidents warm-up skipped");
+                }
+            }
+        }
+    });
+}
+
+fn round3(x: f64) -> f64 {
+    ((x * 1000.0).round() / 1000.0).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_keep_services_versions_and_addresses_whole() {
+        let t: Vec<String> = tokens(
+            "checkout-api 503 after v2.41.0 from 10.0.3.7, the OOM. 2026-11-30T07:13:00.000000Z #17 id 483920 HikariPool-1",
+        )
+        .collect();
+        assert_eq!(
+            t,
+            [
+                "checkout-api",
+                "503",
+                "v2.41.0",
+                "10.0.3.7",
+                "oom",
+                "id",
+                "hikaripool-1"
+            ]
+        );
+        assert_eq!(
+            services("Checkout-API latency; payments-worker backlog; post-deploy"),
+            HashSet::from(["checkout-api".to_string(), "payments-worker".to_string()])
+        );
+    }
+
+    #[test]
+    fn flat_and_shifted_images_compare_sensibly() {
+        let a: Vec<u8> = (0..1024).map(|i| (i % 32 * 8) as u8).collect();
+        let brighter: Vec<u8> = a.iter().map(|x| x / 2 + 60).collect();
+        let other: Vec<u8> = (0..1024).map(|i| (i / 32 * 8) as u8).collect();
+        assert!(image_similarity(&a, &brighter) > 0.99);
+        assert!(image_similarity(&a, &other) < 0.1);
+        assert!(image_similarity(&[10; 1024], &[10; 1024]) > 0.99);
+        assert_eq!(image_similarity(&[10; 1024], &a), 0.0);
+        assert_eq!(image_part(0.5), 0.0);
+        assert!(image_part(0.99) > 0.85);
+    }
+}

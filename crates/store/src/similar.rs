@@ -1,0 +1,403 @@
+//! What the similar-incidents ranking reads (incident text, screenshot fingerprints), the
+//! merge of one incident into another, and redacted copies of screenshots.
+//!
+//! The ranking itself (tokens, tf-idf, blending) is in the core; the store only hands over
+//! bounded sets of rows and writes the results in single transactions.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use opslens_domain::{
+    FeedKind, FeedOp, Incident, IncidentStatus, RedactionBox, Severity, Timestamp,
+};
+use rusqlite::{params, OptionalExtension};
+
+use crate::incidents::set_status;
+use crate::row::{get_in, now, ts, En, Ts};
+use crate::tx::Fact;
+use crate::{Result, Store, StoreError};
+
+/// Longest part of one evidence text the ranking reads: the start of a log says what it is
+/// about; megabytes of it would only slow the ranking down.
+const TEXT_PER_EVIDENCE: i64 = 4000;
+
+/// One incident as the similarity ranking sees it.
+#[derive(Debug, Clone)]
+pub struct CorpusIncident {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Status.
+    pub status: IncidentStatus,
+    /// Severity.
+    pub severity: Severity,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// Changes whenever the incident or its evidence does (empty where not read).
+    pub stamp: String,
+    /// Titles and (the start of) the text of its evidence, screenshots' analyses included.
+    pub evidence_text: Vec<String>,
+}
+
+/// A screenshot's fingerprint, with whose it is.
+#[derive(Debug, Clone)]
+pub struct ShotPrint {
+    /// The screenshot evidence.
+    pub evidence_id: i64,
+    /// Its incident.
+    pub incident_id: i64,
+    /// The fingerprint (a small grey thumbnail, see the core's `similar`).
+    pub thumb: Vec<u8>,
+}
+
+/// What a merge moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeCounts {
+    /// Evidence rows.
+    pub evidence: i64,
+    /// Timeline entries (before the two merge entries).
+    pub timeline: i64,
+    /// Hypotheses.
+    pub hypotheses: i64,
+    /// Action items.
+    pub actions: i64,
+}
+
+impl Store {
+    /// Incidents the ranking compares against: the `limit` newest that were not merged away
+    /// (plus `always`, the one asked about), without their evidence text but with a `stamp`
+    /// that changes whenever the incident or any of its evidence does (so the ranking can keep
+    /// what it computed from the text until then).
+    pub fn similar_heads(&self, always: i64, limit: u32) -> Result<Vec<CorpusIncident>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT i.id, i.title, i.description, i.status, i.severity, i.created_at,
+                        i.updated_at || '|' || (SELECT COUNT(*) || '|' || COALESCE(MAX(e.updated_at), '')
+                                                FROM evidence e WHERE e.incident_id = i.id)
+                 FROM incident i
+                 WHERE i.id = ?1 OR i.id IN (SELECT id FROM incident WHERE merged_into IS NULL
+                                              ORDER BY created_at DESC, id DESC LIMIT ?2)",
+            )?;
+            let out = st
+                .query_map(params![always, limit], |r| {
+                    Ok(CorpusIncident {
+                        id: r.get(0)?,
+                        title: r.get(1)?,
+                        description: r.get(2)?,
+                        status: r.get::<_, En<IncidentStatus>>(3)?.0,
+                        severity: r.get::<_, En<Severity>>(4)?.0,
+                        created_at: r.get::<_, Ts>(5)?.0,
+                        stamp: r.get(6)?,
+                        evidence_text: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(out)
+        })
+    }
+
+    /// Titles and (the start of) the text of the evidence of each of `ids`.
+    pub fn similar_texts(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            self.read(|c| {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut st = c.prepare(&format!(
+                    "SELECT incident_id, title, substr(content, 1, {TEXT_PER_EVIDENCE}) FROM evidence
+                     WHERE incident_id IN ({marks})"
+                ))?;
+                let rows = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (incident, title, content) = row?;
+                    let texts = out.entry(incident).or_default();
+                    texts.push(title);
+                    texts.push(content);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Open incidents not merged away (plus `always`), without their evidence text: what
+    /// the duplicate check compares, cheap enough for every read of an incident.
+    pub fn open_corpus(&self, always: i64) -> Result<Vec<CorpusIncident>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, title, description, status, severity, created_at FROM incident
+                 WHERE id = ?1 OR (merged_into IS NULL AND status NOT IN ('resolved', 'closed'))",
+            )?;
+            let out = st
+                .query_map([always], |r| {
+                    Ok(CorpusIncident {
+                        id: r.get(0)?,
+                        title: r.get(1)?,
+                        description: r.get(2)?,
+                        status: r.get::<_, En<IncidentStatus>>(3)?.0,
+                        severity: r.get::<_, En<Severity>>(4)?.0,
+                        created_at: r.get::<_, Ts>(5)?.0,
+                        stamp: String::new(),
+                        evidence_text: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(out)
+        })
+    }
+
+    /// Fingerprints of every screenshot that has one, of incidents not merged away (only of
+    /// open ones, plus `always`, with `open_only`).
+    pub fn shot_prints(&self, always: i64, open_only: bool) -> Result<Vec<ShotPrint>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT e.id, e.incident_id, f.thumb FROM evidence e
+                 JOIN image_fingerprint f ON f.sha256 = e.sha256
+                 JOIN incident i ON i.id = e.incident_id
+                 WHERE e.blob_path IS NOT NULL AND i.merged_into IS NULL
+                   AND (?2 = 0 OR i.id = ?1 OR i.status NOT IN ('resolved', 'closed'))",
+            )?;
+            let rows = st
+                .query_map(params![always, open_only], |r| {
+                    Ok(ShotPrint {
+                        evidence_id: r.get(0)?,
+                        incident_id: r.get(1)?,
+                        thumb: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Stored images without a fingerprint yet (stored before fingerprints existed, or whose
+    /// fingerprint write was lost): content hash and file path, at most `limit`.
+    pub fn unprinted_images(&self, limit: u32) -> Result<Vec<(String, PathBuf)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT sha256, MIN(blob_path) FROM evidence
+                 WHERE blob_path IS NOT NULL
+                   AND sha256 NOT IN (SELECT sha256 FROM image_fingerprint)
+                 GROUP BY sha256 LIMIT ?1",
+            )?;
+            let rows = st
+                .query_map([limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        self.blob_dir.join(r.get::<_, String>(1)?),
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Stores the fingerprint of the image whose content hash is `sha256` (once: the same
+    /// bytes always give the same fingerprint).
+    pub fn put_fingerprint(&self, sha256: &str, thumb: &[u8]) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_fingerprint(sha256, thumb, created_at)
+                 VALUES (?1, ?2, ?3)",
+                params![sha256, thumb, ts(&now())],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Whether incident `id` has a postmortem, and its action items' titles.
+    pub fn postmortem_and_actions(&self, id: i64) -> Result<(bool, Vec<String>)> {
+        self.read(|c| {
+            let has: bool = c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM postmortem WHERE incident_id = ?1)",
+                [id],
+                |r| r.get(0),
+            )?;
+            let mut st =
+                c.prepare("SELECT title FROM action_item WHERE incident_id = ?1 ORDER BY id")?;
+            let titles = st
+                .query_map([id], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((has, titles))
+        })
+    }
+
+    /// Moves the evidence, timeline, hypotheses, action items, status updates and signals of
+    /// `from` into `into`, closes `from` as merged (its reads then name `into`) and records
+    /// the merge on both timelines: one transaction, so a failure moves nothing.
+    pub fn merge_incident(&self, from: i64, into: i64) -> Result<(MergeCounts, Incident)> {
+        self.write(|tx| {
+            let source = get_in(tx, from)?;
+            let target = get_in(tx, into)?;
+            if from == into {
+                return Err(StoreError::Conflict(format!(
+                    "incident {from} cannot be merged into itself"
+                )));
+            }
+            if let Some(m) = source.merged_into {
+                return Err(StoreError::Conflict(format!(
+                    "incident {from} was already merged into incident {m}"
+                )));
+            }
+            if let Some(m) = target.merged_into {
+                return Err(StoreError::Conflict(format!(
+                    "incident {into} was merged into incident {m}; merge into {m} instead"
+                )));
+            }
+            if target.status.is_finished() {
+                return Err(StoreError::Conflict(format!(
+                    "incident {into} is {}; merge only into an open incident (reopen it first)",
+                    target.status
+                )));
+            }
+            let moved = |table: &str| -> Result<i64> {
+                Ok(tx.execute(
+                    &format!("UPDATE {table} SET incident_id = ?1 WHERE incident_id = ?2"),
+                    params![into, from],
+                )? as i64)
+            };
+            let counts = MergeCounts {
+                evidence: moved("evidence")?,
+                timeline: moved("timeline_event")?,
+                hypotheses: moved("hypothesis")?,
+                actions: moved("action_item")?,
+            };
+            moved("status_update")?;
+            // A signal both incidents already carry stays with the merged one.
+            tx.execute(
+                "UPDATE OR IGNORE external_item SET incident_id = ?1 WHERE incident_id = ?2",
+                params![into, from],
+            )?;
+            let t = now();
+            if !source.status.is_finished() {
+                set_status(tx, from, IncidentStatus::Closed, &t)?;
+            }
+            tx.execute(
+                "UPDATE incident SET merged_into = ?1, updated_at = ?2 WHERE id = ?3",
+                params![into, ts(&t), from],
+            )?;
+            tx.execute(
+                "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+                params![ts(&t), into],
+            )?;
+            let source = get_in(tx, from)?;
+            let target = get_in(tx, into)?;
+            for kind in [
+                FeedKind::Evidence,
+                FeedKind::Timeline,
+                FeedKind::Hypothesis,
+                FeedKind::Action,
+            ] {
+                tx.touched(kind, FeedOp::Updated, into, into);
+                tx.touched(kind, FeedOp::Deleted, from, from);
+            }
+            tx.touched(FeedKind::Incident, FeedOp::Updated, from, from);
+            tx.touched(FeedKind::Incident, FeedOp::Updated, into, into);
+            tx.record(
+                &t,
+                Fact::IncidentMerged {
+                    from: source,
+                    into: target.clone(),
+                    on_target: false,
+                    moved: [
+                        counts.evidence,
+                        counts.timeline,
+                        counts.hypotheses,
+                        counts.actions,
+                    ],
+                },
+            )?;
+            tx.record(
+                &t,
+                Fact::IncidentMerged {
+                    from: get_in(tx, from)?,
+                    into: target,
+                    on_target: true,
+                    moved: [
+                        counts.evidence,
+                        counts.timeline,
+                        counts.hypotheses,
+                        counts.actions,
+                    ],
+                },
+            )?;
+            Ok((counts, get_in(tx, into)?))
+        })
+    }
+
+    /// Stores `png` as the redacted copy of screenshot `id` (the original file is kept),
+    /// replacing an earlier redaction, whose file goes if nothing else names it.
+    pub fn set_redaction(
+        &self,
+        id: i64,
+        png: &[u8],
+        boxes: &[RedactionBox],
+    ) -> Result<opslens_domain::Evidence> {
+        let _blobs = self.blob_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let sha = crate::blobs::sha256_hex(png);
+        let name = self.put_blob(&sha, "png", png)?;
+        let boxes = serde_json::to_string(boxes).expect("boxes serialize");
+        let written = self.write(|tx| {
+            let old: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT redacted_blob FROM evidence WHERE id = ?1 AND blob_path IS NOT NULL",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(old) = old else {
+                return Err(StoreError::NotFound {
+                    what: "screenshot evidence",
+                    id,
+                });
+            };
+            tx.execute(
+                "UPDATE evidence SET redacted_blob = ?1, redacted_sha256 = ?2,
+                     redaction_boxes = ?3, redacted_at = ?4, updated_at = ?4
+                 WHERE id = ?5",
+                params![name, sha, boxes, ts(&now()), id],
+            )?;
+            tx.evidence_updated(id)?;
+            Ok((old, crate::evidence::get_in(tx, id)?))
+        });
+        match written {
+            Ok((old, ev)) => {
+                if let Some(old) = old.filter(|o| *o != name) {
+                    self.remove_unreferenced(&[old])?;
+                }
+                Ok(ev)
+            }
+            Err(e) => {
+                let _ = self.remove_unreferenced(std::slice::from_ref(&name));
+                Err(e)
+            }
+        }
+    }
+
+    /// Path of a screenshot's redacted copy, `None` when it has none.
+    pub fn redacted_image(&self, id: i64) -> Result<Option<PathBuf>> {
+        let blob: Option<Option<String>> = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT redacted_blob FROM evidence WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })?;
+        match blob {
+            None => Err(StoreError::NotFound {
+                what: "evidence",
+                id,
+            }),
+            Some(b) => Ok(b.map(|b| self.blob_dir.join(b))),
+        }
+    }
+}
