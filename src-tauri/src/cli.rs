@@ -80,6 +80,9 @@ pub enum Command {
     /// Your name (the author of what you write), handle and email.
     #[command(subcommand)]
     Config(crate::command_cli::ConfigCmd),
+    /// MCP server on stdin/stdout for an AI agent (Claude Desktop, Claude Code…): relays to
+    /// the running server, else opens the data dir itself.
+    Mcp(crate::mcp_cmd::McpArgs),
 }
 
 /// Options of `open`.

@@ -72,6 +72,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(crate::command_cli::postmortem(&data_dir, args))
         }
         Some(Command::Config(cmd)) => rt.block_on(crate::command_cli::config(&data_dir, cmd)),
+        Some(Command::Mcp(args)) => rt.block_on(crate::mcp_cmd::run(&data_dir, args, &cli.model)),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,19 @@ use opslens_store::{Store, StoreError};
 
 use crate::CoreError;
 
+tokio::task_local! {
+    /// Who the writes of the current task are by, when not the local user (see [`as_author`]).
+    static AUTHOR: String;
+}
+
+/// Runs `work` (calls into the services) with every write it makes authored by `who` instead of
+/// the local user: the MCP server names its writes "agent via MCP" this way, so the timeline
+/// says who did what although the agent holds the user's token. The name follows the calls
+/// onto the blocking threads the store runs on.
+pub async fn as_author<F: std::future::Future>(who: &str, work: F) -> F::Output {
+    AUTHOR.scope(who.to_string(), work).await
+}
+
 /// A cheap, cloneable handle to the one store of the process.
 #[derive(Debug, Clone)]
 pub(crate) struct Db(Arc<Store>);
@@ -23,7 +36,11 @@ impl Db {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CoreError> {
         let store = self.0.clone();
-        let out = tokio::task::spawn_blocking(move || f(&store)).await?;
+        let author = AUTHOR.try_with(Clone::clone).ok();
+        let out = tokio::task::spawn_blocking(move || {
+            opslens_store::with_author(author, || f(&store))
+        })
+        .await?;
         // A full disk or a busy database says so (507, 503) instead of a bare 500.
         out.map_err(|e| {
             let dir = self.0.path().parent().unwrap_or(std::path::Path::new("."));

@@ -37,6 +37,7 @@ pub mod work;
 
 pub use analysis::AnalysisService;
 pub use command::CommandService;
+pub use db::as_author;
 pub use error::CoreError;
 pub use evidence::EvidenceService;
 pub use incidents::IncidentService;

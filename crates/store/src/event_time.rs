@@ -102,6 +102,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            tx.stamp_author(crate::people::Authored::Evidence, id)?;
             crate::evidence::added(tx, incident_id, id, at)
         })
     }

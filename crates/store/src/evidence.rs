@@ -191,6 +191,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            tx.stamp_author(crate::people::Authored::Evidence, id)?;
             queue_new_screenshot(tx, id, &t)?;
             added(tx, incident_id, id, At::recorded(t))
         });

@@ -39,7 +39,7 @@ pub use tx::{
     At, Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier, TimelineLine,
 };
 
-pub use people::PersonRow;
+pub use people::{with_author, PersonRow};
 pub use postmortem::{StoredPostmortem, TimelineEdit};
 #[cfg(test)]
 use tx::test_narrator;

@@ -18,6 +18,36 @@ pub(crate) enum Authored {
     Timeline,
     Evidence,
     Hypothesis,
+    Action,
+}
+
+thread_local! {
+    /// The author of the writes this thread makes inside [`with_author`].
+    static SCOPED_AUTHOR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with every write it makes on this thread authored by `who` (its timeline entries,
+/// evidence, hypotheses and action items) instead of the local user: for a caller that acts
+/// through the local user's token but is not them, such as an agent over MCP. `None` runs `f`
+/// as is. Writes run on their caller's thread (see the writer), so a thread-local reaches them.
+pub fn with_author<T>(who: Option<String>, f: impl FnOnce() -> T) -> T {
+    let Some(who) = who else { return f() };
+    let before = SCOPED_AUTHOR.with(|a| a.replace(Some(who)));
+    // Restored even when `f` panics, so a pooled thread never keeps a stale author.
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            SCOPED_AUTHOR.with(|a| *a.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(before);
+    f()
+}
+
+/// The author [`with_author`] set on this thread, if any.
+pub(crate) fn scoped_author() -> Option<String> {
+    SCOPED_AUTHOR.with(|a| a.borrow().clone())
 }
 
 /// Names the author of a row just written (an integration, `analysis`, `correlation`).
@@ -26,6 +56,7 @@ pub(crate) fn set_author(tx: &Connection, what: Authored, id: i64, author: &str)
         Authored::Timeline => "timeline_event",
         Authored::Evidence => "evidence",
         Authored::Hypothesis => "hypothesis",
+        Authored::Action => "action_item",
     };
     tx.execute(
         &format!("UPDATE {table} SET author = ?1 WHERE id = ?2"),

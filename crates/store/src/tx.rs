@@ -282,7 +282,7 @@ impl<'c> WriteTx<'c> {
             hooks,
             changes: RefCell::new(Vec::new()),
             queued: Cell::new(false),
-            author: RefCell::new(None),
+            author: RefCell::new(crate::people::scoped_author()),
         })
     }
 
@@ -318,6 +318,15 @@ impl<'c> WriteTx<'c> {
     /// local user.
     pub(crate) fn as_author(&self, who: &str) {
         *self.author.borrow_mut() = Some(who.to_string());
+    }
+
+    /// Names this write's author on a row it just inserted, when the write has one (see
+    /// [`crate::with_author`]); otherwise the database's trigger names the local user.
+    pub(crate) fn stamp_author(&self, what: crate::people::Authored, id: i64) -> Result<()> {
+        match self.author.borrow().as_deref() {
+            Some(who) => crate::people::set_author(self, what, id, who),
+            None => Ok(()),
+        }
     }
 
     /// Adds a timeline event at `at` (with where its time came from).

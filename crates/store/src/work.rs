@@ -134,6 +134,7 @@ pub(crate) fn insert_hypothesis(
         ],
     )?;
     let id = tx.last_insert_rowid();
+    tx.stamp_author(crate::people::Authored::Hypothesis, id)?;
     tx.touched(FeedKind::Hypothesis, FeedOp::Created, incident_id, id);
     link_evidence(tx, id, evidence_ids)?;
     let h = hypothesis_in(tx, id)?;
@@ -264,6 +265,7 @@ impl Store {
                 params![incident_id, new.title, new.owner, status.as_str(), new.due_at.as_ref().map(ts), ts(&t)],
             )?;
             let id = tx.last_insert_rowid();
+            tx.stamp_author(crate::people::Authored::Action, id)?;
             tx.touched(FeedKind::Action, FeedOp::Created, incident_id, id);
             let a = action_in(tx, id)?;
             tx.record(&t, Fact::ActionAdded(a.clone()))?;
