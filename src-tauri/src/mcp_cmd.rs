@@ -38,7 +38,10 @@ pub async fn run(
         if let Some(addr) = addr {
             if answers(&addr).await {
                 let token = ApiToken::load(data_dir).with_context(|| {
-                    format!("a server runs at {addr} but {} has no API token", data_dir.display())
+                    format!(
+                        "a server runs at {addr} but {} has no API token",
+                        data_dir.display()
+                    )
                 })?;
                 eprintln!("opslens mcp: relaying to the server at http://{addr}/mcp");
                 return opslens_mcp::bridge_stdio(&format!("http://{addr}/mcp"), token.expose())

@@ -191,7 +191,14 @@ pub fn router(services: Services, token: ApiToken, port: u16) -> Router {
 
 /// [`router`] with a screen to capture and the desktop's facts.
 pub fn router_with(services: Services, token: ApiToken, port: u16, extras: Extras) -> Router {
-    build(services, token, port, extras, None, CancellationToken::new())
+    build(
+        services,
+        token,
+        port,
+        extras,
+        None,
+        CancellationToken::new(),
+    )
 }
 
 /// The router; `closing` ends the open event streams (`GET /events`) when the server stops.

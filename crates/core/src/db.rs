@@ -37,10 +37,9 @@ impl Db {
     ) -> Result<T, CoreError> {
         let store = self.0.clone();
         let author = AUTHOR.try_with(Clone::clone).ok();
-        let out = tokio::task::spawn_blocking(move || {
-            opslens_store::with_author(author, || f(&store))
-        })
-        .await?;
+        let out =
+            tokio::task::spawn_blocking(move || opslens_store::with_author(author, || f(&store)))
+                .await?;
         // A full disk or a busy database says so (507, 503) instead of a bare 500.
         out.map_err(|e| {
             let dir = self.0.path().parent().unwrap_or(std::path::Path::new("."));

@@ -28,10 +28,18 @@ pub async fn bridge_stdio(url: &str, token: &str) -> anyhow::Result<()> {
         .serve(StreamableHttpClientTransport::with_client(http, config))
         .await
         .map_err(|e| anyhow::anyhow!("cannot open an MCP session at {url}: {e}"))?;
-    let info = client
+    let peer = client
         .peer_info()
-        .map(|i| (*i).clone())
         .ok_or_else(|| anyhow::anyhow!("{url} did not say who it is"))?;
+    // The server's capabilities, name and instructions; the protocol version is negotiated
+    // with our own client.
+    let mut info = ServerConfig::new(peer.capabilities.clone());
+    if let Some(i) = &peer.server_info {
+        info = info.with_server_info(i.clone());
+    }
+    if let Some(text) = &peer.instructions {
+        info = info.with_instructions(text.clone());
+    }
     let bridge = Bridge {
         upstream: Arc::new(client),
         info,
@@ -70,7 +78,12 @@ impl ServerHandler for Bridge {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        Ok(self.upstream.call_tool(request).await.map_err(relay)?.into())
+        Ok(self
+            .upstream
+            .call_tool(request)
+            .await
+            .map_err(relay)?
+            .into())
     }
 
     async fn list_resources(
@@ -97,6 +110,11 @@ impl ServerHandler for Bridge {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        Ok(self.upstream.read_resource(request).await.map_err(relay)?.into())
+        Ok(self
+            .upstream
+            .read_resource(request)
+            .await
+            .map_err(relay)?
+            .into())
     }
 }

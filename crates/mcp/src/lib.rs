@@ -28,8 +28,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 pub use bridge::bridge_stdio;
-pub use tokio_util::sync::CancellationToken;
 pub use stdio::serve_stdio;
+pub use tokio_util::sync::CancellationToken;
 
 /// The author of everything an agent writes through MCP, as the timeline and the REST API show
 /// it: the agent holds the user's token, but the record should say the agent did it.

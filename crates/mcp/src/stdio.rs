@@ -44,7 +44,11 @@ fn std_pipes() -> (DuplexStream, DuplexStream) {
             match rt.block_on(drain.read(&mut buf)) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if stdout.write_all(&buf[..n]).and_then(|_| stdout.flush()).is_err() {
+                    if stdout
+                        .write_all(&buf[..n])
+                        .and_then(|_| stdout.flush())
+                        .is_err()
+                    {
                         break;
                     }
                 }

@@ -175,7 +175,8 @@ fn fail(code: &'static str, message: impl Into<String>) -> Failure {
 
 /// The arguments as `T`, refusing unknown or ill-typed fields like the REST route does.
 fn parse<T: DeserializeOwned>(args: JsonObject) -> Result<T, Failure> {
-    serde_json::from_value(Value::Object(args)).map_err(|e| fail("invalid_arguments", e.to_string()))
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| fail("invalid_arguments", e.to_string()))
 }
 
 /// Takes the id the REST route has in its path out of the arguments.
@@ -184,10 +185,7 @@ fn take_id(args: &mut JsonObject, name: &str) -> Result<i64, Failure> {
         Some(v) => v
             .as_i64()
             .ok_or_else(|| fail("invalid_arguments", format!("`{name}` must be an integer"))),
-        None => Err(fail(
-            "invalid_arguments",
-            format!("missing field `{name}`"),
-        )),
+        None => Err(fail("invalid_arguments", format!("missing field `{name}`"))),
     }
 }
 
@@ -198,7 +196,11 @@ fn as_json(v: &impl Serialize) -> CallToolResult {
 
 /// Runs one tool; a failure becomes a tool error the agent can read, an unknown tool a protocol
 /// error.
-pub async fn call(mcp: &OpsLensMcp, name: &str, args: JsonObject) -> Result<CallToolResult, ErrorData> {
+pub async fn call(
+    mcp: &OpsLensMcp,
+    name: &str,
+    args: JsonObject,
+) -> Result<CallToolResult, ErrorData> {
     if !mcp.tools.iter().any(|t| t.name == name) {
         return Err(ErrorData::invalid_params(
             format!("unknown tool `{name}`"),
@@ -209,12 +211,18 @@ pub async fn call(mcp: &OpsLensMcp, name: &str, args: JsonObject) -> Result<Call
         Ok(r) => Ok(r),
         Err(f) => {
             let body = json!({"error": {"code": f.code, "message": f.message}});
-            Ok(CallToolResult::error(vec![ContentBlock::text(body.to_string())]))
+            Ok(CallToolResult::error(vec![ContentBlock::text(
+                body.to_string(),
+            )]))
         }
     }
 }
 
-async fn run(mcp: &OpsLensMcp, name: &str, mut args: JsonObject) -> Result<CallToolResult, Failure> {
+async fn run(
+    mcp: &OpsLensMcp,
+    name: &str,
+    mut args: JsonObject,
+) -> Result<CallToolResult, Failure> {
     let s = &mcp.services;
     Ok(match name {
         "list_incidents" => {
@@ -226,7 +234,10 @@ async fn run(mcp: &OpsLensMcp, name: &str, mut args: JsonObject) -> Result<CallT
             if a.q.trim().is_empty() {
                 return Err(fail("invalid_arguments", "`q` must not be blank"));
             }
-            let hits = s.incidents.search(a.q.clone(), a.limit.unwrap_or(20)).await?;
+            let hits = s
+                .incidents
+                .search(a.q.clone(), a.limit.unwrap_or(20))
+                .await?;
             as_json(&json!({"query": a.q, "hits": hits}))
         }
         "get_incident" => {
@@ -257,8 +268,16 @@ async fn run(mcp: &OpsLensMcp, name: &str, mut args: JsonObject) -> Result<CallT
             let a: UploadArgs = parse(args)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(a.data_base64.trim())
-                .map_err(|e| fail("invalid_arguments", format!("`data_base64` is not base64: {e}")))?;
-            let ev = s.evidence.add_screenshot(id, bytes, a.filename, "mcp").await?;
+                .map_err(|e| {
+                    fail(
+                        "invalid_arguments",
+                        format!("`data_base64` is not base64: {e}"),
+                    )
+                })?;
+            let ev = s
+                .evidence
+                .add_screenshot(id, bytes, a.filename, "mcp")
+                .await?;
             as_json(&ev)
         }
         "get_screenshot" => {
@@ -266,17 +285,25 @@ async fn run(mcp: &OpsLensMcp, name: &str, mut args: JsonObject) -> Result<CallT
             parse::<Empty>(args)?;
             let ev = s.evidence.get(id).await?;
             if ev.image.is_none() {
-                return Err(fail("not_a_screenshot", format!("evidence {id} has no image")));
+                return Err(fail(
+                    "not_a_screenshot",
+                    format!("evidence {id} has no image"),
+                ));
             }
             let (bytes, mime) = s.evidence.image(id).await?;
             let data = base64::engine::general_purpose::STANDARD.encode(bytes);
             let text = serde_json::to_string_pretty(&ev).unwrap_or_default();
-            CallToolResult::success(vec![ContentBlock::image(data, mime), ContentBlock::text(text)])
+            CallToolResult::success(vec![
+                ContentBlock::image(data, mime),
+                ContentBlock::text(text),
+            ])
         }
         "ask_screenshot" => {
             let id = take_id(&mut args, "evidence_id")?;
             let a: AskArgs = parse(args)?;
-            let req = AnalyzeRequest { question: a.question };
+            let req = AnalyzeRequest {
+                question: a.question,
+            };
             let wait = Duration::from_secs(a.wait_seconds.unwrap_or(30).min(MAX_WAIT_S));
             let mut job = s.analysis.analyze(id, req.question).await?;
             let until = tokio::time::Instant::now() + wait;
@@ -322,11 +349,15 @@ async fn capture(mcp: &OpsLensMcp, a: CaptureArgs) -> Result<CallToolResult, Fai
     }
     let target = match (a.window, a.region) {
         (Some(_), Some(_)) => {
-            return Err(fail("invalid_target", "give `window` or `region`, not both"))
+            return Err(fail(
+                "invalid_target",
+                "give `window` or `region`, not both",
+            ))
         }
         (Some(w), None) => CaptureTarget::Window(w),
         (None, Some(r)) => {
-            r.validate().map_err(|e| fail("invalid_target", e.to_string()))?;
+            r.validate()
+                .map_err(|e| fail("invalid_target", e.to_string()))?;
             CaptureTarget::Region(r)
         }
         (None, None) => CaptureTarget::Monitor,
@@ -338,7 +369,12 @@ async fn capture(mcp: &OpsLensMcp, a: CaptureArgs) -> Result<CallToolResult, Fai
              without a running desktop app): start the desktop app, or use upload_image",
         ));
     };
-    match mcp.services.evidence.capture(screen, a.incident_id, target).await {
+    match mcp
+        .services
+        .evidence
+        .capture(screen, a.incident_id, target)
+        .await
+    {
         Ok(c) => Ok(as_json(&c.evidence)),
         Err(CaptureFailure::Core(e)) => Err(e.into()),
         Err(CaptureFailure::Capture(e)) => Err(match e {
@@ -384,16 +420,24 @@ pub async fn resources(mcp: &OpsLensMcp) -> Result<Vec<Resource>, ErrorData> {
     let mut out = Vec::new();
     for inc in &open.items {
         out.push(
-            Resource::new(format!("{INCIDENT_URI}{}", inc.id), format!("Incident {}: {}", inc.id, inc.title))
-                .with_description("The incident with its timeline, evidence, hypotheses and actions (JSON)")
-                .with_mime_type("application/json"),
+            Resource::new(
+                format!("{INCIDENT_URI}{}", inc.id),
+                format!("Incident {}: {}", inc.id, inc.title),
+            )
+            .with_description(
+                "The incident with its timeline, evidence, hypotheses and actions (JSON)",
+            )
+            .with_mime_type("application/json"),
         );
         for ev in s.evidence.of_incident(inc.id).await.map_err(core)? {
             if let Some(img) = &ev.image {
                 out.push(
-                    Resource::new(format!("{EVIDENCE_URI}{}/image", ev.id), format!("Screenshot {}: {}", ev.id, ev.title))
-                        .with_description(format!("Screenshot on incident {}", inc.id))
-                        .with_mime_type(img.mime.clone()),
+                    Resource::new(
+                        format!("{EVIDENCE_URI}{}/image", ev.id),
+                        format!("Screenshot {}: {}", ev.id, ev.title),
+                    )
+                    .with_description(format!("Screenshot on incident {}", inc.id))
+                    .with_mime_type(img.mime.clone()),
                 );
             }
         }
@@ -405,7 +449,9 @@ pub async fn resources(mcp: &OpsLensMcp) -> Result<Vec<Resource>, ErrorData> {
 pub fn templates() -> Vec<ResourceTemplate> {
     vec![
         ResourceTemplate::new(format!("{INCIDENT_URI}{{id}}"), "incident")
-            .with_description("An incident with its timeline, evidence, hypotheses and actions (JSON)")
+            .with_description(
+                "An incident with its timeline, evidence, hypotheses and actions (JSON)",
+            )
             .with_mime_type("application/json"),
         ResourceTemplate::new(format!("{EVIDENCE_URI}{{id}}/image"), "screenshot")
             .with_description("A screenshot evidence's image"),
@@ -425,23 +471,26 @@ pub async fn read(mcp: &OpsLensMcp, uri: &str) -> Result<ReadResourceResult, Err
     if let Some(rest) = uri.strip_prefix(INCIDENT_URI) {
         let x = s.incidents.export(id(rest)?).await.map_err(core)?;
         let text = serde_json::to_string_pretty(&x).unwrap_or_default();
-        return Ok(ReadResourceResult::new(vec![
-            ResourceContents::text(text, uri).with_mime_type("application/json")
-        ]));
+        return Ok(ReadResourceResult::new(vec![ResourceContents::text(
+            text, uri,
+        )
+        .with_mime_type("application/json")]));
     }
     if let Some(rest) = uri.strip_prefix(EVIDENCE_URI) {
         if let Some(n) = rest.strip_suffix("/image") {
             let (bytes, mime) = s.evidence.image(id(n)?).await.map_err(core)?;
             let data = base64::engine::general_purpose::STANDARD.encode(bytes);
-            return Ok(ReadResourceResult::new(vec![
-                ResourceContents::blob(data, uri).with_mime_type(mime)
-            ]));
+            return Ok(ReadResourceResult::new(vec![ResourceContents::blob(
+                data, uri,
+            )
+            .with_mime_type(mime)]));
         }
         let ev = s.evidence.get(id(rest)?).await.map_err(core)?;
         let text = serde_json::to_string_pretty(&ev).unwrap_or_default();
-        return Ok(ReadResourceResult::new(vec![
-            ResourceContents::text(text, uri).with_mime_type("application/json")
-        ]));
+        return Ok(ReadResourceResult::new(vec![ResourceContents::text(
+            text, uri,
+        )
+        .with_mime_type("application/json")]));
     }
     Err(not_found(uri, "OpsLens serves opslens://incidents/{id}, opslens://evidence/{id} and opslens://evidence/{id}/image"))
 }
