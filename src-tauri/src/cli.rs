@@ -10,7 +10,11 @@ use opslens_domain::{EvidenceType, IncidentStatus, Severity};
 /// OpsLens: a local-first incident workspace. Without a subcommand it opens the desktop app
 /// (the server plus its window); `opslens serve` runs the server alone.
 #[derive(Debug, Parser)]
-#[command(name = "opslens", version, about)]
+#[command(
+    name = "opslens",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OPSLENS_GIT_COMMIT"), ")"),
+    about
+)]
 pub struct Cli {
     /// Data directory (database, images, API token).
     #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
