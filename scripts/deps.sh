@@ -4,7 +4,7 @@
 # system libraries of the desktop shell (Tauri: WebKitGTK, GTK, app indicator, rsvg, xdo) and of
 # screen capture (xcap: PipeWire, clang for its bindings, GBM). With OPSLENS_UI_TESTS=1 (set by
 # scripts/test) it also installs what the browser and desktop tests need: Chromium, the sqlite3
-# CLI, Node.js + npm and the npm packages of ui/ (`npm ci`), and a virtual display with a
+# CLI, Node.js + npm and the npm packages of ui/ (`npm ci`), the MCP Inspector, and a virtual display with a
 # window manager and X tools (Xvfb, xauth, xdotool, xprop, ImageMagick, a session bus, openbox).
 set -euo pipefail
 
@@ -42,4 +42,7 @@ if [ "${OPSLENS_UI_TESTS:-0}" = 1 ]; then
   if [ ! -f ui/node_modules/.package-lock.json ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
     (cd ui && npm ci --no-audit --no-fund)
   fi
+  # The official MCP Inspector (its CLI drives `opslens mcp` in scripts/mcp-inspector), pinned,
+  # in its own folder: it is a test tool, not a dependency of the UI.
+  scripts/mcp-inspector --install
 fi

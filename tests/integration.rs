@@ -33,6 +33,8 @@ mod faults;
 mod incidents;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/mcp.rs"]
+mod mcp;
 #[path = "integration/notifications.rs"]
 mod notifications;
 #[path = "integration/outbox.rs"]

@@ -10,7 +10,11 @@ use opslens_domain::{EvidenceType, IncidentStatus, Severity};
 /// OpsLens: a local-first incident workspace. Without a subcommand it opens the desktop app
 /// (the server plus its window); `opslens serve` runs the server alone.
 #[derive(Debug, Parser)]
-#[command(name = "opslens", version, about)]
+#[command(
+    name = "opslens",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OPSLENS_GIT_COMMIT"), ")"),
+    about
+)]
 pub struct Cli {
     /// Data directory (database, images, API token).
     #[arg(long, global = true, env = "OPSLENS_DATA_DIR", value_name = "DIR")]
@@ -85,6 +89,9 @@ pub enum Command {
     /// People's own API tokens on a shared server: add (prints the token once), list, revoke.
     #[command(subcommand)]
     Users(crate::users_cmd::UsersCmd),
+    /// MCP server on stdin/stdout for an AI agent (Claude Desktop, Claude Code…): relays to
+    /// the running server, else opens the data dir itself.
+    Mcp(crate::mcp_cmd::McpArgs),
     /// Run only the analysis loop against the data dir of a running app (its SQLite queue),
     /// taking screenshots one at a time with a lease, so several machines or processes share
     /// the queue. Model, device and remote backend as for the app (OPSLENS_DEVICE,

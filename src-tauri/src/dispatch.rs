@@ -75,6 +75,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Similar(args)) => rt.block_on(crate::command_cli::similar(&data_dir, args)),
         Some(Command::Config(cmd)) => rt.block_on(crate::command_cli::config(&data_dir, cmd)),
         Some(Command::Users(cmd)) => rt.block_on(crate::users_cmd::run(&data_dir, cmd)),
+        Some(Command::Mcp(args)) => rt.block_on(crate::mcp_cmd::run(&data_dir, args, &cli.model)),
     }?;
     Ok(ExitCode::SUCCESS)
 }

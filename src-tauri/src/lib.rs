@@ -9,6 +9,7 @@ mod command_cli;
 pub mod config;
 mod desktop;
 mod dispatch;
+mod mcp_cmd;
 mod models_cmd;
 mod report;
 mod secrets_cli;

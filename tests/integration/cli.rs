@@ -111,3 +111,20 @@ fn serve_and_drive_it_from_the_cli() {
     assert!(!ok);
     assert!(err.contains("is `opslens serve` running?"), "{err}");
 }
+
+#[test]
+fn version_names_the_cargo_version_and_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = opslens(dir.path(), &["--version"]);
+    assert!(ok, "{err}");
+    let rest = out
+        .trim()
+        .strip_prefix(&format!("opslens {} (", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{out}"));
+    let commit = rest.strip_suffix(')').unwrap_or_else(|| panic!("{out}"));
+    let commit = commit.strip_suffix("-dirty").unwrap_or(commit);
+    assert!(
+        commit == "unknown" || (commit.len() >= 8 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{out}"
+    );
+}

@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use opslens_core::Services;
+use opslens_mcp::CancellationToken;
 
 use crate::handlers::{
     analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
@@ -201,7 +202,14 @@ pub fn router(services: Services, token: ApiToken, port: u16) -> Router {
 
 /// [`router`] with a screen to capture and the desktop's facts.
 pub fn router_with(services: Services, token: ApiToken, port: u16, extras: Extras) -> Router {
-    build(services, token, port, extras, None)
+    build(
+        services,
+        token,
+        port,
+        extras,
+        None,
+        CancellationToken::new(),
+    )
 }
 
 /// The router; `closing` ends the open event streams (`GET /events`) when the server stops.
@@ -211,16 +219,20 @@ fn build(
     port: u16,
     extras: Extras,
     closing: Option<events::Closing>,
+    mcp_stop: CancellationToken,
 ) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
     let access = services.access.clone();
+    // The MCP endpoint: behind the same guards (token, Host, Origin) as /api/v1.
+    let mcp = opslens_mcp::http_service(services.clone(), extras.screen.clone(), port, mcp_stop);
     let state = AppState::new(services, token.clone(), port, extras, closing);
     let api = api.with_state(state);
     let guard = auth::Guard::new(token, port, access);
     Router::new()
         .merge(api)
+        .nest_service("/mcp", mcp)
         .merge(ui::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::spec::complete(spec)))
         .fallback(fallback::not_found)
@@ -249,12 +261,21 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
     let (closing, closed) = tokio::sync::watch::channel(false);
-    let app = build(services, token, port, extras, Some(events::Closing(closed)));
+    let mcp_stop = CancellationToken::new();
+    let app = build(
+        services,
+        token,
+        port,
+        extras,
+        Some(events::Closing(closed)),
+        mcp_stop.clone(),
+    );
     axum::serve(fallback::JsonErrorListener(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Event streams never end by themselves; the graceful shutdown waits for them.
             let _ = closing.send(true);
+            mcp_stop.cancel();
         })
         .await
 }

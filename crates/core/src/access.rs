@@ -57,6 +57,13 @@ pub async fn with_author<F: Future>(author: Option<String>, fut: F) -> F::Output
     AUTHOR.scope(author, fut).await
 }
 
+/// Runs `work` (calls into the services) with every write it makes authored by `who` instead
+/// of the token's person: the MCP server names its writes "agent via MCP" this way, so the
+/// timeline says who did what although the agent holds the user's token.
+pub async fn as_author<F: Future>(who: &str, work: F) -> F::Output {
+    with_author(Some(who.to_string()), work).await
+}
+
 /// The author of the request being served, if it came with a person's token.
 pub(crate) fn current_author() -> Option<String> {
     AUTHOR.try_with(Clone::clone).ok().flatten()

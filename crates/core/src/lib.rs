@@ -38,6 +38,7 @@ pub mod webhooks;
 pub mod when;
 pub mod work;
 
+pub use access::as_author;
 pub use access::AccessService;
 pub use analysis::AnalysisService;
 pub use command::CommandService;
