@@ -118,6 +118,17 @@ export const api = {
       severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),
   incident: (id: number) => json<Incident>('GET', `/incidents/${id}`),
+  setFocus: (id: number | null) => json<{ incident_id?: number | null }>('PUT', '/focus', { incident_id: id }),
+  /** Leaving the page: the request must outlive it (keepalive), nobody reads the answer. */
+  dropFocus: (): void => {
+    const token = session.get();
+    if (!token) return;
+    void fetch('/api/v1/focus', {
+      method: 'PUT', keepalive: true,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ incident_id: null }),
+    }).catch(() => undefined);
+  },
   createIncident: (b: { title: string; description?: string; severity: Severity }) =>
     json<Incident>('POST', '/incidents', b),
   updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>

@@ -125,6 +125,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::grafana))
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
+        .routes(routes!(capture::focus, capture::set_focus))
         .routes(routes!(events::events))
         .routes(routes!(command::people, command::add_person))
         .routes(routes!(command::me, command::set_me))

@@ -76,7 +76,7 @@ impl Services {
         let feed = Feed::default();
         store.set_feed(Arc::new(feed.clone()));
         let db = Db::new(store);
-        let incidents = Arc::new(IncidentService { db: db.clone() });
+        let incidents = Arc::new(IncidentService::new(db.clone()));
         let analysis = Arc::new(AnalysisService::new(
             db.clone(),
             cfg.data_dir.clone(),
@@ -86,6 +86,7 @@ impl Services {
             db.clone(),
             analysis.clone(),
             incidents.clone(),
+            feed.clone(),
         ));
         let integrations = Arc::new(IntegrationService::new(
             db.clone(),

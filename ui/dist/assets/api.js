@@ -114,6 +114,18 @@ export const api = {
         severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),
     incident: (id) => json('GET', `/incidents/${id}`),
+    setFocus: (id) => json('PUT', '/focus', { incident_id: id }),
+    /** Leaving the page: the request must outlive it (keepalive), nobody reads the answer. */
+    dropFocus: () => {
+        const token = session.get();
+        if (!token)
+            return;
+        void fetch('/api/v1/focus', {
+            method: 'PUT', keepalive: true,
+            headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ incident_id: null }),
+        }).catch(() => undefined);
+    },
     createIncident: (b) => json('POST', '/incidents', b),
     updateIncident: (id, b) => json('PATCH', `/incidents/${id}`, b),
     deleteIncident: (id) => send('DELETE', `/incidents/${id}`).then(() => undefined),
