@@ -436,6 +436,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/{id}/postmortem/summary-draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask the local analysis model (text only) for a summary of the incident's timeline and
+         *     findings. Nothing is saved: the answer's `block` starts with the label "Drafted by the
+         *     local model — review before sharing" and is for the page to insert where the user asks.
+         *     503 when no model can write it (`model_missing`, `model_loading` — loading starts then —,
+         *     `model_failed`), the message saying what to do.
+         */
+        post: operations["draft_summary"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/{id}/roles": {
         parameters: {
             query?: never;
@@ -2002,6 +2025,24 @@ export interface components {
             /** @description The incident's status when it was written. */
             status: components["schemas"]["IncidentStatus"];
             /** @description What is known and being done. */
+            text: string;
+        };
+        /** @description A drafted summary, for the user to insert and edit. */
+        SummaryDraft: {
+            /** @description What to insert into the summary: the label, then the text, as a Markdown quote. */
+            block: string;
+            /** @description Tokens the model generated. */
+            generated_tokens: number;
+            /** @description The label that marks machine-written text (also the first line of `block`). */
+            label: string;
+            /** @description The model that wrote it. */
+            model: string;
+            /**
+             * Format: int64
+             * @description Time the model took (milliseconds).
+             */
+            ms: number;
+            /** @description The model's text, trimmed. */
             text: string;
         };
         /** @description Outcome of one sync. */
@@ -5185,6 +5226,94 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */
                     "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    draft_summary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SummaryDraft"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No model can write it now (`model_missing`, `model_loading`, `model_failed`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

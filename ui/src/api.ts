@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -159,6 +159,7 @@ export const api = {
   postmortem: (incident: number) => json<Postmortem>('GET', `/incidents/${incident}/postmortem`),
   savePostmortem: (incident: number, version: number, sections: PostmortemSections) =>
     json<Postmortem>('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
+  draftSummary: (incident: number) => json<SummaryDraft>('POST', `/incidents/${incident}/postmortem/summary-draft`, {}),
   postmortemExport: (incident: number, format: 'html' | 'zip') =>
     send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
   editTimeline: (id: number, b: { message?: string; occurred_at?: string; pinned?: boolean }) =>

@@ -38,6 +38,7 @@ export type SearchResults = Schemas['SearchResults'];
 export type PullProgress = Schemas['PullProgress'];
 export type AnalysisJob = Schemas['AnalysisJob'];
 export type VlmStatus = Schemas['VlmStatus'];
+export type SummaryDraft = Schemas['SummaryDraft'];
 export type ServerInfo = Schemas['Info'];
 /** What a change event of `GET /api/v1/events` is about. */
 export type FeedKind = Schemas['FeedKind'];

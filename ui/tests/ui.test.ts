@@ -24,10 +24,10 @@ const CHROME_FLAGS = [
 
 interface Server { proc: ChildProcess; dir: string; base: string; token: string }
 
-async function startServer(): Promise<Server> {
+async function startServer(extra: string[] = []): Promise<Server> {
   assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build\` first (or set OPSLENS_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'opslens-ui-'));
-  const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
+  const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir, ...extra], {
     stdio: ['ignore', 'inherit', 'pipe'],
     env: { ...process.env, RUST_LOG: 'warn' },
   });
@@ -579,6 +579,9 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await timeline.waitFor();
       assert.match(await timeline.inputValue(), /Bo Chen is now incident commander/);
       assert.match(await page.locator('textarea[name=summary]').inputValue(), /Checkout 5xx spike/);
+      // No model here: "Draft summary" is there but disabled, saying why.
+      await page.locator('[data-field=draft-why]', { hasText: 'Needs the analysis model' }).waitFor();
+      assert.equal(await page.locator('[data-field=draft-summary]').isDisabled(), true);
       await page.locator('textarea[name=went_well]').fill('Rollback took 4 minutes');
       await page.locator('[data-field=save-state]', { hasText: 'version 1' }).waitFor();
       const saved = await apiCall(s, 'GET', `/incidents/${incidentId}/postmortem`) as { version: number; sections: { went_well: string } };
@@ -696,5 +699,50 @@ test('capture feedback: onto the incident on screen, a toast with a link, and a 
     await browser.close();
     try { process.kill(-session.pid!, 'SIGTERM'); } catch { /* gone already */ }
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// "Draft summary" with a model: the tiny committed checkpoint (its words are noise, so the
+// test checks the label and that the user's text stays), inserted and autosaved.
+test('postmortem: the local model drafts a summary, inserted labelled below what the user wrote', { timeout: 120_000 }, async () => {
+  const s = await startServer(['--model-dir', join(repo, 'models/test/tiny-qwen3-vl'), '--model-id', 'tiny-qwen3-vl-test']);
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const inc = await apiCall(s, 'POST', '/incidents', { title: 'checkout p99 spike after deploy v2.41.0' }) as { id: number };
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.setDefaultTimeout(30_000);
+    const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+    await page.goto(url);
+    await page.waitForFunction(() => location.hash === '#/');
+    await page.evaluate((id) => { location.hash = `#/incident/${id}/postmortem`; }, inc.id);
+    const summary = page.locator('textarea[name=summary]');
+    await summary.waitFor();
+    await summary.fill('Checkout p99 rose to 2.4 s after the v2.41.0 deploy.');
+    const btn = page.locator('[data-field=draft-summary]');
+    await page.waitForFunction(() => !(document.querySelector('[data-field=draft-summary]') as HTMLButtonElement).disabled);
+    // The model loads on the first ask: asking again until it answers.
+    for (let i = 0; i < 60; i++) {
+      await btn.click();
+      await page.waitForFunction(() => !(document.querySelector('[data-field=draft-summary]') as HTMLButtonElement).disabled);
+      if ((await summary.inputValue()).includes('Drafted by the local model')) break;
+      assert.match(await page.locator('[data-field=draft-why]').innerText(), /loading/);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const text = await summary.inputValue();
+    assert.ok(text.startsWith('Checkout p99 rose to 2.4 s after the v2.41.0 deploy.\n\n> **Drafted by the local model — review before sharing**\n'), text);
+    // Autosaved like typing (the user's own text was saved as version 1 before).
+    let saved = '';
+    for (let i = 0; i < 50 && saved !== text; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      saved = ((await apiCall(s, 'GET', `/incidents/${inc.id}/postmortem`)) as { sections: { summary: string } }).sections.summary;
+    }
+    assert.equal(saved, text);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'postmortem-draft-summary.png') });
+  } finally {
+    await browser.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
   }
 });

@@ -138,6 +138,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(postmortem::get, postmortem::save))
         .routes(routes!(postmortem::export))
+        .routes(routes!(postmortem::draft_summary))
         .routes(routes!(postmortem::edit_event, postmortem::delete_event))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(upload)

@@ -133,7 +133,90 @@ fn from_stored(incident_id: i64, p: StoredPostmortem) -> Result<Postmortem, Core
     })
 }
 
+/// Most characters of facts handed to the model: its context is small, and a long prompt is
+/// slow on a CPU. The latest entries are kept when there are more.
+const MAX_FACTS: usize = 6_000;
+
+/// The incident as plain lines for a model to summarise: the header, the timeline in event
+/// time (with its author), the screenshots' findings and the supported hypotheses. Only
+/// what was recorded, so the model has nothing to invent from.
+pub fn summary_facts(x: &IncidentExport) -> String {
+    let i = &x.incident;
+    let mut head = format!(
+        "Incident #{}: {} (severity {}, status {}), opened {}.",
+        i.id,
+        i.title,
+        i.severity,
+        i.status,
+        i.created_at.to_rfc3339()
+    );
+    if !i.description.is_empty() {
+        head.push_str(&format!(" {}", i.description));
+    }
+    head.push_str(&format!(
+        "\nTime to acknowledge {}, to mitigate {}, to resolve {}.",
+        minutes(i.tta_seconds),
+        minutes(i.ttm_seconds),
+        minutes(i.ttr_seconds)
+    ));
+    let mut lines: Vec<String> = x
+        .timeline
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}{}",
+                t.occurred_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                t.message.replace('\n', " "),
+                t.author
+                    .as_deref()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    for e in &x.evidence {
+        if e.findings.is_some() && !e.content.trim().is_empty() {
+            lines.push(format!(
+                "Finding from {} ({}): {}",
+                e.title,
+                e.occurred_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                e.content.replace('\n', " ")
+            ));
+        }
+    }
+    for h in x
+        .hypotheses
+        .iter()
+        .filter(|h| h.status == HypothesisStatus::Supported)
+    {
+        lines.push(format!("Supported hypothesis: {}", h.statement));
+    }
+    // Keep the latest lines that fit, in their order.
+    let mut room = MAX_FACTS.saturating_sub(head.chars().count());
+    let mut kept = Vec::new();
+    for l in lines.iter().rev() {
+        let n = l.chars().count() + 1;
+        if n > room {
+            break;
+        }
+        room -= n;
+        kept.push(l.as_str());
+    }
+    kept.reverse();
+    let mut out = head;
+    for l in kept {
+        out.push('\n');
+        out.push_str(l);
+    }
+    out
+}
+
 impl CommandService {
+    /// The facts a summary draft is made from (see [`summary_facts`]).
+    pub async fn postmortem_facts(&self, incident_id: i64) -> Result<String, CoreError> {
+        Ok(summary_facts(&self.incidents.export(incident_id).await?))
+    }
+
     /// The saved postmortem, or the template filled from the incident (version 0, draft).
     pub async fn postmortem(&self, incident_id: i64) -> Result<Postmortem, CoreError> {
         if let Some(p) = self.db.run(move |s| s.postmortem(incident_id)).await? {

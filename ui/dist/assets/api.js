@@ -145,6 +145,7 @@ export const api = {
     postUpdate: (incident, b) => json('POST', `/incidents/${incident}/updates`, b),
     postmortem: (incident) => json('GET', `/incidents/${incident}/postmortem`),
     savePostmortem: (incident, version, sections) => json('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
+    draftSummary: (incident) => json('POST', `/incidents/${incident}/postmortem/summary-draft`, {}),
     postmortemExport: (incident, format) => send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
     editTimeline: (id, b) => json('PATCH', `/timeline/${id}`, b),
     deleteTimeline: (id) => send('DELETE', `/timeline/${id}`).then(() => undefined),

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+
 use std::time::{Duration, SystemTime};
 
 use opslens_vlm::{EngineHandle, LoadOptions};
@@ -66,7 +67,7 @@ async fn worker(weak: Weak<AnalysisService>) {
             Err(e) => tracing::warn!(error = %e, "cannot recover interrupted analyses"),
         }
     }
-    let mut engine: Option<EngineHandle> = None;
+    let mut engine: Option<Arc<EngineHandle>> = None;
     let mut broken: Option<Fingerprint> = None;
     loop {
         let Some(s) = weak.upgrade() else { break };
@@ -97,12 +98,14 @@ impl AnalysisService {
     /// Returns whether a job ran.
     async fn analysis_round(
         &self,
-        engine: &mut Option<EngineHandle>,
+        engine: &mut Option<Arc<EngineHandle>>,
         broken: &mut Option<Fingerprint>,
     ) -> Result<bool, CoreError> {
         // Every upload wakes the worker: this round must cost the same whatever the queue's
         // length (an incident with thousands of waiting screenshots keeps uploading fast).
-        if !self.db.run(|s| s.has_pending_analysis()).await? {
+        // A summary draft asks for the model without queueing a screenshot.
+        let wanted = engine.is_none() && self.want_engine.swap(false, Ordering::Relaxed);
+        if !wanted && !self.db.run(|s| s.has_pending_analysis()).await? {
             return Ok(false);
         }
         if engine.is_none() {
@@ -155,6 +158,8 @@ impl AnalysisService {
                         load_ms: h.load_ms,
                     });
                     *broken = None;
+                    let h = Arc::new(h);
+                    self.share_engine(&h);
                     *engine = Some(h);
                 }
                 Err(e) => {
