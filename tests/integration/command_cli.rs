@@ -92,6 +92,30 @@ fn notes_roles_and_names_from_the_cli_on_the_active_incident() {
     let (ok, out, err) = opslens(&data, &["role", "commander", "@ana"]);
     assert!(ok, "{err}");
     assert!(out.contains("incident #2: commander: Ana Lima"), "{out}");
+    // Someone new: unknown by name is refused naming the field; --add adds them first.
+    let (ok, _, err) = opslens(&data, &["role", "communications", "Bo Chen"]);
+    assert!(!ok);
+    assert!(err.contains("person") && err.contains("Bo Chen"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (ok, out, err) = opslens(
+        &data,
+        &[
+            "role",
+            "communications",
+            "Bo Chen",
+            "--add",
+            "--handle",
+            "bo",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("communications: Bo Chen"), "{out}");
+    let (ok, out, err) = opslens(&data, &["role", "participant", "@bo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("participants: Bo Chen"), "{out}");
+    let (ok, _, err) = opslens(&data, &["role", "scribe", "Bo", "--add", "--handle", "bo"]);
+    assert!(!ok, "a taken handle is refused");
+    assert!(err.contains("handle"), "{err}");
     let (ok, _, err) = opslens(&data, &["role", "captain", "ana"]);
     assert!(!ok);
     assert!(err.contains("role must be one of"), "{err}");

@@ -168,6 +168,7 @@ export const api = {
   me: () => json<Person>('GET', '/me'),
   setMe: (b: { name: string; handle?: string; email?: string }) => json<Person>('PUT', '/me', b),
   people: () => json<Person[]>('GET', '/people'),
+  addPerson: (b: { name: string; handle?: string; email?: string }) => json<Person>('POST', '/people', b),
   roles: (incident: number) => json<IncidentRoles>('GET', `/incidents/${incident}/roles`),
   assignRole: (incident: number, role: Role, person: string) =>
     json<IncidentRoles>('PUT', `/incidents/${incident}/roles/${role}`, { person }),

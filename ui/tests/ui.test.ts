@@ -428,11 +428,19 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       const entry = page.locator('.tl-item', { hasText: 'Bo Chen is now incident commander' });
       await entry.waitFor();
       assert.match(await entry.locator('.tl-author').innerText(), /Ana Lima/);
-      // An unknown person is refused with a message naming the field; nothing changes.
-      await bar.locator('input[name=person]').fill('nobody-here');
+      // An unknown handle is refused with a message naming the field; nothing changes.
+      await bar.locator('input[name=person]').fill('@nobody-here');
       await bar.getByRole('button', { name: 'Assign' }).click();
       await page.locator('.toast-error', { hasText: 'person:' }).waitFor();
       await bar.locator('[data-role=commander]', { hasText: 'Bo Chen' }).waitFor();
+      // A name nobody has is someone new: added to the people, then assigned.
+      await bar.locator('select[name=role]').selectOption('scribe');
+      await bar.locator('input[name=person]').fill('Dee Park');
+      await bar.getByRole('button', { name: 'Assign' }).click();
+      await page.locator('.toast', { hasText: 'Added Dee Park to the people' }).waitFor();
+      await page.locator('.roles-bar [data-role=scribe]', { hasText: 'Dee Park' }).waitFor();
+      const folks = await apiCall(s, 'GET', '/people') as { name: string }[];
+      assert.equal(folks.filter((p) => p.name === 'Dee Park').length, 1);
       await shot(page, 'incident-roles.png');
     });
 

@@ -51,7 +51,7 @@ pub fn template(x: &IncidentExport, customer_effect: &str) -> PostmortemSections
     }
     let impact = format!(
         "Duration: opened {}, acknowledged after {}, mitigated after {}, resolved after {}.\nCustomer effect: {}",
-        i.created_at.to_rfc3339(),
+        i.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         minutes(i.tta_seconds),
         minutes(i.ttm_seconds),
         minutes(i.ttr_seconds),
@@ -148,7 +148,8 @@ pub fn summary_facts(x: &IncidentExport) -> String {
         i.title,
         i.severity,
         i.status,
-        i.created_at.to_rfc3339()
+        i.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     );
     if !i.description.is_empty() {
         head.push_str(&format!(" {}", i.description));

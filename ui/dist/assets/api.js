@@ -152,6 +152,7 @@ export const api = {
     me: () => json('GET', '/me'),
     setMe: (b) => json('PUT', '/me', b),
     people: () => json('GET', '/people'),
+    addPerson: (b) => json('POST', '/people', b),
     roles: (incident) => json('GET', `/incidents/${incident}/roles`),
     assignRole: (incident, role, person) => json('PUT', `/incidents/${incident}/roles/${role}`, { person }),
     unassignRole: (incident, role, person) => json('DELETE', `/incidents/${incident}/roles/${role}/${person}`),
