@@ -334,6 +334,15 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await p.locator('.toast', { hasText: 'time read from the text' }).waitFor();
       const card = p.locator('.card.text', { hasText: 'api logs' });
       assert.match(await card.locator('time').getAttribute('title') ?? '', /^2026-11-30T00:00:03Z/);
+      // An action's due time is typed in the display zone too (UTC here), not the browser's.
+      const act = p.locator('form.action-form');
+      await act.locator('input[name=action]').fill('Page the DB team');
+      await act.locator('input[name=due]').fill('2030-01-02T09:30');
+      await act.getByRole('button', { name: 'Add' }).click();
+      await p.locator('.action-title', { hasText: 'Page the DB team' }).waitFor();
+      const acts = await apiCall(s, 'GET', `/incidents/${incidentId}/actions`) as { title: string; due_at?: string | null }[];
+      const due = acts.find((a) => a.title === 'Page the DB team')?.due_at ?? '';
+      assert.equal(new Date(due).toISOString(), '2030-01-02T09:30:00.000Z', `due_at ${due}`);
       // The local zone, chosen once in Settings and remembered.
       await p.goto(`${s.base}/#/settings`);
       await p.locator('select[name=zone]').selectOption('local');
