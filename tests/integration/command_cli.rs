@@ -89,6 +89,43 @@ fn notes_roles_and_names_from_the_cli_on_the_active_incident() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("(read from the content)"), "{out}");
+    // A screenshot at the time it was on the screen; a bad time uploads nothing.
+    let shot = dir.path().join("grafana.png");
+    std::fs::write(&shot, crate::app::png(8, 8)).unwrap();
+    let shot = shot.to_str().unwrap();
+    let (ok, _, err) = opslens(&data, &["evidence", "upload", "2", shot, "--at", "25:99"]);
+    assert!(!ok);
+    assert!(err.contains("--at") && err.lines().count() == 1, "{err}");
+    let (ok, out, err) = opslens(
+        &data,
+        &[
+            "evidence",
+            "upload",
+            "2",
+            shot,
+            "--at",
+            "00:00:02Z",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let ev: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ev["occurred_at"].as_str().unwrap().ends_with("T00:00:02Z"),
+        "{ev}"
+    );
+    assert_eq!(ev["occurred_at_source"], "user", "{ev}");
+    let (ok, out, err) = opslens(
+        &data,
+        &["evidence", "upload", "2", shot, "--at", "00:00:03"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.ends_with("at 00:00:03Z\n"), "{out}");
+    let (_, show, _) = opslens(&data, &["incident", "show", "2"]);
+    assert!(
+        show.contains("evidence 3"),
+        "the log and two uploads; the refused one stored nothing: {show}"
+    );
     let (ok, out, err) = opslens(&data, &["role", "commander", "@ana"]);
     assert!(ok, "{err}");
     assert!(out.contains("incident #2: commander: Ana Lima"), "{out}");
