@@ -330,4 +330,58 @@ mod tests {
         assert_eq!(minutes(Some(3 * 3600 + 5 * 60)), "3h 05m");
         assert_eq!(minutes(Some(125)), "2m");
     }
+
+    fn export_with(entries: usize) -> IncidentExport {
+        let incident = serde_json::from_value(serde_json::json!({
+            "id": 7, "title": "checkout p99 spike after deploy v2.41.0", "description": "",
+            "severity": "high", "status": "mitigated", "source": "manual", "external_id": null,
+            "created_at": "2026-11-30T07:10:00Z", "updated_at": "2026-11-30T07:40:00Z",
+            "acknowledged_at": "2026-11-30T07:14:00Z", "mitigated_at": "2026-11-30T07:40:00Z",
+            "resolved_at": null, "tta_seconds": 240, "ttm_seconds": 1800, "ttr_seconds": null,
+            "next_update_at": null, "evidence_count": 0
+        }))
+        .unwrap();
+        let timeline = (0..entries)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "id": i, "incident_id": 7, "kind": "note",
+                    "message": format!("entry {i}\nsecond line"),
+                    "occurred_at": "2026-11-30T07:12:58Z", "occurred_at_source": "user",
+                    "assumed_zone": null, "created_at": "2026-11-30T08:00:00Z",
+                    "evidence_id": null, "pinned": false, "author": "Ana Lima"
+                }))
+                .unwrap()
+            })
+            .collect();
+        IncidentExport {
+            incident,
+            timeline,
+            evidence: vec![],
+            hypotheses: vec![],
+            actions: vec![],
+        }
+    }
+
+    #[test]
+    fn summary_facts_are_one_line_each_and_keep_the_latest_that_fit() {
+        let f = summary_facts(&export_with(3));
+        let lines: Vec<&str> = f.lines().collect();
+        assert!(
+            lines[0].starts_with("Incident #7: checkout p99 spike"),
+            "{f}"
+        );
+        assert!(
+            lines[1].contains("Time to acknowledge 4m, to mitigate 30m"),
+            "{f}"
+        );
+        assert_eq!(
+            lines[2],
+            "2026-11-30T07:12:58Z entry 0 second line (Ana Lima)"
+        );
+        assert_eq!(lines.len(), 5);
+        let long = summary_facts(&export_with(2000));
+        assert!(long.chars().count() <= MAX_FACTS, "{}", long.len());
+        assert!(long.ends_with("entry 1999 second line (Ana Lima)"));
+        assert!(!long.contains("entry 0 "), "the oldest make room");
+    }
 }
