@@ -53,6 +53,8 @@ mod similar;
 mod snapshots;
 #[path = "integration/status_updates.rs"]
 mod status_updates;
+#[path = "integration/summary_draft.rs"]
+mod summary_draft;
 #[path = "integration/sync.rs"]
 mod sync;
 #[path = "integration/ui.rs"]

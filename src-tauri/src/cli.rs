@@ -246,6 +246,10 @@ pub enum EvidenceCmd {
         incident: i64,
         /// The image file.
         file: PathBuf,
+        /// When it was on the screen (`07:13` UTC, `07:13:42Z`, ISO-8601 with offset);
+        /// default: now.
+        #[arg(long)]
+        at: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },

@@ -104,11 +104,21 @@ pub async fn note(data_dir: &Path, args: NoteArgs) -> anyhow::Result<()> {
 pub struct RoleArgs {
     /// commander, communications, scribe or participant.
     pub role: String,
-    /// Who: a person's id, @handle or name (add people with `opslens config` or the API).
+    /// Who: a person's id, @handle or name (someone new: --add).
     pub person: String,
     /// Take the role away instead of giving it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "add")]
     pub remove: bool,
+    /// PERSON is someone new: add them to the people (PERSON is their name), then give the
+    /// role.
+    #[arg(long)]
+    pub add: bool,
+    /// With --add: their handle (letters, digits, `.`, `_`, `-`).
+    #[arg(long, requires = "add")]
+    pub handle: Option<String>,
+    /// With --add: their email.
+    #[arg(long, requires = "add")]
+    pub email: Option<String>,
     /// Incident id; default: the open incident changed most recently.
     #[arg(long, short)]
     pub incident: Option<i64>,
@@ -180,9 +190,19 @@ pub async fn role(data_dir: &Path, args: RoleArgs) -> anyhow::Result<()> {
         ))
         .await?
     } else {
+        let person = if args.add {
+            let p = c
+                .send(c.request(Method::POST, "/people").json(&json!({
+                    "name": args.person, "handle": args.handle, "email": args.email,
+                })))
+                .await?;
+            p["id"].to_string()
+        } else {
+            args.person.clone()
+        };
         c.send(
             c.request(Method::PUT, &format!("/incidents/{id}/roles/{}", args.role))
-                .json(&json!({ "person": args.person })),
+                .json(&json!({ "person": person })),
         )
         .await?
     };

@@ -389,8 +389,21 @@ async fn evidence(data_dir: &Path, cmd: EvidenceCmd) -> anyhow::Result<()> {
         EvidenceCmd::Upload {
             incident,
             file,
+            at,
             remote,
         } => {
+            // Read the time before anything is stored, with the server's rules (zone-less is
+            // UTC), so a bad time uploads nothing; the server then gets the exact instant.
+            let at = at
+                .map(|a| {
+                    opslens_core::when::parse_time(
+                        "--at",
+                        &a,
+                        chrono::FixedOffset::east_opt(0).expect("zero offset"),
+                        chrono::Utc::now(),
+                    )
+                })
+                .transpose()?;
             let c = Client::new(data_dir, remote.addr.as_deref())?;
             let bytes = tokio::fs::read(&file)
                 .await
@@ -412,7 +425,26 @@ async fn evidence(data_dir: &Path, cmd: EvidenceCmd) -> anyhow::Result<()> {
                     .multipart(form),
                 )
                 .await?;
-            print(&remote, &v, |v| format!("uploaded {}", evidence_line(v)))
+            let timed = at.is_some();
+            let v = match at {
+                Some(p) => {
+                    let id = v["id"].as_i64().context("the upload answer has no id")?;
+                    let iso = p.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    c.send(
+                        c.request(Method::PATCH, &format!("/evidence/{id}"))
+                            .json(&serde_json::json!({ "occurred_at": iso })),
+                    )
+                    .await?
+                }
+                None => v,
+            };
+            print(&remote, &v, |v| {
+                let when = match v["occurred_at"].as_str() {
+                    Some(t) if timed => format!(" at {}", crate::command_cli::human_time(t)),
+                    _ => String::new(),
+                };
+                format!("uploaded {}{when}", evidence_line(v))
+            })
         }
         EvidenceCmd::Show { id, remote } => {
             let c = Client::new(data_dir, remote.addr.as_deref())?;

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use opslens_domain::{CaptureError, CaptureTarget, ScreenSource, Shot, WindowSelector};
 use serde_json::{json, Value};
 
+use reqwest::Method;
+
 use crate::app::{error_code, TestApp};
+use crate::events::Feed;
 
 /// A screen of 64×48 solid pixels; regions come back at their size; window "missing" does not
 /// exist; counts the grabs so tests can tell a refused request never reached the screen.
@@ -124,6 +127,97 @@ async fn capture_without_an_open_incident_opens_an_untriaged_one() {
     // The next capture goes to the same (now active) incident.
     let ev = app.create("/api/v1/capture", &json!({})).await;
     assert_eq!(ev["incident_id"], id);
+}
+
+async fn put_focus(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.req(Method::PUT, "/api/v1/focus")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn capture_goes_to_the_incident_a_window_shows_and_the_feed_says_where() {
+    let app = app_with(Arc::new(FakeScreen::default())).await;
+    let shown = app.incident("Checkout p99 spike").await;
+    // Opened later: by the old rule (the open incident changed last) captures went here.
+    let newer = app.incident("DB replica lag").await;
+    assert_eq!(
+        app.get_json("/api/v1/focus").await,
+        json!({"incident_id": null})
+    );
+
+    // A window opens `shown`: a bare capture (what the shortcut does) goes there, and the
+    // feed announces it with where it went.
+    let res = put_focus(&app, &json!({"incident_id": shown})).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"incident_id": shown})
+    );
+    let mut feed = Feed::open(&app, "").await;
+    let ev = app.create("/api/v1/capture", &json!({})).await;
+    assert_eq!(ev["incident_id"], shown, "{ev}");
+    let seen = feed
+        .until("capture.created", ev["id"].as_i64().unwrap())
+        .await;
+    let note = seen.last().unwrap();
+    assert_eq!(
+        (note["kind"].as_str(), note["incident_id"].as_i64()),
+        (Some("capture"), Some(shown)),
+        "{note}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "evidence.created" && e["id"] == ev["id"]),
+        "the evidence itself is announced first: {seen:?}"
+    );
+
+    // A named incident wins over the window's.
+    let ev = app
+        .create("/api/v1/capture", &json!({"incident_id": newer}))
+        .await;
+    assert_eq!(ev["incident_id"], newer);
+
+    // An unknown incident is refused, naming it, and the focus stays.
+    let res = put_focus(&app, &json!({"incident_id": 4711})).await;
+    assert_eq!(error_code(res, 404).await, "not_found");
+    let res = put_focus(&app, &json!({"incident": shown})).await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let res = put_focus(&app, &json!({"incident_id": "three"})).await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    assert_eq!(
+        app.get_json("/api/v1/focus").await,
+        json!({"incident_id": shown})
+    );
+
+    // The incident on screen is deleted: the focus is gone, captures fall back to the old
+    // rule, and the feed says where they went.
+    let res = app
+        .req(Method::DELETE, &format!("/api/v1/incidents/{shown}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        app.get_json("/api/v1/focus").await,
+        json!({"incident_id": null})
+    );
+    let ev = app.create("/api/v1/capture", &json!({})).await;
+    assert_eq!(ev["incident_id"], newer);
+    let seen = feed
+        .until("capture.created", ev["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(seen.last().unwrap()["incident_id"], newer);
+
+    // A window leaving its incident page says so (null): back to the old rule.
+    let third = app.incident("Cache stampede").await;
+    put_focus(&app, &json!({"incident_id": newer})).await;
+    let res = put_focus(&app, &json!({"incident_id": null})).await;
+    assert_eq!(res.status(), 200);
+    let ev = app.create("/api/v1/capture", &json!({})).await;
+    assert_eq!(ev["incident_id"], third, "the open incident changed last");
 }
 
 #[tokio::test]

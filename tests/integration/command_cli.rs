@@ -89,9 +89,70 @@ fn notes_roles_and_names_from_the_cli_on_the_active_incident() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("(read from the content)"), "{out}");
+    // A screenshot at the time it was on the screen; a bad time uploads nothing.
+    let shot = dir.path().join("grafana.png");
+    std::fs::write(&shot, crate::app::png(8, 8)).unwrap();
+    let shot = shot.to_str().unwrap();
+    let (ok, _, err) = opslens(&data, &["evidence", "upload", "2", shot, "--at", "25:99"]);
+    assert!(!ok);
+    assert!(err.contains("--at") && err.lines().count() == 1, "{err}");
+    let (ok, out, err) = opslens(
+        &data,
+        &[
+            "evidence",
+            "upload",
+            "2",
+            shot,
+            "--at",
+            "00:00:02Z",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let ev: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ev["occurred_at"].as_str().unwrap().ends_with("T00:00:02Z"),
+        "{ev}"
+    );
+    assert_eq!(ev["occurred_at_source"], "user", "{ev}");
+    let (ok, out, err) = opslens(
+        &data,
+        &["evidence", "upload", "2", shot, "--at", "00:00:03"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.ends_with("at 00:00:03Z\n"), "{out}");
+    let (_, show, _) = opslens(&data, &["incident", "show", "2"]);
+    assert!(
+        show.contains("evidence 3"),
+        "the log and two uploads; the refused one stored nothing: {show}"
+    );
     let (ok, out, err) = opslens(&data, &["role", "commander", "@ana"]);
     assert!(ok, "{err}");
     assert!(out.contains("incident #2: commander: Ana Lima"), "{out}");
+    // Someone new: unknown by name is refused naming the field; --add adds them first.
+    let (ok, _, err) = opslens(&data, &["role", "communications", "Bo Chen"]);
+    assert!(!ok);
+    assert!(err.contains("person") && err.contains("Bo Chen"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (ok, out, err) = opslens(
+        &data,
+        &[
+            "role",
+            "communications",
+            "Bo Chen",
+            "--add",
+            "--handle",
+            "bo",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("communications: Bo Chen"), "{out}");
+    let (ok, out, err) = opslens(&data, &["role", "participant", "@bo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("participants: Bo Chen"), "{out}");
+    let (ok, _, err) = opslens(&data, &["role", "scribe", "Bo", "--add", "--handle", "bo"]);
+    assert!(!ok, "a taken handle is refused");
+    assert!(err.contains("handle"), "{err}");
     let (ok, _, err) = opslens(&data, &["role", "captain", "ana"]);
     assert!(!ok);
     assert!(err.contains("role must be one of"), "{err}");

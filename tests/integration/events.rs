@@ -12,14 +12,14 @@ use serde_json::{json, Value};
 use crate::app::{error_code, png, TestApp};
 
 /// One open event stream, read event by event.
-struct Feed {
+pub(crate) struct Feed {
     res: reqwest::Response,
     buf: String,
 }
 
 impl Feed {
     /// Opens the stream and reads its `ready` event (from then on nothing is missed).
-    async fn open(app: &TestApp, query: &str) -> Feed {
+    pub(crate) async fn open(app: &TestApp, query: &str) -> Feed {
         let res = app
             .req(Method::GET, &format!("/api/v1/events{query}"))
             .send()
@@ -38,7 +38,7 @@ impl Feed {
     }
 
     /// The next event; panics after 30 s without one.
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         self.within(Duration::from_secs(30))
             .await
             .expect("no event within 30 s")
@@ -79,7 +79,7 @@ impl Feed {
     }
 
     /// Reads events until one of `type` about object `id` arrives; returns those read.
-    async fn until(&mut self, ty: &str, id: i64) -> Vec<Value> {
+    pub(crate) async fn until(&mut self, ty: &str, id: i64) -> Vec<Value> {
         let mut seen = Vec::new();
         loop {
             let ev = self.next().await;

@@ -285,6 +285,17 @@ async fn exports_carry_the_screenshots() {
         "screenshot embedded"
     );
     assert!(html.contains("<h2>Root cause</h2>"));
+    // Times are ISO-8601 with their offset, to the second (no microseconds for a reader).
+    let opened = html
+        .split("<b>Opened:</b> <time datetime=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the opening time");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(opened).is_ok() && opened.ends_with("+00:00"),
+        "{opened}"
+    );
+    assert!(!opened.contains('.'), "to the second: {opened}");
     assert!(
         !html.contains("src=\"http"),
         "nothing fetched from elsewhere"

@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchResults, ServerInfo, Severity, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -118,6 +118,17 @@ export const api = {
       severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),
   incident: (id: number) => json<Incident>('GET', `/incidents/${id}`),
+  setFocus: (id: number | null) => json<{ incident_id?: number | null }>('PUT', '/focus', { incident_id: id }),
+  /** Leaving the page: the request must outlive it (keepalive), nobody reads the answer. */
+  dropFocus: (): void => {
+    const token = session.get();
+    if (!token) return;
+    void fetch('/api/v1/focus', {
+      method: 'PUT', keepalive: true,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ incident_id: null }),
+    }).catch(() => undefined);
+  },
   createIncident: (b: { title: string; description?: string; severity: Severity }) =>
     json<Incident>('POST', '/incidents', b),
   updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>
@@ -157,6 +168,7 @@ export const api = {
   postmortem: (incident: number) => json<Postmortem>('GET', `/incidents/${incident}/postmortem`),
   savePostmortem: (incident: number, version: number, sections: PostmortemSections) =>
     json<Postmortem>('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
+  draftSummary: (incident: number) => json<SummaryDraft>('POST', `/incidents/${incident}/postmortem/summary-draft`, {}),
   postmortemExport: (incident: number, format: 'html' | 'zip') =>
     send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
   editTimeline: (id: number, b: { message?: string; occurred_at?: string; pinned?: boolean }) =>
@@ -165,6 +177,7 @@ export const api = {
   me: () => json<Person>('GET', '/me'),
   setMe: (b: { name: string; handle?: string; email?: string }) => json<Person>('PUT', '/me', b),
   people: () => json<Person[]>('GET', '/people'),
+  addPerson: (b: { name: string; handle?: string; email?: string }) => json<Person>('POST', '/people', b),
   roles: (incident: number) => json<IncidentRoles>('GET', `/incidents/${incident}/roles`),
   assignRole: (incident: number, role: Role, person: string) =>
     json<IncidentRoles>('PUT', `/incidents/${incident}/roles/${role}`, { person }),

@@ -37,14 +37,14 @@ export function kbd(k: string): HTMLElement {
 let toastHost: HTMLElement | null = null;
 
 /** A short message in the corner; errors stay longer. */
-export function toast(message: string, kind: 'ok' | 'error' = 'ok'): void {
+export function toast(message: string | HTMLElement, kind: 'ok' | 'error' = 'ok', ms?: number): void {
   if (!toastHost) {
     toastHost = h('div', { class: 'toasts', 'aria-live': 'polite' });
     document.body.appendChild(toastHost);
   }
   const t = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message);
   toastHost.appendChild(t);
-  setTimeout(() => t.remove(), kind === 'error' ? 8000 : 3500);
+  setTimeout(() => t.remove(), ms ?? (kind === 'error' ? 8000 : 3500));
 }
 
 /** Opens a modal dialog; resolves when it closes. `Esc` closes it. */

@@ -12,6 +12,7 @@ import { detailView } from './views/detail.js';
 import { listView } from './views/list.js';
 import { settingsView } from './views/settings.js';
 import { postmortemView } from './views/postmortem.js';
+import { incidentShown, showIncident, startCaptureFeedback } from './focus.js';
 
 declare global {
   interface Window {
@@ -80,6 +81,9 @@ function show(view: View): void {
 function route(): void {
   if (!connected) return;
   const r = parseRoute(location.hash);
+  startCaptureFeedback();
+  const onScreen = r.name === 'incident' || r.name === 'postmortem' ? r.id : null;
+  if (onScreen !== incidentShown()) showIncident(onScreen);
   for (const a of root.querySelectorAll<HTMLElement>('[data-nav]')) {
     a.classList.toggle('active', (a.dataset.nav === '#/settings') === (r.name === 'settings'));
   }

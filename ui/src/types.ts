@@ -40,6 +40,7 @@ export type AnalysisJob = Schemas['AnalysisJob'];
 export type VlmStatus = Schemas['VlmStatus'];
 /** One event of `GET /evidence/{id}/analysis/stream`: the text so far of a running analysis. */
 export type AnalysisProgress = Schemas['AnalysisProgress'];
+export type SummaryDraft = Schemas['SummaryDraft'];
 export type ServerInfo = Schemas['Info'];
 /** What a change event of `GET /api/v1/events` is about. */
 export type FeedKind = Schemas['FeedKind'];

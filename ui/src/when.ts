@@ -137,6 +137,14 @@ export function timeField(name: string): HTMLInputElement {
   return el;
 }
 
+/** A `datetime-local` value (no zone) read in the display zone, as ISO-8601 UTC; `undefined`
+ * when empty. The browser would read it in its own zone, unlike every time on screen. */
+export function localInputIso(value: string, zone: Zone = displayZone()): string | undefined {
+  if (!value) return undefined;
+  const t = Date.parse(zone === 'utc' ? `${value}Z` : value);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
 /** Reads a time field: `undefined` when empty (now), else the reading or its error. */
 export function readField(el: HTMLInputElement, now = new Date()): Typed | undefined {
   return el.value.trim() ? parseTyped(el.value, now) : undefined;

@@ -26,10 +26,10 @@ const CHROME_FLAGS = [
 
 interface Server { proc: ChildProcess; dir: string; base: string; token: string }
 
-async function startServer(env: Record<string, string> = {}): Promise<Server> {
+async function startServer(env: Record<string, string> = {}, extra: string[] = []): Promise<Server> {
   assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build\` first (or set OPSLENS_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'opslens-ui-'));
-  const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
+  const proc = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir, ...extra], {
     stdio: ['ignore', 'inherit', 'pipe'],
     env: { ...process.env, RUST_LOG: 'warn', ...env },
   });
@@ -76,6 +76,20 @@ function finishAnalysis(s: Server, evidenceId: number): void {
   const sql = `UPDATE evidence SET analysis_state='done', analysis_model='Qwen/Qwen3-VL-2B-Instruct', analysis_ms=8400, findings='${findings}', content='p99 latency spiked at 14:02', updated_at='${now}' WHERE id=${evidenceId};
 UPDATE analysis_job SET state='done', model='qwen3-vl-2b-instruct', finished_at='${now}' WHERE evidence_id=${evidenceId};`;
   execFileSync('sqlite3', ['-cmd', '.timeout 5000', join(s.dir, 'opslens.db'), sql]);
+}
+
+/** WCAG 2 contrast ratio of two computed `rgb()`/`rgba()` colours (alpha ignored). */
+function contrast(a: string, b: string): number {
+  const lum = (c: string): number => {
+    const [r = 0, g = 0, bl = 0] = (c.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => {
+      const x = Number(v) / 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const la = lum(a);
+  const lb = lum(b);
+  return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
 }
 
 async function shot(page: Page, name: string, fullPage = true): Promise<void> {
@@ -322,6 +336,15 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await p.locator('.toast', { hasText: 'time read from the text' }).waitFor();
       const card = p.locator('.card.text', { hasText: 'api logs' });
       assert.match(await card.locator('time').getAttribute('title') ?? '', /^2026-11-30T00:00:03Z/);
+      // An action's due time is typed in the display zone too (UTC here), not the browser's.
+      const act = p.locator('form.action-form');
+      await act.locator('input[name=action]').fill('Page the DB team');
+      await act.locator('input[name=due]').fill('2030-01-02T09:30');
+      await act.getByRole('button', { name: 'Add' }).click();
+      await p.locator('.action-title', { hasText: 'Page the DB team' }).waitFor();
+      const acts = await apiCall(s, 'GET', `/incidents/${incidentId}/actions`) as { title: string; due_at?: string | null }[];
+      const due = acts.find((a) => a.title === 'Page the DB team')?.due_at ?? '';
+      assert.equal(new Date(due).toISOString(), '2030-01-02T09:30:00.000Z', `due_at ${due}`);
       // The local zone, chosen once in Settings and remembered.
       await p.goto(`${s.base}/#/settings`);
       await p.locator('select[name=zone]').selectOption('local');
@@ -416,11 +439,19 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       const entry = page.locator('.tl-item', { hasText: 'Bo Chen is now incident commander' });
       await entry.waitFor();
       assert.match(await entry.locator('.tl-author').innerText(), /Ana Lima/);
-      // An unknown person is refused with a message naming the field; nothing changes.
-      await bar.locator('input[name=person]').fill('nobody-here');
+      // An unknown handle is refused with a message naming the field; nothing changes.
+      await bar.locator('input[name=person]').fill('@nobody-here');
       await bar.getByRole('button', { name: 'Assign' }).click();
       await page.locator('.toast-error', { hasText: 'person:' }).waitFor();
       await bar.locator('[data-role=commander]', { hasText: 'Bo Chen' }).waitFor();
+      // A name nobody has is someone new: added to the people, then assigned.
+      await bar.locator('select[name=role]').selectOption('scribe');
+      await bar.locator('input[name=person]').fill('Dee Park');
+      await bar.getByRole('button', { name: 'Assign' }).click();
+      await page.locator('.toast', { hasText: 'Added Dee Park to the people' }).waitFor();
+      await page.locator('.roles-bar [data-role=scribe]', { hasText: 'Dee Park' }).waitFor();
+      const folks = await apiCall(s, 'GET', '/people') as { name: string }[];
+      assert.equal(folks.filter((p) => p.name === 'Dee Park').length, 1);
       await shot(page, 'incident-roles.png');
     });
 
@@ -468,18 +499,34 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
     });
 
     await t.test('severity select is drawn by the page, readable in both themes', async () => {
-      await page.goto(`${s.base}/#/incident/${incidentId}`);
+      const probe = await apiCall(s, 'POST', '/incidents', { title: 'Severity contrast probe', severity: 'high' }) as { id: number };
+      await page.goto(`${s.base}/#/incident/${probe.id}`);
       const sel = page.locator('.inc-head select[name=severity]');
       await sel.waitFor();
-      const st = await sel.evaluate((el) => {
-        const cs = getComputedStyle(el);
-        const opt = getComputedStyle(el.querySelector('option')!);
-        return { appearance: cs.appearance, color: cs.color, bg: cs.backgroundColor, optColor: opt.color, optBg: opt.backgroundColor };
-      });
-      assert.equal(st.appearance, 'none');
-      assert.notEqual(st.color, st.bg);
-      assert.notEqual(st.optColor, st.optBg);
-      assert.notEqual(st.optBg, 'rgb(255, 255, 255)', 'dark theme options are not white');
+      const before = await sel.inputValue();
+      const seen: string[] = [];
+      for (const theme of ['dark', 'light']) {
+        await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
+        for (const sev of ['critical', 'high', 'medium', 'low']) {
+          await sel.selectOption(sev);
+          await page.locator(`.inc-head select[name=severity].sev-${sev}`).waitFor();
+          const st = await page.locator('.inc-head select[name=severity]').evaluate((el) => {
+            const cs = getComputedStyle(el);
+            const opt = getComputedStyle(el.querySelector('option')!);
+            return { appearance: cs.appearance, color: cs.color, bg: cs.backgroundColor, arrow: cs.backgroundImage, optColor: opt.color, optBg: opt.backgroundColor };
+          });
+          assert.equal(st.appearance, 'none', `${theme} ${sev}`);
+          assert.match(st.arrow, /linear-gradient/, `${theme} ${sev}: the select keeps its arrow`);
+          const ratio = contrast(st.color, st.bg);
+          seen.push(`${theme}/${sev} ${ratio.toFixed(2)}`);
+          assert.ok(ratio >= 4.5, `${theme} ${sev}: ${st.color} on ${st.bg} is ${ratio.toFixed(2)}:1, under 4.5:1`);
+          assert.ok(contrast(st.optColor, st.optBg) >= 4.5, `${theme} ${sev} options: ${st.optColor} on ${st.optBg}`);
+        }
+      }
+      console.log(`severity select contrast: ${seen.join(', ')}`);
+      await page.evaluate(() => document.documentElement.setAttribute('data-theme', 'dark'));
+      await sel.selectOption(before);
+      await page.locator(`.inc-head select[name=severity].sev-${before}`).waitFor();
     });
 
     await t.test('rename and delete an incident from its page', async () => {
@@ -551,6 +598,9 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await timeline.waitFor();
       assert.match(await timeline.inputValue(), /Bo Chen is now incident commander/);
       assert.match(await page.locator('textarea[name=summary]').inputValue(), /Checkout 5xx spike/);
+      // No model here: "Draft summary" is there but disabled, saying why.
+      await page.locator('[data-field=draft-why]', { hasText: 'Needs the analysis model' }).waitFor();
+      assert.equal(await page.locator('[data-field=draft-summary]').isDisabled(), true);
       await page.locator('textarea[name=went_well]').fill('Rollback took 4 minutes');
       await page.locator('[data-field=save-state]', { hasText: 'version 1' }).waitFor();
       const saved = await apiCall(s, 'GET', `/incidents/${incidentId}/postmortem`) as { version: number; sections: { went_well: string } };
@@ -733,6 +783,130 @@ test('two screenshots compare side by side, faded and split', { timeout: 90_000 
     await page.locator('select[name="before"]').selectOption(ids[1]!);
     await page.locator('select[name="after"]').selectOption(ids[0]!);
     await stage.locator(`img[alt="before (#${ids[1]})"]`).waitFor();
+  } finally {
+    await browser.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+// The capture shortcut files onto the incident the window shows and the window says where the
+// picture went. A server with a screen (its own Xvfb) takes `POST /capture {}`, the same call
+// into the core as the desktop's shortcut (no incident named).
+test('capture feedback: onto the incident on screen, a toast with a link, and a fallback said so', { timeout: 120_000 }, async (t) => {
+  const xvfbRun = '/usr/bin/xvfb-run';
+  if (!existsSync(xvfbRun)) {
+    t.skip('xvfb-run missing');
+    return;
+  }
+  assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build\` first (or set OPSLENS_BIN)`);
+  const dir = mkdtempSync(join(tmpdir(), 'opslens-ui-capture-'));
+  const data = join(dir, 'data');
+  const session = spawn(xvfbRun, ['-a', '-s', '-screen 0 1280x720x24', bin, 'serve', '--addr', '127.0.0.1:0', '--data-dir', data],
+    { detached: true, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const file = join(data, 'server.json');
+    for (let i = 0; i < 300 && !existsSync(file); i++) {
+      if (session.exitCode !== null) throw new Error('opslens serve exited');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { addr } = JSON.parse(readFileSync(file, 'utf8')) as { addr: string };
+    const s = { base: `http://${addr}`, token: readFileSync(join(data, 'api-token'), 'utf8').trim() } as Server;
+    const shown = (await apiCall(s, 'POST', '/incidents', { title: 'Checkout p99 spike' }) as { id: number }).id;
+    const other = (await apiCall(s, 'POST', '/incidents', { title: 'DB replica lag' }) as { id: number }).id;
+    const focus = async (): Promise<number | null> => ((await apiCall(s, 'GET', '/focus')) as { incident_id: number | null }).incident_id;
+    const until = async (want: number | null): Promise<void> => {
+      for (let i = 0; i < 100 && (await focus()) !== want; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await focus(), want, 'the page tells the server which incident it shows');
+    };
+
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' })).newPage();
+    page.setDefaultTimeout(15_000);
+    const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', data], { encoding: 'utf8' }).trim();
+    await page.goto(url);
+    await page.waitForFunction(() => location.hash === '#/');
+    await page.evaluate((id) => { location.hash = `#/incident/${id}`; }, shown);
+    await page.locator('.inc-head h1').waitFor();
+    await until(shown);
+
+    // On the incident page: the capture goes there although another incident changed later.
+    const ev = await apiCall(s, 'POST', '/capture', {}) as { id: number; incident_id: number };
+    assert.equal(ev.incident_id, shown);
+    const toastBox = page.locator('[data-field=capture-toast]').last();
+    await toastBox.waitFor();
+    assert.match(await toastBox.innerText(), new RegExp(`Screenshot added to #${shown} Checkout p99 spike`));
+    assert.equal(await toastBox.locator('[data-field=capture-fallback]').count(), 0, 'no fallback to explain');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'capture-toast.png') });
+    await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
+
+    // Another window claimed the focus: the capture goes to its incident, and this window
+    // says the picture is not on the incident it shows; the link leads there.
+    await apiCall(s, 'PUT', '/focus', { incident_id: other });
+    const ev2 = await apiCall(s, 'POST', '/capture', {}) as { incident_id: number };
+    assert.equal(ev2.incident_id, other);
+    await toastBox.waitFor();
+    assert.match(await toastBox.innerText(), new RegExp(`Screenshot added to #${other} DB replica lag`));
+    assert.match(await toastBox.locator('[data-field=capture-fallback]').innerText(), new RegExp(`Not on #${shown}, the incident shown here`));
+    await page.screenshot({ path: join(artifacts, 'capture-toast-elsewhere.png') });
+    await toastBox.locator('a[data-field=capture-link]').click();
+    await page.waitForFunction((id) => location.hash === `#/incident/${id}`, other);
+    await until(other);
+    await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
+
+    // The list: no incident on screen, the fallback rule picks one, and the toast says so.
+    await page.evaluate(() => { location.hash = '#/'; });
+    await until(null);
+    const ev3 = await apiCall(s, 'POST', '/capture', {}) as { incident_id: number };
+    await toastBox.waitFor();
+    assert.match(await toastBox.innerText(), new RegExp(`Screenshot added to #${ev3.incident_id} `));
+    assert.match(await toastBox.locator('[data-field=capture-fallback]').innerText(), /No incident is open in this window/);
+  } finally {
+    await browser.close();
+    try { process.kill(-session.pid!, 'SIGTERM'); } catch { /* gone already */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// "Draft summary" with a model: the tiny committed checkpoint (its words are noise, so the
+// test checks the label and that the user's text stays), inserted and autosaved.
+test('postmortem: the local model drafts a summary, inserted labelled below what the user wrote', { timeout: 120_000 }, async () => {
+  const s = await startServer({}, ['--model-dir', join(repo, 'models/test/tiny-qwen3-vl'), '--model-id', 'tiny-qwen3-vl-test']);
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const inc = await apiCall(s, 'POST', '/incidents', { title: 'checkout p99 spike after deploy v2.41.0' }) as { id: number };
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.setDefaultTimeout(30_000);
+    const url = execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim();
+    await page.goto(url);
+    await page.waitForFunction(() => location.hash === '#/');
+    await page.evaluate((id) => { location.hash = `#/incident/${id}/postmortem`; }, inc.id);
+    const summary = page.locator('textarea[name=summary]');
+    await summary.waitFor();
+    await summary.fill('Checkout p99 rose to 2.4 s after the v2.41.0 deploy.');
+    const btn = page.locator('[data-field=draft-summary]');
+    await page.waitForFunction(() => !(document.querySelector('[data-field=draft-summary]') as HTMLButtonElement).disabled);
+    // The model loads on the first ask: asking again until it answers.
+    for (let i = 0; i < 60; i++) {
+      await btn.click();
+      await page.waitForFunction(() => !(document.querySelector('[data-field=draft-summary]') as HTMLButtonElement).disabled);
+      if ((await summary.inputValue()).includes('Drafted by the local model')) break;
+      assert.match(await page.locator('[data-field=draft-why]').innerText(), /loading/);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const text = await summary.inputValue();
+    assert.ok(text.startsWith('Checkout p99 rose to 2.4 s after the v2.41.0 deploy.\n\n> **Drafted by the local model — review before sharing**\n'), text);
+    // Autosaved like typing (the user's own text was saved as version 1 before).
+    let saved = '';
+    for (let i = 0; i < 50 && saved !== text; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      saved = ((await apiCall(s, 'GET', `/incidents/${inc.id}/postmortem`)) as { sections: { summary: string } }).sections.summary;
+    }
+    assert.equal(saved, text);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'postmortem-draft-summary.png') });
   } finally {
     await browser.close();
     s.proc.kill('SIGTERM');

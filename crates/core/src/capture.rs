@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use opslens_domain::{
-    CaptureError, CaptureTarget, Evidence, IncidentStatus, NewIncident, ScreenSource, Severity,
-    Shot,
+    CaptureError, CaptureTarget, Evidence, FeedChange, FeedKind, FeedOp, IncidentStatus,
+    NewIncident, ScreenSource, Severity, Shot,
 };
 
 use crate::evidence::EvidenceService;
@@ -36,11 +36,16 @@ pub struct Captured {
     pub evidence: Evidence,
     /// Whether the incident was opened for this capture (no incident was open).
     pub created_incident: bool,
+    /// The incident a window showed when the capture was filed without a named incident.
+    pub shown_incident: Option<i64>,
+    /// Whether it went by the fallback rule (the open incident changed most recently, or a
+    /// new one) because no incident was named and none shown (or the shown one was gone).
+    pub fell_back: bool,
 }
 
 impl EvidenceService {
     /// Captures `target` with `source` and stores it as screenshot evidence on `incident_id`,
-    /// else on the active incident, else on a new "Untriaged capture" incident.
+    /// else on the incident a window shows, else on the active incident, else on a new "Untriaged capture" incident.
     ///
     /// A named incident is checked before the capture (a typo should not cost a screenshot);
     /// the fallback incident is chosen after it, so a failed capture opens nothing.
@@ -61,17 +66,34 @@ impl EvidenceService {
 
     /// Stores a screen image grabbed already (the region overlay grabs the monitor first and
     /// crops it once the user has chosen) exactly as [`EvidenceService::capture`] stores its own:
-    /// screenshot evidence with source `capture` on `incident_id`, else on the active
-    /// incident, else on a new "Untriaged capture" incident.
+    /// screenshot evidence with source `capture` on `incident_id`, else on the incident a
+    /// window shows, else on the active incident, else on a new "Untriaged capture" incident.
+    /// Without a named incident, `capture.created` on the change feed says where it went.
     pub async fn store_capture(
         &self,
         incident_id: Option<i64>,
         shot: Shot,
     ) -> Result<Captured, CoreError> {
-        let (id, created_incident) = match incident_id {
-            Some(id) => (id, false),
+        let shown = if incident_id.is_none() {
+            self.incidents.shown()
+        } else {
+            None
+        };
+        let on_screen = match shown {
+            Some(id) => match self.db.incident(id).await {
+                Ok(i) => Some(i.id),
+                Err(CoreError::NotFound(_)) => {
+                    self.incidents.forget_shown(id);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let (id, created_incident, fell_back) = match incident_id.or(on_screen) {
+            Some(id) => (id, false, false),
             None => match self.incidents.active().await? {
-                Some(i) => (i.id, false),
+                Some(i) => (i.id, false, true),
                 None => {
                     let i = self
                         .incidents
@@ -85,7 +107,7 @@ impl EvidenceService {
                             status: Some(IncidentStatus::Triggered),
                         })
                         .await?;
-                    (i.id, true)
+                    (i.id, true, true)
                 }
             },
         };
@@ -99,9 +121,19 @@ impl EvidenceService {
         let evidence = self
             .add_screenshot(id, shot.png, Some(name), "capture")
             .await?;
+        if incident_id.is_none() {
+            self.feed.publish(vec![FeedChange {
+                kind: FeedKind::Capture,
+                op: FeedOp::Created,
+                incident_id: id,
+                id: evidence.id,
+            }]);
+        }
         Ok(Captured {
             evidence,
             created_incident,
+            shown_incident: shown,
+            fell_back,
         })
     }
 }

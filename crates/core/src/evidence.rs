@@ -26,6 +26,8 @@ pub struct EvidenceService {
     analysis: Arc<AnalysisService>,
     /// Captures without an incident open one.
     pub(crate) incidents: Arc<IncidentService>,
+    /// Where a capture says where it went (`capture.created`).
+    pub(crate) feed: crate::feed::Feed,
 }
 
 impl EvidenceService {
@@ -33,12 +35,14 @@ impl EvidenceService {
         db: Db,
         analysis: Arc<AnalysisService>,
         incidents: Arc<IncidentService>,
+        feed: crate::feed::Feed,
     ) -> Self {
         EvidenceService {
             db,
             decodes: Semaphore::new(PARALLEL_DECODES),
             analysis,
             incidents,
+            feed,
         }
     }
 

@@ -17,9 +17,45 @@ pub struct IncidentService {
     pub(crate) db: Db,
     /// Term vectors of the similar-incidents ranking, kept between requests.
     pub(crate) similar: crate::similar::DocCache,
+    /// The incident a window of the UI shows (the last one that said so): captures without a
+    /// named incident go there, so the shortcut files what the user is looking at. Held in
+    /// memory only: it describes a live window, which does not outlive the process.
+    shown: std::sync::Mutex<Option<i64>>,
 }
 
 impl IncidentService {
+    pub(crate) fn new(db: Db) -> Self {
+        IncidentService {
+            db,
+            similar: Default::default(),
+            shown: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Records which incident a window shows (`None`: none, e.g. the list). An unknown
+    /// incident is refused (404) and leaves the previous one in place.
+    pub async fn set_shown(&self, id: Option<i64>) -> Result<Option<i64>, CoreError> {
+        if let Some(id) = id {
+            self.db.incident(id).await?;
+        }
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner()) = id;
+        Ok(id)
+    }
+
+    /// The incident a window last said it shows, if any.
+    pub fn shown(&self) -> Option<i64> {
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets `id` as the shown incident (it was deleted), unless a window showed another
+    /// since.
+    pub(crate) fn forget_shown(&self, id: i64) {
+        let mut s = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        if *s == Some(id) {
+            *s = None;
+        }
+    }
+
     /// Opens an incident (seed: `POST /incidents`).
     pub async fn create(&self, new: NewIncident) -> Result<Incident, CoreError> {
         let row = NewIncidentRow {
@@ -54,11 +90,13 @@ impl IncidentService {
 
     /// Deletes an incident and all attached to it.
     pub async fn delete(&self, id: i64) -> Result<(), CoreError> {
-        self.db.run(move |s| s.delete_incident(id)).await
+        self.db.run(move |s| s.delete_incident(id)).await?;
+        self.forget_shown(id);
+        Ok(())
     }
 
-    /// The incident a capture lands on when none is named: the open one changed most
-    /// recently.
+    /// The incident a capture lands on when none is named and no window shows one: the open
+    /// one changed most recently.
     pub async fn active(&self) -> Result<Option<Incident>, CoreError> {
         self.db.run(|s| s.latest_open_incident()).await
     }

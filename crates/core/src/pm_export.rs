@@ -65,11 +65,16 @@ impl Bundle {
             "- **Severity:** {}\n- **Status:** {}\n- **Opened:** {}",
             i.severity,
             i.status,
-            i.created_at.to_rfc3339()
+            i.created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         );
         for (label, t) in [("Mitigated", i.mitigated_at), ("Resolved", i.resolved_at)] {
             if let Some(t) = t {
-                let _ = writeln!(md, "- **{label}:** {}", t.to_rfc3339());
+                let _ = writeln!(
+                    md,
+                    "- **{label}:** {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                );
             }
         }
         for (title, text) in sections(self) {
@@ -86,7 +91,12 @@ impl Bundle {
         let s = &self.postmortem.sections;
         let _ = writeln!(md, "\n## Timeline\n");
         for e in &s.timeline {
-            let _ = writeln!(md, "- `{}` {}", e.at.to_rfc3339(), e.text);
+            let _ = writeln!(
+                md,
+                "- `{}` {}",
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                e.text
+            );
         }
         let _ = writeln!(md, "\n## Follow-up actions\n");
         for f in &s.follow_ups {
@@ -101,7 +111,9 @@ impl Bundle {
                     shot.evidence.title.replace(['[', ']'], ""),
                     shot_path(shot),
                     shot.evidence.title,
-                    shot.evidence.occurred_at.to_rfc3339()
+                    shot.evidence
+                        .occurred_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
                 );
             }
         }
@@ -138,7 +150,7 @@ impl Bundle {
             ("Resolved", i.resolved_at),
         ] {
             if let Some(t) = t {
-                let iso = t.to_rfc3339();
+                let iso = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
                 let _ = write!(
                     h,
                     "<li><b>{label}:</b> <time datetime=\"{iso}\">{iso}</time></li>"
@@ -157,7 +169,7 @@ impl Bundle {
         let s = &self.postmortem.sections;
         h.push_str("<h2>Timeline</h2><ul>");
         for e in &s.timeline {
-            let iso = e.at.to_rfc3339();
+            let iso = e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
             let _ = write!(
                 h,
                 "<li><time datetime=\"{iso}\">{iso}</time> {}</li>",
@@ -179,7 +191,7 @@ impl Bundle {
                     esc(&shot.evidence.title),
                     esc(&shot.mime),
                     esc(&shot.evidence.title),
-                    shot.evidence.occurred_at.to_rfc3339()
+                    shot.evidence.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
                 );
             }
         }

@@ -51,7 +51,7 @@ pub fn template(x: &IncidentExport, customer_effect: &str) -> PostmortemSections
     }
     let impact = format!(
         "Duration: opened {}, acknowledged after {}, mitigated after {}, resolved after {}.\nCustomer effect: {}",
-        i.created_at.to_rfc3339(),
+        i.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         minutes(i.tta_seconds),
         minutes(i.ttm_seconds),
         minutes(i.ttr_seconds),
@@ -133,7 +133,91 @@ fn from_stored(incident_id: i64, p: StoredPostmortem) -> Result<Postmortem, Core
     })
 }
 
+/// Most characters of facts handed to the model: its context is small, and a long prompt is
+/// slow on a CPU. The latest entries are kept when there are more.
+const MAX_FACTS: usize = 6_000;
+
+/// The incident as plain lines for a model to summarise: the header, the timeline in event
+/// time (with its author), the screenshots' findings and the supported hypotheses. Only
+/// what was recorded, so the model has nothing to invent from.
+pub fn summary_facts(x: &IncidentExport) -> String {
+    let i = &x.incident;
+    let mut head = format!(
+        "Incident #{}: {} (severity {}, status {}), opened {}.",
+        i.id,
+        i.title,
+        i.severity,
+        i.status,
+        i.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    );
+    if !i.description.is_empty() {
+        head.push_str(&format!(" {}", i.description));
+    }
+    head.push_str(&format!(
+        "\nTime to acknowledge {}, to mitigate {}, to resolve {}.",
+        minutes(i.tta_seconds),
+        minutes(i.ttm_seconds),
+        minutes(i.ttr_seconds)
+    ));
+    let mut lines: Vec<String> = x
+        .timeline
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}{}",
+                t.occurred_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                t.message.replace('\n', " "),
+                t.author
+                    .as_deref()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    for e in &x.evidence {
+        if e.findings.is_some() && !e.content.trim().is_empty() {
+            lines.push(format!(
+                "Finding from {} ({}): {}",
+                e.title,
+                e.occurred_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                e.content.replace('\n', " ")
+            ));
+        }
+    }
+    for h in x
+        .hypotheses
+        .iter()
+        .filter(|h| h.status == HypothesisStatus::Supported)
+    {
+        lines.push(format!("Supported hypothesis: {}", h.statement));
+    }
+    // Keep the latest lines that fit, in their order.
+    let mut room = MAX_FACTS.saturating_sub(head.chars().count());
+    let mut kept = Vec::new();
+    for l in lines.iter().rev() {
+        let n = l.chars().count() + 1;
+        if n > room {
+            break;
+        }
+        room -= n;
+        kept.push(l.as_str());
+    }
+    kept.reverse();
+    let mut out = head;
+    for l in kept {
+        out.push('\n');
+        out.push_str(l);
+    }
+    out
+}
+
 impl CommandService {
+    /// The facts a summary draft is made from (see [`summary_facts`]).
+    pub async fn postmortem_facts(&self, incident_id: i64) -> Result<String, CoreError> {
+        Ok(summary_facts(&self.incidents.export(incident_id).await?))
+    }
+
     /// The saved postmortem, or the template filled from the incident (version 0, draft).
     pub async fn postmortem(&self, incident_id: i64) -> Result<Postmortem, CoreError> {
         if let Some(p) = self.db.run(move |s| s.postmortem(incident_id)).await? {
@@ -246,5 +330,59 @@ mod tests {
         assert!(e.starts_with("sections.root_cause"), "{e}");
         assert_eq!(minutes(Some(3 * 3600 + 5 * 60)), "3h 05m");
         assert_eq!(minutes(Some(125)), "2m");
+    }
+
+    fn export_with(entries: usize) -> IncidentExport {
+        let incident = serde_json::from_value(serde_json::json!({
+            "id": 7, "title": "checkout p99 spike after deploy v2.41.0", "description": "",
+            "severity": "high", "status": "mitigated", "source": "manual", "external_id": null,
+            "created_at": "2026-11-30T07:10:00Z", "updated_at": "2026-11-30T07:40:00Z",
+            "acknowledged_at": "2026-11-30T07:14:00Z", "mitigated_at": "2026-11-30T07:40:00Z",
+            "resolved_at": null, "tta_seconds": 240, "ttm_seconds": 1800, "ttr_seconds": null,
+            "next_update_at": null, "evidence_count": 0
+        }))
+        .unwrap();
+        let timeline = (0..entries)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "id": i, "incident_id": 7, "kind": "note",
+                    "message": format!("entry {i}\nsecond line"),
+                    "occurred_at": "2026-11-30T07:12:58Z", "occurred_at_source": "user",
+                    "assumed_zone": null, "created_at": "2026-11-30T08:00:00Z",
+                    "evidence_id": null, "pinned": false, "author": "Ana Lima"
+                }))
+                .unwrap()
+            })
+            .collect();
+        IncidentExport {
+            incident,
+            timeline,
+            evidence: vec![],
+            hypotheses: vec![],
+            actions: vec![],
+        }
+    }
+
+    #[test]
+    fn summary_facts_are_one_line_each_and_keep_the_latest_that_fit() {
+        let f = summary_facts(&export_with(3));
+        let lines: Vec<&str> = f.lines().collect();
+        assert!(
+            lines[0].starts_with("Incident #7: checkout p99 spike"),
+            "{f}"
+        );
+        assert!(
+            lines[1].contains("Time to acknowledge 4m, to mitigate 30m"),
+            "{f}"
+        );
+        assert_eq!(
+            lines[2],
+            "2026-11-30T07:12:58Z entry 0 second line (Ana Lima)"
+        );
+        assert_eq!(lines.len(), 5);
+        let long = summary_facts(&export_with(2000));
+        assert!(long.chars().count() <= MAX_FACTS, "{}", long.len());
+        assert!(long.ends_with("entry 1999 second line (Ana Lima)"));
+        assert!(!long.contains("entry 0 "), "the oldest make room");
     }
 }

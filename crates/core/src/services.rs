@@ -83,10 +83,7 @@ impl Services {
             r.key = r.key.take().or_else(|| integ_cfg.analysis_key.clone());
         }
         let db = Db::new(store);
-        let incidents = Arc::new(IncidentService {
-            db: db.clone(),
-            similar: Default::default(),
-        });
+        let incidents = Arc::new(IncidentService::new(db.clone()));
         let analysis = Arc::new(AnalysisService::new(
             db.clone(),
             cfg.data_dir.clone(),
@@ -96,6 +93,7 @@ impl Services {
             db.clone(),
             analysis.clone(),
             incidents.clone(),
+            feed.clone(),
         ));
         let integrations = Arc::new(IntegrationService::new(
             db.clone(),

@@ -18,6 +18,10 @@ pub enum FeedKind {
     Hypothesis,
     /// An action item.
     Action,
+    /// A screen capture filed without a named incident (the shortcut, the tray, a bare
+    /// `POST /capture`): `id` is the new evidence, `incident_id` where it went. Announced
+    /// beside its `evidence.created` so a window can say where the picture went.
+    Capture,
 }
 
 impl FeedKind {
@@ -29,6 +33,7 @@ impl FeedKind {
             FeedKind::Timeline => "timeline",
             FeedKind::Hypothesis => "hypothesis",
             FeedKind::Action => "action",
+            FeedKind::Capture => "capture",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A capture started from the desktop (shortcut or tray): the monitor under the pointer onto
-//! the active incident, through the same use-case as `POST /api/v1/capture`, then a
+//! the incident the window shows (else the active incident), through the same use-case as `POST /api/v1/capture`, then a
 //! notification and a tray refresh. A notification that cannot be shown (no notification
 //! daemon) is logged and does not fail the capture.
 
@@ -77,11 +77,15 @@ pub(super) async fn announce<R: Runtime>(
             tracing::info!(
                 evidence = c.evidence.id,
                 incident = c.evidence.incident_id,
+                shown = ?c.shown_incident,
+                fell_back = c.fell_back,
                 ms = started.elapsed().as_millis() as u64,
                 "capture stored"
             );
             let new = if c.created_incident {
-                " (new incident)"
+                " (new incident: none was open)"
+            } else if c.fell_back {
+                " (no incident on screen: the one changed most recently)"
             } else {
                 ""
             };

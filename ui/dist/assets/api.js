@@ -114,6 +114,18 @@ export const api = {
         severity: f.severity, q: f.q?.trim(), limit: f.limit, offset: f.offset,
     })}`),
     incident: (id) => json('GET', `/incidents/${id}`),
+    setFocus: (id) => json('PUT', '/focus', { incident_id: id }),
+    /** Leaving the page: the request must outlive it (keepalive), nobody reads the answer. */
+    dropFocus: () => {
+        const token = session.get();
+        if (!token)
+            return;
+        void fetch('/api/v1/focus', {
+            method: 'PUT', keepalive: true,
+            headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ incident_id: null }),
+        }).catch(() => undefined);
+    },
     createIncident: (b) => json('POST', '/incidents', b),
     updateIncident: (id, b) => json('PATCH', `/incidents/${id}`, b),
     similar: (id) => json('GET', `/incidents/${id}/similar`),
@@ -139,12 +151,14 @@ export const api = {
     postUpdate: (incident, b) => json('POST', `/incidents/${incident}/updates`, b),
     postmortem: (incident) => json('GET', `/incidents/${incident}/postmortem`),
     savePostmortem: (incident, version, sections) => json('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
+    draftSummary: (incident) => json('POST', `/incidents/${incident}/postmortem/summary-draft`, {}),
     postmortemExport: (incident, format) => send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
     editTimeline: (id, b) => json('PATCH', `/timeline/${id}`, b),
     deleteTimeline: (id) => send('DELETE', `/timeline/${id}`).then(() => undefined),
     me: () => json('GET', '/me'),
     setMe: (b) => json('PUT', '/me', b),
     people: () => json('GET', '/people'),
+    addPerson: (b) => json('POST', '/people', b),
     roles: (incident) => json('GET', `/incidents/${incident}/roles`),
     assignRole: (incident, role, person) => json('PUT', `/incidents/${incident}/roles/${role}`, { person }),
     unassignRole: (incident, role, person) => json('DELETE', `/incidents/${incident}/roles/${role}/${person}`),

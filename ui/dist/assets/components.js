@@ -26,14 +26,14 @@ export function kbd(k) {
 }
 let toastHost = null;
 /** A short message in the corner; errors stay longer. */
-export function toast(message, kind = 'ok') {
+export function toast(message, kind = 'ok', ms) {
     if (!toastHost) {
         toastHost = h('div', { class: 'toasts', 'aria-live': 'polite' });
         document.body.appendChild(toastHost);
     }
     const t = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message);
     toastHost.appendChild(t);
-    setTimeout(() => t.remove(), kind === 'error' ? 8000 : 3500);
+    setTimeout(() => t.remove(), ms ?? (kind === 'error' ? 8000 : 3500));
 }
 /** Opens a modal dialog; resolves when it closes. `Esc` closes it. */
 export function dialog(title, body, opts = {}) {

@@ -9,6 +9,7 @@ import { detailView } from './views/detail.js';
 import { listView } from './views/list.js';
 import { settingsView } from './views/settings.js';
 import { postmortemView } from './views/postmortem.js';
+import { incidentShown, showIncident, startCaptureFeedback } from './focus.js';
 const root = document.getElementById('app');
 const main = h('main', { id: 'main', tabindex: -1 });
 let current = null;
@@ -57,6 +58,10 @@ function route() {
     if (!connected)
         return;
     const r = parseRoute(location.hash);
+    startCaptureFeedback();
+    const onScreen = r.name === 'incident' || r.name === 'postmortem' ? r.id : null;
+    if (onScreen !== incidentShown())
+        showIncident(onScreen);
     for (const a of root.querySelectorAll('[data-nav]')) {
         a.classList.toggle('active', (a.dataset.nav === '#/settings') === (r.name === 'settings'));
     }

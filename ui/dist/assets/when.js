@@ -131,6 +131,14 @@ export function timeField(name) {
     el.size = 9;
     return el;
 }
+/** A `datetime-local` value (no zone) read in the display zone, as ISO-8601 UTC; `undefined`
+ * when empty. The browser would read it in its own zone, unlike every time on screen. */
+export function localInputIso(value, zone = displayZone()) {
+    if (!value)
+        return undefined;
+    const t = Date.parse(zone === 'utc' ? `${value}Z` : value);
+    return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
 /** Reads a time field: `undefined` when empty (now), else the reading or its error. */
 export function readField(el, now = new Date()) {
     return el.value.trim() ? parseTyped(el.value, now) : undefined;

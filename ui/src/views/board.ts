@@ -10,6 +10,7 @@ import {
   type Hypothesis, type HypothesisStatus,
 } from '../types.js';
 import { errorMessage } from '../app.js';
+import { localInputIso, zoneLabel } from '../when.js';
 import type { Ctx } from './ctx.js';
 import { openViewer } from './viewer.js';
 
@@ -142,7 +143,7 @@ function evidencePicker(evidence: Evidence[], sel: Set<number>, changed: () => v
 export function actionsSection(ctx: Ctx): { el: HTMLElement; render: () => void; focusAdd: () => void } {
   const title = h('input', { name: 'action', maxlength: 500, autocomplete: 'off', placeholder: 'New action item   ( a )', 'aria-label': 'Action item' });
   const owner = h('input', { name: 'owner', autocomplete: 'off', placeholder: 'Owner', 'aria-label': 'Owner', class: 'short' });
-  const due = h('input', { name: 'due', type: 'datetime-local', 'aria-label': 'Due', title: 'Due (optional)' });
+  const due = h('input', { name: 'due', type: 'datetime-local', 'aria-label': 'Due', title: `Due (optional), ${zoneLabel()}` });
   const submit = h('button', { type: 'submit' }, 'Add');
   const form = h('form', { class: 'form action-form' }, h('div', { class: 'inline-form' }, title, submit), h('div', { class: 'inline-form' }, owner, due));
   const list = h('div');
@@ -158,7 +159,7 @@ export function actionsSection(ctx: Ctx): { el: HTMLElement; render: () => void;
         await api.addAction(ctx.id, {
           title: t,
           owner: owner.value.trim() || undefined,
-          due_at: due.value ? new Date(due.value).toISOString() : undefined,
+          due_at: localInputIso(due.value),
         });
         title.value = '';
         due.value = '';

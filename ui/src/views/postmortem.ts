@@ -25,6 +25,12 @@ export function postmortemView(id: number): View {
       h('button', { type: 'button', onclick: () => void download('zip') }, 'Export Markdown + screenshots')),
     body);
 
+  // "Draft summary": the local model's summary, inserted labelled below what is written.
+  const draftBtn = h('button', { type: 'button', class: 'small', 'data-field': 'draft-summary', disabled: true,
+    onclick: (e: Event) => { e.preventDefault(); void draftSummary(); } }, 'Draft summary');
+  const draftWhy = h('span', { class: 'muted small', 'data-field': 'draft-why' }, 'checking the analysis model…');
+  const draftRow = h('div', { class: 'pm-draft' }, draftBtn, draftWhy);
+
   let doc: Postmortem | null = null;
   let timer: number | undefined;
   let saving = false;
@@ -43,6 +49,7 @@ export function postmortemView(id: number): View {
       ta.addEventListener('input', changed);
       fields.set(key, ta);
       parts.push(h('label', { class: 'pm-section' }, h('h2', { class: 'section-title' }, label), ta));
+      if (key === 'summary') parts.push(draftRow);
     }
     timelineBox = h('textarea', { name: 'timeline', rows: 6, class: 'mono', 'aria-label': 'Timeline' });
     timelineBox.value = (p.sections.timeline ?? []).map((e) => `${isoFull(e.at)}  ${e.text}`).join('\n');
@@ -109,6 +116,41 @@ export function postmortemView(id: number): View {
     if (dirty) changed();
   }
 
+  async function modelState(): Promise<void> {
+    try {
+      const st = await api.vlmStatus();
+      const ready = st.state === 'ready';
+      draftBtn.disabled = !ready;
+      draftWhy.textContent = ready
+        ? `Asks ${st.model} on this machine for a summary of the timeline and findings; inserted below your text, labelled as machine-written.`
+        : `Needs the analysis model: ${st.message}`;
+    } catch (e) {
+      draftBtn.disabled = true;
+      draftWhy.textContent = `Needs the analysis model: ${errorMessage(e)}`;
+    }
+  }
+
+  async function draftSummary(): Promise<void> {
+    const ta = fields.get('summary');
+    if (!ta) return;
+    draftBtn.disabled = true;
+    draftWhy.textContent = 'the local model is writing…';
+    try {
+      const d = await api.draftSummary(id);
+      // Added below what is there: nothing the user wrote is replaced.
+      const mine = ta.value.replace(/\s+$/, '');
+      ta.value = mine ? `${mine}\n\n${d.block}\n` : `${d.block}\n`;
+      changed();
+      draftWhy.textContent = `${d.label}: inserted below, ${(d.ms / 1000).toFixed(1)} s by ${d.model}.`;
+      toast('Summary drafted by the local model and inserted, labelled: review it before sharing');
+    } catch (e) {
+      draftWhy.textContent = errorMessage(e);
+      if (!(e instanceof ApiError && e.code === 'model_loading')) toast(errorMessage(e), 'error');
+    } finally {
+      draftBtn.disabled = false;
+    }
+  }
+
   async function download(format: 'html' | 'zip'): Promise<void> {
     try {
       await save();
@@ -124,6 +166,7 @@ export function postmortemView(id: number): View {
   }
 
   api.postmortem(id).then(render, (e: unknown) => replace(body, errorLine(`Could not load the postmortem: ${errorMessage(e)}`)));
+  void modelState();
   return {
     el,
     dispose: () => {

@@ -35,14 +35,21 @@ export function rolesBar(incident: number, roles: IncidentRoles, people: Person[
 
   const role = select<Role>(ROLES, 'commander', { name: 'role', title: 'Role', label: (r) => ROLE_LABEL[r] });
   const listId = `people-${incident}`;
-  const person = h('input', { name: 'person', list: listId, placeholder: 'name or @handle', autocomplete: 'off', 'aria-label': 'Person', size: 14 });
+  const person = h('input', { name: 'person', list: listId, placeholder: 'name, @handle, or someone new', autocomplete: 'off', 'aria-label': 'Person', size: 14 });
   const options = h('datalist', { id: listId }, people.map((p) => h('option', { value: p.handle ? `@${p.handle}` : p.name }, p.name)));
   const form = h('form', { class: 'roles-form' }, role, person, options, h('button', { type: 'submit', class: 'small' }, 'Assign'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const name = person.value.trim();
     if (!name) return;
-    api.assignRole(incident, role.value as Role, name).then(() => {
+    // A name nobody has yet is someone new: they are added to the people, then assigned
+    // (an unknown @handle or id stays an error: it names someone who should exist).
+    const lower = name.toLowerCase();
+    const known = people.some((p) => p.name.toLowerCase() === lower || (p.handle && `@${p.handle}` === name) || String(p.id) === name);
+    const isNew = !known && !name.startsWith('@') && !/^\d+$/.test(name);
+    const who = isNew ? api.addPerson({ name }).then((p) => String(p.id)) : Promise.resolve(name);
+    who.then((w) => api.assignRole(incident, role.value as Role, w)).then(() => {
+      if (isNew) toast(`Added ${name} to the people`);
       person.value = '';
       changed();
     }, (err: unknown) => toast(errorMessage(err), 'error'));

@@ -1,14 +1,14 @@
 //! `POST /capture`: grab the screen of the machine the server runs on and file it as
 //! screenshot evidence, through the same use-case as an upload (so it is analysed the same way).
 
-use opslens_core::EvidenceService;
+use opslens_core::{EvidenceService, IncidentService};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use opslens_core::capture::CaptureFailure;
 use opslens_domain::{CaptureError, CaptureTarget, Evidence, Region, ScreenSource, WindowSelector};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiResult;
@@ -193,4 +193,38 @@ mod tests {
         assert!(serde_json::from_str::<CaptureRequest>(r#"{"target":"desktop"}"#).is_err());
         assert!(serde_json::from_str::<CaptureRequest>(r#"{"monitor":1}"#).is_err());
     }
+}
+
+/// The incident a window of the UI shows; `null` when it shows none (the list, settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Focus {
+    /// The incident on screen, or `null`.
+    #[schema(minimum = 1)]
+    pub incident_id: Option<i64>,
+}
+
+/// The incident a window last said it shows: where the capture shortcut, the tray and a
+/// `POST /capture` without `incident_id` file their screenshot.
+#[utoipa::path(get, path = "/focus", tag = "evidence", responses((status = 200, body = Focus)))]
+pub async fn focus(State(s): State<Arc<IncidentService>>) -> Json<Focus> {
+    Json(Focus {
+        incident_id: s.shown(),
+    })
+}
+
+/// Say which incident a window shows (the UI does when an incident page opens, and sends
+/// `null` when it leaves it), so a capture without a named incident goes there instead of
+/// to the open incident changed most recently. The last window to say so wins.
+#[utoipa::path(put, path = "/focus", tag = "evidence", request_body = Focus,
+    responses((status = 200, body = Focus),
+        (status = 404, body = ErrorBody, description = "No such incident; the previous focus stays"),
+        (status = 422, body = ErrorBody)))]
+pub async fn set_focus(
+    State(s): State<Arc<IncidentService>>,
+    Json(body): Json<Focus>,
+) -> ApiResult<Json<Focus>> {
+    Ok(Json(Focus {
+        incident_id: s.set_shown(body.incident_id).await?,
+    }))
 }

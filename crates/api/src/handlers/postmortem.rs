@@ -5,14 +5,15 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use opslens_core::analysis::summary::{DraftError, SummaryDraft};
 use opslens_core::postmortem::SaveError;
-use opslens_core::CommandService;
+use opslens_core::{AnalysisService, CommandService};
 use opslens_domain::{Postmortem, PostmortemSave, TimelineEvent, TimelinePatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiResult;
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::extract::{Json, Path, Query};
 
 /// The postmortem; before the first save, the template pre-filled from the incident
@@ -146,4 +147,30 @@ pub async fn delete_event(
 ) -> ApiResult<StatusCode> {
     s.delete_timeline_event(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask the local analysis model (text only) for a summary of the incident's timeline and
+/// findings. Nothing is saved: the answer's `block` starts with the label "Drafted by the
+/// local model — review before sharing" and is for the page to insert where the user asks.
+/// 503 when no model can write it (`model_missing`, `model_loading` — loading starts then —,
+/// `model_failed`), the message saying what to do.
+#[utoipa::path(post, path = "/incidents/{id}/postmortem/summary-draft", tag = "postmortem",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = SummaryDraft), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "No model can write it now (`model_missing`, `model_loading`, `model_failed`)")))]
+pub async fn draft_summary(
+    State(s): State<Arc<CommandService>>,
+    State(a): State<Arc<AnalysisService>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<SummaryDraft>> {
+    let facts = s.postmortem_facts(id).await?;
+    match a.draft_summary(&facts).await {
+        Ok(d) => Ok(Json(d)),
+        Err(DraftError::Unavailable { code, message }) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            message,
+        )),
+        Err(DraftError::Core(e)) => Err(e.into()),
+    }
 }

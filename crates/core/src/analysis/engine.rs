@@ -60,8 +60,8 @@ pub trait Analyzer: Send + Sync + std::fmt::Debug {
 /// The local candle engine on its own thread.
 #[derive(Debug)]
 pub struct LocalAnalyzer {
-    /// The loaded engine.
-    pub handle: EngineHandle,
+    /// The loaded engine (shared with summary drafts while loaded).
+    pub handle: std::sync::Arc<EngineHandle>,
     /// Its device name.
     pub device: String,
 }

@@ -16,17 +16,18 @@ mod props;
 mod pull;
 pub mod remote;
 mod status;
+pub mod summary;
 pub mod times;
 mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use opslens_domain::AnalysisJob;
 use opslens_models::{Located, Manifest, ModelEntry};
-use opslens_vlm::WeightMode;
+use opslens_vlm::{EngineHandle, WeightMode};
 use tokio::sync::{watch, Notify};
 
 pub use config::AnalysisConfig;
@@ -84,6 +85,10 @@ pub struct AnalysisService {
     /// The app's change feed, where other processes' analysis work is announced (none in an
     /// `opslens worker` process).
     feed: OnceLock<crate::feed::Feed>,
+    /// The worker's loaded engine, lent to summary drafts (the worker owns it and ends it).
+    shared: Mutex<Weak<EngineHandle>>,
+    /// A summary draft asked for the model: the worker loads it without a queued screenshot.
+    want_engine: AtomicBool,
 }
 
 impl AnalysisService {
@@ -116,6 +121,8 @@ impl AnalysisService {
             progress: progress::Hub::default(),
             worker_id: cfg_worker_id,
             feed: OnceLock::new(),
+            shared: Mutex::new(Weak::new()),
+            want_engine: AtomicBool::new(false),
         }
     }
 
@@ -172,6 +179,19 @@ impl AnalysisService {
         self.device
             .get_or_init(|| device::choose(self.cfg.device.as_deref()))
             .clone()
+    }
+
+    /// Lends the worker's freshly loaded engine to summary drafts.
+    fn share_engine(&self, h: &Arc<EngineHandle>) {
+        *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(h);
+    }
+
+    /// The loaded engine, while the worker holds it.
+    fn lent_engine(&self) -> Option<Arc<EngineHandle>> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
     }
 
     fn pull_of(&self, id: &str) -> Option<PullProgress> {

@@ -240,7 +240,9 @@ impl AnalysisService {
         } = slot;
         // Every upload wakes the worker: this round must cost the same whatever the queue's
         // length (an incident with thousands of waiting screenshots keeps uploading fast).
-        if !self.db.run(|s| s.has_pending_analysis()).await? {
+        // A summary draft asks for the model without queueing a screenshot.
+        let wanted = engine.is_none() && self.want_engine.swap(false, Ordering::Relaxed);
+        if !wanted && !self.db.run(|s| s.has_pending_analysis()).await? {
             return Ok(false);
         }
         if engine.is_none() {
@@ -295,8 +297,10 @@ impl AnalysisService {
                     });
                     *broken = None;
                     *load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
+                    let handle = Arc::new(h);
+                    self.share_engine(&handle);
                     *engine = Some(Arc::new(LocalAnalyzer {
-                        handle: h,
+                        handle,
                         device: chosen.name.clone(),
                     }));
                 }

@@ -6,6 +6,7 @@ import { h, replace, select } from '../dom.js';
 import { ACTION_LABEL, cap, clock } from '../format.js';
 import { ACTION_STATUSES, HYPOTHESIS_STATUSES, } from '../types.js';
 import { errorMessage } from '../app.js';
+import { localInputIso, zoneLabel } from '../when.js';
 import { openViewer } from './viewer.js';
 const COLUMN_HINT = {
     proposed: 'Ideas not yet tested.',
@@ -119,7 +120,7 @@ function evidencePicker(evidence, sel, changed) {
 export function actionsSection(ctx) {
     const title = h('input', { name: 'action', maxlength: 500, autocomplete: 'off', placeholder: 'New action item   ( a )', 'aria-label': 'Action item' });
     const owner = h('input', { name: 'owner', autocomplete: 'off', placeholder: 'Owner', 'aria-label': 'Owner', class: 'short' });
-    const due = h('input', { name: 'due', type: 'datetime-local', 'aria-label': 'Due', title: 'Due (optional)' });
+    const due = h('input', { name: 'due', type: 'datetime-local', 'aria-label': 'Due', title: `Due (optional), ${zoneLabel()}` });
     const submit = h('button', { type: 'submit' }, 'Add');
     const form = h('form', { class: 'form action-form' }, h('div', { class: 'inline-form' }, title, submit), h('div', { class: 'inline-form' }, owner, due));
     const list = h('div');
@@ -134,7 +135,7 @@ export function actionsSection(ctx) {
                 await api.addAction(ctx.id, {
                     title: t,
                     owner: owner.value.trim() || undefined,
-                    due_at: due.value ? new Date(due.value).toISOString() : undefined,
+                    due_at: localInputIso(due.value),
                 });
                 title.value = '';
                 due.value = '';

@@ -22,6 +22,7 @@ const DEBOUNCE_MS = 100;
 /** The poll behind the change feed, in case an event was lost. */
 const FALLBACK_POLL_MS = 30_000;
 const PART_OF = {
+    capture: 'evidence',
     incident: 'incident', evidence: 'evidence', timeline: 'timeline', hypothesis: 'hypotheses', action: 'actions',
 };
 export function detailView(id) {

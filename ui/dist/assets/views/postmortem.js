@@ -15,6 +15,11 @@ export function postmortemView(id) {
     const body = h('div', null, loading('Loading the postmortem…'));
     const status = h('span', { class: 'muted small', 'data-field': 'save-state', 'aria-live': 'polite' });
     const el = h('section', { class: 'postmortem-view' }, h('div', { class: 'crumbs' }, h('a', { href: `#/incident/${id}` }, `← Incident #${id}`)), h('div', { class: 'title-row' }, h('h1', null, 'Postmortem'), h('span', { class: 'grow' }), status, h('button', { type: 'button', onclick: () => void download('html') }, 'Export HTML'), h('button', { type: 'button', onclick: () => void download('zip') }, 'Export Markdown + screenshots')), body);
+    // "Draft summary": the local model's summary, inserted labelled below what is written.
+    const draftBtn = h('button', { type: 'button', class: 'small', 'data-field': 'draft-summary', disabled: true,
+        onclick: (e) => { e.preventDefault(); void draftSummary(); } }, 'Draft summary');
+    const draftWhy = h('span', { class: 'muted small', 'data-field': 'draft-why' }, 'checking the analysis model…');
+    const draftRow = h('div', { class: 'pm-draft' }, draftBtn, draftWhy);
     let doc = null;
     let timer;
     let saving = false;
@@ -32,6 +37,8 @@ export function postmortemView(id) {
             ta.addEventListener('input', changed);
             fields.set(key, ta);
             parts.push(h('label', { class: 'pm-section' }, h('h2', { class: 'section-title' }, label), ta));
+            if (key === 'summary')
+                parts.push(draftRow);
         }
         timelineBox = h('textarea', { name: 'timeline', rows: 6, class: 'mono', 'aria-label': 'Timeline' });
         timelineBox.value = (p.sections.timeline ?? []).map((e) => `${isoFull(e.at)}  ${e.text}`).join('\n');
@@ -97,6 +104,44 @@ export function postmortemView(id) {
         if (dirty)
             changed();
     }
+    async function modelState() {
+        try {
+            const st = await api.vlmStatus();
+            const ready = st.state === 'ready';
+            draftBtn.disabled = !ready;
+            draftWhy.textContent = ready
+                ? `Asks ${st.model} on this machine for a summary of the timeline and findings; inserted below your text, labelled as machine-written.`
+                : `Needs the analysis model: ${st.message}`;
+        }
+        catch (e) {
+            draftBtn.disabled = true;
+            draftWhy.textContent = `Needs the analysis model: ${errorMessage(e)}`;
+        }
+    }
+    async function draftSummary() {
+        const ta = fields.get('summary');
+        if (!ta)
+            return;
+        draftBtn.disabled = true;
+        draftWhy.textContent = 'the local model is writing…';
+        try {
+            const d = await api.draftSummary(id);
+            // Added below what is there: nothing the user wrote is replaced.
+            const mine = ta.value.replace(/\s+$/, '');
+            ta.value = mine ? `${mine}\n\n${d.block}\n` : `${d.block}\n`;
+            changed();
+            draftWhy.textContent = `${d.label}: inserted below, ${(d.ms / 1000).toFixed(1)} s by ${d.model}.`;
+            toast('Summary drafted by the local model and inserted, labelled: review it before sharing');
+        }
+        catch (e) {
+            draftWhy.textContent = errorMessage(e);
+            if (!(e instanceof ApiError && e.code === 'model_loading'))
+                toast(errorMessage(e), 'error');
+        }
+        finally {
+            draftBtn.disabled = false;
+        }
+    }
     async function download(format) {
         try {
             await save();
@@ -112,6 +157,7 @@ export function postmortemView(id) {
         }
     }
     api.postmortem(id).then(render, (e) => replace(body, errorLine(`Could not load the postmortem: ${errorMessage(e)}`)));
+    void modelState();
     return {
         el,
         dispose: () => {
