@@ -440,3 +440,88 @@ fn tall_portrait_matches_pillow_13_exactly() {
         .unwrap();
     assert_eq!(d, 0.0);
 }
+
+/// Two screenshots in one prompt ("what changed?", expected_pair from
+/// scripts/gen_pair_fixture.py): the numbered template, both images' pixels, one placeholder
+/// run per image, 3-D positions across both runs, prefill and teacher-forced logits.
+#[test]
+fn two_images_in_one_prompt_match_the_reference() {
+    use opslens_vlm::generate::prompt_messages;
+    let mut eng = engine(WeightMode::F32);
+    let (e, m) = (expected("pair"), meta("pair"));
+    let question = m["question"].as_str().unwrap();
+    let text = eng
+        .template
+        .render(&prompt_messages(None, question, 2), true, true)
+        .unwrap();
+    assert_eq!(text, m["text"].as_str().unwrap(), "template");
+    let imgs: Vec<image::DynamicImage> = m["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| image::open(dir().join(n.as_str().unwrap())).unwrap())
+        .collect();
+    let inputs: Vec<_> = imgs
+        .iter()
+        .map(|i| eng.processor.preprocess(i, &Device::Cpu).unwrap())
+        .collect();
+    let grids: Vec<[usize; 3]> = inputs.iter().map(|i| i.grid_thw).collect();
+    let want_grids = u32s(&e["image_grid_thw"]);
+    assert_eq!(
+        grids
+            .iter()
+            .flatten()
+            .map(|&v| v as u32)
+            .collect::<Vec<_>>(),
+        want_grids
+    );
+    assert_ne!(grids[0], grids[1], "the two images differ in size");
+    let pv = Tensor::cat(
+        &inputs.iter().map(|i| &i.pixel_values).collect::<Vec<_>>(),
+        0,
+    )
+    .unwrap();
+    // The fixture keeps the pixels in f16; round ours the same way before comparing.
+    let d = diff(
+        "pair pixels (f16)",
+        &pv.to_dtype(DType::F16).unwrap(),
+        &e["pixel_values"],
+    );
+    assert!(d <= 1e-6, "pixel values differ by {d}");
+    let counts: Vec<usize> = inputs.iter().map(|i| i.num_tokens(2)).collect();
+    let ids = encode(&eng.tokenizer, &expand_image_pads(&text, &counts)).unwrap();
+    assert_eq!(ids, u32s(&e["input_ids"]), "token ids");
+    let p = eng.model.position_ids(&ids, &grids);
+    let want = u32s(&e["position_ids"]);
+    let n = want.len() / 3;
+    for a in 0..3 {
+        assert_eq!(p.axes[a], want[a * n..(a + 1) * n], "axis {a}");
+    }
+    assert_eq!(p.delta, u32s(&e["rope_delta"])[0] as i32 as i64, "delta");
+    let vis = eng.model.encode_images(&inputs).unwrap();
+    let mut logits = eng
+        .model
+        .prefill(&ids, &grids, Some(&vis), false, &mut |_, _| {})
+        .unwrap();
+    let d = diff("pair prefill", &logits, &e["logits_prefill_last"]);
+    assert!(d <= 1e-4, "prefill logits differ by {d}");
+    let gen = u32s(&e["gen_ids"]);
+    let tf = &e["logits_teacher_forced_tail"];
+    for (k, &tok) in gen[ids.len()..].iter().enumerate() {
+        let want = tf.narrow(0, k, 1).unwrap();
+        let d = diff(&format!("pair tf step {k}"), &logits, &want);
+        assert!(d <= 1e-4, "step {k} logits differ by {d}");
+        logits = eng.model.decode_step(tok).unwrap();
+    }
+    // The public entry point builds the same prompt from the two images.
+    let refs: Vec<&image::DynamicImage> = imgs.iter().collect();
+    let params = GenerateParams {
+        max_new_tokens: 1,
+        ..Default::default()
+    };
+    let g = eng
+        .generate_images(&refs, question, &params, &mut |_, _| {}, None)
+        .unwrap();
+    assert_eq!(g.prompt_tokens, ids.len());
+    assert_eq!(g.image_tokens, counts.iter().sum::<usize>());
+}
