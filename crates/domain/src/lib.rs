@@ -13,6 +13,7 @@ mod incident;
 mod integration;
 mod people;
 mod postmortem;
+mod search;
 mod updates;
 mod work;
 
@@ -21,7 +22,7 @@ pub use capture::{
 };
 pub use enums::{
     ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
-    IncidentStatus, OccurredAtSource, ParseEnumError, Role, Severity, TimelineKind,
+    IncidentStatus, OccurredAtSource, ParseEnumError, Role, SearchKind, Severity, TimelineKind,
 };
 pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, EvidencePatch, ImageInfo, NewEvidence};
 pub use external::{
@@ -37,8 +38,9 @@ pub use postmortem::{
 pub use updates::{NewStatusUpdate, StatusUpdate};
 pub use work::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
-    SearchHit, TimelineEvent,
+    TimelineEvent,
 };
+pub use search::{SearchGroup, SearchHit, SearchResults};
 
 /// Timestamps are UTC everywhere; local time zones are a presentation concern.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

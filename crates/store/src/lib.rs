@@ -17,7 +17,7 @@ mod outbox;
 mod people;
 mod postmortem;
 mod row;
-mod search;
+pub mod search;
 mod tx;
 mod updates;
 mod work;
@@ -41,6 +41,7 @@ pub use tx::{
 
 pub use people::PersonRow;
 pub use postmortem::{StoredPostmortem, TimelineEdit};
+pub use search::{parse_query, QueryError, SearchRequest};
 #[cfg(test)]
 use tx::test_narrator;
 use tx::{Hooks, WriteTx};
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_people.sql"),
     include_str!("../migrations/0008_status_updates.sql"),
     include_str!("../migrations/0009_postmortem.sql"),
+    include_str!("../migrations/0011_search.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
