@@ -34,6 +34,8 @@ use crate::{Result, Store};
 pub const WINDOW: u32 = 400;
 /// With an incident filter, matches looked at (newest first) to find [`WINDOW`] that pass it.
 pub const FILTER_SCAN: u32 = 20_000;
+/// Newest entries a prefix query looks in first (see [`Store::search`]).
+pub const PREFIX_SLICE: i64 = 50_000;
 /// Matches counted per term for its weight; above this a term is treated as common.
 pub const DF_CAP: u32 = 2_000;
 /// Longest query accepted, in characters.
@@ -253,48 +255,25 @@ impl Store {
                 || req.severity.is_some()
                 || req.from.is_some()
                 || req.to.is_some();
-            let ids: Vec<i64> = if filtered {
-                let mut wheres = Vec::new();
-                let mut args: Vec<String> = vec![fts.clone()];
-                if let Some(s) = req.status {
-                    wheres.push("i.status = ?");
-                    args.push(s.as_str().into());
-                }
-                if let Some(s) = req.severity {
-                    wheres.push("i.severity = ?");
-                    args.push(s.as_str().into());
-                }
-                if let Some(t) = req.from {
-                    wheres.push("i.created_at >= ?");
-                    args.push(ts(&t));
-                }
-                if let Some(t) = req.to {
-                    wheres.push("i.created_at < ?");
-                    args.push(ts(&t));
-                }
-                let sql = format!(
-                    "SELECT m.id FROM (SELECT rowid AS id FROM search_fts WHERE search_fts MATCH ?
-                                        ORDER BY rowid DESC LIMIT {FILTER_SCAN}) m
-                     CROSS JOIN search_doc d ON d.id = m.id
-                     CROSS JOIN incident i ON i.id = d.incident_id
-                     WHERE {} ORDER BY m.id DESC LIMIT {WINDOW}",
-                    wheres.join(" AND ")
-                );
-                let mut st = c.prepare_cached(&sql)?;
-                let ids = st
-                    .query_map(params_from_iter(args.iter()), |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                ids
+            let total: i64 = c
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM search_doc")?
+                .query_row([], |r| r.get(0))?;
+            // A prefix merges the lists of every word it begins; FTS5 honours a rowid bound
+            // while merging, so the newest slice is tried first and the rest only when it
+            // holds too few matches.
+            let prefixed = parsed.phrases.iter().any(|p| p.prefix);
+            let slices: &[i64] = if prefixed && total > PREFIX_SLICE {
+                &[total - PREFIX_SLICE, 0]
             } else {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1
-                     ORDER BY rowid DESC LIMIT {WINDOW}"
-                ))?;
-                let ids = st
-                    .query_map([&fts], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                ids
+                &[0]
             };
+            let mut ids: Vec<i64> = Vec::new();
+            for &lo in slices {
+                ids = candidates(c, req, &fts, lo, filtered)?;
+                if ids.len() as u32 >= WINDOW {
+                    break;
+                }
+            }
             let complete = (ids.len() as u32) < WINDOW;
             let ranked = ids.len() as u32;
             if ids.is_empty() {
@@ -308,22 +287,22 @@ impl Store {
             }
             // Weights of the phrases: rarer ones count more. All candidates hold every phrase,
             // so these only balance the phrases against each other.
-            let total: i64 = c
-                .prepare_cached("SELECT coalesce(max(id), 0) FROM search_doc")?
-                .query_row([], |r| r.get(0))?;
             let mut idf = Vec::with_capacity(parsed.phrases.len());
             for p in &parsed.phrases {
                 let one = ParsedQuery {
                     phrases: vec![p.clone()],
                 };
-                let df: i64 = c
+                // A prefix is counted in the newest slice and scaled up (see above).
+                let lo = if p.prefix && total > PREFIX_SLICE { total - PREFIX_SLICE } else { 0 };
+                let seen: i64 = c
                     .prepare_cached(&format!(
-                        "SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ?1
-                         LIMIT {DF_CAP})"
+                        "SELECT count(*) FROM (SELECT rowid FROM search_fts
+                         WHERE search_fts MATCH ?1 AND rowid > ?2 LIMIT {DF_CAP})"
                     ))?
-                    .query_row([one.fts(&[])], |r| r.get(0))?;
-                let n = total.max(df) as f64;
-                let df = df.max(1) as f64;
+                    .query_row(rusqlite::params![one.fts(&[]), lo], |r| r.get(0))?;
+                let df = seen as f64 * total as f64 / (total - lo).max(1) as f64;
+                let n = (total as f64).max(df);
+                let df = df.max(1.0);
                 idf.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln());
             }
             let docs = load_docs(c, &ids)?;
@@ -361,6 +340,58 @@ impl Store {
             })
         })
     }
+}
+
+/// The newest [`WINDOW`] matches above rowid `lo` that pass the incident filters.
+fn candidates(
+    c: &rusqlite::Connection,
+    req: &SearchRequest,
+    fts: &str,
+    lo: i64,
+    filtered: bool,
+) -> Result<Vec<i64>> {
+    if !filtered {
+        let mut st = c.prepare_cached(&format!(
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1 AND rowid > ?2
+             ORDER BY rowid DESC LIMIT {WINDOW}"
+        ))?;
+        let ids = st
+            .query_map(rusqlite::params![fts, lo], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        return Ok(ids);
+    }
+    let mut wheres = Vec::new();
+    let mut args: Vec<String> = vec![fts.to_string(), lo.to_string()];
+    if let Some(s) = req.status {
+        wheres.push("i.status = ?");
+        args.push(s.as_str().into());
+    }
+    if let Some(s) = req.severity {
+        wheres.push("i.severity = ?");
+        args.push(s.as_str().into());
+    }
+    if let Some(t) = req.from {
+        wheres.push("i.created_at >= ?");
+        args.push(ts(&t));
+    }
+    if let Some(t) = req.to {
+        wheres.push("i.created_at < ?");
+        args.push(ts(&t));
+    }
+    let sql = format!(
+        "SELECT m.id FROM (SELECT rowid AS id FROM search_fts
+                           WHERE search_fts MATCH ? AND rowid > CAST(? AS INTEGER)
+                           ORDER BY rowid DESC LIMIT {FILTER_SCAN}) m
+         CROSS JOIN search_doc d ON d.id = m.id
+         CROSS JOIN incident i ON i.id = d.incident_id
+         WHERE {} ORDER BY m.id DESC LIMIT {WINDOW}",
+        wheres.join(" AND ")
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let ids = st
+        .query_map(params_from_iter(args.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
 }
 
 fn load_docs(c: &rusqlite::Connection, ids: &[i64]) -> Result<Vec<Doc>> {
@@ -515,13 +546,12 @@ fn occurrences(toks: &[Token], p: &Phrase) -> Vec<(usize, usize)> {
 fn score(d: &Doc, q: &ParsedQuery, idf: &[f64], avg: f64) -> f64 {
     const K1: f64 = 1.2;
     const B: f64 = 0.75;
-    let title = tokens(&d.title);
-    let body = tokens(&d.body);
-    let len = (title.len() + body.len()) as f64;
+    let title = d.title.to_lowercase();
+    let body = d.body.to_lowercase();
+    let len = (token_count(&title) + token_count(&body)) as f64;
     let mut s = 0.0;
     for (p, w) in q.phrases.iter().zip(idf) {
-        let tf = TITLE_WEIGHT * occurrences(&title, p).len() as f64
-            + occurrences(&body, p).len() as f64;
+        let tf = TITLE_WEIGHT * count_phrase(&title, p) as f64 + count_phrase(&body, p) as f64;
         s += w * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / avg));
     }
     // An incident's own title and description say most about it.
@@ -529,6 +559,50 @@ fn score(d: &Doc, q: &ParsedQuery, idf: &[f64], avg: f64) -> f64 {
         s *= 1.25;
     }
     s
+}
+
+/// How often `p` occurs in `lower` (lower-cased text), by the index's token rules, without
+/// splitting the whole text into tokens: only the places where its first word occurs are
+/// looked at.
+fn count_phrase(lower: &str, p: &Phrase) -> usize {
+    let Some(first) = p.tokens.first() else {
+        return 0;
+    };
+    let n = p.tokens.len();
+    lower
+        .match_indices(first.as_str())
+        .filter(|&(at, _)| {
+            // Starts a token.
+            if lower[..at].chars().next_back().is_some_and(is_token_char) {
+                return false;
+            }
+            let mut pos = at;
+            for (j, want) in p.tokens.iter().enumerate() {
+                let prefix = p.prefix && j + 1 == n;
+                if j > 0 {
+                    // Skip the separators to the next token.
+                    match lower[pos..].find(is_token_char) {
+                        Some(i) => pos += i,
+                        None => return false,
+                    }
+                }
+                match token_at(lower, pos, want, prefix) {
+                    Some(end) => pos = end,
+                    None => return false,
+                }
+            }
+            true
+        })
+        .count()
+}
+
+/// Whether the token starting at byte `pos` of `lower` is `want` (or begins with it, for a
+/// prefix); the byte where that token ends.
+fn token_at(lower: &str, pos: usize, want: &str, prefix: bool) -> Option<usize> {
+    let rest = &lower[pos..];
+    let len = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+    let tok = rest[..len].trim_end_matches(['.', ':']);
+    token_matches(tok, want, prefix).then_some(pos + len)
 }
 
 /// Characters of context around the first match.
@@ -749,6 +823,21 @@ mod props {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// The ranking's quick count and the snippet's tokenizer agree on every match.
+        #[test]
+        fn quick_count_agrees_with_tokens(text in "[ab.: 1-]{0,30}", query in "[ab. 1*\"]{1,8}") {
+            if let Ok(parsed) = parse_query(&query) {
+                let toks = tokens(&text);
+                for p in &parsed.phrases {
+                    prop_assert_eq!(
+                        count_phrase(&text.to_lowercase(), p),
+                        occurrences(&toks, p).len(),
+                        "{:?} in {:?}", p, text
+                    );
+                }
+            }
+        }
 
         /// Whatever a user types (operators, quotes, NEAR(, 10 KB of text), the query built
         /// from it is valid FTS5 or a refusal that names the problem: search never answers a
