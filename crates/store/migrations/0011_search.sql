@@ -31,7 +31,6 @@ CREATE TABLE search_doc (
 );
 CREATE UNIQUE INDEX search_doc_ref ON search_doc(kind, ref_id);
 CREATE INDEX search_doc_incident ON search_doc(incident_id);
-CREATE INDEX search_doc_at ON search_doc(at);
 
 -- Tokens keep `.-_:/` inside them, so `v2.41.0`, `checkout-api`, `db-1.prod.internal`,
 -- `10.0.3.7:8080` and `14:07:32` are single tokens. A `.` or `:` that ends a word ("error.",
@@ -40,24 +39,41 @@ CREATE INDEX search_doc_at ON search_doc(at);
 -- Prefix indexes for 2 and 3 characters: `ch*` reads one list instead of merging every word
 -- that begins so.
 CREATE VIRTUAL TABLE search_fts USING fts5(
-    kind, title, body,
+    kind, status, severity, month, title, body,
     content = '', contentless_delete = 1,
     tokenize = "unicode61 remove_diacritics 2 tokenchars '.-_:/'",
     prefix = '2 3'
 );
 
+-- Each entry carries its incident's status, severity and month of opening (`2026-11`), so
+-- those filters are part of the match too, as cheap as a word. A status or severity change
+-- re-indexes the incident's entries under the same ids (their recency is kept).
 CREATE TRIGGER search_doc_ai AFTER INSERT ON search_doc BEGIN
-    INSERT INTO search_fts(rowid, kind, title, body) VALUES (
-        new.id, new.kind,
+    INSERT INTO search_fts(rowid, kind, status, severity, month, title, body)
+    SELECT new.id, new.kind, i.status, i.severity, substr(i.created_at, 1, 7),
         replace(replace(replace(replace(replace(replace(replace(replace(new.title || ' ',
             '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
             '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),
         replace(replace(replace(replace(replace(replace(replace(replace(new.body || ' ',
             '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
-            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '));
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  ')
+    FROM incident i WHERE i.id = new.incident_id;
 END;
 CREATE TRIGGER search_doc_ad AFTER DELETE ON search_doc BEGIN
     DELETE FROM search_fts WHERE rowid = old.id;
+END;
+CREATE TRIGGER search_incident_state AFTER UPDATE OF status, severity ON incident
+WHEN old.status IS NOT new.status OR old.severity IS NOT new.severity BEGIN
+    DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_doc WHERE incident_id = new.id);
+    INSERT INTO search_fts(rowid, kind, status, severity, month, title, body)
+    SELECT d.id, d.kind, new.status, new.severity, substr(new.created_at, 1, 7),
+        replace(replace(replace(replace(replace(replace(replace(replace(d.title || ' ',
+            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),
+        replace(replace(replace(replace(replace(replace(replace(replace(d.body || ' ',
+            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  ')
+    FROM search_doc d WHERE d.incident_id = new.id;
 END;
 
 -- Incidents. Deleting one removes every entry of it (its rows go by cascade, too).

@@ -6,8 +6,10 @@
 //!
 //! 1. **Candidates:** the newest [`WINDOW`] entries that match, read in rowid order from the
 //!    FTS5 doclists — FTS5 walks them lazily, so this costs the same for `error` (hundreds of
-//!    thousands of matches) as for a word that occurs twice. Incident filters (status,
-//!    severity, time) join the incident and look at most at the newest [`FILTER_SCAN`] matches.
+//!    thousands of matches) as for a word that occurs twice. Kind, status and severity are
+//!    columns of the index, so those filters are part of the match; a time range narrows the
+//!    match to the months it spans, then the incident's exact time is checked over at most
+//!    the newest [`FILTER_SCAN`] matches.
 //! 2. **Ranking:** BM25 (title weighted over body, `k1 = 1.2`, `b = 0.75`) computed here over
 //!    the candidates' text, with each term's document frequency counted up to [`DF_CAP`] (a
 //!    term found more often than that is "common" and weighs as if found [`DF_CAP`] times).
@@ -200,6 +202,53 @@ impl ParsedQuery {
     }
 }
 
+/// Longest time range (in months of opening) narrowed in the index; a longer one is checked
+/// on the incident alone.
+const MAX_MONTHS: usize = 36;
+
+impl ParsedQuery {
+    /// [`ParsedQuery::fts`] with the incident filters of `req` as column filters: status,
+    /// severity, and the months a time range spans (the exact bounds are checked on the
+    /// incident afterwards).
+    pub fn fts_for(&self, req: &SearchRequest) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = req.status {
+            parts.push(format!("status : \"{}\"", s.as_str()));
+        }
+        if let Some(s) = req.severity {
+            parts.push(format!("severity : \"{}\"", s.as_str()));
+        }
+        if let Some(months) = months(req.from, req.to) {
+            let ms = months
+                .iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            parts.push(format!("month : ({ms})"));
+        }
+        parts.push(self.fts(&req.kinds));
+        parts.join(" AND ")
+    }
+}
+
+/// The months (`2026-11`) from `from` to `to` (now when open-ended), or `None` when there is
+/// no lower bound or the span is too long to list.
+fn months(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<Vec<String>> {
+    use chrono::Datelike;
+    let from = from?;
+    let to = to.unwrap_or_else(chrono::Utc::now).max(from);
+    let (mut y, mut m) = (from.year(), from.month());
+    let mut out = Vec::new();
+    while (y, m) <= (to.year(), to.month()) {
+        if out.len() >= MAX_MONTHS {
+            return None;
+        }
+        out.push(format!("{y:04}-{m:02}"));
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    Some(out)
+}
+
 fn phrase_fts(p: &Phrase) -> String {
     // Tokens hold no `"` (not a token char), so quoting cannot be broken out of.
     format!(
@@ -248,13 +297,12 @@ impl Store {
             Ok(p) => p,
             Err(e) => return Err(crate::StoreError::Conflict(e.to_string())),
         };
-        let fts = parsed.fts(&req.kinds);
+        let fts = parsed.fts_for(req);
         let limit = req.limit.clamp(1, 200) as usize;
         self.read(|c| {
-            let filtered = req.status.is_some()
-                || req.severity.is_some()
-                || req.from.is_some()
-                || req.to.is_some();
+            // Status and severity are part of the match; time bounds are checked exactly on
+            // the incident (its months already narrowed the match).
+            let filtered = req.from.is_some() || req.to.is_some();
             let total: i64 = c
                 .prepare_cached("SELECT coalesce(max(id), 0) FROM search_doc")?
                 .query_row([], |r| r.get(0))?;
@@ -362,14 +410,6 @@ fn candidates(
     }
     let mut wheres = Vec::new();
     let mut args: Vec<String> = vec![fts.to_string(), lo.to_string()];
-    if let Some(s) = req.status {
-        wheres.push("i.status = ?");
-        args.push(s.as_str().into());
-    }
-    if let Some(s) = req.severity {
-        wheres.push("i.severity = ?");
-        args.push(s.as_str().into());
-    }
     if let Some(t) = req.from {
         wheres.push("i.created_at >= ?");
         args.push(ts(&t));
@@ -812,10 +852,10 @@ mod props {
     fn fts() -> rusqlite::Connection {
         let c = rusqlite::Connection::open_in_memory().unwrap();
         c.execute_batch(
-            "CREATE VIRTUAL TABLE search_fts USING fts5(kind, title, body,
-                tokenize = \"unicode61 remove_diacritics 2 tokenchars '.-_:/'\");
-             INSERT INTO search_fts(kind, title, body)
-             VALUES ('evidence', 'checkout', 'checkout p99 spike after deploy v2.41.0');",
+            "CREATE VIRTUAL TABLE search_fts USING fts5(kind, status, severity, month, title, body,
+                tokenize = \"unicode61 remove_diacritics 2 tokenchars '.-_:/'\", prefix = '2 3');
+             INSERT INTO search_fts(kind, status, severity, month, title, body)
+             VALUES ('evidence', 'resolved', 'high', '2026-11', 'checkout', 'checkout p99 spike after deploy v2.41.0');",
         )
         .unwrap();
         c
@@ -849,11 +889,18 @@ mod props {
             Just("NEAR(".to_string()),
             Just("\"".to_string()),
             "[a-z ]{5000,10000}",
-        ], kinds in proptest::sample::subsequence(SearchKind::ALL.to_vec(), 0..3)) {
+        ], kinds in proptest::sample::subsequence(SearchKind::ALL.to_vec(), 0..3),
+           status in proptest::option::of(proptest::sample::select(IncidentStatus::ALL.to_vec())),
+           severity in proptest::option::of(proptest::sample::select(Severity::ALL.to_vec())),
+           from in proptest::option::of(0i64..2_000_000_000),
+           span in 0i64..200_000_000) {
             let c = fts();
             match parse_query(&q) {
                 Ok(parsed) => {
-                    let query = parsed.fts(&kinds);
+                    let from = from.and_then(|f| chrono::DateTime::from_timestamp(f, 0));
+                    let to = from.map(|f| f + chrono::Duration::seconds(span));
+                    let req = SearchRequest { q: q.clone(), kinds, status, severity, from, to, limit: 10 };
+                    let query = parsed.fts_for(&req);
                     let n: rusqlite::Result<i64> = c.query_row(
                         "SELECT COUNT(*) FROM search_fts WHERE search_fts MATCH ?1", [&query], |r| r.get(0));
                     prop_assert!(n.is_ok(), "{query:?} from {q:?}: {:?}", n.err());
