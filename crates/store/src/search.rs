@@ -86,7 +86,9 @@ pub struct ParsedQuery {
     pub phrases: Vec<Phrase>,
 }
 
-/// Reads what a user typed: words, `"quoted phrases"`, `prefix*`. Operators (`OR`, `NEAR(`,
+/// Reads what a user typed: words (each also matching the longer words it begins),
+/// `"quoted phrases"` (exact words, next to each other; `"…"*` lets the last one be longer).
+/// Operators (`OR`, `NEAR(`,
 /// `-`, `^`, parentheses) are not operators here but words or punctuation, so no input can
 /// make an FTS5 syntax error.
 pub fn parse_query(input: &str) -> Result<ParsedQuery, QueryError> {
@@ -120,13 +122,13 @@ pub fn parse_query(input: &str) -> Result<ParsedQuery, QueryError> {
                 push_phrase(&mut phrases, std::mem::take(&mut current), prefix);
             } else {
                 for t in std::mem::take(&mut current) {
-                    push_phrase(&mut phrases, vec![t], false);
+                    push_word(&mut phrases, t, false);
                 }
             }
             in_quotes = !in_quotes;
         } else if !in_quotes {
             for t in std::mem::take(&mut current) {
-                push_phrase(&mut phrases, vec![t], star);
+                push_word(&mut phrases, t, star);
             }
         } else if star {
             // `"check* api"`: a star inside quotes marks nothing; FTS5 allows it only last.
@@ -134,7 +136,7 @@ pub fn parse_query(input: &str) -> Result<ParsedQuery, QueryError> {
     }
     end_word(&mut word, &mut current);
     for t in current {
-        push_phrase(&mut phrases, vec![t], false);
+        push_word(&mut phrases, t, false);
     }
     if phrases.is_empty() {
         return Err(QueryError::NoWords(input.chars().take(40).collect()));
@@ -151,6 +153,14 @@ pub fn parse_query(input: &str) -> Result<ParsedQuery, QueryError> {
         ));
     }
     Ok(ParsedQuery { phrases })
+}
+
+/// A word outside quotes matches the words it begins (`exhaust` finds `exhaustion`), as the
+/// search box always did, unless it is a single character; `star` says a `*` followed it (then
+/// even a short one is a prefix, and [`parse_query`] refuses it).
+fn push_word(phrases: &mut Vec<Phrase>, word: String, star: bool) {
+    let prefix = star || word.chars().count() >= MIN_PREFIX_CHARS;
+    push_phrase(phrases, vec![word], prefix);
 }
 
 fn push_phrase(phrases: &mut Vec<Phrase>, tokens: Vec<String>, prefix: bool) {
@@ -591,7 +601,7 @@ fn score(d: &Doc, q: &ParsedQuery, idf: &[f64], avg: f64) -> f64 {
     let len = (token_count(&title) + token_count(&body)) as f64;
     let mut s = 0.0;
     for (p, w) in q.phrases.iter().zip(idf) {
-        let tf = TITLE_WEIGHT * count_phrase(&title, p) as f64 + count_phrase(&body, p) as f64;
+        let tf = TITLE_WEIGHT * weighted_count(&title, p) + weighted_count(&body, p);
         s += w * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / avg));
     }
     // An incident's own title and description say most about it.
@@ -599,6 +609,23 @@ fn score(d: &Doc, q: &ParsedQuery, idf: &[f64], avg: f64) -> f64 {
         s *= 1.25;
     }
     s
+}
+
+/// Occurrences of `p`, a word that only begins with a prefix counting half of a whole match
+/// (`timeout` before `timeouts` when searching `timeout`).
+fn weighted_count(lower: &str, p: &Phrase) -> f64 {
+    let all = count_phrase(lower, p) as f64;
+    if !p.prefix {
+        return all;
+    }
+    let exact = count_phrase(
+        lower,
+        &Phrase {
+            tokens: p.tokens.clone(),
+            prefix: false,
+        },
+    ) as f64;
+    exact + 0.5 * (all - exact)
 }
 
 /// How often `p` occurs in `lower` (lower-cased text), by the index's token rules, without
@@ -762,13 +789,13 @@ mod tests {
     fn operators_are_words_and_quotes_make_phrases() {
         assert_eq!(
             q("db OR \"x").fts(&[]),
-            "{title body} : (\"db\" \"or\" \"x\")"
+            "{title body} : (\"db\"* \"or\"* \"x\")"
         );
         assert_eq!(
             q("\"HTTP 503\" checkout-api").fts(&[]),
-            "{title body} : (\"http 503\" \"checkout-api\")"
+            "{title body} : (\"http 503\" \"checkout-api\"*)"
         );
-        assert_eq!(q("check* v2.41.0.").fts(&[]), "{title body} : (\"check\"* \"v2.41.0\")");
+        assert_eq!(q("check* v2.41.0.").fts(&[]), "{title body} : (\"check\"* \"v2.41.0\"*)");
         assert_eq!(
             q("\"connection ref\"*").fts(&[SearchKind::Note, SearchKind::Finding]),
             "kind : (\"note\" OR \"finding\") AND {title body} : (\"connection ref\"*)"
@@ -776,7 +803,7 @@ mod tests {
         for bad in ["", "  -- ** ", "\"", "*", "NEAR(", "()^"] {
             // NEAR( has a word: NEAR.
             if bad == "NEAR(" {
-                assert_eq!(q(bad).fts(&[]), "{title body} : (\"near\")");
+                assert_eq!(q(bad).fts(&[]), "{title body} : (\"near\"*)");
                 continue;
             }
             assert!(matches!(parse_query(bad), Err(QueryError::NoWords(_))), "{bad:?}");
@@ -817,6 +844,10 @@ mod tests {
             snippet(&d, &q("error*")),
             "At 14:07:32 we rolled out v2.41.0 and saw HTTP 503 [errors]. Rolled back at 14:20."
         );
+        // A word finds the words it begins; a quoted one only itself.
+        let d = doc("x", "MISCONF snapshotting failed: disk full");
+        assert_eq!(snippet(&d, &q("snapshot")), "MISCONF [snapshotting] failed: disk full");
+        assert!(!snippet(&d, &q("\"snapshot\"")).contains('['));
         // A sentence's final dot is not part of the mark.
         let d = doc("x", "Connection pool exhaustion. Then rollback.");
         assert_eq!(snippet(&d, &q("rollback")), "Connection pool exhaustion. Then [rollback].");
