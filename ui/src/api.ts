@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, SearchKind, SearchResults, ServerInfo, Severity, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -123,8 +123,11 @@ export const api = {
   updateIncident: (id: number, b: { severity?: Severity; status?: IncidentStatus; title?: string }) =>
     json<Incident>('PATCH', `/incidents/${id}`, b),
   deleteIncident: (id: number) => send('DELETE', `/incidents/${id}`).then(() => undefined),
-  search: (q: string) =>
-    json<SearchResults>('GET', `/search${query({ q, limit: 20 })}`),
+  search: (q: string, f: { status?: IncidentStatus | ''; severity?: Severity | ''; kind?: SearchKind[] } = {}) =>
+    json<SearchResults>('GET', `/search${query({
+      q, limit: 50, status: f.status || undefined, severity: f.severity || undefined,
+      kind: f.kind?.length ? f.kind.join(',') : undefined,
+    })}`),
 
   evidenceOf: (incident: number) => json<Evidence[]>('GET', `/evidence/incident/${incident}`),
   evidence: (id: number) => json<Evidence>('GET', `/evidence/${id}`),
