@@ -77,6 +77,9 @@ pub enum Command {
     Action(crate::command_cli::ItemArgs),
     /// Export the postmortem of the active incident (or --incident N).
     Postmortem(crate::command_cli::PostmortemArgs),
+    /// Search everything written on incidents (titles, evidence, findings, hypotheses,
+    /// actions, notes, status updates, postmortems), through a running server.
+    Search(crate::search_cli::SearchArgs),
     /// Your name (the author of what you write), handle and email.
     #[command(subcommand)]
     Config(crate::command_cli::ConfigCmd),

@@ -11,6 +11,7 @@ mod desktop;
 mod dispatch;
 mod models_cmd;
 mod report;
+mod search_cli;
 mod secrets_cli;
 pub mod server;
 mod vlm_cmd;

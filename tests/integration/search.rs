@@ -206,7 +206,10 @@ async fn filters_and_grouping() {
         [b]
     );
     assert_eq!(
-        only(&app.get_json("/api/v1/search?q=rollback&status=mitigated").await),
+        only(
+            &app.get_json("/api/v1/search?q=rollback&status=mitigated")
+                .await
+        ),
         [a]
     );
     assert_eq!(
@@ -220,7 +223,10 @@ async fn filters_and_grouping() {
     )
     .await;
     assert_eq!(
-        only(&app.get_json("/api/v1/search?q=rollback&status=resolved").await),
+        only(
+            &app.get_json("/api/v1/search?q=rollback&status=resolved")
+                .await
+        ),
         [b]
     );
     let year_ago = (chrono::Utc::now() - chrono::Duration::days(365)).to_rfc3339();
@@ -247,10 +253,7 @@ async fn filters_and_grouping() {
         .await
         .unwrap();
     assert!(res.status().is_success());
-    assert_eq!(
-        only(&app.get_json("/api/v1/search?q=rollback").await),
-        [b]
-    );
+    assert_eq!(only(&app.get_json("/api/v1/search?q=rollback").await), [b]);
 }
 
 fn urlencode(s: &str) -> String {
@@ -294,4 +297,55 @@ async fn bad_queries_are_4xx_naming_the_problem() {
         assert!(msg.contains(what), "{q}: {msg}");
     }
     error_code(app.get("/api/v1/search").await, 400).await;
+}
+
+#[test]
+fn the_cli_prints_hits_by_incident() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("OPSLENS_DATA_DIR", &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::app::wait_for_serve(&data);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+            .args(args)
+            .env("OPSLENS_DATA_DIR", &data)
+            .env_remove("OPSLENS_ADDR")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = run(&["incident", "create", "checkout errors after v2.41.0"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["note", "rolled back checkout-api to v2.40.3"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["search", "checkout-api"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("#1 checkout errors after v2.41.0  [triggered, medium]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  note          Note: rolled back [checkout-api] to v2.40.3"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["search", "v2.41.0", "--kind", "incident", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["snippet"], "checkout errors after [v2.41.0]");
+    let (ok, _, err) = run(&["search", "\""]);
+    assert!(!ok);
+    assert!(err.contains("no words to search for"), "{err}");
+    server.kill().ok();
+    server.wait().ok();
 }

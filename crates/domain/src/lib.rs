@@ -35,12 +35,12 @@ pub use people::{IncidentRoles, NewPerson, Person, RoleAssignment};
 pub use postmortem::{
     Postmortem, PostmortemEntry, PostmortemSave, PostmortemSections, TimelinePatch,
 };
+pub use search::{SearchGroup, SearchHit, SearchResults};
 pub use updates::{NewStatusUpdate, StatusUpdate};
 pub use work::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
     TimelineEvent,
 };
-pub use search::{SearchGroup, SearchHit, SearchResults};
 
 /// Timestamps are UTC everywhere; local time zones are a presentation concern.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

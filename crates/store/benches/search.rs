@@ -40,8 +40,17 @@ impl Rng {
 }
 
 const SERVICES: &[&str] = &[
-    "checkout-api", "payments", "search-svc", "cart", "auth", "inventory", "gateway",
-    "db-1.prod.internal", "cache-2.prod.internal", "10.0.3.7", "10.0.4.12:6379",
+    "checkout-api",
+    "payments",
+    "search-svc",
+    "cart",
+    "auth",
+    "inventory",
+    "gateway",
+    "db-1.prod.internal",
+    "cache-2.prod.internal",
+    "10.0.3.7",
+    "10.0.4.12:6379",
 ];
 const PHRASES: &[&str] = &[
     "connection pool exhausted",
@@ -77,7 +86,12 @@ fn text(rng: &mut Rng, words: usize) -> String {
             out.push(format!("v2.{}.{}", rng.below(60), rng.below(10)));
             n += 1;
         } else if r < 18 {
-            out.push(format!("{:02}:{:02}:{:02}", rng.below(24), rng.below(60), rng.below(60)));
+            out.push(format!(
+                "{:02}:{:02}:{:02}",
+                rng.below(24),
+                rng.below(60),
+                rng.below(60)
+            ));
             n += 1;
         } else if r < 20 {
             out.push("error:".into());
@@ -107,14 +121,28 @@ fn seed(dir: &std::path::Path, incidents: usize, evidence: usize) {
         .query_row("SELECT count(*) FROM evidence", [], |r| r.get(0))
         .unwrap_or(0);
     if have as usize == incidents && have_ev as usize == evidence {
-        eprintln!("reusing {incidents} incidents, {evidence} evidence in {}", dir.display());
+        eprintln!(
+            "reusing {incidents} incidents, {evidence} evidence in {}",
+            dir.display()
+        );
         return;
     }
-    assert!(have == 0, "{} holds other data; give an empty --db", dir.display());
+    assert!(
+        have == 0,
+        "{} holds other data; give an empty --db",
+        dir.display()
+    );
     let started = Instant::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let per = evidence.div_ceil(incidents.max(1));
-    let statuses = ["triggered", "acknowledged", "mitigated", "resolved", "resolved", "closed"];
+    let statuses = [
+        "triggered",
+        "acknowledged",
+        "mitigated",
+        "resolved",
+        "resolved",
+        "closed",
+    ];
     let severities = ["critical", "high", "medium", "low"];
     let mut ev_left = evidence;
     let batch = 2_000;
@@ -205,7 +233,12 @@ fn main() {
     let mut db: Option<std::path::PathBuf> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--incidents" => incidents = args.next().and_then(|v| v.parse().ok()).unwrap_or(incidents),
+            "--incidents" => {
+                incidents = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(incidents)
+            }
             "--evidence" => evidence = args.next().and_then(|v| v.parse().ok()).unwrap_or(evidence),
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
             "--db" => db = args.next().map(Into::into),
@@ -224,18 +257,53 @@ fn main() {
     let store = Store::open(&dir).expect("open store");
     let docs: i64 = {
         let c = rusqlite::Connection::open(dir.join("opslens.db")).expect("db");
-        c.query_row("SELECT count(*) FROM search_doc", [], |r| r.get(0)).unwrap_or(0)
+        c.query_row("SELECT count(*) FROM search_doc", [], |r| r.get(0))
+            .unwrap_or(0)
     };
     println!("search benchmark: {incidents} incidents, {evidence} evidence, {docs} indexed entries, {rounds} rounds per query");
 
     type Mk = fn(usize) -> SearchRequest;
     let mix: Vec<(&str, Mk)> = vec![
-        ("rare word", |i| SearchRequest { q: format!("w{}", 20_000 + i * 37), limit: 50, ..Default::default() }),
-        ("common word (error)", |_| SearchRequest { q: "error".into(), limit: 50, ..Default::default() }),
-        ("two common words", |i| SearchRequest { q: ["error timeout", "connection pool", "latency deploy"][i % 3].into(), limit: 50, ..Default::default() }),
-        ("prefix", |i| SearchRequest { q: ["w1*", "time*", "check*", "w2*", "exhaust*"][i % 5].into(), limit: 50, ..Default::default() }),
-        ("phrase", |i| SearchRequest { q: ["\"HTTP 503\"", "\"connection pool exhausted\"", "\"rollback to previous\""][i % 3].into(), limit: 50, ..Default::default() }),
-        ("token (version, host)", |i| SearchRequest { q: [format!("v2.{}.{}", i % 60, i % 10), "db-1.prod.internal".into(), "10.0.3.7".into()][i % 3].clone(), limit: 50, ..Default::default() }),
+        ("rare word", |i| SearchRequest {
+            q: format!("w{}", 20_000 + i * 37),
+            limit: 50,
+            ..Default::default()
+        }),
+        ("common word (error)", |_| SearchRequest {
+            q: "error".into(),
+            limit: 50,
+            ..Default::default()
+        }),
+        ("two common words", |i| SearchRequest {
+            q: ["error timeout", "connection pool", "latency deploy"][i % 3].into(),
+            limit: 50,
+            ..Default::default()
+        }),
+        ("prefix", |i| SearchRequest {
+            q: ["w1*", "time*", "check*", "w2*", "exhaust*"][i % 5].into(),
+            limit: 50,
+            ..Default::default()
+        }),
+        ("phrase", |i| SearchRequest {
+            q: [
+                "\"HTTP 503\"",
+                "\"connection pool exhausted\"",
+                "\"rollback to previous\"",
+            ][i % 3]
+                .into(),
+            limit: 50,
+            ..Default::default()
+        }),
+        ("token (version, host)", |i| SearchRequest {
+            q: [
+                format!("v2.{}.{}", i % 60, i % 10),
+                "db-1.prod.internal".into(),
+                "10.0.3.7".into(),
+            ][i % 3]
+                .clone(),
+            limit: 50,
+            ..Default::default()
+        }),
         ("filtered (status, severity)", |i| SearchRequest {
             q: ["error", "w7", "checkout-api"][i % 3].into(),
             status: Some(["resolved", "triggered", "closed"][i % 3].parse().unwrap()),

@@ -27,7 +27,11 @@ CREATE TABLE search_doc (
     incident_id INTEGER NOT NULL,
     title       TEXT NOT NULL,
     body        TEXT NOT NULL,
-    at          TEXT NOT NULL
+    at          TEXT NOT NULL,
+    -- Copied from the incident: what the index holds for this entry (see search_doc_ad).
+    status      TEXT NOT NULL DEFAULT '',
+    severity    TEXT NOT NULL DEFAULT '',
+    month       TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX search_doc_ref ON search_doc(kind, ref_id);
 CREATE INDEX search_doc_incident ON search_doc(incident_id);
@@ -40,7 +44,7 @@ CREATE INDEX search_doc_incident ON search_doc(incident_id);
 -- that begins so.
 CREATE VIRTUAL TABLE search_fts USING fts5(
     kind, status, severity, month, title, body,
-    content = '', contentless_delete = 1,
+    content = '',
     tokenize = "unicode61 remove_diacritics 2 tokenchars '.-_:/'",
     prefix = '2 3'
 );
@@ -48,25 +52,47 @@ CREATE VIRTUAL TABLE search_fts USING fts5(
 -- Each entry carries its incident's status, severity and month of opening (`2026-11`), so
 -- those filters are part of the match too, as cheap as a word. A status or severity change
 -- re-indexes the incident's entries under the same ids (their recency is kept).
+-- A contentless table forgets a row by being told the values it indexed ('delete'): search_doc
+-- keeps exactly those (its own text and the copied incident fields), and nothing else ever
+-- writes to search_fts. (`contentless_delete` would avoid that, but SQLite < 3.43 — Debian's
+-- sqlite3 shell among them — could then not write to this database at all.)
 CREATE TRIGGER search_doc_ai AFTER INSERT ON search_doc BEGIN
+    UPDATE search_doc SET status = i.status, severity = i.severity, month = substr(i.created_at, 1, 7)
+    FROM incident i WHERE search_doc.id = new.id AND i.id = new.incident_id;
     INSERT INTO search_fts(rowid, kind, status, severity, month, title, body)
-    SELECT new.id, new.kind, i.status, i.severity, substr(i.created_at, 1, 7),
-        replace(replace(replace(replace(replace(replace(replace(replace(new.title || ' ',
+    SELECT d.id, d.kind, d.status, d.severity, d.month,
+        replace(replace(replace(replace(replace(replace(replace(replace(d.title || ' ',
             '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
             '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),
-        replace(replace(replace(replace(replace(replace(replace(replace(new.body || ' ',
+        replace(replace(replace(replace(replace(replace(replace(replace(d.body || ' ',
             '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
             '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  ')
-    FROM incident i WHERE i.id = new.incident_id;
+    FROM search_doc d WHERE d.id = new.id;
 END;
 CREATE TRIGGER search_doc_ad AFTER DELETE ON search_doc BEGIN
-    DELETE FROM search_fts WHERE rowid = old.id;
+    INSERT INTO search_fts(search_fts, rowid, kind, status, severity, month, title, body)
+    VALUES ('delete', old.id, old.kind, old.status, old.severity, old.month,
+        replace(replace(replace(replace(replace(replace(replace(replace(old.title || ' ',
+            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),
+        replace(replace(replace(replace(replace(replace(replace(replace(old.body || ' ',
+            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '));
 END;
 CREATE TRIGGER search_incident_state AFTER UPDATE OF status, severity ON incident
 WHEN old.status IS NOT new.status OR old.severity IS NOT new.severity BEGIN
-    DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_doc WHERE incident_id = new.id);
+    INSERT INTO search_fts(search_fts, rowid, kind, status, severity, month, title, body)
+    SELECT 'delete', d.id, d.kind, d.status, d.severity, d.month,
+        replace(replace(replace(replace(replace(replace(replace(replace(d.title || ' ',
+            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),
+        replace(replace(replace(replace(replace(replace(replace(replace(d.body || ' ',
+            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  ')
+    FROM search_doc d WHERE d.incident_id = new.id;
+    UPDATE search_doc SET status = new.status, severity = new.severity WHERE incident_id = new.id;
     INSERT INTO search_fts(rowid, kind, status, severity, month, title, body)
-    SELECT d.id, d.kind, new.status, new.severity, substr(new.created_at, 1, 7),
+    SELECT d.id, d.kind, d.status, d.severity, d.month,
         replace(replace(replace(replace(replace(replace(replace(replace(d.title || ' ',
             '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
             '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),

@@ -66,7 +66,9 @@ pub enum QueryError {
     #[error("the query has {0} words; at most {MAX_TERMS} are searched")]
     TooManyTerms(usize),
     /// A prefix that would match most of the vocabulary.
-    #[error("the prefix `{0}*` is too short; give at least {MIN_PREFIX_CHARS} characters before `*`")]
+    #[error(
+        "the prefix `{0}*` is too short; give at least {MIN_PREFIX_CHARS} characters before `*`"
+    )]
     ShortPrefix(String),
 }
 
@@ -77,6 +79,9 @@ pub struct Phrase {
     pub tokens: Vec<String>,
     /// Whether the last token is a prefix (`check*`).
     pub prefix: bool,
+    /// A bare word, a prefix without a `*`: tried as the whole word first (see
+    /// [`Store::search`]).
+    pub bare: bool,
 }
 
 /// A parsed query: every phrase must match.
@@ -145,9 +150,10 @@ pub fn parse_query(input: &str) -> Result<ParsedQuery, QueryError> {
     if terms > MAX_TERMS {
         return Err(QueryError::TooManyTerms(terms));
     }
-    if let Some(p) = phrases.iter().find(|p| {
-        p.prefix && p.tokens.last().map_or(0, |t| t.chars().count()) < MIN_PREFIX_CHARS
-    }) {
+    if let Some(p) = phrases
+        .iter()
+        .find(|p| p.prefix && p.tokens.last().map_or(0, |t| t.chars().count()) < MIN_PREFIX_CHARS)
+    {
         return Err(QueryError::ShortPrefix(
             p.tokens.last().cloned().unwrap_or_default(),
         ));
@@ -159,15 +165,26 @@ pub fn parse_query(input: &str) -> Result<ParsedQuery, QueryError> {
 /// search box always did, unless it is a single character; `star` says a `*` followed it (then
 /// even a short one is a prefix, and [`parse_query`] refuses it).
 fn push_word(phrases: &mut Vec<Phrase>, word: String, star: bool) {
-    let prefix = star || word.chars().count() >= MIN_PREFIX_CHARS;
-    push_phrase(phrases, vec![word], prefix);
+    let bare = !star && word.chars().count() >= MIN_PREFIX_CHARS;
+    let p = Phrase {
+        tokens: vec![word],
+        prefix: star || bare,
+        bare,
+    };
+    if !phrases.contains(&p) {
+        phrases.push(p);
+    }
 }
 
 fn push_phrase(phrases: &mut Vec<Phrase>, tokens: Vec<String>, prefix: bool) {
     if tokens.is_empty() {
         return;
     }
-    let p = Phrase { tokens, prefix };
+    let p = Phrase {
+        tokens,
+        prefix,
+        bare: false,
+    };
     if !phrases.contains(&p) {
         phrases.push(p);
     }
@@ -307,9 +324,10 @@ impl Store {
             Ok(p) => p,
             Err(e) => return Err(crate::StoreError::Conflict(e.to_string())),
         };
-        let fts = parsed.fts_for(req);
         let limit = req.limit.clamp(1, 200) as usize;
         self.read(|c| {
+            let mut parsed = parsed;
+            let fts = parsed.fts_for(req);
             // Status and severity are part of the match; time bounds are checked exactly on
             // the incident (its months already narrowed the match).
             let filtered = req.from.is_some() || req.to.is_some();
@@ -326,6 +344,29 @@ impl Store {
                 &[0]
             };
             let mut ids: Vec<i64> = Vec::new();
+            // Bare words as whole words first: a common word ("error") fills the window from
+            // its own list, read lazily, without merging every word it begins.
+            let whole = ParsedQuery {
+                phrases: parsed
+                    .phrases
+                    .iter()
+                    .map(|p| Phrase {
+                        prefix: p.prefix && !p.bare,
+                        ..p.clone()
+                    })
+                    .collect(),
+            };
+            let mut slices = slices;
+            if whole != parsed && !whole.phrases.iter().any(|p| p.prefix) {
+                let whole_fts = whole.fts_for(req);
+                ids = candidates(c, req, &whole_fts, 0, filtered)?;
+                // Enough whole-word matches, or no longer word in the index that a bare word
+                // begins: the whole-word answer is the answer.
+                if ids.len() as u32 >= WINDOW || !longer_words(c, &parsed)? {
+                    parsed = whole;
+                    slices = &[];
+                }
+            }
             for &lo in slices {
                 ids = candidates(c, req, &fts, lo, filtered)?;
                 if ids.len() as u32 >= WINDOW {
@@ -351,7 +392,11 @@ impl Store {
                     phrases: vec![p.clone()],
                 };
                 // A prefix is counted in the newest slice and scaled up (see above).
-                let lo = if p.prefix && total > PREFIX_SLICE { total - PREFIX_SLICE } else { 0 };
+                let lo = if p.prefix && total > PREFIX_SLICE {
+                    total - PREFIX_SLICE
+                } else {
+                    0
+                };
                 let seen: i64 = c
                     .prepare_cached(&format!(
                         "SELECT count(*) FROM (SELECT rowid FROM search_fts
@@ -365,7 +410,10 @@ impl Store {
             }
             let docs = load_docs(c, &ids)?;
             let avg = {
-                let lens: usize = docs.iter().map(|d| token_count(&d.title) + token_count(&d.body)).sum();
+                let lens: usize = docs
+                    .iter()
+                    .map(|d| token_count(&d.title) + token_count(&d.body))
+                    .sum();
                 (lens as f64 / docs.len() as f64).max(1.0)
             };
             let mut scored: Vec<(f64, &Doc)> = docs
@@ -398,6 +446,24 @@ impl Store {
             })
         })
     }
+}
+
+/// Whether the index holds a word longer than one of the bare words of `q` that it begins
+/// (`timeout` for `time`), from the index's vocabulary: one term looked at per word.
+fn longer_words(c: &rusqlite::Connection, q: &ParsedQuery) -> Result<bool> {
+    c.execute_batch(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_vocab USING fts5vocab(main, 'search_fts', 'row')",
+    )?;
+    let mut st =
+        c.prepare_cached("SELECT 1 FROM temp.search_vocab WHERE term > ?1 AND term < ?2 LIMIT 1")?;
+    for p in q.phrases.iter().filter(|p| p.bare) {
+        let Some(w) = p.tokens.last() else { continue };
+        let upper = format!("{w}\u{10FFFF}");
+        if st.exists(rusqlite::params![w, upper])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The newest [`WINDOW`] matches above rowid `lo` that pass the incident filters.
@@ -480,9 +546,8 @@ fn group(c: &rusqlite::Connection, hits: &[SearchHit]) -> Result<Vec<SearchGroup
         }
         by.entry(h.incident_id).or_default().push(h.clone());
     }
-    let mut st = c.prepare_cached(
-        "SELECT title, status, severity, created_at FROM incident WHERE id = ?1",
-    )?;
+    let mut st =
+        c.prepare_cached("SELECT title, status, severity, created_at FROM incident WHERE id = ?1")?;
     let mut groups = Vec::with_capacity(order.len());
     for id in order {
         let row = st.query_row([id], |r| {
@@ -538,7 +603,10 @@ struct Token {
 fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
     let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
         match (start, is_token_char(c) && i < text.len()) {
             (None, true) => start = Some(i),
             (Some(s), false) => {
@@ -623,6 +691,7 @@ fn weighted_count(lower: &str, p: &Phrase) -> f64 {
         &Phrase {
             tokens: p.tokens.clone(),
             prefix: false,
+            bare: false,
         },
     ) as f64;
     exact + 0.5 * (all - exact)
@@ -728,7 +797,14 @@ fn cut(text: &str, marks: &[(usize, usize)]) -> String {
     }
     if end < text.len() {
         if let Some(i) = text[start..end].rfind(char::is_whitespace) {
-            if start + i > marks.iter().filter(|m| m.1 <= end).map(|m| m.1).max().unwrap_or(start) {
+            if start + i
+                > marks
+                    .iter()
+                    .filter(|m| m.1 <= end)
+                    .map(|m| m.1)
+                    .max()
+                    .unwrap_or(start)
+            {
                 end = start + i;
             }
         }
@@ -795,7 +871,10 @@ mod tests {
             q("\"HTTP 503\" checkout-api").fts(&[]),
             "{title body} : (\"http 503\" \"checkout-api\"*)"
         );
-        assert_eq!(q("check* v2.41.0.").fts(&[]), "{title body} : (\"check\"* \"v2.41.0\"*)");
+        assert_eq!(
+            q("check* v2.41.0.").fts(&[]),
+            "{title body} : (\"check\"* \"v2.41.0\"*)"
+        );
         assert_eq!(
             q("\"connection ref\"*").fts(&[SearchKind::Note, SearchKind::Finding]),
             "kind : (\"note\" OR \"finding\") AND {title body} : (\"connection ref\"*)"
@@ -806,12 +885,24 @@ mod tests {
                 assert_eq!(q(bad).fts(&[]), "{title body} : (\"near\"*)");
                 continue;
             }
-            assert!(matches!(parse_query(bad), Err(QueryError::NoWords(_))), "{bad:?}");
+            assert!(
+                matches!(parse_query(bad), Err(QueryError::NoWords(_))),
+                "{bad:?}"
+            );
         }
-        assert!(matches!(parse_query(&"a".repeat(10_240)), Err(QueryError::TooLong(10_240))));
-        assert!(matches!(parse_query(&"ab ".repeat(40)), Ok(_)), "duplicates collapse");
+        assert!(matches!(
+            parse_query(&"a".repeat(10_240)),
+            Err(QueryError::TooLong(10_240))
+        ));
+        assert!(
+            parse_query(&"ab ".repeat(40)).is_ok(),
+            "duplicates collapse"
+        );
         let many: String = (0..40).map(|i| format!("w{i} ")).collect();
-        assert!(matches!(parse_query(&many), Err(QueryError::TooManyTerms(40))));
+        assert!(matches!(
+            parse_query(&many),
+            Err(QueryError::TooManyTerms(40))
+        ));
         assert!(matches!(parse_query("e*"), Err(QueryError::ShortPrefix(_))));
     }
 
@@ -821,15 +912,29 @@ mod tests {
             .into_iter()
             .map(|t| t.norm)
             .collect();
-        for want in ["v2.41.0", "checkout-api", "db-1.prod.internal", "10.0.3.7:8080", "14:07:32", "503", "http"] {
+        for want in [
+            "v2.41.0",
+            "checkout-api",
+            "db-1.prod.internal",
+            "10.0.3.7:8080",
+            "14:07:32",
+            "503",
+            "http",
+        ] {
             assert!(t.contains(&want.to_string()), "{want} in {t:?}");
         }
-        assert!(!t.contains(&"07".to_string()) && !t.contains(&"41".to_string()), "{t:?}");
+        assert!(
+            !t.contains(&"07".to_string()) && !t.contains(&"41".to_string()),
+            "{t:?}"
+        );
     }
 
     #[test]
     fn snippets_mark_whole_tokens_and_phrases() {
-        let d = doc("Deploy", "At 14:07:32 we rolled out v2.41.0 and saw HTTP 503 errors. Rolled back at 14:20.");
+        let d = doc(
+            "Deploy",
+            "At 14:07:32 we rolled out v2.41.0 and saw HTTP 503 errors. Rolled back at 14:20.",
+        );
         assert_eq!(
             snippet(&d, &q("v2.41.0")),
             "At 14:07:32 we rolled out [v2.41.0] and saw HTTP 503 errors. Rolled back at 14:20."
@@ -846,11 +951,17 @@ mod tests {
         );
         // A word finds the words it begins; a quoted one only itself.
         let d = doc("x", "MISCONF snapshotting failed: disk full");
-        assert_eq!(snippet(&d, &q("snapshot")), "MISCONF [snapshotting] failed: disk full");
+        assert_eq!(
+            snippet(&d, &q("snapshot")),
+            "MISCONF [snapshotting] failed: disk full"
+        );
         assert!(!snippet(&d, &q("\"snapshot\"")).contains('['));
         // A sentence's final dot is not part of the mark.
         let d = doc("x", "Connection pool exhaustion. Then rollback.");
-        assert_eq!(snippet(&d, &q("rollback")), "Connection pool exhaustion. Then [rollback].");
+        assert_eq!(
+            snippet(&d, &q("rollback")),
+            "Connection pool exhaustion. Then [rollback]."
+        );
         // Title only.
         let d = doc("Rollback checkout-api", "");
         assert_eq!(snippet(&d, &q("checkout-api")), "Rollback [checkout-api]");

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use opslens_core::status::VlmStatus;
-use opslens_core::{AnalysisService, IncidentService};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use opslens_core::search::{parse_query, SearchRequest};
+use opslens_core::status::VlmStatus;
+use opslens_core::{AnalysisService, IncidentService};
 use opslens_domain::{IncidentStatus, ParseEnumError, SearchKind, SearchResults, Severity};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -42,11 +42,7 @@ pub struct SearchQuery {
     /// Words to find, all of which must match: `"quoted phrases"` match words next to each
     /// other, `prefix*` the words that begin so. Tokens such as `v2.41.0`, `checkout-api`,
     /// `10.0.3.7` or `db-1.prod.internal` are single words. At most 1000 characters and 32 words.
-    #[param(
-        min_length = 1,
-        max_length = 1000,
-        pattern = r"[\p{L}\p{N}]"
-    )]
+    #[param(min_length = 1, max_length = 1000, pattern = r"[\p{L}\p{N}]")]
     pub q: String,
     /// Only these kinds of entry, comma separated: `incident`, `evidence`, `finding`,
     /// `hypothesis`, `action`, `note`, `status_update`, `postmortem` (all when omitted).
