@@ -352,7 +352,7 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await noteHit.waitFor();
       assert.equal(await noteHit.locator('.kind').innerText(), 'Note');
       assert.deepEqual(await noteHit.locator('mark').allInnerTexts(), ['v2.41.0']);
-      const group = page.locator('.hits .hit-group', { has: noteHit });
+      const group = page.locator('.hits .hit-group', { has: page.locator('.hit[data-kind=note]', { hasText: 'deploy v2.41.0 finished' }) });
       assert.match(await group.locator('.group-head').innerText(), /#\d+/);
       await shot(page, 'search-grouped.png', false);
       await page.locator('input.search').fill('"');

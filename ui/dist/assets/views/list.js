@@ -82,6 +82,10 @@ export function listView() {
         const q = state.q.trim();
         if (!q)
             return replace(hitsBox);
+        // The server would refuse it (400); say so without the round trip.
+        if (!/[\p{L}\p{N}]/u.test(q)) {
+            return replace(hitsBox, errorLine('Search: the query has no words to search for; type at least one word.'));
+        }
         try {
             const res = await api.search(q, {
                 status: state.status === 'open' ? '' : state.status, severity: state.severity,
