@@ -42,7 +42,11 @@ pub struct SearchQuery {
     /// Words to find, all of which must match: `"quoted phrases"` match words next to each
     /// other, `prefix*` the words that begin so. Tokens such as `v2.41.0`, `checkout-api`,
     /// `10.0.3.7` or `db-1.prod.internal` are single words. At most 1000 characters and 32 words.
-    #[param(min_length = 1, max_length = 1000, pattern = r"[\p{L}\p{N}]")]
+    #[param(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub q: String,
     /// Only these kinds of entry, comma separated: `incident`, `evidence`, `finding`,
     /// `hypothesis`, `action`, `note`, `status_update`, `postmortem` (all when omitted).
