@@ -301,6 +301,16 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
         assert_eq!(s.incident(1).unwrap().title, "old");
+        // Migration 0011 backfilled the search index from the rows already there.
+        let found = s
+            .search(&search::SearchRequest {
+                q: "old".into(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found.hits.len(), 1);
+        assert_eq!(found.hits[0].snippet, "[old]");
         assert!(s.outbox_counts().unwrap().is_empty());
         assert!(s.integration_states().unwrap().is_empty());
     }
