@@ -43,6 +43,8 @@ mod outbox;
 mod people;
 #[path = "integration/postmortem.rs"]
 mod postmortem;
+#[path = "integration/search.rs"]
+mod search;
 #[path = "integration/secrets.rs"]
 mod secrets;
 #[path = "integration/security.rs"]

@@ -83,6 +83,9 @@ pub enum Command {
     Postmortem(crate::command_cli::PostmortemArgs),
     /// Past incidents like this one (default: the active one), best first, with why.
     Similar(crate::command_cli::SimilarArgs),
+    /// Search everything written on incidents (titles, evidence, findings, hypotheses,
+    /// actions, notes, status updates, postmortems), through a running server.
+    Search(crate::search_cli::SearchArgs),
     /// Your name (the author of what you write), handle and email.
     #[command(subcommand)]
     Config(crate::command_cli::ConfigCmd),

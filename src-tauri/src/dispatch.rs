@@ -62,6 +62,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Secrets(cmd)) => crate::secrets_cli::run(&data_dir, cmd),
         Some(Command::Capture(args)) => rt.block_on(crate::capture_cmd::run(&data_dir, args)),
         Some(Command::Backup(cmd)) => crate::backup_cmd::run(&data_dir, cmd),
+        Some(Command::Search(args)) => rt.block_on(crate::search_cli::run(&data_dir, args)),
         Some(Command::Note(args)) => rt.block_on(crate::command_cli::note(&data_dir, args)),
         Some(Command::Role(args)) => rt.block_on(crate::command_cli::role(&data_dir, args)),
         Some(Command::Update(args)) => rt.block_on(crate::command_cli::update(&data_dir, args)),

@@ -12,6 +12,7 @@ mod dispatch;
 mod mcp_cmd;
 mod models_cmd;
 mod report;
+mod search_cli;
 mod secrets_cli;
 pub mod server;
 mod users_cmd;

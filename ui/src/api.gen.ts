@@ -924,7 +924,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Full-text search over incidents and evidence. */
+        /**
+         * Full-text search over everything written on incidents: titles and descriptions, evidence,
+         *     screenshot findings, hypotheses, actions, notes, status updates and postmortems. Hits come
+         *     best first (BM25 over the newest matching entries; `complete` is false when older matches
+         *     were left out) and grouped by incident, each with its kind and a snippet with the matches
+         *     in `[` `]`.
+         */
         get: operations["search"];
         put?: never;
         post?: never;
@@ -2271,31 +2277,84 @@ export interface components {
              */
             file: string;
         };
-        /** @description One result of `GET /search`. */
-        SearchHit: {
+        /** @description The hits of one incident. */
+        SearchGroup: {
+            /**
+             * Format: date-time
+             * @description When it was opened.
+             */
+            created_at: string;
+            /** @description Its hits, best first. */
+            hits: components["schemas"]["SearchHit"][];
             /**
              * Format: int64
-             * @description Id of the incident or evidence.
+             * @description The incident.
+             */
+            incident_id: number;
+            /** @description Its severity now. */
+            severity: components["schemas"]["Severity"];
+            /** @description Its status now. */
+            status: components["schemas"]["IncidentStatus"];
+            /** @description Its title. */
+            title: string;
+        };
+        /** @description One matching entry. */
+        SearchHit: {
+            /**
+             * Format: date-time
+             * @description When the entry was written.
+             */
+            at: string;
+            /**
+             * Format: int64
+             * @description Id of the entry (of the evidence for a `finding`, of the incident for `incident` and
+             *     `postmortem`).
              */
             id: number;
             /**
              * Format: int64
-             * @description The incident it belongs to (itself for incidents).
+             * @description The incident it belongs to.
              */
             incident_id: number;
-            /** @description `incident` or `evidence`. */
-            kind: string;
-            /** @description Matching text with the terms in `[` `]`. */
+            /** @description What matched. */
+            kind: components["schemas"]["SearchKind"];
+            /**
+             * Format: double
+             * @description Relevance (higher is better); comparable within one answer only.
+             */
+            score: number;
+            /**
+             * @description The matching text with each match in `[` `]`; a token such as `v2.41.0` is marked
+             *     whole, never in pieces.
+             */
             snippet: string;
-            /** @description Title of the match. */
+            /** @description Title of the entry (a label such as `Note` for entries without one). */
             title: string;
         };
+        /**
+         * @description What a search hit is: every kind of entry a person wrote or a tool produced is
+         *     searchable, and a client filters and labels hits by it.
+         * @enum {string}
+         */
+        SearchKind: "incident" | "evidence" | "finding" | "hypothesis" | "action" | "note" | "status_update" | "postmortem";
         /** @description Answer of `GET /search`. */
         SearchResults: {
-            /** @description Best first. */
+            /**
+             * @description False when more entries matched than were ranked: then the newest matches were
+             *     ranked (see `ranked`) and older ones left out.
+             */
+            complete: boolean;
+            /** @description The same hits by incident; the incident with the best hit first. */
+            groups: components["schemas"]["SearchGroup"][];
+            /** @description Best first, at most `limit`. */
             hits: components["schemas"]["SearchHit"][];
             /** @description The query as received. */
             query: string;
+            /**
+             * Format: int64
+             * @description How many matching entries were ranked.
+             */
+            ranked: number;
         };
         /** @description Answer of `POST /auth/exchange`. */
         SessionToken: {
@@ -8357,8 +8416,25 @@ export interface operations {
     search: {
         parameters: {
             query: {
-                /** @description Words to find (all must match; prefixes match); not blank. */
+                /**
+                 * @description Words to find, all of which must match: `"quoted phrases"` match words next to each
+                 *     other, `prefix*` the words that begin so. Tokens such as `v2.41.0`, `checkout-api`,
+                 *     `10.0.3.7` or `db-1.prod.internal` are single words. At most 1000 characters and 32 words.
+                 */
                 q: string;
+                /**
+                 * @description Only these kinds of entry, comma separated: `incident`, `evidence`, `finding`,
+                 *     `hypothesis`, `action`, `note`, `status_update`, `postmortem` (all when omitted).
+                 */
+                kind?: string;
+                /** @description Only incidents with this status. */
+                status?: components["schemas"]["IncidentStatus"];
+                /** @description Only incidents with this severity. */
+                severity?: components["schemas"]["Severity"];
+                /** @description Only incidents opened at or after this time (RFC 3339). */
+                from?: string;
+                /** @description Only incidents opened before this time (RFC 3339). */
+                to?: string;
                 /** @description Most hits to return, 1 to 200 (default 50). */
                 limit?: number;
             };

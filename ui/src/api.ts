@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchResults, ServerInfo, Severity, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -143,8 +143,11 @@ export const api = {
   redactedImageUrl: (id: number) =>
     send('GET', `/evidence/${id}/image?variant=redacted`).then(async (r) => URL.createObjectURL(await r.blob())),
   deleteIncident: (id: number) => send('DELETE', `/incidents/${id}`).then(() => undefined),
-  search: (q: string) =>
-    json<SearchResults>('GET', `/search${query({ q, limit: 20 })}`),
+  search: (q: string, f: { status?: IncidentStatus | ''; severity?: Severity | ''; kind?: SearchKind[] } = {}) =>
+    json<SearchResults>('GET', `/search${query({
+      q, limit: 50, status: f.status || undefined, severity: f.severity || undefined,
+      kind: f.kind?.length ? f.kind.join(',') : undefined,
+    })}`),
 
   evidenceOf: (incident: number) => json<Evidence[]>('GET', `/evidence/incident/${incident}`),
   evidence: (id: number) => json<Evidence>('GET', `/evidence/${id}`),

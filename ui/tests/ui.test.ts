@@ -370,6 +370,18 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await page.locator('.row', { hasText: 'Checkout 5xx spike' }).waitFor();
       await page.locator('input.search').fill('pool');
       await page.locator('.hits .hit', { hasText: 'payment-svc logs' }).waitFor();
+      // Search covers every kind of entry: the note written earlier is found, grouped under its
+      // incident, labelled with its kind, and the version is marked whole.
+      await page.locator('input.search').fill('v2.41.0');
+      const noteHit = page.locator('.hits .hit-group .hit[data-kind=note]', { hasText: 'deploy v2.41.0 finished' });
+      await noteHit.waitFor();
+      assert.equal(await noteHit.locator('.kind').innerText(), 'Note');
+      assert.deepEqual(await noteHit.locator('mark').allInnerTexts(), ['v2.41.0']);
+      const group = page.locator('.hits .hit-group', { has: page.locator('.hit[data-kind=note]', { hasText: 'deploy v2.41.0 finished' }) });
+      assert.match(await group.locator('.group-head').innerText(), /#\d+/);
+      await shot(page, 'search-grouped.png', false);
+      await page.locator('input.search').fill('"');
+      await page.locator('.hits .error-line', { hasText: 'no words to search for' }).waitFor();
       await page.locator('input.search').fill('zebranothing');
       await page.getByText('No incidents match these filters.').waitFor();
       await page.getByRole('button', { name: 'clear the filters' }).click();

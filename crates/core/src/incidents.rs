@@ -3,9 +3,9 @@
 
 use opslens_domain::{
     Incident, IncidentFilter, IncidentPatch, IncidentSource, IncidentStatus, NewIncident,
-    NewTimelineEvent, Page, SearchHit, Severity, TimelineEvent, TimelineKind,
+    NewTimelineEvent, Page, SearchResults, Severity, TimelineEvent, TimelineKind,
 };
-use opslens_store::NewIncidentRow;
+use opslens_store::{NewIncidentRow, SearchRequest};
 
 use crate::db::Db;
 use crate::validate::{checked, required, MAX_TEXT, MAX_TITLE};
@@ -130,9 +130,18 @@ impl IncidentService {
         Ok(ev)
     }
 
-    /// Full-text search over incidents and evidence.
-    pub async fn search(&self, q: String, limit: u32) -> Result<Vec<SearchHit>, CoreError> {
-        let limit = limit.clamp(1, 200);
-        self.db.run(move |s| s.search(&q, limit)).await
+    /// Full-text search over every entry of every incident, grouped by incident. A query
+    /// with nothing to search, or a time range that ends before it starts, is `Invalid`.
+    pub async fn search(&self, mut req: SearchRequest) -> Result<SearchResults, CoreError> {
+        opslens_store::parse_query(&req.q).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        if let (Some(from), Some(to)) = (req.from, req.to) {
+            if from >= to {
+                return Err(CoreError::Invalid(format!(
+                    "the time range is empty: `from` ({from}) must be before `to` ({to})"
+                )));
+            }
+        }
+        req.limit = req.limit.clamp(1, 200);
+        self.db.run(move |s| s.search(&req)).await
     }
 }

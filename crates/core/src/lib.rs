@@ -48,3 +48,9 @@ pub use incidents::IncidentService;
 pub use integrations::IntegrationService;
 pub use services::{Services, ServicesConfig};
 pub use work::WorkService;
+/// Search requests and the query reader, for callers that check a query before running it.
+pub mod search {
+    pub use opslens_store::search::{
+        parse_query, QueryError, SearchRequest, FILTER_SCAN, MAX_QUERY_CHARS, WINDOW,
+    };
+}

@@ -277,6 +277,29 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// What a search hit is: every kind of entry a person wrote or a tool produced is
+    /// searchable, and a client filters and labels hits by it.
+    SearchKind, "kind", {
+        /// The incident's title and description.
+        Incident => "incident",
+        /// A piece of evidence: its title and content (logs, metrics, deployments…).
+        Evidence => "evidence",
+        /// The analysis of a screenshot: summary, panels, metrics, anomalies, errors, answers.
+        Finding => "finding",
+        /// A hypothesis on the board.
+        Hypothesis => "hypothesis",
+        /// An action item and its owner.
+        Action => "action",
+        /// A note or observation a person put on the timeline.
+        Note => "note",
+        /// A status update to stakeholders.
+        StatusUpdate => "status_update",
+        /// The postmortem.
+        Postmortem => "postmortem",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod incident;
 mod integration;
 mod people;
 mod postmortem;
+mod search;
 mod similar;
 mod updates;
 mod work;
@@ -22,7 +23,8 @@ pub use capture::{
 };
 pub use enums::{
     ActionStatus, AnalysisState, EvidenceType, HypothesisOrigin, HypothesisStatus, IncidentSource,
-    IncidentStatus, OccurredAtSource, ParseEnumError, Role, Severity, TimelineKind, UserRole,
+    IncidentStatus, OccurredAtSource, ParseEnumError, Role, SearchKind, Severity, TimelineKind,
+    UserRole,
 };
 pub use evidence::{AnalysisJob, AnalyzeRequest, Evidence, EvidencePatch, ImageInfo, NewEvidence};
 pub use external::{
@@ -35,6 +37,7 @@ pub use people::{IncidentRoles, NewPerson, NewUser, NewUserToken, Person, RoleAs
 pub use postmortem::{
     Postmortem, PostmortemEntry, PostmortemSave, PostmortemSections, TimelinePatch,
 };
+pub use search::{SearchGroup, SearchHit, SearchResults};
 pub use similar::{
     DuplicateHint, ImageMatch, MergeOutcome, MergeRequest, Redaction, RedactionBox,
     RedactionRequest, RedactionSuggestion, SimilarHit, SimilarIncidents,
@@ -42,7 +45,7 @@ pub use similar::{
 pub use updates::{NewStatusUpdate, StatusUpdate};
 pub use work::{
     Action, ActionPatch, Hypothesis, HypothesisPatch, NewAction, NewHypothesis, NewTimelineEvent,
-    SearchHit, TimelineEvent,
+    TimelineEvent,
 };
 
 /// Timestamps are UTC everywhere; local time zones are a presentation concern.

@@ -168,21 +168,6 @@ pub struct ActionPatch {
     pub due_at: Option<DateTime<Utc>>,
 }
 
-/// One result of `GET /search`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct SearchHit {
-    /// `incident` or `evidence`.
-    pub kind: String,
-    /// Id of the incident or evidence.
-    pub id: i64,
-    /// The incident it belongs to (itself for incidents).
-    pub incident_id: i64,
-    /// Title of the match.
-    pub title: String,
-    /// Matching text with the terms in `[` `]`.
-    pub snippet: String,
-}
-
 impl TimelineKind {
     /// The kinds a client may post; the others are recorded by OpsLens itself.
     pub const POSTABLE: &'static [TimelineKind] = &[TimelineKind::Note, TimelineKind::Observation];

@@ -234,11 +234,19 @@ async fn run(
             if a.q.trim().is_empty() {
                 return Err(fail("invalid_arguments", "`q` must not be blank"));
             }
-            let hits = s
+            let found = s
                 .incidents
-                .search(a.q.clone(), a.limit.unwrap_or(20))
+                .search(opslens_core::search::SearchRequest {
+                    q: a.q.clone(),
+                    kinds: Vec::new(),
+                    status: None,
+                    severity: None,
+                    from: None,
+                    to: None,
+                    limit: a.limit.unwrap_or(20),
+                })
                 .await?;
-            as_json(&json!({"query": a.q, "hits": hits}))
+            as_json(&found)
         }
         "get_incident" => {
             let id = take_id(&mut args, "incident_id")?;

@@ -151,7 +151,8 @@ impl Store {
         if let Some(q) = filter.q.as_deref().and_then(fts_query) {
             // Matches on the incident itself or on any of its evidence.
             wheres.push(
-                "i.id IN (SELECT incident_id FROM search_index WHERE search_index MATCH ?)"
+                "i.id IN (SELECT d.incident_id FROM search_fts f JOIN search_doc d ON d.id = f.rowid
+                  WHERE search_fts MATCH ?)"
                     .to_string(),
             );
             args.push(Box::new(q));

@@ -17,7 +17,7 @@ mod outbox;
 mod people;
 mod postmortem;
 mod row;
-mod search;
+pub mod search;
 mod similar;
 mod tokens;
 mod tx;
@@ -44,6 +44,7 @@ pub use tx::{
 
 pub use people::PersonRow;
 pub use postmortem::{StoredPostmortem, TimelineEdit};
+pub use search::{parse_query, QueryError, SearchRequest};
 pub use similar::{CorpusIncident, MergeCounts, ShotPrint};
 #[cfg(test)]
 use tx::test_narrator;
@@ -65,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_api_tokens.sql"),
     include_str!("../migrations/0011_analysis_lease.sql"),
     include_str!("../migrations/0012_similar.sql"),
+    include_str!("../migrations/0013_search.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
@@ -321,6 +323,16 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
         assert_eq!(s.incident(1).unwrap().title, "old");
+        // Migration 0011 backfilled the search index from the rows already there.
+        let found = s
+            .search(&search::SearchRequest {
+                q: "old".into(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found.hits.len(), 1);
+        assert_eq!(found.hits[0].snippet, "[old]");
         assert!(s.outbox_counts().unwrap().is_empty());
         assert!(s.integration_states().unwrap().is_empty());
     }

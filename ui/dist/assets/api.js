@@ -135,7 +135,10 @@ export const api = {
     /** The redacted copy (not cached: a redaction can be redone). */
     redactedImageUrl: (id) => send('GET', `/evidence/${id}/image?variant=redacted`).then(async (r) => URL.createObjectURL(await r.blob())),
     deleteIncident: (id) => send('DELETE', `/incidents/${id}`).then(() => undefined),
-    search: (q) => json('GET', `/search${query({ q, limit: 20 })}`),
+    search: (q, f = {}) => json('GET', `/search${query({
+        q, limit: 50, status: f.status || undefined, severity: f.severity || undefined,
+        kind: f.kind?.length ? f.kind.join(',') : undefined,
+    })}`),
     evidenceOf: (incident) => json('GET', `/evidence/incident/${incident}`),
     evidence: (id) => json('GET', `/evidence/${id}`),
     addEvidence: (incident, b) => json('POST', `/evidence/incident/${incident}`, b),

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use opslens_core::search::{parse_query, SearchRequest};
 use opslens_core::status::VlmStatus;
 use opslens_core::storage;
 use opslens_core::{AnalysisService, IncidentService};
-use opslens_domain::SearchHit;
+use opslens_domain::{IncidentStatus, ParseEnumError, SearchKind, SearchResults, Severity};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -35,41 +38,96 @@ pub async fn health() -> Json<Health> {
 /// Query of `GET /search`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Words to find (all must match; prefixes match); not blank.
+    /// Words to find, all of which must match: `"quoted phrases"` match words next to each
+    /// other, `prefix*` the words that begin so. Tokens such as `v2.41.0`, `checkout-api`,
+    /// `10.0.3.7` or `db-1.prod.internal` are single words. At most 1000 characters and 32 words.
     #[param(
         min_length = 1,
+        max_length = 1000,
         pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
     )]
     pub q: String,
+    /// Only these kinds of entry, comma separated: `incident`, `evidence`, `finding`,
+    /// `hypothesis`, `action`, `note`, `status_update`, `postmortem` (all when omitted).
+    pub kind: Option<String>,
+    /// Only incidents with this status.
+    pub status: Option<IncidentStatus>,
+    /// Only incidents with this severity.
+    pub severity: Option<Severity>,
+    /// Only incidents opened at or after this time (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only incidents opened before this time (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
     /// Most hits to return, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
-/// Answer of `GET /search`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SearchResults {
-    /// The query as received.
-    pub query: String,
-    /// Best first.
-    pub hits: Vec<SearchHit>,
+/// Reads `kind=a,b` into kinds; an unknown one is named with the accepted ones.
+fn kinds(list: Option<&str>) -> Result<Vec<SearchKind>, ApiError> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for k in list.split(',').map(str::trim) {
+        let k: SearchKind = k
+            .parse()
+            .map_err(|e: ParseEnumError| invalid_query(e.to_string()))?;
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
 }
 
-/// Full-text search over incidents and evidence.
+fn invalid_query(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m)
+}
+
+/// Full-text search over everything written on incidents: titles and descriptions, evidence,
+/// screenshot findings, hypotheses, actions, notes, status updates and postmortems. Hits come
+/// best first (BM25 over the newest matching entries; `complete` is false when older matches
+/// were left out) and grouped by incident, each with its kind and a snippet with the matches
+/// in `[` `]`.
 #[utoipa::path(get, path = "/search", tag = "system", params(SearchQuery),
-    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 pub async fn search(
     State(s): State<Arc<IncidentService>>,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<SearchResults>> {
-    let query = q.q;
-    if query.trim().is_empty() {
-        return Err(ApiError::bad_request(
+    if q.q.trim().is_empty() {
+        return Err(invalid_query(
             "query parameter `q` is required, e.g. /api/v1/search?q=timeout",
         ));
     }
-    let hits = s.search(query.clone(), q.limit.unwrap_or(50)).await?;
-    Ok(Json(SearchResults { query, hits }))
+    parse_query(&q.q).map_err(|e| invalid_query(format!("q: {e}")))?;
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from >= to {
+            return Err(invalid_query(format!(
+                "the time range is empty: `from` ({}) must be before `to` ({})",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )));
+        }
+    }
+    if let Some(l) = q.limit {
+        if !(1..=200).contains(&l) {
+            return Err(invalid_query(format!("limit must be 1 to 200, got {l}")));
+        }
+    }
+    let req = SearchRequest {
+        kinds: kinds(q.kind.as_deref())?,
+        q: q.q,
+        status: q.status,
+        severity: q.severity,
+        from: q.from,
+        to: q.to,
+        limit: q.limit.unwrap_or(50),
+    };
+    Ok(Json(s.search(req).await?))
 }
 
 /// Model, device, queue and last timings of the screenshot analysis.

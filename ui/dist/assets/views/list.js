@@ -12,7 +12,7 @@ const state = { status: 'open', severity: '', q: '' };
 export function listView() {
     const search = h('input', {
         type: 'search', name: 'q', class: 'search', value: state.q, autocomplete: 'off',
-        placeholder: 'Search incidents and evidence   ( / )', 'aria-label': 'Search',
+        placeholder: 'Search everything: incidents, evidence, findings, notes…   ( / )', 'aria-label': 'Search',
     });
     // Open incidents by default: resolved and closed ones are history.
     const status = select(['open', ...STATUSES], state.status, {
@@ -82,17 +82,27 @@ export function listView() {
         const q = state.q.trim();
         if (!q)
             return replace(hitsBox);
+        // The server would refuse it (400); say so without the round trip.
+        if (!/[\p{L}\p{N}]/u.test(q)) {
+            return replace(hitsBox, errorLine('Search: the query has no words to search for; type at least one word.'));
+        }
         try {
-            const res = await api.search(q);
+            const res = await api.search(q, {
+                status: state.status === 'open' ? '' : state.status, severity: state.severity,
+            });
             if (my !== hitSeq)
                 return;
-            const ev = res.hits.filter((x) => x.kind === 'evidence');
-            replace(hitsBox, ev.length
-                ? [h('h2', { class: 'section-title' }, `Matches in evidence (${ev.length})`), h('ul', { class: 'hit-list' }, ev.map(hitRow))]
+            const n = res.hits.length;
+            replace(hitsBox, n
+                ? [
+                    h('h2', { class: 'section-title' }, `Matches: ${n} entr${n === 1 ? 'y' : 'ies'} in ${res.groups.length} incident${res.groups.length === 1 ? '' : 's'}`, res.complete ? null : h('span', { class: 'muted', title: 'More entries matched; the best of the newest ones are shown.' }, ` (best of the newest ${res.ranked} matches)`)),
+                    h('ul', { class: 'hit-groups' }, res.groups.map(groupRow)),
+                ]
                 : null);
         }
-        catch {
-            replace(hitsBox);
+        catch (e) {
+            if (my === hitSeq)
+                replace(hitsBox, errorLine(`Search: ${errorMessage(e)}`));
         }
     }
     function filtered() {
@@ -202,8 +212,17 @@ export function listView() {
         },
     };
 }
-/** A search hit, with the matched terms (between `[` and `]`) highlighted as text. */
+const KIND_LABEL = {
+    incident: 'Incident', evidence: 'Evidence', finding: 'Finding', hypothesis: 'Hypothesis',
+    action: 'Action', note: 'Note', status_update: 'Status update', postmortem: 'Postmortem',
+};
+/** One incident's hits under its title, status and severity. */
+function groupRow(g) {
+    return h('li', { class: 'hit-group', 'data-incident': g.incident_id }, h('a', { href: `#/incident/${g.incident_id}`, class: 'group-head' }, severityBadge(g.severity), h('span', { class: 'row-id' }, `#${g.incident_id}`), h('span', { class: 'row-title' }, g.title), statusBadge(g.status)), h('ul', { class: 'hit-list' }, g.hits.map(hitRow)));
+}
+/** A search hit: its kind, title and snippet with the matched terms (between `[` and `]`)
+ * highlighted as text. */
 function hitRow(hit) {
     const parts = hit.snippet.split(/(\[[^\]]*\])/g).map((p) => p.startsWith('[') && p.endsWith(']') ? h('mark', null, p.slice(1, -1)) : p);
-    return h('li', null, h('a', { href: `#/incident/${hit.incident_id}`, class: 'hit' }, h('span', { class: 'row-id' }, `#${hit.incident_id}`), h('strong', null, hit.title), h('span', { class: 'snippet' }, parts)));
+    return h('li', null, h('a', { href: `#/incident/${hit.incident_id}`, class: 'hit', 'data-kind': hit.kind }, h('span', { class: `kind kind-${hit.kind}` }, KIND_LABEL[hit.kind] ?? hit.kind), h('strong', null, hit.title), h('span', { class: 'snippet' }, parts)));
 }
