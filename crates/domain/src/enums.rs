@@ -352,6 +352,8 @@ mod tests {
         assert_spec_is_wire(HypothesisStatus::ALL);
         assert_spec_is_wire(HypothesisOrigin::ALL);
         assert_spec_is_wire(ActionStatus::ALL);
+        assert_spec_is_wire(UserRole::ALL);
+        assert_spec_is_wire(SearchKind::ALL);
         // Plain serde enums elsewhere in the crate: both derives read `rename_all`.
         use crate::{FeedKind, FeedOp, OutboxStatus, SignalKind};
         use FeedKind as K;
@@ -361,6 +363,7 @@ mod tests {
             K::Timeline,
             K::Hypothesis,
             K::Action,
+            K::Capture,
         ]);
         assert_spec_is_wire(&[FeedOp::Created, FeedOp::Updated, FeedOp::Deleted]);
         use OutboxStatus as O;
