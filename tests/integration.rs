@@ -13,6 +13,8 @@ mod capture;
 mod cli;
 #[path = "integration/command_cli.rs"]
 mod command_cli;
+#[path = "integration/compare.rs"]
+mod compare;
 #[path = "integration/dedupe.rs"]
 mod dedupe;
 #[path = "integration/desktop.rs"]

@@ -234,6 +234,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/evidence/{id}/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * "What changed?": the local model compares this screenshot (before) with another (after)
+         *     in one prompt and answers in a few sentences, labelled as machine-written. Nothing is saved
+         *     and neither picture leaves the machine. 503 when no model can answer now (`model_missing`,
+         *     `model_loading` — loading starts then —, `model_failed`, `model_remote`).
+         */
+        post: operations["compare"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/evidence/{id}/image": {
         parameters: {
             query?: never;
@@ -1221,6 +1243,16 @@ export interface components {
         CodeExchange: {
             /** @description A code from `POST /auth/code`. */
             code: string;
+        };
+        /** @description Body of `POST /evidence/{id}/compare`. */
+        CompareRequest: {
+            /** @description What to look at in particular (optional, at most 2,000 characters). */
+            question?: string | null;
+            /**
+             * Format: int64
+             * @description The later screenshot (picture 2); the path's screenshot is picture 1.
+             */
+            with: number;
         };
         /** @description Why an incident looks like a duplicate of an open one. */
         DuplicateHint: {
@@ -2265,6 +2297,32 @@ export interface components {
         RoleAssignment: {
             /** @description Who: a person's id, handle (`ana`, `@ana`) or exact name. */
             person: string;
+        };
+        /** @description The model's answer to "what changed?". */
+        ScreenComparison: {
+            /**
+             * Format: int64
+             * @description The later screenshot (picture 2).
+             */
+            after_id: number;
+            /** @description The model's answer, trimmed. */
+            answer: string;
+            /**
+             * Format: int64
+             * @description The earlier screenshot (picture 1).
+             */
+            before_id: number;
+            /** @description Tokens the model generated. */
+            generated_tokens: number;
+            /** @description The label marking machine-written text. */
+            label: string;
+            /** @description The model that wrote it. */
+            model: string;
+            /**
+             * Format: int64
+             * @description Time the model took (milliseconds).
+             */
+            ms: number;
         };
         /**
          * @description Multipart form of the screenshot upload. Other fields are refused (the multipart parser
@@ -4030,6 +4088,125 @@ export interface operations {
                 };
             };
             /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compare: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompareRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScreenComparison"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No model can answer now (`model_missing`, `model_loading`, `model_failed`, `model_remote`) */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */

@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, ScreenComparison, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -172,6 +172,9 @@ export const api = {
   savePostmortem: (incident: number, version: number, sections: PostmortemSections) =>
     json<Postmortem>('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
   draftSummary: (incident: number) => json<SummaryDraft>('POST', `/incidents/${incident}/postmortem/summary-draft`, {}),
+  /** "What changed?" from screenshot `before` to `after`, asked of the local model. */
+  compareShots: (before: number, after: number, question?: string) =>
+    json<ScreenComparison>('POST', `/evidence/${before}/compare`, { with: after, ...(question ? { question } : {}) }),
   postmortemExport: (incident: number, format: 'html' | 'zip') =>
     send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
   editTimeline: (id: number, b: { message?: string; occurred_at?: string; pinned?: boolean }) =>

@@ -43,6 +43,8 @@ export type VlmStatus = Schemas['VlmStatus'];
 /** One event of `GET /evidence/{id}/analysis/stream`: the text so far of a running analysis. */
 export type AnalysisProgress = Schemas['AnalysisProgress'];
 export type SummaryDraft = Schemas['SummaryDraft'];
+/** The local model's answer to "what changed?" between two screenshots. */
+export type ScreenComparison = Schemas['ScreenComparison'];
 export type ServerInfo = Schemas['Info'];
 /** What a change event of `GET /api/v1/events` is about. */
 export type FeedKind = Schemas['FeedKind'];

@@ -112,6 +112,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::search))
         .routes(routes!(system::vlm_status))
         .routes(routes!(analysis::analyze))
+        .routes(routes!(analysis::compare))
         .routes(routes!(analysis::jobs_of))
         .routes(routes!(analysis::progress))
         .routes(routes!(analysis::job))

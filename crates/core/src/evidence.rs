@@ -148,6 +148,51 @@ impl EvidenceService {
         self.db.run(move |s| s.list_evidence(incident_id)).await
     }
 
+    /// Asks the local model what changed from screenshot `before` to screenshot `after`
+    /// (both stored images, checked at upload; decoded off the runtime).
+    pub async fn compare(
+        &self,
+        before: i64,
+        after: i64,
+        question: Option<String>,
+    ) -> Result<crate::analysis::compare::ScreenComparison, crate::analysis::summary::DraftError>
+    {
+        if before == after {
+            return Err(CoreError::Invalid(format!(
+                "with: compare screenshot #{before} with another screenshot, not itself"
+            ))
+            .into());
+        }
+        if let Some(q) = &question {
+            crate::validate::checked("question", Some(q.clone()))?;
+            if q.chars().count() > 2_000 {
+                return Err(CoreError::Invalid("question: at most 2,000 characters".into()).into());
+            }
+        }
+        let mut pictures = Vec::with_capacity(2);
+        for (field, id) in [("id", before), ("with", after)] {
+            let e = self.get(id).await?;
+            if e.image.is_none() {
+                return Err(CoreError::Invalid(format!(
+                    "{field}: evidence #{id} is {}, not a screenshot",
+                    e.evidence_type
+                ))
+                .into());
+            }
+            let (bytes, _) = self.image(id).await?;
+            let img = tokio::task::spawn_blocking(move || image::load_from_memory(&bytes))
+                .await
+                .map_err(CoreError::from)?
+                .map_err(|e| {
+                    CoreError::internal(format!("screenshot #{id} cannot be decoded"), e)
+                })?;
+            pictures.push((id, img));
+        }
+        let after_pic = pictures.pop().expect("two pictures");
+        let before_pic = pictures.pop().expect("two pictures");
+        self.analysis.compare(before_pic, after_pic, question).await
+    }
+
     /// The stored image of a screenshot: bytes and MIME type.
     pub async fn image(&self, id: i64) -> Result<(Vec<u8>, String), CoreError> {
         let (path, mime) = self.db.run(move |s| s.evidence_image(id)).await?;

@@ -23,6 +23,8 @@ pub type Reply = Box<dyn FnOnce(Result<Generation, VlmError>) + Send>;
 pub struct Job {
     /// The screenshot, if any.
     pub image: Option<DynamicImage>,
+    /// Further pictures after `image` in the same prompt (a before/after comparison).
+    pub more_images: Vec<DynamicImage>,
     /// The question.
     pub prompt: String,
     /// Decoding parameters.
@@ -83,8 +85,10 @@ impl EngineHandle {
                             f(t, s)
                         }
                     };
-                    let r = engine.generate(
-                        job.image.as_ref(),
+                    let images: Vec<&DynamicImage> =
+                        job.image.iter().chain(&job.more_images).collect();
+                    let r = engine.generate_images(
+                        &images,
                         &job.prompt,
                         &job.params,
                         &mut sink,

@@ -49,6 +49,7 @@ fn engine_thread_runs_jobs_in_order() {
     for i in 0..2 {
         let tx = tx.clone();
         h.submit(opslens_vlm::Job {
+            more_images: Vec::new(),
             image: Some(img.clone()),
             prompt: format!("job {i}"),
             params: opslens_vlm::GenerateParams {

@@ -155,6 +155,8 @@ export const api = {
     postmortem: (incident) => json('GET', `/incidents/${incident}/postmortem`),
     savePostmortem: (incident, version, sections) => json('PUT', `/incidents/${incident}/postmortem`, { version, sections }),
     draftSummary: (incident) => json('POST', `/incidents/${incident}/postmortem/summary-draft`, {}),
+    /** "What changed?" from screenshot `before` to `after`, asked of the local model. */
+    compareShots: (before, after, question) => json('POST', `/evidence/${before}/compare`, { with: after, ...(question ? { question } : {}) }),
     postmortemExport: (incident, format) => send('GET', `/incidents/${incident}/postmortem/export?format=${format}`).then((r) => r.blob()),
     editTimeline: (id, b) => json('PATCH', `/timeline/${id}`, b),
     deleteTimeline: (id) => send('DELETE', `/timeline/${id}`).then(() => undefined),

@@ -4,7 +4,8 @@
 // cache, so nothing leaves the page.
 
 import { api } from '../api.js';
-import { dialog } from '../components.js';
+import { busy, dialog } from '../components.js';
+import { errorMessage } from '../app.js';
 import { h, replace } from '../dom.js';
 import { clock } from '../format.js';
 import type { Evidence } from '../types.js';
@@ -45,12 +46,38 @@ export function openCompare(ctx: Ctx, a?: number, b?: number): void {
   const range = h('input', { type: 'range', min: 0, max: 100, value: amount, name: 'amount', 'aria-label': 'Overlay amount' });
   range.addEventListener('input', () => { amount = Number(range.value); applyAmount(); });
   const stage = h('div', { class: 'compare-stage', 'data-field': 'compare-stage' });
+  // "What changed?": the local model gets both pictures in one prompt; its answer is shown
+  // labelled as machine-written and is not saved.
+  const question = h('input', { name: 'question', placeholder: 'Anything in particular? (optional)', maxlength: 2000, 'aria-label': 'Question about the change' });
+  const ask = h('button', { type: 'button', class: 'primary small', 'data-action': 'what-changed' }, 'What changed?');
+  const answer = h('div', { class: 'compare-answer', 'data-field': 'compare-answer', 'aria-live': 'polite' });
+  ask.addEventListener('click', () => {
+    void busy(ask, 'Asking the model…', async () => {
+      try {
+        const c = await api.compareShots(before, after, question.value.trim() || undefined);
+        replace(answer,
+          h('p', { class: 'muted small' }, h('strong', null, c.label), ` · ${c.model} · ${(c.ms / 1000).toFixed(1)} s`),
+          h('p', { class: 'compare-text' }, c.answer));
+      } catch (e) {
+        replace(answer, h('p', { class: 'error-line' }, errorMessage(e)));
+      }
+    });
+  });
+  void api.vlmStatus().then((m) => {
+    if (!m.loaded && m.state !== 'remote') {
+      ask.title = m.state === 'missing'
+        ? 'No analysis model is installed: Settings → Model, or `opslens models pull`'
+        : 'The analysis model loads when asked; the first answer may take a while';
+    }
+  }, () => undefined);
   const body = h('div', { class: 'compare' },
     h('div', { class: 'compare-bar' },
       h('label', null, 'Before ', picker('before', before, (id) => { before = id; })),
       h('label', null, 'After ', picker('after', after, (id) => { after = id; })),
       modes, range),
-    stage);
+    stage,
+    h('div', { class: 'compare-ask' }, question, ask),
+    answer);
   const d = dialog('Compare screenshots', body, { wide: true });
   d.el.classList.add('compare-dlg');
 

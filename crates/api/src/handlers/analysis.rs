@@ -191,3 +191,41 @@ pub async fn progress(
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
+
+/// Body of `POST /evidence/{id}/compare`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    /// The later screenshot (picture 2); the path's screenshot is picture 1.
+    pub with: i64,
+    /// What to look at in particular (optional, at most 2,000 characters).
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub question: Option<String>,
+}
+
+/// "What changed?": the local model compares this screenshot (before) with another (after)
+/// in one prompt and answers in a few sentences, labelled as machine-written. Nothing is saved
+/// and neither picture leaves the machine. 503 when no model can answer now (`model_missing`,
+/// `model_loading` — loading starts then —, `model_failed`, `model_remote`).
+#[utoipa::path(post, path = "/evidence/{id}/compare", tag = "evidence", params(("id" = i64, Path)),
+    request_body = CompareRequest,
+    responses((status = 200, body = opslens_core::analysis::compare::ScreenComparison),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "No model can answer now (`model_missing`, `model_loading`, `model_failed`, `model_remote`)")))]
+pub async fn compare(
+    State(s): State<Arc<opslens_core::EvidenceService>>,
+    Path(id): Path<i64>,
+    Json(body): Json<CompareRequest>,
+) -> ApiResult<Json<opslens_core::analysis::compare::ScreenComparison>> {
+    use opslens_core::analysis::summary::DraftError;
+    match s.compare(id, body.with, body.question).await {
+        Ok(c) => Ok(Json(c)),
+        Err(DraftError::Unavailable { code, message }) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            message,
+        )),
+        Err(DraftError::Core(e)) => Err(e.into()),
+    }
+}

@@ -94,6 +94,7 @@ impl Analyzer for LocalAnalyzer {
             self.handle
                 .submit(opslens_vlm::Job {
                     image: Some(image),
+                    more_images: Vec::new(),
                     prompt: req.prompt,
                     params,
                     cancel,

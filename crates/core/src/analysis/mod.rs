@@ -4,6 +4,7 @@
 //! and the model's output handling (`findings`, `times`, `prompts`). Uploads only add a queue
 //! row; they never wait for the model.
 
+pub mod compare;
 mod config;
 pub mod device;
 pub mod engine;

@@ -17,6 +17,20 @@ pub const ANALYZE: &str = r#"Read this screenshot from an incident and answer wi
  "timezone": "time zone shown on the screen, or null"}
 Use [] for lists with nothing in them. Copy numbers, codes and times exactly as they appear."#;
 
+/// What changed between two screenshots (the first before, the second after), with the
+/// user's own question when they asked one.
+pub fn compare(q: Option<&str>) -> String {
+    let ask = match q.map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => format!(" In particular: {q}"),
+        None => String::new(),
+    };
+    format!(
+        "Picture 1 was taken before, picture 2 after. What changed between them? Name each \
+         panel, value, error message or time that differs, quoting both values as shown, in at \
+         most five short sentences. Say so if nothing visible changed.{ask}"
+    )
+}
+
 /// A question about the screenshot.
 pub fn question(q: &str) -> String {
     format!(

@@ -104,6 +104,7 @@ impl AnalysisService {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = opslens_vlm::Job {
             image: None,
+            more_images: Vec::new(),
             prompt: prompt(facts),
             params,
             cancel: Arc::default(),
@@ -142,7 +143,7 @@ impl AnalysisService {
     }
 
     /// Why no engine is loaded, and what happens next.
-    fn why_no_engine(&self) -> DraftError {
+    pub(super) fn why_no_engine(&self) -> DraftError {
         let (code, message) = match (self.engine(), &self.entry) {
             (_, Err(e)) => (
                 "model_missing",
