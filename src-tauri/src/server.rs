@@ -167,16 +167,18 @@ impl Server {
         format!("http://{}/api/v1", self.addr)
     }
 
-    /// Records the address for CLI commands (`DATA_DIR/server.json`).
+    /// Records the address for CLI commands (`DATA_DIR/server.json`). Written to a temporary
+    /// file and renamed into place, so a reader that sees the file never reads half of it.
     pub fn write_server_file(&self) -> anyhow::Result<()> {
         let f = ServerFile {
             addr: self.addr,
             pid: std::process::id(),
         };
-        std::fs::write(
-            self.data_dir.join(SERVER_FILE),
-            serde_json::to_vec_pretty(&f)?,
-        )?;
+        let tmp = self
+            .data_dir
+            .join(format!("{SERVER_FILE}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&f)?)?;
+        std::fs::rename(&tmp, self.data_dir.join(SERVER_FILE))?;
         Ok(())
     }
 
