@@ -41,6 +41,7 @@ const VALIDATED_BODIES: &[&str] = &[
     "NotifyBody",
     "EvidencePatch",
     "NewPerson",
+    "NewUser",
     "RoleAssignment",
     "NewStatusUpdate",
     "TimelinePatch",

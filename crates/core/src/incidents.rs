@@ -122,10 +122,20 @@ impl IncidentService {
         }
         let at = crate::event_time::given_time(new.occurred_at.as_deref())?;
         let time = at.as_ref().map(|p| p.at);
+        let linked = new.evidence_id;
         let mut ev = self
             .db
             .run(move |s| s.add_timeline_event(incident_id, &new, time))
-            .await?;
+            .await
+            .map_err(|e| match (e, linked) {
+                // The path's incident exists; what is missing is what the body names.
+                (CoreError::NotFound(m), Some(eid))
+                    if m.starts_with(&format!("evidence {eid} ")) =>
+                {
+                    CoreError::Invalid(format!("evidence_id: {m}"))
+                }
+                (e, _) => e,
+            })?;
         ev.assumed_zone = at.and_then(|p| p.assumed_zone);
         Ok(ev)
     }

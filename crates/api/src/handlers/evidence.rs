@@ -149,6 +149,12 @@ pub async fn image(
     crate::extract::Query(q): crate::extract::Query<ImageQuery>,
 ) -> ApiResult<Response> {
     let variant = q.variant.unwrap_or_default();
+    if variant != ImageVariant::Original && s.get(id).await?.image.is_none() {
+        // Text evidence has no image in any variant: the same 404 as for the original.
+        return Err(
+            opslens_core::CoreError::NotFound(format!("evidence {id} has no image")).into(),
+        );
+    }
     let (bytes, mime) = match variant {
         ImageVariant::Original => s.image(id).await?,
         ImageVariant::Redacted => (s.redacted_image(id).await?, "image/png".to_string()),

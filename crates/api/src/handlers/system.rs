@@ -71,7 +71,8 @@ fn kinds(list: Option<&str>) -> Result<Vec<SearchKind>, ApiError> {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for k in list.split(',').map(str::trim) {
+    // Empty items (`kind=`, `kind=note,`) add nothing: an empty list means every kind.
+    for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         let k: SearchKind = k
             .parse()
             .map_err(|e: ParseEnumError| invalid_query(e.to_string()))?;
