@@ -343,10 +343,14 @@ async fn a_duplicate_is_flagged_and_merging_moves_everything_and_redirects() {
         error_code(merge(json!(closed)).await, 409).await,
         "conflict"
     );
-    assert_eq!(
-        error_code(merge(json!(99_999)).await, 404).await,
-        "not_found"
-    );
+    // The path's incident exists; an `into` naming none is a 422 naming the field.
+    let res = merge(json!(99_999)).await;
+    assert_eq!(res.status(), 422);
+    let msg = res.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.starts_with("into: incident 99999"), "{msg}");
     assert_eq!(merge(json!("x")).await.status().as_u16() / 100, 4);
     let res = app
         .post("/api/v1/incidents/99999/merge", &json!({"into": target}))

@@ -687,7 +687,19 @@ impl IncidentService {
     pub async fn merge(&self, id: i64, into: i64) -> Result<MergeOutcome, CoreError> {
         // Unknown ids (404) and merging into itself (409) are refused by the store, in that
         // order, inside the transaction.
-        let (counts, target) = self.db.run(move |s| s.merge_incident(id, into)).await?;
+        let (counts, target) = self
+            .db
+            .run(move |s| s.merge_incident(id, into))
+            .await
+            .map_err(|e| match e {
+                // The path's incident exists; what is missing is the one the body names.
+                CoreError::NotFound(m)
+                    if into != id && m.starts_with(&format!("incident {into} ")) =>
+                {
+                    CoreError::Invalid(format!("into: {m}"))
+                }
+                e => e,
+            })?;
         Ok(MergeOutcome {
             merged: id,
             into: target,
