@@ -8,7 +8,6 @@
 //! [`opslens_store::with_author`]), so no service signature carries it.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -48,26 +47,7 @@ impl Identity {
     }
 }
 
-tokio::task_local! {
-    static AUTHOR: Option<String>;
-}
-
-/// Runs `fut` (a request) with `author` as the author of every write it makes.
-pub async fn with_author<F: Future>(author: Option<String>, fut: F) -> F::Output {
-    AUTHOR.scope(author, fut).await
-}
-
-/// Runs `work` (calls into the services) with every write it makes authored by `who` instead
-/// of the token's person: the MCP server names its writes "agent via MCP" this way, so the
-/// timeline says who did what although the agent holds the user's token.
-pub async fn as_author<F: Future>(who: &str, work: F) -> F::Output {
-    with_author(Some(who.to_string()), work).await
-}
-
-/// The author of the request being served, if it came with a person's token.
-pub(crate) fn current_author() -> Option<String> {
-    AUTHOR.try_with(Clone::clone).ok().flatten()
-}
+pub use crate::author::{as_author, with_author};
 
 /// How long a looked-up token is trusted before the database is asked again: a revocation
 /// made by another process (or replica) takes effect within this.

@@ -23,7 +23,7 @@ impl Db {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CoreError> {
         let store = self.0.clone();
-        let author = crate::access::current_author();
+        let author = crate::author::current_author();
         let out = tokio::task::spawn_blocking(move || {
             opslens_store::with_author(author.as_deref(), || f(&store))
         })

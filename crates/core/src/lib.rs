@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod analysis;
+mod author;
 pub mod capture;
 pub mod command;
 mod correlation;
@@ -38,9 +39,9 @@ pub mod webhooks;
 pub mod when;
 pub mod work;
 
-pub use access::as_author;
 pub use access::AccessService;
 pub use analysis::AnalysisService;
+pub use author::as_author;
 pub use command::CommandService;
 pub use error::CoreError;
 pub use evidence::EvidenceService;
