@@ -27,6 +27,7 @@ pub mod postmortem;
 pub mod redact;
 mod services;
 pub mod similar;
+mod similar_service;
 pub mod snapshots;
 pub mod status;
 pub mod storage;

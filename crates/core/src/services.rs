@@ -109,7 +109,7 @@ impl Services {
         crate::outbox::spawn_worker(&integrations);
         analysis.set_feed(feed.clone());
         crate::analysis::spawn_worker(&analysis);
-        crate::similar::spawn_backfill(&incidents);
+        crate::similar_service::spawn_backfill(&incidents);
         Ok(Services {
             access: Arc::new(AccessService::new(db.clone())),
             incidents,

@@ -16,16 +16,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use opslens_domain::{
-    DuplicateHint, ImageMatch, Incident, MergeOutcome, SimilarHit, SimilarIncidents,
-};
+use opslens_domain::{DuplicateHint, ImageMatch, SimilarHit};
 use opslens_store::{CorpusIncident, ShotPrint};
 
-use crate::incidents::IncidentService;
-use crate::CoreError;
-
-/// Side of the fingerprint thumbnail.
-pub const THUMB_SIDE: u32 = 32;
+pub use crate::upload::THUMB_SIDE;
 /// Incidents the ranking compares against (the newest ones).
 pub const CORPUS: u32 = 5000;
 /// Image similarity under which screenshots count for nothing (template look-alikes).
@@ -33,23 +27,13 @@ pub const IMAGE_FLOOR: f64 = 0.8;
 /// Image similarity from which two screenshots are the same screen (a duplicate).
 pub const NEAR_IDENTICAL: f64 = 0.97;
 /// Hits below this blended score are noise.
-const MIN_SCORE: f64 = 0.05;
+pub(crate) const MIN_SCORE: f64 = 0.05;
 /// Most hits returned.
 pub const MAX_LIMIT: u32 = 50;
 /// Fingerprints computed per request for images stored before fingerprints existed.
-const BACKFILL_PER_CALL: u32 = 256;
+pub(crate) const BACKFILL_PER_CALL: u32 = 256;
 
-/// The perceptual fingerprint of a decoded image: its 32×32 grey thumbnail, row by row.
-pub fn fingerprint(img: &image::DynamicImage) -> Vec<u8> {
-    let grey = img.to_luma8();
-    image::imageops::resize(
-        &grey,
-        THUMB_SIDE,
-        THUMB_SIDE,
-        image::imageops::FilterType::Triangle,
-    )
-    .into_raw()
-}
+pub use crate::upload::fingerprint;
 
 /// How alike two fingerprints are, 0..=1 (Pearson correlation, negative taken as 0). Two
 /// flat images are alike when their grey levels are.
@@ -80,11 +64,11 @@ pub fn image_similarity(a: &[u8], b: &[u8]) -> f64 {
 
 /// The part of the score an image similarity adds: nothing below [`IMAGE_FLOOR`], rising
 /// steeply to 1 for the same screen.
-fn image_part(sim: f64) -> f64 {
+pub(crate) fn image_part(sim: f64) -> f64 {
     (((sim - IMAGE_FLOOR) / (1.0 - IMAGE_FLOOR)).clamp(0.0, 1.0)).powi(2)
 }
 
-const STOP: &[&str] = &[
+pub(crate) const STOP: &[&str] = &[
     "the",
     "and",
     "for",
@@ -225,7 +209,7 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 /// Numbers worth matching: status codes and ports (3–4 digits), versions and addresses
 /// (`2.41.0`, `v2.41.0`, `10.0.3.7`); not times, dates or ids, which differ in every incident
 /// (`2026-11-30t07`, `00.000000z`, `17`, `483920`).
-fn meaningful_number(t: &str) -> bool {
+pub(crate) fn meaningful_number(t: &str) -> bool {
     let digits = t.chars().filter(char::is_ascii_digit).count();
     if digits == 0 {
         return true;
@@ -240,7 +224,7 @@ fn meaningful_number(t: &str) -> bool {
     digits * 2 <= t.len()
 }
 
-const SERVICE_PARTS: &[&str] = &[
+pub(crate) const SERVICE_PARTS: &[&str] = &[
     "api", "svc", "service", "server", "worker", "web", "app", "db", "gateway", "gw", "proxy",
     "frontend", "backend", "queue", "cache", "ui", "consumer", "producer", "cron", "job",
 ];
@@ -263,7 +247,7 @@ pub fn services(text: &str) -> HashSet<String> {
 /// incidents costs a pass over cached vectors, not over their logs. Terms are interned as
 /// numbers; vectors are sorted by term, so a cosine is a merge of two short lists.
 #[derive(Clone, Default)]
-pub struct DocCache(Arc<Mutex<CacheInner>>);
+pub struct DocCache(pub(crate) Arc<Mutex<CacheInner>>);
 
 impl std::fmt::Debug for DocCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -273,19 +257,19 @@ impl std::fmt::Debug for DocCache {
 }
 
 #[derive(Default)]
-struct CacheInner {
-    ids: HashMap<String, u32>,
-    words: Vec<String>,
-    docs: HashMap<i64, RawDoc>,
+pub(crate) struct CacheInner {
+    pub(crate) ids: HashMap<String, u32>,
+    pub(crate) words: Vec<String>,
+    pub(crate) docs: HashMap<i64, RawDoc>,
 }
 
 /// An incident's counted terms, before idf.
-struct RawDoc {
-    stamp: String,
+pub(crate) struct RawDoc {
+    pub(crate) stamp: String,
     /// (term, 1 + ln(weighted count)), sorted by term.
-    tf: Vec<(u32, f64)>,
-    services: HashSet<String>,
-    title_words: HashSet<String>,
+    pub(crate) tf: Vec<(u32, f64)>,
+    pub(crate) services: HashSet<String>,
+    pub(crate) title_words: HashSet<String>,
 }
 
 impl CacheInner {
@@ -329,7 +313,7 @@ impl CacheInner {
 }
 
 /// Unit-length tf-idf vectors of `raws`, idf taken over `raws` themselves.
-fn weigh(raws: &[&RawDoc]) -> Vec<Vec<(u32, f64)>> {
+pub(crate) fn weigh(raws: &[&RawDoc]) -> Vec<Vec<(u32, f64)>> {
     let n = raws.len() as f64;
     let mut df: HashMap<u32, f64> = HashMap::new();
     for d in raws {
@@ -355,7 +339,7 @@ fn weigh(raws: &[&RawDoc]) -> Vec<Vec<(u32, f64)>> {
 }
 
 /// Cosine of two unit vectors (sorted by term) and the terms that weighed most in it.
-fn cosine(a: &[(u32, f64)], b: &[(u32, f64)]) -> (f64, Vec<u32>) {
+pub(crate) fn cosine(a: &[(u32, f64)], b: &[(u32, f64)]) -> (f64, Vec<u32>) {
     let (mut i, mut j) = (0, 0);
     let mut shared: Vec<(f64, u32)> = Vec::new();
     while i < a.len() && j < b.len() {
@@ -375,7 +359,7 @@ fn cosine(a: &[(u32, f64)], b: &[(u32, f64)]) -> (f64, Vec<u32>) {
     (sum.clamp(0.0, 1.0), top)
 }
 
-fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+pub(crate) fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
     let inter = a.intersection(b).count() as f64;
     let union = a.union(b).count() as f64;
     if union == 0.0 {
@@ -386,7 +370,11 @@ fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
 }
 
 /// Best screenshot pair between incidents `a` and `b`.
-fn best_pair(prints: &HashMap<i64, Vec<&ShotPrint>>, a: i64, b: i64) -> Option<ImageMatch> {
+pub(crate) fn best_pair(
+    prints: &HashMap<i64, Vec<&ShotPrint>>,
+    a: i64,
+    b: i64,
+) -> Option<ImageMatch> {
     let (pa, pb) = (prints.get(&a)?, prints.get(&b)?);
     let mut best: Option<ImageMatch> = None;
     for x in pa {
@@ -404,13 +392,13 @@ fn best_pair(prints: &HashMap<i64, Vec<&ShotPrint>>, a: i64, b: i64) -> Option<I
     best
 }
 
-fn is_open(i: &CorpusIncident) -> bool {
+pub(crate) fn is_open(i: &CorpusIncident) -> bool {
     !i.status.is_finished()
 }
 
 /// Rule for "probably the same incident": the older open incident `other` names the same
 /// service and alert (title) within the hour, or has a near-identical screenshot.
-fn duplicate_reason(
+pub(crate) fn duplicate_reason(
     me: &CorpusIncident,
     my_doc: &RawDoc,
     other: &CorpusIncident,
@@ -454,12 +442,12 @@ fn duplicate_reason(
 }
 
 /// What one ranking computes from the corpus.
-struct Ranked {
-    duplicate: Option<DuplicateHint>,
-    hits: Vec<SimilarHit>,
+pub(crate) struct Ranked {
+    pub(crate) duplicate: Option<DuplicateHint>,
+    pub(crate) hits: Vec<SimilarHit>,
 }
 
-fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&ShotPrint>> {
+pub(crate) fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&ShotPrint>> {
     let mut m: HashMap<i64, Vec<&ShotPrint>> = HashMap::new();
     for p in prints {
         m.entry(p.incident_id).or_default().push(p);
@@ -469,7 +457,7 @@ fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&ShotPrint>> {
 
 /// Ranks `corpus` against incident `id` (which it contains); `texts` are the evidence texts
 /// of the incidents whose cached vectors are stale. Blocking.
-fn rank(
+pub(crate) fn rank(
     cache: &DocCache,
     id: i64,
     corpus: &[CorpusIncident],
@@ -597,195 +585,7 @@ fn rank(
     Ranked { duplicate, hits }
 }
 
-impl IncidentService {
-    /// Ranks against the newest incidents (`open_only`: only the open ones, without their
-    /// evidence text — the cheap duplicate check).
-    async fn ranked(&self, id: i64, open_only: bool, limit: usize) -> Result<Ranked, CoreError> {
-        self.backfill_fingerprints(BACKFILL_PER_CALL).await?;
-        let cache = self.similar.clone();
-        let (corpus, texts, prints) = self
-            .db
-            .run(move |s| {
-                s.ensure_incident(id)?;
-                if open_only {
-                    let corpus = s.open_corpus(id)?;
-                    return Ok((corpus, HashMap::new(), s.shot_prints(id, true)?));
-                }
-                let corpus = s.similar_heads(id, CORPUS)?;
-                let stale: Vec<i64> = {
-                    let c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
-                    corpus
-                        .iter()
-                        .filter(|x| c.docs.get(&x.id).is_none_or(|d| d.stamp != x.stamp))
-                        .map(|x| x.id)
-                        .collect()
-                };
-                let texts = s.similar_texts(&stale)?;
-                Ok((corpus, texts, s.shot_prints(id, false)?))
-            })
-            .await?;
-        if !corpus.iter().any(|c| c.id == id) {
-            return Err(CoreError::NotFound(format!("incident {id} not found")));
-        }
-        let cache = self.similar.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            rank(&cache, id, &corpus, &texts, &prints, limit, !open_only)
-        })
-        .await?)
-    }
-
-    /// Past incidents like `id`, best first, each with why; and the open incident it probably
-    /// duplicates. Blocking work (the ranking) runs off the async threads.
-    pub async fn similar(
-        &self,
-        id: i64,
-        limit: Option<u32>,
-    ) -> Result<SimilarIncidents, CoreError> {
-        let limit = limit.unwrap_or(10);
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(CoreError::Invalid(format!(
-                "limit must be 1 to {MAX_LIMIT}, not {limit}"
-            )));
-        }
-        let Ranked {
-            duplicate,
-            mut hits,
-        } = self.ranked(id, false, limit as usize).await?;
-        for h in &mut hits {
-            let other = h.incident_id;
-            let (pm, actions) = self
-                .db
-                .run(move |s| s.postmortem_and_actions(other))
-                .await?;
-            h.has_postmortem = pm;
-            h.actions = actions;
-        }
-        Ok(SimilarIncidents {
-            incident_id: id,
-            possible_duplicate_of: duplicate,
-            items: hits,
-        })
-    }
-
-    /// The open incident `id` probably duplicates, for the incident page's banner. Compares
-    /// only against open incidents, so it stays cheap on every read.
-    pub async fn duplicate_hint(&self, id: i64) -> Result<Option<DuplicateHint>, CoreError> {
-        Ok(self.ranked(id, true, 0).await?.duplicate)
-    }
-
-    /// One incident with its duplicate hint (what `GET /incidents/{id}` answers).
-    pub async fn get_with_hint(&self, id: i64) -> Result<Incident, CoreError> {
-        let mut inc = self.get(id).await?;
-        if inc.merged_into.is_none() && !inc.status.is_finished() {
-            inc.possible_duplicate_of = self.duplicate_hint(id).await?;
-        }
-        Ok(inc)
-    }
-
-    /// Merges incident `id` into `into`: evidence, timeline, hypotheses and actions move, `id`
-    /// is closed and names `into` from then on; both timelines say so. One transaction.
-    pub async fn merge(&self, id: i64, into: i64) -> Result<MergeOutcome, CoreError> {
-        // Unknown ids (404) and merging into itself (409) are refused by the store, in that
-        // order, inside the transaction.
-        let (counts, target) = self
-            .db
-            .run(move |s| s.merge_incident(id, into))
-            .await
-            .map_err(|e| match e {
-                // The path's incident exists; what is missing is the one the body names.
-                CoreError::NotFound(m)
-                    if into != id && m.starts_with(&format!("incident {into} ")) =>
-                {
-                    CoreError::Invalid(format!("into: {m}"))
-                }
-                e => e,
-            })?;
-        Ok(MergeOutcome {
-            merged: id,
-            into: target,
-            evidence: counts.evidence,
-            timeline: counts.timeline,
-            hypotheses: counts.hypotheses,
-            actions: counts.actions,
-        })
-    }
-
-    /// Computes the fingerprints of up to `max` stored images that have none (images stored
-    /// before fingerprints existed); returns how many were added. An unreadable file is
-    /// skipped with a warning, not fatal.
-    pub async fn backfill_fingerprints(&self, max: u32) -> Result<usize, CoreError> {
-        let missing = self.db.run(move |s| s.unprinted_images(max)).await?;
-        if missing.is_empty() {
-            return Ok(0);
-        }
-        let prints = tokio::task::spawn_blocking(move || {
-            missing
-                .into_iter()
-                .map(|(sha, path)| {
-                    let img = std::fs::read(&path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|b| {
-                            crate::upload::validate_image(b)
-                                .map(|v| v.thumb)
-                                .map_err(|e| e.to_string())
-                        });
-                    match img {
-                        Ok(thumb) => (sha, thumb),
-                        Err(e) => {
-                            tracing::warn!(path = %path.display(), error = %e, "no fingerprint for image");
-                            // An empty print (alike to nothing) stands in, so the file is not
-                            // retried on every call.
-                            (sha, Vec::new())
-                        }
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await?;
-        let n = prints.len();
-        self.db
-            .run(move |s| {
-                for (sha, thumb) in &prints {
-                    s.put_fingerprint(sha, thumb)?;
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(n)
-    }
-}
-
-/// Fingerprints the images stored before fingerprints existed, in the background and in small
-/// batches (a similar-incidents request also does a batch itself, so the ranking never waits
-/// for this pass), then fills the ranking's term vectors. Holds only a weak handle: it ends
-/// with the services.
-pub(crate) fn spawn_backfill(incidents: &std::sync::Arc<IncidentService>) {
-    let weak = std::sync::Arc::downgrade(incidents);
-    tokio::spawn(async move {
-        while let Some(s) = weak.upgrade() {
-            match s.backfill_fingerprints(32).await {
-                Ok(0) => break,
-                Ok(n) => tracing::info!(n, "screenshot fingerprints backfilled"),
-                Err(e) => {
-                    tracing::warn!(error = %e.chain(), "fingerprint backfill stopped");
-                    break;
-                }
-            }
-        }
-        // Fill the term vectors once, so the first incident page opened does not wait for
-        // every incident's text to be read.
-        if let Some(s) = weak.upgrade() {
-            let newest = s.db.run(|st| st.similar_heads(0, 1)).await;
-            if let Some(id) = newest.ok().and_then(|v| v.first().map(|x| x.id)) {
-                if let Err(e) = s.ranked(id, false, 1).await {
-                    tracing::debug!(error = %e.chain(), "similar-incidents warm-up skipped");
-                }
-            }
-        }
-    });
-}
-
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     ((x * 1000.0).round() / 1000.0).max(0.0)
 }
 

@@ -32,7 +32,7 @@ pub struct ValidImage {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Perceptual fingerprint from the one decode (see [`crate::similar::fingerprint`]).
+    /// Perceptual fingerprint from the one decode (see [`fingerprint`]).
     pub thumb: Vec<u8>,
 }
 
@@ -77,7 +77,7 @@ pub fn validate_image(bytes: Vec<u8>) -> Result<ValidImage, CoreError> {
     let (width, height) = reader().into_dimensions().map_err(|e| decode_error(&e))?;
     check_dimensions(width, height)?;
     let decoded = reader().decode().map_err(|e| decode_error(&e))?;
-    let thumb = crate::similar::fingerprint(&decoded);
+    let thumb = fingerprint(&decoded);
     drop(decoded);
     Ok(ValidImage {
         thumb,
@@ -110,6 +110,22 @@ fn decode_error(e: &image::ImageError) -> CoreError {
         )),
         _ => CoreError::UnsupportedMedia(format!("the image could not be decoded: {e}")),
     }
+}
+
+/// Side of the fingerprint thumbnail.
+pub const THUMB_SIDE: u32 = 32;
+
+/// The perceptual fingerprint of a decoded image: its 32×32 grey thumbnail, row by row, made
+/// from the one decode an upload already does (the similar-incidents ranking compares them).
+pub fn fingerprint(img: &image::DynamicImage) -> Vec<u8> {
+    let grey = img.to_luma8();
+    image::imageops::resize(
+        &grey,
+        THUMB_SIDE,
+        THUMB_SIDE,
+        image::imageops::FilterType::Triangle,
+    )
+    .into_raw()
 }
 
 #[cfg(test)]
