@@ -3,17 +3,12 @@
 //! a few sentences. Like a summary draft the answer is returned, not saved, and labelled as
 //! machine-written; it runs on the local model only, so neither picture leaves the machine.
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use image::DynamicImage;
-use opslens_vlm::{GenerateParams, Sampling};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::summary::DraftError;
 use super::{prompts, AnalysisService};
-use crate::CoreError;
 
 /// Longest answer asked of the model (tokens).
 const MAX_TOKENS: usize = 256;
@@ -50,58 +45,23 @@ impl AnalysisService {
         (after_id, after): (i64, DynamicImage),
         question: Option<String>,
     ) -> Result<ScreenComparison, DraftError> {
-        let Some(h) = self.lent_engine() else {
-            return Err(self.why_no_engine());
-        };
-        let model = self
-            .entry
-            .as_ref()
-            .map(|e| e.id.clone())
-            .unwrap_or_default();
-        let params = GenerateParams {
-            max_new_tokens: self.cfg.max_new_tokens.min(MAX_TOKENS),
-            sampling: Sampling::Greedy,
-            system: Some(prompts::SYSTEM.to_string()),
-            ..GenerateParams::default()
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = opslens_vlm::Job {
-            image: Some(before),
-            more_images: vec![after],
-            prompt: prompts::compare(question.as_deref()),
-            params,
-            cancel: Arc::default(),
-            on_text: None,
-            reply: Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        };
-        let started = Instant::now();
-        // Off the runtime: should this be the last reference, dropping it joins the thread.
-        let submitted = tokio::task::spawn_blocking(move || h.submit(job))
-            .await
-            .map_err(CoreError::from)?;
-        let g = match submitted {
-            Ok(()) => rx.await.map_err(|_| "the engine stopped".to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|e| DraftError::Unavailable {
-            code: "model_failed",
-            message: format!("the model could not compare the screenshots: {e}"),
-        })?;
-        let answer = match g.text.trim() {
-            "" => "(the model wrote nothing)".to_string(),
-            t => t.to_string(),
-        };
+        let a = self
+            .ask_lent_engine(
+                vec![before, after],
+                prompts::compare(question.as_deref()),
+                prompts::SYSTEM,
+                MAX_TOKENS,
+                "compare the screenshots",
+            )
+            .await?;
         Ok(ScreenComparison {
             before_id,
             after_id,
             label: LABEL.to_string(),
-            answer,
-            model,
-            ms: started.elapsed().as_millis() as i64,
-            generated_tokens: g.token_ids.len(),
+            answer: a.text,
+            model: a.model,
+            ms: a.ms,
+            generated_tokens: a.generated_tokens,
         })
     }
 }

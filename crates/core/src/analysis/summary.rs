@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use image::DynamicImage;
 use opslens_vlm::{GenerateParams, Sampling};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -41,6 +42,14 @@ pub struct SummaryDraft {
     pub ms: i64,
     /// Tokens the model generated.
     pub generated_tokens: usize,
+}
+
+/// What the lent engine answered, trimmed, with who and how long.
+pub(super) struct LentAnswer {
+    pub(super) text: String,
+    pub(super) model: String,
+    pub(super) ms: i64,
+    pub(super) generated_tokens: usize,
 }
 
 /// Why no draft was made.
@@ -87,6 +96,38 @@ impl AnalysisService {
     /// Asks the loaded model for a summary of `facts`. Where the model is present but not
     /// loaded yet, starts loading it and answers `model_loading` (a 2B model takes a while).
     pub async fn draft_summary(&self, facts: &str) -> Result<SummaryDraft, DraftError> {
+        let a = self
+            .ask_lent_engine(
+                Vec::new(),
+                prompt(facts),
+                SYSTEM,
+                MAX_TOKENS,
+                "write a summary",
+            )
+            .await?;
+        Ok(SummaryDraft {
+            label: LABEL.to_string(),
+            block: block(&a.text),
+            text: a.text,
+            model: a.model,
+            ms: a.ms,
+            generated_tokens: a.generated_tokens,
+        })
+    }
+
+    /// One greedy answer of the engine the worker lends (summary drafts, "what changed?"):
+    /// `images` in order, then `prompt`, at most `max_tokens` (and the configured limit).
+    /// Nothing is queued or saved; without a loaded engine the answer says why
+    /// ([`AnalysisService::why_no_engine`]), and a failed run is `model_failed` saying it could
+    /// not `what`.
+    pub(super) async fn ask_lent_engine(
+        &self,
+        mut images: Vec<DynamicImage>,
+        prompt: String,
+        system: &str,
+        max_tokens: usize,
+        what: &str,
+    ) -> Result<LentAnswer, DraftError> {
         let Some(h) = self.lent_engine() else {
             return Err(self.why_no_engine());
         };
@@ -96,16 +137,17 @@ impl AnalysisService {
             .map(|e| e.id.clone())
             .unwrap_or_default();
         let params = GenerateParams {
-            max_new_tokens: self.cfg.max_new_tokens.min(MAX_TOKENS),
+            max_new_tokens: self.cfg.max_new_tokens.min(max_tokens),
             sampling: Sampling::Greedy,
-            system: Some(SYSTEM.to_string()),
+            system: Some(system.to_string()),
             ..GenerateParams::default()
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let image = (!images.is_empty()).then(|| images.remove(0));
         let job = opslens_vlm::Job {
-            image: None,
-            more_images: Vec::new(),
-            prompt: prompt(facts),
+            image,
+            more_images: images,
+            prompt,
             params,
             cancel: Arc::default(),
             on_text: None,
@@ -126,15 +168,13 @@ impl AnalysisService {
         .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|e| DraftError::Unavailable {
             code: "model_failed",
-            message: format!("the model could not write a summary: {e}"),
+            message: format!("the model could not {what}: {e}"),
         })?;
         let text = match g.text.trim() {
             "" => "(the model wrote nothing)".to_string(),
             t => t.to_string(),
         };
-        Ok(SummaryDraft {
-            label: LABEL.to_string(),
-            block: block(&text),
+        Ok(LentAnswer {
             text,
             model,
             ms: started.elapsed().as_millis() as i64,
