@@ -9,14 +9,70 @@
 //! empty incident and onto one already holding `--seed` screenshots (default 10,000), side by
 //! side: an upload must cost the same whatever the incident holds.
 //!
-//! `cargo bench --bench api_load` (add `-- --seconds 10 --connections 32 --seed 10000` to change
-//! the load; `--uploads-only` skips the create comparison).
+//! `cargo bench -p opslens-api --bench api_load` (add `-- --seconds 10 --connections 32 --seed
+//! 10000` to change the load; `--uploads-only` skips the create comparison). It lives in the API
+//! crate, not the desktop package, so its release build needs no Tauri or WebKitGTK: the server
+//! it drives is the same `opslens_api::serve_with` over the same services `opslens serve` runs.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opslens_core::analysis::AnalysisConfig;
+use opslens_core::token::ApiToken;
+use opslens_core::{Services, ServicesConfig};
 use serde_json::json;
+
+/// The real server on a loopback port, as `opslens serve` starts it (no model, no screen).
+struct Server {
+    addr: SocketAddr,
+    token: ApiToken,
+    services: Services,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(data_dir: &std::path::Path) -> Server {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let token = ApiToken::load_or_create(data_dir).unwrap();
+        let services = Services::open(ServicesConfig {
+            data_dir: data_dir.to_path_buf(),
+            secrets_from_env: false,
+            analysis: AnalysisConfig::isolated(data_dir),
+        })
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(opslens_api::serve_with(
+            listener,
+            services.clone(),
+            token.clone(),
+            opslens_api::Extras::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Server {
+            addr,
+            token,
+            services,
+            stop,
+            task,
+        }
+    }
+
+    fn api_url(&self) -> String {
+        format!("http://{}/api/v1", self.addr)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
 
 struct Load {
     seconds: u64,
@@ -224,9 +280,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
         .await;
 
         let server =
-            opslens::server::Server::start(&dir.join("data"), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
+            Server::start(&dir.join("data")).await;
         let token = server.token.expose().to_string();
         drive(
             "opslens (token, guards, timeline)",
@@ -235,15 +289,13 @@ async fn creates(dir: &std::path::Path, load: &Load) {
             load,
         )
         .await;
-        server.stop().await.unwrap();
+        server.stop().await;
 
         // The same with synchronous=FULL (a WAL sync per commit), on a fresh database. Set
         // only here, with no server running, and read by the store when it opens connections.
         std::env::set_var("OPSLENS_DURABILITY", "full");
         let server =
-            opslens::server::Server::start(&dir.join("data-full"), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
+            Server::start(&dir.join("data-full")).await;
         let token = server.token.expose().to_string();
         drive(
             "opslens, OPSLENS_DURABILITY=full",
@@ -252,7 +304,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
             load,
         )
         .await;
-        server.stop().await.unwrap();
+        server.stop().await;
         std::env::remove_var("OPSLENS_DURABILITY");
     }
 }
@@ -261,9 +313,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
 /// screenshots into one incident) onto that incident and onto a second empty one.
 async fn uploads(dir: &std::path::Path, load: &Load) {
     let server =
-        opslens::server::Server::start(&dir.join("uploads"), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        Server::start(&dir.join("uploads")).await;
     let svc = server.services.clone();
     let new = |title: &str| opslens_domain::NewIncident {
         title: title.into(),
@@ -326,5 +376,5 @@ async fn uploads(dir: &std::path::Path, load: &Load) {
     run("the seeded incident", full).await;
     let other = svc.incidents.create(new("other")).await.unwrap().id;
     run("an empty incident beside it", other).await;
-    server.stop().await.unwrap();
+    server.stop().await;
 }
