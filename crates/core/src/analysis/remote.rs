@@ -217,6 +217,9 @@ impl RemoteAnalyzer {
         } else {
             let mut buf: Vec<u8> = Vec::new();
             let mut done = false;
+            let mut json_end = req
+                .stop_at_json_end
+                .then(opslens_vlm::generate::JsonEnd::new);
             while !done {
                 if cancel.load(Ordering::Relaxed) {
                     return Err("cancelled".into());
@@ -263,6 +266,13 @@ impl RemoteAnalyzer {
                             first_ms.get_or_insert(started.elapsed().as_secs_f64() * 1000.0);
                             text.push_str(piece);
                             on_text(piece);
+                            if json_end.as_mut().is_some_and(|j| j.feed(piece)) {
+                                // The answer is whole; dropping the response ends the
+                                // server's generation instead of paying for its epilogue.
+                                finish = Some("json_end".into());
+                                done = true;
+                                break;
+                            }
                         }
                     }
                     if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
