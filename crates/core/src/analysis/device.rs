@@ -327,6 +327,24 @@ mod tests {
         );
     }
 
+    /// Where a CUDA device answers (scripts/gpu-check), auto takes it and the status can name
+    /// the GPU and its memory.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn auto_takes_a_cuda_device_that_answers_and_names_it() {
+        if Device::new_cuda(0).is_err() {
+            eprintln!("skipped: no CUDA device answers");
+            return;
+        }
+        let c = choose(None).unwrap();
+        assert_eq!((c.name.as_str(), c.note.as_deref()), ("cuda:0", None));
+        let h = c.hardware();
+        eprintln!("cuda:0 is {h:?}");
+        assert!(h.name.is_some_and(|n| !n.is_empty()));
+        let m = h.memory.unwrap();
+        assert!(m.free_bytes.unwrap() <= m.total_bytes && m.total_bytes > 0);
+    }
+
     #[test]
     fn the_cpu_is_described_from_proc() {
         let m = meminfo("MemTotal:       16303300 kB\nMemFree: 1 kB\nMemAvailable:    8000000 kB\n")
