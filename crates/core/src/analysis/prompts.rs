@@ -11,7 +11,7 @@ incident. Report only what is visible on the screen; never guess values you cann
 /// no time repeated; the worker stops as soon as the object closes. The parser maps it onto
 /// the same [`super::findings::Findings`] as the long form (which it still reads), and adds
 /// the anomaly and error times to the screen's times itself.
-pub const ANALYZE: &str = r#"Read this incident screenshot. Answer with one minified JSON object only, no prose, no code fence:
+pub const ANALYZE: &str = r#"Read this screenshot from an incident. Answer with one minified JSON object only, no prose, no code fence:
 {"s":"summary: what the screen shows and what looks wrong, 1-2 sentences","k":"dashboard|error_page|terminal|logs|other","p":[{"t":"panel title","m":"metric","u":"unit","c":"latest value","x":"peak value","r":"rising|falling|flat|spiky","a":[["anomaly: spike, drop, gap...","start time","end time"]]}],"e":[["error text as written","status or error code","time"]],"ts":["other times or dates on screen"],"tz":"time zone shown"}
 Leave out every key and list item you cannot read: no nulls, no empty lists or strings. Do not repeat in ts a time given in a or e. Copy numbers, codes and times exactly."#;
 
