@@ -107,7 +107,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?
     } else {
         WeightMode::parse(&args.dtype).with_context(|| {
-            format!("unknown --dtype {:?} (auto, {})", args.dtype, WeightMode::NAMES)
+            format!(
+                "unknown --dtype {:?} (auto, {})",
+                args.dtype,
+                WeightMode::NAMES
+            )
         })?
     };
     let device = chosen.device;
@@ -221,8 +225,8 @@ mod tests {
 
     #[test]
     fn rejects_unknown_dtype() {
-        let cli = Cli::try_parse_from(["vlm", "--model", "x", "--prompt", "p", "--dtype", "q3"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["vlm", "--model", "x", "--prompt", "p", "--dtype", "q3"]).unwrap();
         let err = run(&cli.run).unwrap_err();
         assert!(err.to_string().contains("q3"), "{err}");
     }

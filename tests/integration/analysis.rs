@@ -420,7 +420,12 @@ async fn the_status_names_the_device_and_bad_device_settings_are_refused() {
     // The tiny model's manifest lists f32 only.
     assert_eq!(st["weights"], "f32", "{st}");
     if cfg!(target_os = "linux") {
-        assert!(st["device_hardware"].as_str().is_some_and(|h| h.contains("threads")), "{st}");
+        assert!(
+            st["device_hardware"]
+                .as_str()
+                .is_some_and(|h| h.contains("threads")),
+            "{st}"
+        );
         let m = &st["device_memory"];
         assert!(m["total_bytes"].as_u64().unwrap() > 0, "{st}");
         assert!(m["free_bytes"].as_u64().unwrap() <= m["total_bytes"].as_u64().unwrap());
@@ -436,19 +441,28 @@ async fn the_status_names_the_device_and_bad_device_settings_are_refused() {
         let st = app.get_json("/api/v1/test/vlm/status").await;
         assert_eq!(st["device"], "cpu", "{st}");
         assert!(
-            st["device_note"].as_str().unwrap().contains("no CUDA support"),
+            st["device_note"]
+                .as_str()
+                .unwrap()
+                .contains("no CUDA support"),
             "{st}"
         );
         let inc = app.incident("Fallback").await;
         let res = app
-            .upload(inc, std::fs::read(fixture().join("panel.png")).unwrap(), "p.png")
+            .upload(
+                inc,
+                std::fs::read(fixture().join("panel.png")).unwrap(),
+                "p.png",
+            )
             .await;
         let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
         let done = wait_for(&app, &format!("/api/v1/evidence/{id}"), "fallback", |v| {
             v["analysis_state"] == "done"
         })
         .await;
-        let jobs = app.get_json(&format!("/api/v1/evidence/{id}/analyses")).await;
+        let jobs = app
+            .get_json(&format!("/api/v1/evidence/{id}/analyses"))
+            .await;
         assert_eq!(jobs[0]["device"], "cpu", "{jobs} {done}");
     }
 

@@ -389,7 +389,13 @@ mod tests {
     fn json_end_waits_for_the_top_level_object_to_balance() {
         // Nested containers and the closing brace arriving in a piece with more text after it.
         let pieces = [
-            "```json\n", "{\"s\":", " \"a\"", ", \"p\": [{\"t\": \"x\"", "}]", "}\n", "```",
+            "```json\n",
+            "{\"s\":",
+            " \"a\"",
+            ", \"p\": [{\"t\": \"x\"",
+            "}]",
+            "}\n",
+            "```",
         ];
         assert_eq!(closes_at(&pieces), Some(5));
         // Braces, brackets and escaped quotes inside strings do not count.

@@ -582,14 +582,27 @@ fn device_parity(dev: &Device) {
     let cpu_tokens = greedy(&mut engine(WeightMode::F32));
     let mut eng = engine_on(dev, WeightMode::F32);
     let tokens = greedy(&mut eng);
-    assert_eq!(tokens, cpu_tokens, "{dev:?}: greedy tokens differ from the CPU f32 path");
-    assert_eq!(tokens, want, "{dev:?}: greedy tokens differ from the reference");
+    assert_eq!(
+        tokens, cpu_tokens,
+        "{dev:?}: greedy tokens differ from the CPU f32 path"
+    );
+    assert_eq!(
+        tokens, want,
+        "{dev:?}: greedy tokens differ from the reference"
+    );
 
     for case in CASES {
         let e = expected(case);
         let logits = prefill_logits(&mut eng, &e);
-        let d = diff(&format!("{dev:?} {case} prefill"), &logits, &e["logits_prefill"]);
-        assert!(d <= GPU_F32_TOL, "{dev:?} {case}: prefill logits differ by {d}");
+        let d = diff(
+            &format!("{dev:?} {case} prefill"),
+            &logits,
+            &e["logits_prefill"],
+        );
+        assert!(
+            d <= GPU_F32_TOL,
+            "{dev:?} {case}: prefill logits differ by {d}"
+        );
         // Teacher-forced decode: the reference's own tokens fed back, step by step.
         let ids = u32s(&e["input_ids"]);
         let gen = u32s(&e["gen_ids"]);
@@ -598,7 +611,10 @@ fn device_parity(dev: &Device) {
         for (k, &tok) in gen[ids.len()..].iter().enumerate() {
             let want = tf.narrow(0, ids.len() - 1 + k, 1).unwrap();
             let d = max_diff(&logits, &want);
-            assert!(d <= GPU_F32_TOL, "{dev:?} {case}: step {k} logits differ by {d}");
+            assert!(
+                d <= GPU_F32_TOL,
+                "{dev:?} {case}: step {k} logits differ by {d}"
+            );
             logits = eng
                 .model
                 .decode_step(tok)
@@ -609,11 +625,20 @@ fn device_parity(dev: &Device) {
 
     let e = expected("wide");
     let reference = &e["logits_prefill"];
-    let scale = reference.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let scale = reference
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     for (mode, tol) in GPU_HALF_TOL {
         let logits = prefill_logits(&mut engine_on(dev, mode), &e);
         let d = diff(&format!("{dev:?} {mode:?} prefill"), &logits, reference);
-        assert!(d <= tol * scale, "{dev:?} {mode:?}: logits differ by {d} (scale {scale})");
+        assert!(
+            d <= tol * scale,
+            "{dev:?} {mode:?}: logits differ by {d} (scale {scale})"
+        );
     }
 }
 

@@ -39,7 +39,9 @@ impl DeviceRequest {
             Some((k, n)) => (
                 k.to_string(),
                 Some(n.parse::<usize>().map_err(|_| {
-                    format!("OPSLENS_DEVICE={raw}: the device number must be a non-negative integer")
+                    format!(
+                        "OPSLENS_DEVICE={raw}: the device number must be a non-negative integer"
+                    )
                 })?),
             ),
             None => (s.clone(), None),
@@ -117,13 +119,10 @@ fn cuda_hardware(d: &candle_core::CudaDevice) -> Hardware {
     let ctx = stream.context();
     Hardware {
         name: ctx.name().ok(),
-        memory: ctx
-            .mem_get_info()
-            .ok()
-            .map(|(free, total)| DeviceMemory {
-                total_bytes: total as u64,
-                free_bytes: Some(free as u64),
-            }),
+        memory: ctx.mem_get_info().ok().map(|(free, total)| DeviceMemory {
+            total_bytes: total as u64,
+            free_bytes: Some(free as u64),
+        }),
     }
 }
 
@@ -229,12 +228,9 @@ pub fn choose(spec: Option<&str>) -> Result<ChosenDevice, String> {
 pub fn parse_weights(spec: Option<&str>) -> Result<Option<WeightMode>, String> {
     match spec.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => WeightMode::parse(s).map(Some).ok_or_else(|| {
-            format!(
-                "OPSLENS_WEIGHTS={s} is not one of {}",
-                WeightMode::NAMES
-            )
-        }),
+        Some(s) => WeightMode::parse(s)
+            .map(Some)
+            .ok_or_else(|| format!("OPSLENS_WEIGHTS={s} is not one of {}", WeightMode::NAMES)),
     }
 }
 
@@ -347,8 +343,9 @@ mod tests {
 
     #[test]
     fn the_cpu_is_described_from_proc() {
-        let m = meminfo("MemTotal:       16303300 kB\nMemFree: 1 kB\nMemAvailable:    8000000 kB\n")
-            .unwrap();
+        let m =
+            meminfo("MemTotal:       16303300 kB\nMemFree: 1 kB\nMemAvailable:    8000000 kB\n")
+                .unwrap();
         assert_eq!(m.total_bytes, 16_303_300 * 1024);
         assert_eq!(m.free_bytes, Some(8_000_000 * 1024));
         assert_eq!(meminfo("MemFree: 1 kB"), None);
@@ -372,7 +369,10 @@ mod tests {
         let tiny = q("f32", &["f32"]);
         assert_eq!(weights_for(&tiny, true, None), Ok(WeightMode::F32));
         assert_eq!(weights_for(&tiny, false, None), Ok(WeightMode::F32));
-        assert_eq!(weights_for(&two_b, true, Some(" Q8_0 ")), Ok(WeightMode::Q8_0));
+        assert_eq!(
+            weights_for(&two_b, true, Some(" Q8_0 ")),
+            Ok(WeightMode::Q8_0)
+        );
         assert_eq!(weights_for(&two_b, false, Some("")), Ok(WeightMode::Q4K));
         let e = weights_for(&two_b, false, Some("q3")).unwrap_err();
         assert!(e.starts_with("OPSLENS_WEIGHTS=q3 is not one of"), "{e}");

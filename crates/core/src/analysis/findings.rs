@@ -288,10 +288,7 @@ fn from_object(o: &serde_json::Map<String, Value>) -> Findings {
             })
         })
         .collect();
-    let errors = list(o, ERRORS)
-        .into_iter()
-        .filter_map(error_seen)
-        .collect();
+    let errors = list(o, ERRORS).into_iter().filter_map(error_seen).collect();
     let mut f = Findings {
         summary: field(o, SUMMARY).unwrap_or_default(),
         screen: field(o, SCREEN),
@@ -602,7 +599,11 @@ mod tests {
     fn compact_and_long_answers_give_the_same_findings() {
         for (name, long, compact) in ANSWERS {
             let (mut l, mut c) = (parse(long), parse(compact));
-            assert_eq!((l.parse.as_str(), c.parse.as_str()), ("json", "json"), "{name}");
+            assert_eq!(
+                (l.parse.as_str(), c.parse.as_str()),
+                ("json", "json"),
+                "{name}"
+            );
             assert!(compact.len() < long.len(), "{name}");
             (l.raw, c.raw) = (String::new(), String::new());
             assert_eq!(l, c, "{name}");

@@ -57,15 +57,17 @@ fn findings_value() -> impl Strategy<Value = Findings> {
         [opt_word(), opt_word(), opt_word(), opt_word(), opt_word()],
         prop::collection::vec(anomaly, 0..3),
     )
-        .prop_map(|(title, [metric, unit, current, peak, trend], anomalies)| Panel {
-            title,
-            metric,
-            unit,
-            current,
-            peak,
-            trend,
-            anomalies,
-        });
+        .prop_map(
+            |(title, [metric, unit, current, peak, trend], anomalies)| Panel {
+                title,
+                metric,
+                unit,
+                current,
+                peak,
+                trend,
+                anomalies,
+            },
+        );
     let error = (word(), opt_word(), opt_word()).prop_map(|(message, code, time)| ErrorSeen {
         message,
         code,
@@ -89,8 +91,14 @@ fn findings_value() -> impl Strategy<Value = Findings> {
                 timezone,
                 ..Findings::default()
             };
-            let items = f.panels.iter().flat_map(|p| p.anomalies.iter().flat_map(|a| [&a.start, &a.end]));
-            let items = items.chain(f.errors.iter().map(|e| &e.time)).flatten().cloned();
+            let items = f
+                .panels
+                .iter()
+                .flat_map(|p| p.anomalies.iter().flat_map(|a| [&a.start, &a.end]));
+            let items = items
+                .chain(f.errors.iter().map(|e| &e.time))
+                .flatten()
+                .cloned();
             for t in timestamps.into_iter().chain(items.collect::<Vec<_>>()) {
                 if !f.timestamps.contains(&t) {
                     f.timestamps.push(t);
@@ -145,7 +153,13 @@ fn compact_form(f: &Findings) -> String {
         let panels = f.panels.iter().map(|p| {
             let mut m = Map::new();
             m.insert("t".into(), p.title.clone().into());
-            for (k, v) in [("m", &p.metric), ("u", &p.unit), ("c", &p.current), ("x", &p.peak), ("r", &p.trend)] {
+            for (k, v) in [
+                ("m", &p.metric),
+                ("u", &p.unit),
+                ("c", &p.current),
+                ("x", &p.peak),
+                ("r", &p.trend),
+            ] {
                 put(&mut m, k, v);
             }
             if !p.anomalies.is_empty() {
@@ -166,9 +180,16 @@ fn compact_form(f: &Findings) -> String {
         });
         o.insert("e".into(), Value::Array(e.collect()));
     }
-    let own: Vec<&String> = f.timestamps.iter().filter(|t| !item_times.contains(t)).collect();
+    let own: Vec<&String> = f
+        .timestamps
+        .iter()
+        .filter(|t| !item_times.contains(t))
+        .collect();
     if !own.is_empty() {
-        o.insert("ts".into(), own.into_iter().cloned().collect::<Vec<_>>().into());
+        o.insert(
+            "ts".into(),
+            own.into_iter().cloned().collect::<Vec<_>>().into(),
+        );
     }
     put(&mut o, "tz", &f.timezone);
     Value::Object(o).to_string()

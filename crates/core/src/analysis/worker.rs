@@ -304,7 +304,9 @@ impl AnalysisService {
                         .await?;
                 match loaded {
                     // A GPU too small for the model: the CPU takes over, said once.
-                    Err(e) if chosen.is_gpu() && super::device::is_out_of_memory(&e.to_string()) => {
+                    Err(e)
+                        if chosen.is_gpu() && super::device::is_out_of_memory(&e.to_string()) =>
+                    {
                         let cpu = chosen.fall_back_to_cpu(&format!(
                             "ran out of memory loading {} ({e})",
                             entry.id
