@@ -90,9 +90,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let chosen =
         opslens_core::analysis::device::choose(std::env::var("OPSLENS_DEVICE").ok().as_deref())
             .map_err(anyhow::Error::msg)?;
-    if let Some(note) = &chosen.note {
-        eprintln!("note: {note}");
-    }
+    // A fallback's note is logged by the chooser itself, once.
     let mode = if args.dtype.trim().eq_ignore_ascii_case("auto") {
         // The app's choice for a model that has every storage: half precision on a GPU.
         let all = opslens_models::manifest::Quantization {
