@@ -17,7 +17,8 @@ pub struct Findings {
     pub panels: Vec<Panel>,
     /// Error messages and codes read from the screen.
     pub errors: Vec<ErrorSeen>,
-    /// Timestamps read from the screen, verbatim.
+    /// Times read from the screen, verbatim, each once: those the model listed, then those of
+    /// anomalies and errors it did not (the compact answer never repeats them).
     pub timestamps: Vec<String>,
     /// Time zone shown on the screen (`UTC`, `+02:00`, `Europe/Berlin`), if any.
     pub timezone: Option<String>,
