@@ -38,8 +38,9 @@ pub struct RunArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Decoder weight storage: q4k (default, fastest on CPU), q6k, q8_0, f16 or f32.
-    #[arg(long, default_value = "q4k")]
+    /// Decoder weight storage: auto (default: OPSLENS_WEIGHTS when set, else bf16 on a GPU and
+    /// q4k, the fastest, on the CPU), q4k, q6k, q8_0, bf16, f16 or f32.
+    #[arg(long, default_value = "auto")]
     pub dtype: String,
     /// Vision-tower storage: q8_0 (default with quantized decoders), f16, f32, q6k or q4k.
     #[arg(long)]
@@ -77,12 +78,6 @@ struct Report<'a> {
 
 /// Runs `opslens vlm run` with parsed arguments.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let mode = WeightMode::parse(&args.dtype).with_context(|| {
-        format!(
-            "unknown --dtype {:?} (q4k, q6k, q8_0, f16, f32)",
-            args.dtype
-        )
-    })?;
     let vision_mode = args
         .vision_dtype
         .as_deref()
@@ -93,10 +88,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .transpose()?;
     // The app's one device chooser (OPSLENS_DEVICE), so the CLI runs where the app would.
     let chosen =
-        opslens_core::analysis::device::choose(std::env::var("OPSLENS_DEVICE").ok().as_deref());
-    if let Some(note) = &chosen.note {
-        eprintln!("note: {note}");
-    }
+        opslens_core::analysis::device::choose(std::env::var("OPSLENS_DEVICE").ok().as_deref())
+            .map_err(anyhow::Error::msg)?;
+    // A fallback's note is logged by the chooser itself, once.
+    let mode = if args.dtype.trim().eq_ignore_ascii_case("auto") {
+        // The app's choice for a model that has every storage: half precision on a GPU.
+        let all = opslens_models::manifest::Quantization {
+            default: "q4k".into(),
+            variants: WeightMode::NAMES.split(", ").map(String::from).collect(),
+        };
+        opslens_core::analysis::device::weights_for(
+            &all,
+            chosen.is_gpu(),
+            std::env::var("OPSLENS_WEIGHTS").ok().as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?
+    } else {
+        WeightMode::parse(&args.dtype).with_context(|| {
+            format!(
+                "unknown --dtype {:?} (auto, {})",
+                args.dtype,
+                WeightMode::NAMES
+            )
+        })?
+    };
     let device = chosen.device;
     let image = args
         .image
@@ -144,6 +159,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         None,
     )?;
     if args.json {
+        let dtype = format!("{mode:?}").to_lowercase();
         let r = Report {
             text: &g.text,
             token_ids: &g.token_ids,
@@ -156,7 +172,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             prefill_ms: g.timings.prefill_ms,
             decode_ms: g.timings.decode_ms,
             decode_tokens_per_s: g.timings.decode_tokens_per_s,
-            dtype: &args.dtype,
+            dtype: &dtype,
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -207,9 +223,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_dtype() {
-        let cli = Cli::try_parse_from(["vlm", "--model", "x", "--prompt", "p", "--dtype", "bf16"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["vlm", "--model", "x", "--prompt", "p", "--dtype", "q3"]).unwrap();
         let err = run(&cli.run).unwrap_err();
-        assert!(err.to_string().contains("bf16"), "{err}");
+        assert!(err.to_string().contains("q3"), "{err}");
     }
 }

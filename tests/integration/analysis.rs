@@ -405,3 +405,91 @@ async fn killing_the_server_mid_queue_loses_nothing() {
         assert_eq!(j[0]["state"], "done");
     }
 }
+
+/// The status names the real device (here the CPU: its model name and the machine's memory)
+/// and the weights chosen for it; a GPU asked for that this build cannot have falls back to
+/// the CPU with the reason in the status, and analysis still runs; a meaningless
+/// `OPSLENS_DEVICE` or `OPSLENS_WEIGHTS` is named in the status and no screenshot is analysed
+/// half-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_names_the_device_and_bad_device_settings_are_refused() {
+    let app = TestApp::spawn_with_analysis(|root| tiny_config(root, fixture())).await;
+    let st = app.get_json("/api/v1/test/vlm/status").await;
+    assert_eq!(st["device"], "cpu", "{st}");
+    assert!(st["device_note"].is_null(), "{st}");
+    // The tiny model's manifest lists f32 only.
+    assert_eq!(st["weights"], "f32", "{st}");
+    if cfg!(target_os = "linux") {
+        assert!(
+            st["device_hardware"]
+                .as_str()
+                .is_some_and(|h| h.contains("threads")),
+            "{st}"
+        );
+        let m = &st["device_memory"];
+        assert!(m["total_bytes"].as_u64().unwrap() > 0, "{st}");
+        assert!(m["free_bytes"].as_u64().unwrap() <= m["total_bytes"].as_u64().unwrap());
+    }
+    drop(app);
+
+    if !cfg!(feature = "cuda") {
+        let app = TestApp::spawn_with_analysis(|root| AnalysisConfig {
+            device: Some("cuda:0".into()),
+            ..tiny_config(root, fixture())
+        })
+        .await;
+        let st = app.get_json("/api/v1/test/vlm/status").await;
+        assert_eq!(st["device"], "cpu", "{st}");
+        assert!(
+            st["device_note"]
+                .as_str()
+                .unwrap()
+                .contains("no CUDA support"),
+            "{st}"
+        );
+        let inc = app.incident("Fallback").await;
+        let res = app
+            .upload(
+                inc,
+                std::fs::read(fixture().join("panel.png")).unwrap(),
+                "p.png",
+            )
+            .await;
+        let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        let done = wait_for(&app, &format!("/api/v1/evidence/{id}"), "fallback", |v| {
+            v["analysis_state"] == "done"
+        })
+        .await;
+        let jobs = app
+            .get_json(&format!("/api/v1/evidence/{id}/analyses"))
+            .await;
+        assert_eq!(jobs[0]["device"], "cpu", "{jobs} {done}");
+    }
+
+    for (device, weights, named) in [
+        (Some("tpu"), None, "OPSLENS_DEVICE=tpu"),
+        (None, Some("q3"), "OPSLENS_WEIGHTS=q3"),
+    ] {
+        let app = TestApp::spawn_with_analysis(move |root| AnalysisConfig {
+            device: device.map(String::from),
+            weights: weights.map(String::from),
+            ..tiny_config(root, fixture())
+        })
+        .await;
+        let inc = app.incident("Misconfigured").await;
+        let res = app.upload(inc, png(64, 64), "a.png").await;
+        assert_eq!(res.status(), 201);
+        let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        let st = wait_for(&app, "/api/v1/test/vlm/status", named, |v| {
+            v["state"] == "failed"
+        })
+        .await;
+        assert!(st["reason"].as_str().unwrap().contains(named), "{st}");
+        assert!(st["message"].as_str().unwrap().contains(named), "{st}");
+        let ev = wait_for(&app, &format!("/api/v1/evidence/{id}"), "waiting", |v| {
+            v["analysis_state"] == "waiting-for-model"
+        })
+        .await;
+        assert!(ev["findings"].is_null(), "{ev}");
+    }
+}

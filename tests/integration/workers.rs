@@ -596,3 +596,46 @@ async fn a_worker_process_runs_the_local_model_and_records_who_where_and_each_ph
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// A compact answer streamed with a long epilogue after it: the run stops where the JSON
+/// object closes (the epilogue's later words are never read), the findings are the compact
+/// form's, and the job says why it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_answer_stops_where_its_json_object_closes() {
+    let compact = r#"{"s":"Checkout p99 spiked at 14:05","k":"dashboard","p":[{"t":"Checkout p99","u":"ms","x":"2400","a":[["spike","14:05"]]}],"e":[["HTTP 503 Service Unavailable","503","14:06"]],"tz":"UTC"}"#;
+    let epilogue = "\n```\nThat is everything I can read from this dashboard. Let me know if you need more detail about any panel.";
+    let ai = OpenAi::start(Answer::Stream {
+        text: format!("{compact}{epilogue}"),
+        pieces: 60,
+        gap: Duration::from_millis(10),
+    })
+    .await;
+    let url = ai.url();
+    let app = TestApp::spawn_with_analysis(move |root| remote_config(root, remote(&url))).await;
+    let inc = app.incident("Compact").await;
+    let id = app
+        .upload(inc, png(32, 32), "a.png")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let done = wait_for(&app, &format!("/api/v1/evidence/{id}"), "analysis", |v| {
+        v["analysis_state"] == "done"
+    })
+    .await;
+    let f = &done["findings"];
+    let raw = f["raw"].as_str().unwrap();
+    assert!(raw.starts_with(compact), "{raw}");
+    assert!(!raw.contains("Let me know"), "read past the object: {raw}");
+    assert_eq!(f["parse"], "json", "{f}");
+    assert_eq!(f["summary"], "Checkout p99 spiked at 14:05");
+    assert_eq!(f["panels"][0]["peak"], "2400");
+    assert_eq!(f["errors"][0]["code"], "503");
+    assert_eq!(f["timestamps"], json!(["14:05", "14:06"]));
+    let jobs = app
+        .get_json(&format!("/api/v1/evidence/{id}/analyses"))
+        .await;
+    assert_eq!(jobs[0]["timings"]["stop_reason"], "json_end", "{jobs}");
+}

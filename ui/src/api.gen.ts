@@ -1254,6 +1254,19 @@ export interface components {
              */
             with: number;
         };
+        /** @description Memory of a device, in bytes: the GPU's own, or the machine's for the CPU. */
+        DeviceMemory: {
+            /**
+             * Format: int64
+             * @description What is free now (available, for the CPU), when the platform says.
+             */
+            free_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description All of it.
+             */
+            total_bytes: number;
+        };
         /** @description Why an incident looks like a duplicate of an open one. */
         DuplicateHint: {
             /**
@@ -2718,7 +2731,17 @@ export interface components {
              *     (`cpu`, `cuda:0`, `metal:0`).
              */
             device: string;
-            /** @description Why the device asked for (`OPSLENS_DEVICE`) is not the one used, when it is not. */
+            /**
+             * @description What the device is: the GPU's model name (`NVIDIA H200`), or the CPU's with its thread
+             *     count; `null` where the platform does not say, or analysis runs remotely.
+             */
+            device_hardware?: string | null;
+            device_memory?: null | components["schemas"]["DeviceMemory"];
+            /**
+             * @description Why the device asked for (`OPSLENS_DEVICE`) is not the one used, when it is not: the
+             *     build lacks the feature, no driver or device answered, or the GPU ran out of memory
+             *     loading the model and the CPU took over. A meaningless `OPSLENS_DEVICE` is named here.
+             */
             device_note?: string | null;
             /** @description Timings of the most recent finished analysis. */
             last_analysis?: Record<string, never> | null;

@@ -430,6 +430,8 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await page.locator('[data-field=data_dir]', { hasText: s.dir }).waitFor();
       await page.locator('[data-field=port]', { hasText: new URL(s.base).port }).waitFor();
       await page.locator('[data-field=model-state]', { hasText: 'missing' }).waitFor();
+      // The device row: the chooser's pick, its hardware and memory, the weights for it.
+      await page.locator('[data-field=device]', { hasText: /^cpu\b.*· weights q4k$/ }).waitFor();
       await page.getByText('Ctrl+Shift+O').waitFor();
       await shot(page, 'settings.png');
     });

@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release -p opslens-vlm --example bench -- [--mode q4k|q8_0|f16|f32]
 //!  [--vision-mode f32|f16|q8_0] [--width 1280 --height 720] [--decode 16] [--max-pixels N]
-//!  [--cache-dir DIR]`
+//!  [--cache-dir DIR] [--device cpu|cuda[:N]|metal[:N]]`
+//! On a GPU (`--features cuda`, `--device cuda`) the timings synchronise the device before each
+//! reading, so they are the GPU's own; RSS and CPU seconds are then the host's.
 //! Zero weights would fake the numbers (untouched calloc pages, see reference/vlm.md).
 
 use std::time::Instant;
@@ -31,7 +33,20 @@ fn main() -> anyhow::Result<()> {
     let h: u32 = arg("--height").map_or(Ok(720), |s| s.parse())?;
     let n_decode: usize = arg("--decode").map_or(Ok(16), |s| s.parse())?;
     let max_pixels: Option<usize> = arg("--max-pixels").map(|s| s.parse()).transpose()?;
-    let dev = Device::Cpu;
+    let dev = match arg("--device").as_deref().unwrap_or("cpu") {
+        "cpu" => Device::Cpu,
+        d => {
+            let (kind, n) = d.split_once(':').unwrap_or((d, "0"));
+            let n: usize = n.parse()?;
+            match kind {
+                "cuda" => Device::new_cuda(n)?,
+                "metal" => Device::new_metal(n)?,
+                _ => anyhow::bail!("bad --device {d} (cpu, cuda[:N], metal[:N])"),
+            }
+        }
+    };
+    // GPU work is asynchronous: wait for it before reading the clock.
+    let sync = |d: &Device| d.synchronize();
     let cfg = Config::qwen3_vl_2b();
 
     let load_avg_start = load_avg();
@@ -57,6 +72,7 @@ fn main() -> anyhow::Result<()> {
     let mut model = opslens_vlm::qcache::scoped(cache.clone(), || {
         Qwen3Vl::load_split(vb, &cfg, mode, vision_mode)
     })?;
+    sync(&dev)?;
     let cache_note = cache.map(|c| c.finish());
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let c_load = cpu_s();
@@ -79,11 +95,13 @@ fn main() -> anyhow::Result<()> {
     eprintln!("loaded in {load_ms:.0} ms; vision on {:?}", input.grid_thw);
     let t = Instant::now();
     let vis = model.encode_images(std::slice::from_ref(&input))?;
+    sync(&dev)?;
     let vision_ms = t.elapsed().as_secs_f64() * 1e3;
     let c_vision = cpu_s();
     eprintln!("vision {vision_ms:.0} ms; prefill of {} tokens", ids.len());
     let t = Instant::now();
     let logits = model.prefill(&ids, &[input.grid_thw], Some(&vis), false, &mut |_, _| {})?;
+    sync(&dev)?;
     let prefill_ms = t.elapsed().as_secs_f64() * 1e3;
     let c_prefill = cpu_s();
     drop(vis);
@@ -96,6 +114,7 @@ fn main() -> anyhow::Result<()> {
     let decode_s = t.elapsed().as_secs_f64();
     let c_decode = cpu_s();
     let report = serde_json::json!({
+        "device": format!("{dev:?}"),
         "mode": format!("{mode:?}"),
         "vision_mode": format!("{vision_mode:?}"),
         "image": format!("{w}x{h}"),

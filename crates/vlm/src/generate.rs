@@ -42,6 +42,10 @@ pub struct GenerateParams {
     pub extra_stop_tokens: Vec<u32>,
     /// Optional system message.
     pub system: Option<String>,
+    /// Stop as soon as the first top-level JSON object of the answer closes (see
+    /// [`JsonEnd`]): an answer asked for as one JSON object is complete there, and whatever a
+    /// small model adds after it (a closing fence, a recap) costs decode time for nothing.
+    pub stop_at_json_end: bool,
 }
 
 impl Default for GenerateParams {
@@ -51,6 +55,7 @@ impl Default for GenerateParams {
             sampling: Sampling::Greedy,
             extra_stop_tokens: Vec::new(),
             system: None,
+            stop_at_json_end: false,
         }
     }
 }
@@ -65,6 +70,72 @@ pub enum StopReason {
     MaxTokens,
     /// The cancel flag was set.
     Cancelled,
+    /// The answer's top-level JSON object closed ([`GenerateParams::stop_at_json_end`]).
+    JsonEnd,
+}
+
+/// Watches streamed text for the end of its first top-level JSON object: text before the
+/// first `{` (a code fence, a preamble) is skipped, braces and brackets inside strings (with
+/// their escapes) do not count, and the object is closed when its depth returns to zero. Fed
+/// piece by piece, so it works on a token stream (local) or an SSE stream (remote) alike.
+#[derive(Debug, Clone, Default)]
+pub struct JsonEnd {
+    depth: usize,
+    started: bool,
+    in_str: bool,
+    escaped: bool,
+    closed: bool,
+}
+
+impl JsonEnd {
+    /// A watcher that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the next piece of text; returns whether the first top-level object has closed
+    /// (by now or before).
+    pub fn feed(&mut self, piece: &str) -> bool {
+        for c in piece.chars() {
+            if self.closed {
+                break;
+            }
+            if !self.started {
+                if c == '{' {
+                    self.started = true;
+                    self.depth = 1;
+                }
+                continue;
+            }
+            if self.in_str {
+                if self.escaped {
+                    self.escaped = false;
+                } else if c == '\\' {
+                    self.escaped = true;
+                } else if c == '"' {
+                    self.in_str = false;
+                }
+                continue;
+            }
+            match c {
+                '"' => self.in_str = true,
+                '{' | '[' => self.depth += 1,
+                '}' | ']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        self.closed = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.closed
+    }
+
+    /// Whether the first top-level object has closed.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
 }
 
 /// Timings of one generation, in milliseconds unless stated.
@@ -249,6 +320,7 @@ impl Engine {
         let mut stop_reason = StopReason::MaxTokens;
         let t = Instant::now();
         let mut decoded_steps = 0usize;
+        let mut json_end = params.stop_at_json_end.then(JsonEnd::new);
         while out.len() < params.max_new_tokens {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 stop_reason = StopReason::Cancelled;
@@ -274,6 +346,10 @@ impl Engine {
                 p
             };
             on_text(next, &piece);
+            if json_end.as_mut().is_some_and(|j| j.feed(&piece)) {
+                stop_reason = StopReason::JsonEnd;
+                break;
+            }
             if out.len() >= params.max_new_tokens {
                 break;
             }
@@ -302,6 +378,39 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds `pieces` one by one; the index of the piece where the object closed.
+    fn closes_at(pieces: &[&str]) -> Option<usize> {
+        let mut j = JsonEnd::new();
+        pieces.iter().position(|p| j.feed(p))
+    }
+
+    #[test]
+    fn json_end_waits_for_the_top_level_object_to_balance() {
+        // Nested containers and the closing brace arriving in a piece with more text after it.
+        let pieces = [
+            "```json\n",
+            "{\"s\":",
+            " \"a\"",
+            ", \"p\": [{\"t\": \"x\"",
+            "}]",
+            "}\n",
+            "```",
+        ];
+        assert_eq!(closes_at(&pieces), Some(5));
+        // Braces, brackets and escaped quotes inside strings do not count.
+        let tricky = [r#"{"s": "a } ] { [ \"quoted }\" \\"#, r#"", "e": []"#, "}"];
+        assert_eq!(closes_at(&tricky), Some(2));
+        // Prose before the object is skipped; a stray closer before it changes nothing.
+        assert_eq!(closes_at(&["Sure ] } here:", " {", "}"]), Some(2));
+        // Never opened, or still open: no stop.
+        assert_eq!(closes_at(&["no json at all"]), None);
+        assert_eq!(closes_at(&["{\"s\": [1, 2", "]"]), None);
+        // A piece holding a whole object and the start of another stops at the first.
+        let mut j = JsonEnd::new();
+        assert!(j.feed("{}{\"more\": 1"));
+        assert!(j.closed());
+    }
 
     #[test]
     fn top_p_is_seeded_and_bounded() {

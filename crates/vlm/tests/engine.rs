@@ -150,3 +150,76 @@ fn quantized_weights_are_cached_between_loads() {
     );
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// The generation loop stops at the token that closes the answer's top-level JSON object and
+/// keeps everything up to it. The tiny random model writes `{` and `}` only by chance, so
+/// seeded near-uniform sampling gives runs that do; each such run is replayed with
+/// the stop on and must end exactly at the closing token, with the same tokens before it.
+#[test]
+fn generation_stops_when_the_top_level_json_object_closes() {
+    use opslens_vlm::generate::JsonEnd;
+    use opslens_vlm::{GenerateParams, Sampling, StopReason};
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/test/tiny-qwen3-vl"
+    );
+    let opts = opslens_vlm::LoadOptions {
+        mode: opslens_vlm::WeightMode::F32,
+        ..Default::default()
+    };
+    let mut eng =
+        opslens_vlm::Engine::load(dir.as_ref(), &candle_core::Device::Cpu, &opts).unwrap();
+    let mut replayed = 0;
+    // Seed 48 is the first to write one (found by scanning 0..400); a few around it keep the
+    // test short and still fail loudly if the numerics change.
+    for seed in 44..56u64 {
+        let params = GenerateParams {
+            max_new_tokens: 160,
+            sampling: Sampling::TopP {
+                temperature: 50.0,
+                top_p: 1.0,
+                seed,
+            },
+            ..Default::default()
+        };
+        let mut watch = JsonEnd::new();
+        let mut closed_at = None;
+        let mut n = 0;
+        let free = eng
+            .generate(
+                None,
+                "{",
+                &params,
+                &mut |_, piece| {
+                    if closed_at.is_none() && watch.feed(piece) {
+                        closed_at = Some(n);
+                    }
+                    n += 1;
+                },
+                None,
+            )
+            .unwrap();
+        let Some(k) = closed_at else { continue };
+        let stopped = eng
+            .generate(
+                None,
+                "{",
+                &GenerateParams {
+                    stop_at_json_end: true,
+                    ..params
+                },
+                &mut |_, _| {},
+                None,
+            )
+            .unwrap();
+        assert_eq!(stopped.stop_reason, StopReason::JsonEnd, "seed {seed}");
+        assert_eq!(stopped.token_ids, free.token_ids[..=k], "seed {seed}");
+        assert!(
+            stopped.text.trim_end().ends_with(['}', ']']),
+            "{:?}",
+            stopped.text
+        );
+        replayed += 1;
+    }
+    assert!(replayed > 0, "no seeded run wrote a whole JSON object");
+}

@@ -525,3 +525,139 @@ fn two_images_in_one_prompt_match_the_reference() {
     assert_eq!(g.prompt_tokens, ids.len());
     assert_eq!(g.image_tokens, counts.iter().sum::<usize>());
 }
+
+/// Tolerances of a GPU against the reference logits (max abs difference). f32: 1e-3, ten times
+/// the CPU's 1e-4, since cuBLAS sums in another order and may fuse multiply-adds. Half
+/// precision, relative to the largest reference logit as for the CPU's quantized paths: f16
+/// 5e-3 (as on the CPU), bf16 3e-2 (8 mantissa bits against f16's 11).
+const GPU_F32_TOL: f32 = 1e-3;
+const GPU_HALF_TOL: [(WeightMode, f32); 2] = [(WeightMode::F16, 5e-3), (WeightMode::BF16, 3e-2)];
+
+fn engine_on(dev: &Device, mode: WeightMode) -> Engine {
+    let opts = LoadOptions {
+        mode,
+        vision_mode: None,
+        min_pixels: Some(64 * 64),
+        max_pixels: Some(256 * 256),
+        cache_dir: None,
+    };
+    Engine::load(&dir(), dev, &opts).expect("load tiny model")
+}
+
+/// Prefill logits at every position of a reference case on `eng`'s device, back on the CPU.
+fn prefill_logits(eng: &mut Engine, e: &HashMap<String, Tensor>) -> Tensor {
+    let dev = eng.model.device().clone();
+    let g = [grid(e)];
+    let pv = e["pixel_values"]
+        .to_dtype(DType::F32)
+        .and_then(|t| t.to_device(&dev))
+        .unwrap();
+    let vis = eng.model.encode_patches(&pv, &g).unwrap();
+    eng.model
+        .prefill(&u32s(&e["input_ids"]), &g, Some(&vis), true, &mut |_, _| {})
+        .and_then(|l| l.to_device(&Device::Cpu))
+        .unwrap()
+}
+
+/// What a GPU must do to be trusted with analyses, written once for any device: the same
+/// greedy tokens as the CPU f32 path (and the reference), prefill and 16 teacher-forced decode
+/// steps within [`GPU_F32_TOL`] of the reference logits, and the half-precision storages
+/// within [`GPU_HALF_TOL`]. On the CPU it runs in every build, so the checks themselves are
+/// exercised where no GPU is; `cuda_matches_the_cpu_f32_path_and_the_reference` runs it on CUDA.
+fn device_parity(dev: &Device) {
+    let (e, m) = (expected("panel"), meta("panel"));
+    let ids = u32s(&e["input_ids"]);
+    let want = &u32s(&e["gen_ids"])[ids.len()..];
+    let img = image::open(dir().join("panel.png")).unwrap();
+    let params = GenerateParams {
+        max_new_tokens: 16,
+        ..GenerateParams::default()
+    };
+    let question = m["question"].as_str().unwrap();
+    let greedy = |eng: &mut Engine| {
+        eng.generate(Some(&img), question, &params, &mut |_, _| {}, None)
+            .unwrap()
+            .token_ids
+    };
+    let cpu_tokens = greedy(&mut engine(WeightMode::F32));
+    let mut eng = engine_on(dev, WeightMode::F32);
+    let tokens = greedy(&mut eng);
+    assert_eq!(
+        tokens, cpu_tokens,
+        "{dev:?}: greedy tokens differ from the CPU f32 path"
+    );
+    assert_eq!(
+        tokens, want,
+        "{dev:?}: greedy tokens differ from the reference"
+    );
+
+    for case in CASES {
+        let e = expected(case);
+        let logits = prefill_logits(&mut eng, &e);
+        let d = diff(
+            &format!("{dev:?} {case} prefill"),
+            &logits,
+            &e["logits_prefill"],
+        );
+        assert!(
+            d <= GPU_F32_TOL,
+            "{dev:?} {case}: prefill logits differ by {d}"
+        );
+        // Teacher-forced decode: the reference's own tokens fed back, step by step.
+        let ids = u32s(&e["input_ids"]);
+        let gen = u32s(&e["gen_ids"]);
+        let tf = &e["logits_teacher_forced"];
+        let mut logits = logits.narrow(0, ids.len() - 1, 1).unwrap();
+        for (k, &tok) in gen[ids.len()..].iter().enumerate() {
+            let want = tf.narrow(0, ids.len() - 1 + k, 1).unwrap();
+            let d = max_diff(&logits, &want);
+            assert!(
+                d <= GPU_F32_TOL,
+                "{dev:?} {case}: step {k} logits differ by {d}"
+            );
+            logits = eng
+                .model
+                .decode_step(tok)
+                .and_then(|l| l.to_device(&Device::Cpu))
+                .unwrap();
+        }
+    }
+
+    let e = expected("wide");
+    let reference = &e["logits_prefill"];
+    let scale = reference
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    for (mode, tol) in GPU_HALF_TOL {
+        let logits = prefill_logits(&mut engine_on(dev, mode), &e);
+        let d = diff(&format!("{dev:?} {mode:?} prefill"), &logits, reference);
+        assert!(
+            d <= tol * scale,
+            "{dev:?} {mode:?}: logits differ by {d} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn device_parity_checks_hold_on_the_cpu() {
+    device_parity(&Device::Cpu);
+}
+
+/// Runs only in a `--features cuda` build, and only where a CUDA device answers: elsewhere it
+/// says so and passes, unless `OPSLENS_REQUIRE_GPU=1` (as `scripts/gpu-check` sets) makes a
+/// missing device a failure.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_the_cpu_f32_path_and_the_reference() {
+    match Device::new_cuda(0) {
+        Ok(dev) => device_parity(&dev),
+        Err(e) if std::env::var("OPSLENS_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("OPSLENS_REQUIRE_GPU=1 but no CUDA device answers: {e}")
+        }
+        Err(e) => eprintln!("skipped: no CUDA device answers ({e})"),
+    }
+}

@@ -29,6 +29,9 @@ pub struct Request {
     pub prompt: String,
     /// Upper bound of generated tokens.
     pub max_new_tokens: usize,
+    /// The answer is one JSON object: end the run as soon as it closes (the local engine
+    /// stops decoding, the remote stream is dropped, which ends the server's generation).
+    pub stop_at_json_end: bool,
 }
 
 /// What a run produced.
@@ -88,6 +91,7 @@ impl Analyzer for LocalAnalyzer {
                 max_new_tokens: req.max_new_tokens,
                 sampling: Sampling::Greedy,
                 system: Some(req.system),
+                stop_at_json_end: req.stop_at_json_end,
                 ..GenerateParams::default()
             };
             let (tx, rx) = tokio::sync::oneshot::channel();

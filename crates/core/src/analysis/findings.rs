@@ -17,7 +17,8 @@ pub struct Findings {
     pub panels: Vec<Panel>,
     /// Error messages and codes read from the screen.
     pub errors: Vec<ErrorSeen>,
-    /// Timestamps read from the screen, verbatim.
+    /// Times read from the screen, verbatim, each once: those the model listed, then those of
+    /// anomalies and errors it did not (the compact answer never repeats them).
     pub timestamps: Vec<String>,
     /// Time zone shown on the screen (`UTC`, `+02:00`, `Europe/Berlin`), if any.
     pub timezone: Option<String>,
@@ -209,66 +210,117 @@ fn list<'a>(o: &'a serde_json::Map<String, Value>, names: &[&str]) -> Vec<&'a Va
         .unwrap_or_default()
 }
 
+/// The `i`-th item of a positional list (`["spike", "14:05", "14:12"]`) as text.
+fn nth(a: &[Value], i: usize) -> Option<String> {
+    text_of(a.get(i))
+}
+
+// Each field is read under its long name (as the first prompt asked), its compact key (as
+// `prompts::ANALYZE` asks now) and the names small models tend to invent.
+const SUMMARY: &[&str] = &["summary", "s", "description", "overview"];
+const SCREEN: &[&str] = &["screen", "k", "kind", "type"];
+const PANELS: &[&str] = &["panels", "p", "charts", "graphs"];
+const ERRORS: &[&str] = &["errors", "e", "error_messages"];
+const TIMESTAMPS: &[&str] = &["timestamps", "ts", "times"];
+const TIMEZONE: &[&str] = &["timezone", "tz", "time_zone"];
+
+fn anomaly(a: &Value) -> Option<Anomaly> {
+    match a {
+        Value::String(s) => Some(Anomaly {
+            description: s.clone(),
+            ..Anomaly::default()
+        }),
+        // Compact: [description, start, end], the times optional.
+        Value::Array(a) => Some(Anomaly {
+            description: nth(a, 0).unwrap_or_else(|| "anomaly".into()),
+            start: nth(a, 1),
+            end: nth(a, 2),
+        }),
+        Value::Object(a) => Some(Anomaly {
+            description: field(a, &["description", "d", "what", "type", "kind"])
+                .unwrap_or_else(|| "anomaly".into()),
+            start: field(a, &["start", "s", "from", "time", "at", "begin"]),
+            end: field(a, &["end", "e", "to", "until"]),
+        }),
+        _ => None,
+    }
+}
+
+fn error_seen(e: &Value) -> Option<ErrorSeen> {
+    match e {
+        Value::String(s) => Some(ErrorSeen {
+            message: s.clone(),
+            code: find_code(s),
+            time: None,
+        }),
+        // Compact: [message, code, time], the code and time optional ("" or null when only
+        // the time is known).
+        Value::Array(a) => Some(ErrorSeen {
+            message: nth(a, 0)?,
+            code: nth(a, 1),
+            time: nth(a, 2),
+        }),
+        Value::Object(e) => Some(ErrorSeen {
+            message: field(e, &["message", "m", "text", "error"])?,
+            code: field(e, &["code", "c", "status", "status_code"]),
+            time: field(e, &["time", "t", "timestamp", "at"]),
+        }),
+        _ => None,
+    }
+}
+
 fn from_object(o: &serde_json::Map<String, Value>) -> Findings {
-    let panels = list(o, &["panels", "charts", "graphs"])
+    let panels = list(o, PANELS)
         .into_iter()
         .filter_map(|p| {
             let p = p.as_object()?;
-            let anomalies = list(p, &["anomalies", "spikes", "events"])
-                .into_iter()
-                .filter_map(|a| match a {
-                    Value::String(s) => Some(Anomaly {
-                        description: s.clone(),
-                        ..Anomaly::default()
-                    }),
-                    Value::Object(a) => Some(Anomaly {
-                        description: field(a, &["description", "what", "type", "kind"])
-                            .unwrap_or_else(|| "anomaly".into()),
-                        start: field(a, &["start", "from", "time", "at", "begin"]),
-                        end: field(a, &["end", "to", "until"]),
-                    }),
-                    _ => None,
-                })
-                .collect();
             Some(Panel {
-                title: field(p, &["title", "name", "panel"])
+                title: field(p, &["title", "t", "name", "panel"])
                     .unwrap_or_else(|| "untitled panel".into()),
-                metric: field(p, &["metric", "query", "series"]),
-                unit: field(p, &["unit", "units"]),
-                current: field(p, &["current", "value", "last", "current_value"]),
-                peak: field(p, &["peak", "max", "peak_value", "maximum"]),
-                trend: field(p, &["trend", "direction"]),
-                anomalies,
+                metric: field(p, &["metric", "m", "query", "series"]),
+                unit: field(p, &["unit", "u", "units"]),
+                current: field(p, &["current", "c", "value", "last", "current_value"]),
+                peak: field(p, &["peak", "x", "max", "peak_value", "maximum"]),
+                trend: field(p, &["trend", "r", "direction"]),
+                anomalies: list(p, &["anomalies", "a", "spikes", "events"])
+                    .into_iter()
+                    .filter_map(anomaly)
+                    .collect(),
             })
         })
         .collect();
-    let errors = list(o, &["errors", "error_messages"])
-        .into_iter()
-        .filter_map(|e| match e {
-            Value::String(s) => Some(ErrorSeen {
-                message: s.clone(),
-                code: find_code(s),
-                time: None,
-            }),
-            Value::Object(e) => Some(ErrorSeen {
-                message: field(e, &["message", "text", "error"])?,
-                code: field(e, &["code", "status", "status_code"]),
-                time: field(e, &["time", "timestamp", "at"]),
-            }),
-            _ => None,
-        })
-        .collect();
-    Findings {
-        summary: field(o, &["summary", "description", "overview"]).unwrap_or_default(),
-        screen: field(o, &["screen", "kind", "type"]),
+    let errors = list(o, ERRORS).into_iter().filter_map(error_seen).collect();
+    let mut f = Findings {
+        summary: field(o, SUMMARY).unwrap_or_default(),
+        screen: field(o, SCREEN),
         panels,
         errors,
-        timestamps: list(o, &["timestamps", "times"])
+        timestamps: list(o, TIMESTAMPS)
             .into_iter()
             .filter_map(|t| text_of(Some(t)))
             .collect(),
-        timezone: field(o, &["timezone", "time_zone", "tz"]),
+        timezone: field(o, TIMEZONE),
         ..Findings::default()
+    };
+    add_item_times(&mut f);
+    f
+}
+
+/// Adds the times of anomalies and errors to the screen's times, once each: the compact form
+/// does not repeat them in `ts`, and the long form sometimes forgets them.
+fn add_item_times(f: &mut Findings) {
+    let items = f
+        .panels
+        .iter()
+        .flat_map(|p| p.anomalies.iter().flat_map(|a| [&a.start, &a.end]))
+        .chain(f.errors.iter().map(|e| &e.time))
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>();
+    for t in items {
+        if !f.timestamps.contains(&t) {
+            f.timestamps.push(t);
+        }
     }
 }
 
@@ -516,6 +568,102 @@ mod tests {
         );
         assert!(text.contains("! spike to 2.3 s (14:05–14:12)"), "{text}");
         assert!(text.contains("[503] upstream connect error"), "{text}");
+    }
+
+    /// The committed answers for the dashboard-like pictures (see
+    /// `crates/core/testdata/answers/README.md`), each written in the long form the first
+    /// prompt asked for and in the compact form asked for now.
+    const ANSWERS: &[(&str, &str, &str)] = &[
+        (
+            "cpu-panel",
+            include_str!("../../testdata/answers/cpu-panel.long.json"),
+            include_str!("../../testdata/answers/cpu-panel.compact.json"),
+        ),
+        (
+            "p99-panels",
+            include_str!("../../testdata/answers/p99-panels.long.json"),
+            include_str!("../../testdata/answers/p99-panels.compact.json"),
+        ),
+        (
+            "six-panels",
+            include_str!("../../testdata/answers/six-panels.long.json"),
+            include_str!("../../testdata/answers/six-panels.compact.json"),
+        ),
+        (
+            "checkout-incident",
+            include_str!("../../testdata/answers/checkout-incident.long.json"),
+            include_str!("../../testdata/answers/checkout-incident.compact.json"),
+        ),
+    ];
+
+    #[test]
+    fn compact_and_long_answers_give_the_same_findings() {
+        for (name, long, compact) in ANSWERS {
+            let (mut l, mut c) = (parse(long), parse(compact));
+            assert_eq!(
+                (l.parse.as_str(), c.parse.as_str()),
+                ("json", "json"),
+                "{name}"
+            );
+            assert!(compact.len() < long.len(), "{name}");
+            (l.raw, c.raw) = (String::new(), String::new());
+            assert_eq!(l, c, "{name}");
+            assert_eq!(render(&l), render(&c), "{name}");
+        }
+        let c = parse(ANSWERS[3].2);
+        assert_eq!(c.panels.len(), 4);
+        assert_eq!(c.panels[0].peak.as_deref(), Some("2300"));
+        assert_eq!(c.panels[0].anomalies[0].end.as_deref(), Some("14:12"));
+        assert_eq!(c.panels[1].anomalies[0].end, None);
+        assert_eq!(c.errors[1].code, None, "an empty code is no code");
+        assert_eq!(c.errors[1].time.as_deref(), Some("14:06:30"));
+        // The times of items come after the screen's own, once each.
+        assert_eq!(
+            c.timestamps,
+            ["13:45", "14:45", "14:05", "14:12", "14:04", "14:06:12", "14:06:30"]
+        );
+        // Missing titles read as in the long form.
+        assert_eq!(parse(ANSWERS[2].2).panels[5].title, "untitled panel");
+    }
+
+    #[test]
+    fn compact_items_in_any_shape() {
+        let f = parse(
+            r#"{"s":"x","e":[["boom",null,"03:04"],["only a message"],[],{"m":"obj","c":"E42","t":"05:06"}],
+                "p":[{"t":"A","a":[["up"],"down",{"d":"gap","s":"01:02","e":"01:05"},[null,"07:08"]]}]}"#,
+        );
+        let e: Vec<_> = f
+            .errors
+            .iter()
+            .map(|e| (e.message.as_str(), e.code.as_deref(), e.time.as_deref()))
+            .collect();
+        assert_eq!(
+            e,
+            [
+                ("boom", None, Some("03:04")),
+                ("only a message", None, None),
+                ("obj", Some("E42"), Some("05:06"))
+            ]
+        );
+        let a: Vec<_> = f.panels[0]
+            .anomalies
+            .iter()
+            .map(|a| (a.description.as_str(), a.start.as_deref(), a.end.as_deref()))
+            .collect();
+        assert_eq!(
+            a,
+            [
+                ("up", None, None),
+                ("down", None, None),
+                ("gap", Some("01:02"), Some("01:05")),
+                ("anomaly", Some("07:08"), None)
+            ]
+        );
+        // Cut off by the token limit in the middle of a positional list: what was whole stays.
+        let cut = r#"{"s":"Pool exhausted","e":[["timeout acquiring connection","","14:06:30"],["upstream conn"#;
+        let f = parse(cut);
+        assert_eq!(f.parse, "repaired-json");
+        assert_eq!(f.errors[0].time.as_deref(), Some("14:06:30"));
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl AnalysisService {
             system: prompts::SYSTEM.to_string(),
             prompt,
             max_new_tokens: max,
+            stop_at_json_end: job.question.is_none(),
         };
         let generation = engine
             .generate(req, self.progress.sink(base.clone()), cancel)

@@ -69,8 +69,9 @@ pub struct AnalysisService {
     db: Db,
     data_dir: PathBuf,
     cfg: AnalysisConfig,
-    /// Chosen once, on first need, so a fallback is said once.
-    device: OnceLock<ChosenDevice>,
+    /// Chosen once, on first need, so a fallback is said once; replaced by the CPU when the
+    /// GPU runs out of memory loading the model. An error: `OPSLENS_DEVICE` means nothing.
+    device: Mutex<Option<Result<ChosenDevice, String>>>,
     manifest: Manifest,
     entry: Result<ModelEntry, String>,
     engine: Mutex<Engine>,
@@ -112,7 +113,7 @@ impl AnalysisService {
             db,
             data_dir,
             cfg,
-            device: OnceLock::new(),
+            device: Mutex::new(None),
             manifest,
             entry,
             engine: Mutex::new(engine),
@@ -149,13 +150,9 @@ impl AnalysisService {
         &self.worker_id
     }
 
-    fn weights(&self, e: &ModelEntry) -> WeightMode {
-        self.cfg
-            .weights
-            .as_deref()
-            .and_then(WeightMode::parse)
-            .or_else(|| WeightMode::parse(&e.quantization.default))
-            .unwrap_or_default()
+    /// The weight storage for `e` on the chosen device (see [`device::weights_for`]).
+    fn weights(&self, e: &ModelEntry, gpu: bool) -> Result<WeightMode, String> {
+        device::weights_for(&e.quantization, gpu, self.cfg.weights.as_deref())
     }
 
     fn locate(&self) -> Result<(ModelEntry, Located), String> {
@@ -175,11 +172,27 @@ impl AnalysisService {
             .clone()
     }
 
-    /// The device the model runs (or will run) on.
-    fn chosen_device(&self) -> ChosenDevice {
+    /// The device the model runs (or will run) on; an error names a meaningless
+    /// `OPSLENS_DEVICE`.
+    fn chosen_device(&self) -> Result<ChosenDevice, String> {
         self.device
-            .get_or_init(|| device::choose(self.cfg.device.as_deref()))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| device::choose(self.cfg.device.as_deref()))
             .clone()
+    }
+
+    /// Replaces the chosen device (the GPU ran out of memory: the CPU takes over).
+    fn set_device(&self, d: ChosenDevice) {
+        *self.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(d));
+    }
+
+    /// The device and weights the local model would load with now, or what in the
+    /// configuration prevents it (`OPSLENS_DEVICE`, `OPSLENS_WEIGHTS`).
+    fn placement(&self, e: &ModelEntry) -> Result<(ChosenDevice, WeightMode), String> {
+        let d = self.chosen_device()?;
+        let w = self.weights(e, d.is_gpu())?;
+        Ok((d, w))
     }
 
     /// Lends the worker's freshly loaded engine to summary drafts.

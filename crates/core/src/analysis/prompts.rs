@@ -5,17 +5,15 @@
 pub const SYSTEM: &str = "You are an SRE assistant reading screenshots taken during a production \
 incident. Report only what is visible on the screen; never guess values you cannot read.";
 
-/// The full analysis of a dashboard, error page, terminal or log view.
-pub const ANALYZE: &str = r#"Read this screenshot from an incident and answer with one JSON object only, no prose, in this shape:
-{"summary": "one or two sentences: what the screen shows and what looks wrong",
- "screen": "dashboard | error_page | terminal | logs | other",
- "panels": [{"title": "panel title", "metric": "what it measures", "unit": "ms | % | req/s | ...",
-             "current": "latest value", "peak": "highest value", "trend": "rising | falling | flat | spiky",
-             "anomalies": [{"description": "spike, drop, gap, ...", "start": "time read from the x axis", "end": "time or null"}]}],
- "errors": [{"message": "error text as written", "code": "status or error code, or null", "time": "time shown, or null"}],
- "timestamps": ["every time or date visible, as written"],
- "timezone": "time zone shown on the screen, or null"}
-Use [] for lists with nothing in them. Copy numbers, codes and times exactly as they appear."#;
+/// The full analysis of a dashboard, error page, terminal or log view. Every generated token
+/// costs ~0.13 s on a laptop CPU, so the answer is asked for in a compact form: one-letter
+/// keys, anomalies and errors as positional lists, nothing written that is empty or unknown,
+/// no time repeated; the worker stops as soon as the object closes. The parser maps it onto
+/// the same [`super::findings::Findings`] as the long form (which it still reads), and adds
+/// the anomaly and error times to the screen's times itself.
+pub const ANALYZE: &str = r#"Read this screenshot from an incident. Answer with one minified JSON object only, no prose, no code fence:
+{"s":"summary: what the screen shows and what looks wrong, 1-2 sentences","k":"dashboard|error_page|terminal|logs|other","p":[{"t":"panel title","m":"metric","u":"unit","c":"latest value","x":"peak value","r":"rising|falling|flat|spiky","a":[["anomaly: spike, drop, gap...","start time","end time"]]}],"e":[["error text as written","status or error code","time"]],"ts":["other times or dates on screen"],"tz":"time zone shown"}
+Leave out every key and list item you cannot read: no nulls, no empty lists or strings. Do not repeat in ts a time given in a or e. Copy numbers, codes and times exactly."#;
 
 /// What changed between two screenshots (the first before, the second after), with the
 /// user's own question when they asked one.

@@ -198,6 +198,9 @@ impl RemoteAnalyzer {
         let mut usage = Value::Null;
         let mut first_ms: Option<f64> = None;
         let mut finish: Option<String> = None;
+        // Content chunks streamed: servers send about one token per chunk, so this stands in
+        // for the token count when the run stops at the JSON's end before the usage arrives.
+        let mut chunks = 0i64;
         if !is_sse {
             // A server that ignores `stream: true` answers with one JSON body.
             let raw = read_quoted_full(res, deadline).await?;
@@ -217,6 +220,9 @@ impl RemoteAnalyzer {
         } else {
             let mut buf: Vec<u8> = Vec::new();
             let mut done = false;
+            let mut json_end = req
+                .stop_at_json_end
+                .then(opslens_vlm::generate::JsonEnd::new);
             while !done {
                 if cancel.load(Ordering::Relaxed) {
                     return Err("cancelled".into());
@@ -263,6 +269,14 @@ impl RemoteAnalyzer {
                             first_ms.get_or_insert(started.elapsed().as_secs_f64() * 1000.0);
                             text.push_str(piece);
                             on_text(piece);
+                            chunks += 1;
+                            if json_end.as_mut().is_some_and(|j| j.feed(piece)) {
+                                // The answer is whole; dropping the response ends the
+                                // server's generation instead of paying for its epilogue.
+                                finish = Some("json_end".into());
+                                done = true;
+                                break;
+                            }
                         }
                     }
                     if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
@@ -290,8 +304,14 @@ impl RemoteAnalyzer {
         if let Some(n) = usage["prompt_tokens"].as_i64() {
             timings.insert("prompt_tokens".into(), json!(n));
         }
-        if let Some(n) = usage["completion_tokens"].as_i64() {
-            timings.insert("generated_tokens".into(), json!(n));
+        match usage["completion_tokens"].as_i64() {
+            Some(n) => {
+                timings.insert("generated_tokens".into(), json!(n));
+            }
+            None if chunks > 0 => {
+                timings.insert("generated_tokens".into(), json!(chunks));
+            }
+            None => {}
         }
         timings.insert("stop_reason".into(), json!(finish));
         Ok(Generated { text, timings })

@@ -51,8 +51,16 @@ pub struct VlmStatus {
     /// Compute device: the one the loaded model runs on, else the one it will load on
     /// (`cpu`, `cuda:0`, `metal:0`).
     pub device: String,
-    /// Why the device asked for (`OPSLENS_DEVICE`) is not the one used, when it is not.
+    /// Why the device asked for (`OPSLENS_DEVICE`) is not the one used, when it is not: the
+    /// build lacks the feature, no driver or device answered, or the GPU ran out of memory
+    /// loading the model and the CPU took over. A meaningless `OPSLENS_DEVICE` is named here.
     pub device_note: Option<String>,
+    /// What the device is: the GPU's model name (`NVIDIA H200`), or the CPU's with its thread
+    /// count; `null` where the platform does not say, or analysis runs remotely.
+    pub device_hardware: Option<String>,
+    /// The device's memory (the machine's, for the CPU), read when asked; `null` where the
+    /// platform does not say, or analysis runs remotely.
+    pub device_memory: Option<super::device::DeviceMemory>,
     /// Weight storage used.
     pub weights: String,
     /// Folder the model is read from.
@@ -95,12 +103,19 @@ impl AnalysisService {
             })
         });
         let a = self;
+        let device = a.chosen_device();
+        let gpu = device.as_ref().is_ok_and(|d| d.is_gpu());
+        // What in the configuration keeps the local model from loading.
+        let mut misconfigured = device.as_ref().err().cloned();
         let (id, repo, revision, weights) = match &a.entry {
             Ok(e) => (
                 e.id.clone(),
                 e.repo.clone(),
                 e.revision.clone(),
-                a.weights(e),
+                a.weights(e, gpu).unwrap_or_else(|err| {
+                    misconfigured.get_or_insert(err);
+                    WeightMode::default()
+                }),
             ),
             Err(_) => (
                 a.cfg.model_id.clone().unwrap_or_default(),
@@ -110,7 +125,6 @@ impl AnalysisService {
             ),
         };
         let pull = a.pull_of(&id);
-        let device = a.chosen_device();
         let waiting = queue
             .get(AnalysisState::WaitingForModel.as_str())
             .copied()
@@ -128,6 +142,10 @@ impl AnalysisService {
                 format!("analysed by {url}: screenshots leave this machine; {queue_length} job(s) pending"),
             ),
             (_, Err(e)) => ("failed", Some(e.clone()), false, None, format!("OPSLENS_MODEL names no supported model: {e}")),
+            (_, Ok(_)) if misconfigured.is_some() => {
+                let why = misconfigured.clone().unwrap_or_default();
+                ("failed", Some(why.clone()), false, None, format!("{why}; fix it and restart OpsLens"))
+            }
             (Engine::Ready { dir, load_ms, .. }, _) => (
                 "ready",
                 None,
@@ -161,10 +179,15 @@ impl AnalysisService {
                 ),
             },
         };
-        let (id, device_name) = match &a.cfg.remote {
-            Some(r) => (r.model.clone(), r.shown_url()),
-            None => (id, device.name),
+        let (id, device_name, device_note, hardware) = match (&a.cfg.remote, device) {
+            (Some(r), _) => (r.model.clone(), r.shown_url(), None, Default::default()),
+            (None, Ok(d)) => (id, d.name.clone(), d.note.clone(), d.hardware()),
+            (None, Err(e)) => (id, "none".into(), Some(e), Default::default()),
         };
+        let super::device::Hardware {
+            name: device_hardware,
+            memory: device_memory,
+        } = hardware;
         Ok(VlmStatus {
             model: id,
             repo,
@@ -173,7 +196,9 @@ impl AnalysisService {
             reason,
             loaded,
             device: device_name,
-            device_note: device.note.filter(|_| a.cfg.remote.is_none()),
+            device_note,
+            device_hardware,
+            device_memory,
             weights: format!("{weights:?}").to_lowercase(),
             model_dir: dir.map(|d| d.display().to_string()),
             queue_length,

@@ -60,7 +60,15 @@ pub async fn run_worker_process(
     let service = Arc::new(AnalysisService::new(Db::new(store), data_dir, cfg));
     let device = match &service.cfg.remote {
         Some(r) => r.shown_url(),
-        None => service.chosen_device().name,
+        // A worker that cannot run anything should not take a place on the queue: a
+        // meaningless OPSLENS_DEVICE or OPSLENS_WEIGHTS stops it at once, named.
+        None => {
+            let d = service.chosen_device().map_err(CoreError::Invalid)?;
+            if let Ok(e) = &service.entry {
+                service.weights(e, d.is_gpu()).map_err(CoreError::Invalid)?;
+            }
+            d.name
+        }
     };
     tracing::info!(worker = %service.worker_id, %device, lease_s = service.cfg.lease.as_secs_f64(), "analysis worker started");
     let db = service.db.clone();
@@ -264,23 +272,58 @@ impl AnalysisService {
             if broken.as_ref() == Some(&fp) {
                 return Ok(false);
             }
+            let (mut chosen, mut mode) = match self.placement(&entry) {
+                Ok(p) => p,
+                Err(reason) => {
+                    // `OPSLENS_DEVICE` or `OPSLENS_WEIGHTS` means nothing: said in the log
+                    // and the status until a restart with a value that does.
+                    tracing::warn!("{reason}");
+                    self.set(Engine::Failed {
+                        dir: located.dir.clone(),
+                        reason,
+                    });
+                    self.db.run(|s| s.set_analysis_waiting(true)).await?;
+                    *broken = Some(fp);
+                    return Ok(false);
+                }
+            };
             self.set(Engine::Loading(located.dir.clone()));
             self.db.run(|s| s.set_analysis_waiting(false)).await?;
-            let opts = LoadOptions {
-                mode: self.weights(&entry),
-                // The next start reads the quantized weights instead of quantizing (~1 min).
-                cache_dir: Some(self.data_dir.join("model-cache")),
-                ..LoadOptions::default()
-            };
-            let dir = located.dir.clone();
-            let chosen = self.chosen_device();
-            let device = chosen.device.clone();
             let load_started = Instant::now();
-            let loaded =
-                tokio::task::spawn_blocking(move || EngineHandle::spawn(dir, device, opts)).await?;
+            let loaded = loop {
+                let opts = LoadOptions {
+                    mode,
+                    // The next start reads the quantized weights instead of quantizing (~1 min).
+                    cache_dir: Some(self.data_dir.join("model-cache")),
+                    ..LoadOptions::default()
+                };
+                let dir = located.dir.clone();
+                let device = chosen.device.clone();
+                let loaded =
+                    tokio::task::spawn_blocking(move || EngineHandle::spawn(dir, device, opts))
+                        .await?;
+                match loaded {
+                    // A GPU too small for the model: the CPU takes over, said once.
+                    Err(e)
+                        if chosen.is_gpu() && super::device::is_out_of_memory(&e.to_string()) =>
+                    {
+                        let cpu = chosen.fall_back_to_cpu(&format!(
+                            "ran out of memory loading {} ({e})",
+                            entry.id
+                        ));
+                        self.set_device(cpu.clone());
+                        mode = match self.weights(&entry, false) {
+                            Ok(m) => m,
+                            Err(_) => mode,
+                        };
+                        chosen = cpu;
+                    }
+                    other => break other,
+                }
+            };
             match loaded {
                 Ok(h) => {
-                    tracing::info!(model = %entry.id, dir = %located.dir.display(), device = %chosen.name, load_ms = h.load_ms, "model loaded");
+                    tracing::info!(model = %entry.id, dir = %located.dir.display(), device = %chosen.name, weights = ?mode, load_ms = h.load_ms, "model loaded");
                     if let Some(c) = &h.quant_cache {
                         match &c.error {
                             None => {

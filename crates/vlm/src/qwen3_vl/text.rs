@@ -183,6 +183,7 @@ impl TextModel {
                         }
                         Embedding::Quant(q)
                     }
+                    (WeightMode::BF16, _) => Embedding::Dense(embed_f32.to_dtype(DType::BF16)?),
                     _ => Embedding::Dense(embed_f32.to_dtype(DType::F16)?),
                 };
                 (lm_head, embed)

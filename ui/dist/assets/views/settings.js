@@ -44,9 +44,17 @@ export function settingsView(onSignOut) {
     }
     function renderModel(s) {
         const queue = Object.entries(s.queue).map(([k, v]) => `${k}: ${v}`).join(', ') || 'empty';
-        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', null, s.device), s.device_note ? h('dt', null, 'Device note') : null, s.device_note ? h('dd', null, s.device_note) : null, h('dt', null, 'Screenshots'), h('dd', { 'data-field': 'privacy', class: s.privacy ? 'privacy-note' : '' }, s.privacy ?? 'analysed on this machine; they never leave it'), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null, s.state === 'missing' && s.repo && s.pull?.state !== 'downloading'
+        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', { 'data-field': 'device' }, deviceText(s)), s.device_note ? h('dt', null, 'Device note') : null, s.device_note ? h('dd', { 'data-field': 'device-note', class: 'error-line small' }, s.device_note) : null, h('dt', null, 'Screenshots'), h('dd', { 'data-field': 'privacy', class: s.privacy ? 'privacy-note' : '' }, s.privacy ?? 'analysed on this machine; they never leave it'), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null, s.state === 'missing' && s.repo && s.pull?.state !== 'downloading'
             ? h('button', { type: 'button', class: 'small', onclick: () => void pull(s.model) }, `Download ${s.repo}`)
             : null, h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
+    }
+    /** `cuda:0 — NVIDIA H200, 139.8 GiB (120.0 GiB free) · weights bf16`: what the model runs on. */
+    function deviceText(s) {
+        const parts = [s.device_hardware, s.device_memory
+                ? `${bytes(s.device_memory.total_bytes)}${s.device_memory.free_bytes != null ? ` (${bytes(s.device_memory.free_bytes)} free)` : ''}`
+                : null].filter((p) => !!p);
+        const what = parts.length ? `${s.device} — ${parts.join(', ')}` : s.device;
+        return s.remote_url ? what : `${what} · weights ${s.weights}`;
     }
     async function pull(id) {
         try {
