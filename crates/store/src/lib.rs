@@ -149,6 +149,9 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
+        // Every distinct write statement stays compiled ([`WriteTx::execute`]); there are
+        // about a hundred, so the default of 16 would evict the hot ones.
+        writer.set_prepared_statement_cache_capacity(256);
         tracing::info!(synchronous = synchronous(), "database opened");
         migrate(&mut writer)?;
         let store = Store {

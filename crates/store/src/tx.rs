@@ -303,6 +303,15 @@ impl std::ops::Deref for WriteTx<'_> {
 }
 
 impl<'c> WriteTx<'c> {
+    /// Runs one statement through the writer's statement cache. It shadows
+    /// `Connection::execute`, which compiles its SQL afresh on every call: an `INSERT` on a
+    /// table with triggers (the search index's) compiles every trigger program with it, which
+    /// cost more than the write itself. Writes repeat the same few statements, so each is
+    /// compiled once per connection.
+    pub(crate) fn execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<usize> {
+        Ok(self.sql.prepare_cached(sql)?.execute(params)?)
+    }
+
     /// Starts a write as a savepoint of the transaction open on `conn`.
     pub(crate) fn savepoint(conn: &'c Connection, hooks: &'c Hooks) -> Result<Self> {
         conn.execute_batch("SAVEPOINT write")?;
