@@ -294,7 +294,12 @@ impl RemoteAnalyzer {
             timings.insert("generated_tokens".into(), json!(n));
         }
         timings.insert("stop_reason".into(), json!(finish));
-        Ok(Generated { text, timings })
+        // A server's model is a black box: no vision-tower vector to keep.
+        Ok(Generated {
+            text,
+            timings,
+            embedding: None,
+        })
     }
 }
 
