@@ -1,0 +1,225 @@
+//! Unit and property tests of parsing, ranking and snippets.
+
+use super::query::{occurrences, tokens};
+use super::rank::count_phrase;
+use super::*;
+
+mod unit {
+    use super::*;
+
+    fn q(s: &str) -> ParsedQuery {
+        parse_query(s).unwrap()
+    }
+
+    fn doc(title: &str, body: &str) -> Doc {
+        Doc {
+            id: 1,
+            kind: "evidence".into(),
+            ref_id: 1,
+            incident_id: 1,
+            title: title.into(),
+            body: body.into(),
+            at: "2026-01-01T00:00:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn operators_are_words_and_quotes_make_phrases() {
+        assert_eq!(
+            q("db OR \"x").fts(&[]),
+            "{title body} : (\"db\"* \"or\"* \"x\")"
+        );
+        assert_eq!(
+            q("\"HTTP 503\" checkout-api").fts(&[]),
+            "{title body} : (\"http 503\" \"checkout-api\"*)"
+        );
+        assert_eq!(
+            q("check* v2.41.0.").fts(&[]),
+            "{title body} : (\"check\"* \"v2.41.0\"*)"
+        );
+        assert_eq!(
+            q("\"connection ref\"*").fts(&[SearchKind::Note, SearchKind::Finding]),
+            "kind : (\"note\" OR \"finding\") AND {title body} : (\"connection ref\"*)"
+        );
+        for bad in ["", "  -- ** ", "\"", "*", "NEAR(", "()^"] {
+            // NEAR( has a word: NEAR.
+            if bad == "NEAR(" {
+                assert_eq!(q(bad).fts(&[]), "{title body} : (\"near\"*)");
+                continue;
+            }
+            assert!(
+                matches!(parse_query(bad), Err(QueryError::NoWords(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_query(&"a".repeat(10_240)),
+            Err(QueryError::TooLong(10_240))
+        ));
+        assert!(
+            parse_query(&"ab ".repeat(40)).is_ok(),
+            "duplicates collapse"
+        );
+        let many: String = (0..40).map(|i| format!("w{i} ")).collect();
+        assert!(matches!(
+            parse_query(&many),
+            Err(QueryError::TooManyTerms(40))
+        ));
+        assert!(matches!(parse_query("e*"), Err(QueryError::ShortPrefix(_))));
+    }
+
+    #[test]
+    fn tokens_keep_versions_hosts_and_ips_whole() {
+        let t: Vec<String> = tokens("Deploy v2.41.0 of checkout-api to db-1.prod.internal (10.0.3.7:8080) at 14:07:32. HTTP 503: done")
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
+        for want in [
+            "v2.41.0",
+            "checkout-api",
+            "db-1.prod.internal",
+            "10.0.3.7:8080",
+            "14:07:32",
+            "503",
+            "http",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want} in {t:?}");
+        }
+        assert!(
+            !t.contains(&"07".to_string()) && !t.contains(&"41".to_string()),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn snippets_mark_whole_tokens_and_phrases() {
+        let d = doc(
+            "Deploy",
+            "At 14:07:32 we rolled out v2.41.0 and saw HTTP 503 errors. Rolled back at 14:20.",
+        );
+        assert_eq!(
+            snippet(&d, &q("v2.41.0")),
+            "At 14:07:32 we rolled out [v2.41.0] and saw HTTP 503 errors. Rolled back at 14:20."
+        );
+        assert_eq!(
+            snippet(&d, &q("\"http 503\"")),
+            "At 14:07:32 we rolled out v2.41.0 and saw [HTTP 503] errors. Rolled back at 14:20."
+        );
+        // A bare `07` is not a token of this text: nothing to mark.
+        assert!(!snippet(&d, &q("07")).contains('['));
+        assert_eq!(
+            snippet(&d, &q("error*")),
+            "At 14:07:32 we rolled out v2.41.0 and saw HTTP 503 [errors]. Rolled back at 14:20."
+        );
+        // A word finds the words it begins; a quoted one only itself.
+        let d = doc("x", "MISCONF snapshotting failed: disk full");
+        assert_eq!(
+            snippet(&d, &q("snapshot")),
+            "MISCONF [snapshotting] failed: disk full"
+        );
+        assert!(!snippet(&d, &q("\"snapshot\"")).contains('['));
+        // A sentence's final dot is not part of the mark.
+        let d = doc("x", "Connection pool exhaustion. Then rollback.");
+        assert_eq!(
+            snippet(&d, &q("rollback")),
+            "Connection pool exhaustion. Then [rollback]."
+        );
+        // Title only.
+        let d = doc("Rollback checkout-api", "");
+        assert_eq!(snippet(&d, &q("checkout-api")), "Rollback [checkout-api]");
+    }
+
+    #[test]
+    fn long_text_is_cut_around_the_match() {
+        let body = format!("{} needle {}", "hay ".repeat(100), "straw ".repeat(100));
+        let s = snippet(&doc("t", &body), &q("needle"));
+        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+        assert!(s.contains("[needle]"), "{s}");
+        assert!(s.chars().count() < 260, "{s}");
+    }
+
+    #[test]
+    fn title_matches_outrank_body_matches() {
+        let parsed = q("exhaustion");
+        let a = doc("Pool exhaustion", "the database refused connections");
+        let b = doc("Database", "the pool saw exhaustion of connections");
+        assert!(score(&a, &parsed, &[1.0], 6.0) > score(&b, &parsed, &[1.0], 6.0));
+    }
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn fts() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE VIRTUAL TABLE search_fts USING fts5(kind, status, severity, month, title, body,
+                tokenize = \"unicode61 remove_diacritics 2 tokenchars '.-_:/'\", prefix = '2 3');
+             INSERT INTO search_fts(kind, status, severity, month, title, body)
+             VALUES ('evidence', 'resolved', 'high', '2026-11', 'checkout', 'checkout p99 spike after deploy v2.41.0');",
+        )
+        .unwrap();
+        c
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// The ranking's quick count and the snippet's tokenizer agree on every match.
+        #[test]
+        fn quick_count_agrees_with_tokens(text in "[ab.: 1-]{0,30}", query in "[ab. 1*\"]{1,8}") {
+            if let Ok(parsed) = parse_query(&query) {
+                let toks = tokens(&text);
+                for p in &parsed.phrases {
+                    prop_assert_eq!(
+                        count_phrase(&text.to_lowercase(), p),
+                        occurrences(&toks, p).len(),
+                        "{:?} in {:?}", p, text
+                    );
+                }
+            }
+        }
+
+        /// Whatever a user types (operators, quotes, NEAR(, 10 KB of text), the query built
+        /// from it is valid FTS5 or a refusal that names the problem: search never answers a
+        /// syntax error.
+        #[test]
+        fn any_input_makes_a_valid_query_or_a_clear_refusal(q in prop_oneof![
+            any::<String>(),
+            "[\"*():^+\\-a-z0-9 .:/_{}]{0,40}",
+            Just("NEAR(".to_string()),
+            Just("\"".to_string()),
+            "[a-z ]{5000,10000}",
+        ], kinds in proptest::sample::subsequence(SearchKind::ALL.to_vec(), 0..3),
+           status in proptest::option::of(proptest::sample::select(IncidentStatus::ALL.to_vec())),
+           severity in proptest::option::of(proptest::sample::select(Severity::ALL.to_vec())),
+           from in proptest::option::of(0i64..2_000_000_000),
+           span in 0i64..200_000_000) {
+            let c = fts();
+            match parse_query(&q) {
+                Ok(parsed) => {
+                    let from = from.and_then(|f| chrono::DateTime::from_timestamp(f, 0));
+                    let to = from.map(|f| f + chrono::Duration::seconds(span));
+                    let req = SearchRequest { q: q.clone(), kinds, status, severity, from, to, limit: 10 };
+                    let query = parsed.fts_for(&req);
+                    let n: rusqlite::Result<i64> = c.query_row(
+                        "SELECT COUNT(*) FROM search_fts WHERE search_fts MATCH ?1", [&query], |r| r.get(0));
+                    prop_assert!(n.is_ok(), "{query:?} from {q:?}: {:?}", n.err());
+                    let terms: usize = parsed.phrases.iter().map(|p| p.tokens.len()).sum();
+                    prop_assert!(terms <= MAX_TERMS);
+                    // Snippets never panic on any text with any query.
+                    let _ = snippet(&Doc { id: 1, kind: "note".into(), ref_id: 1, incident_id: 1,
+                        title: q.clone(), body: q.clone(), at: String::new() }, &parsed);
+                }
+                Err(QueryError::NoWords(_)) => {
+                    prop_assert!(!q.chars().any(|ch| ch.is_alphanumeric()), "{q:?} had words");
+                }
+                Err(QueryError::TooLong(n)) => prop_assert!(n > MAX_QUERY_CHARS),
+                Err(QueryError::TooManyTerms(n)) => prop_assert!(n > MAX_TERMS),
+                Err(QueryError::ShortPrefix(_)) => prop_assert!(q.contains('*')),
+            }
+        }
+    }
+}
