@@ -137,6 +137,18 @@ impl Store {
                     slices = &[];
                 }
             }
+            // A prefix longer than the index's prefix indexes would merge, in memory, the whole
+            // list of every word it begins (FTS5 does that before it looks at any rowid
+            // bound): read the shorter indexed prefix's one list lazily instead, newest first,
+            // and keep the entries whose text has the whole prefix.
+            if !slices.is_empty() && !filtered {
+                if let Some(wide) = parsed.widened(INDEXED_PREFIX) {
+                    if let Some(found) = verified_candidates(c, &parsed, &wide.fts_for(req))? {
+                        ids = found;
+                        slices = &[];
+                    }
+                }
+            }
             for &lo in slices {
                 ids = candidates(c, req, &fts, lo, filtered)?;
                 if ids.len() as u32 >= WINDOW {
@@ -154,7 +166,7 @@ impl Store {
                     ranked: 0,
                 });
             }
-            let idf = phrase_weights(c, &parsed, total)?;
+            let idf = phrase_weights(c, &parsed, total, INDEXED_PREFIX)?;
             let docs = load_docs(c, &ids)?;
             let avg = {
                 let lens: usize = docs
@@ -211,6 +223,73 @@ pub(super) fn longer_words(c: &rusqlite::Connection, q: &ParsedQuery) -> Result<
         }
     }
     Ok(false)
+}
+
+/// Longest prefix with its own prefix index in `search_fts` (migration 0013: `prefix = '2 3'`):
+/// a prefix of this length or shorter is one list, read lazily like a word.
+pub const INDEXED_PREFIX: usize = 3;
+/// Entries read per step when checking a widened prefix's matches on their text.
+const VERIFY_BATCH: u32 = 500;
+/// Matches of a widened prefix looked at before giving up on it (the whole prefix is rare
+/// among the words the shorter one begins; its own lists are then small, and merged).
+const VERIFY_SCAN: usize = 4_000;
+
+/// The newest [`WINDOW`] entries matching `parsed`, found through `wide_fts` (the same query
+/// with long prefixes cut to [`INDEXED_PREFIX`] characters, a superset read lazily, newest
+/// first) and checked on their text. `None` when [`VERIFY_SCAN`] entries were looked at
+/// without filling the window: the caller then runs the exact query.
+fn verified_candidates(
+    c: &rusqlite::Connection,
+    parsed: &ParsedQuery,
+    wide_fts: &str,
+) -> Result<Option<Vec<i64>>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1 AND rowid < ?2
+         ORDER BY rowid DESC LIMIT {VERIFY_BATCH}"
+    ))?;
+    let mut text = c.prepare_cached(
+        "SELECT d.id, d.title, d.body FROM search_doc d
+         WHERE d.id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let mut ids = Vec::new();
+    let mut below = i64::MAX;
+    let mut scanned = 0;
+    loop {
+        let batch: Vec<i64> = st
+            .query_map(rusqlite::params![wide_fts, below], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&last) = batch.last() else {
+            return Ok(Some(ids));
+        };
+        scanned += batch.len();
+        below = last;
+        let list = serde_json::to_string(&batch).expect("ids serialize");
+        let mut hit: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for row in text.query_map([list], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (id, title, body) = row?;
+            if parsed.matches_text(&title, &body) {
+                hit.insert(id);
+            }
+        }
+        for id in batch.iter().filter(|i| hit.contains(i)) {
+            ids.push(*id);
+            if ids.len() as u32 >= WINDOW {
+                return Ok(Some(ids));
+            }
+        }
+        if (batch.len() as u32) < VERIFY_BATCH {
+            return Ok(Some(ids));
+        }
+        if scanned >= VERIFY_SCAN {
+            return Ok(None);
+        }
+    }
 }
 
 /// The newest [`WINDOW`] matches above rowid `lo` that pass the incident filters.

@@ -193,6 +193,46 @@ impl ParsedQuery {
     }
 }
 
+impl ParsedQuery {
+    /// The query with each prefix longer than `indexed` characters cut to its first `indexed`
+    /// (which the index's prefix index holds as one list): it matches every entry this query
+    /// matches, and a few more. `None` when no prefix is that long.
+    pub fn widened(&self, indexed: usize) -> Option<ParsedQuery> {
+        let mut changed = false;
+        let phrases = self
+            .phrases
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                if p.prefix {
+                    if let Some(last) = p.tokens.last_mut() {
+                        if last.chars().count() > indexed {
+                            *last = last.chars().take(indexed).collect();
+                            changed = true;
+                        }
+                    }
+                }
+                p
+            })
+            .collect();
+        changed.then_some(ParsedQuery { phrases })
+    }
+
+    /// Whether an entry with this title and body matches, by the index's token rules: every
+    /// phrase in the title or in the body. Text the index folds differently (accents: the
+    /// index drops them, this check does not) is given the benefit of the doubt, so a check
+    /// never loses a match the index finds.
+    pub fn matches_text(&self, title: &str, body: &str) -> bool {
+        let (title, body) = (title.to_lowercase(), body.to_lowercase());
+        self.phrases.iter().all(|p| {
+            super::rank::count_phrase(&title, p) > 0
+                || super::rank::count_phrase(&body, p) > 0
+                || !title.is_ascii()
+                || !body.is_ascii()
+        })
+    }
+}
+
 /// Longest time range (in months of opening) narrowed in the index; a longer one is checked
 /// on the incident alone.
 pub(super) const MAX_MONTHS: usize = 36;

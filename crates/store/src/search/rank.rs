@@ -10,18 +10,23 @@ use crate::Result;
 pub(super) const TITLE_WEIGHT: f64 = 3.0;
 
 /// Weights of the phrases of `parsed`, rarer ones counting more, with `total` the newest
-/// entry id. All candidates hold every phrase, so these only balance the phrases against each
+/// entry id and `indexed_prefix` the longest prefix with its own index. All candidates hold every phrase, so these only balance the phrases against each
 /// other.
 pub(super) fn phrase_weights(
     c: &rusqlite::Connection,
     parsed: &ParsedQuery,
     total: i64,
+    indexed_prefix: usize,
 ) -> Result<Vec<f64>> {
     let mut idf = Vec::with_capacity(parsed.phrases.len());
     for p in &parsed.phrases {
         let one = ParsedQuery {
             phrases: vec![p.clone()],
         };
+        // A long prefix is counted by its indexed start (one list read lazily, not a merge of
+        // every word it begins): an over-count, by the words that share only the start, in a
+        // weight that only balances phrases against each other.
+        let one = one.widened(indexed_prefix).unwrap_or(one);
         // A prefix is counted in the newest slice and scaled up (see `Store::search`).
         let lo = if p.prefix && total > PREFIX_SLICE {
             total - PREFIX_SLICE

@@ -223,3 +223,99 @@ mod props {
         }
     }
 }
+
+mod widened {
+    use super::*;
+
+    #[test]
+    fn long_prefixes_are_cut_to_the_indexed_length() {
+        let p = parse_query("exhaust* \"connection ref\"* db").unwrap();
+        let w = p.widened(3).unwrap();
+        assert_eq!(
+            w.fts(&[]),
+            "{title body} : (\"exh\"* \"connection ref\"* \"db\"*)"
+        );
+        assert!(parse_query("che* \"http 503\"")
+            .unwrap()
+            .widened(3)
+            .is_none());
+        // The check has the index's token rules: whole tokens, phrases in one column.
+        let q = parse_query("exhaust* \"pool ex\"*").unwrap();
+        assert!(q.matches_text("Pool exhaustion", "the pool exhausted"));
+        assert!(
+            !q.matches_text("exhibit", "pool is exhausted"),
+            "phrase missing"
+        );
+        assert!(!q.matches_text("Pool exhibit", "pool-exhausted"));
+        assert!(q.matches_text("", "pool exhausted. then pool: exhaustion."));
+        // Accents: the index folds them, the check gives the benefit of the doubt.
+        assert!(parse_query("cafe*").unwrap().matches_text("", "café"));
+    }
+
+    /// A store with `n` entries of `filler` text, then `m` entries naming `needle`, ids in
+    /// that order (newest last).
+    fn store(rows: &[(&str, usize)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut c = rusqlite::Connection::open(dir.path().join("opslens.db")).unwrap();
+        let tx = c.transaction().unwrap();
+        for (text, n) in rows {
+            for _ in 0..*n {
+                tx.execute(
+                    "INSERT INTO incident(title, description, severity, status, created_at, updated_at)
+                     VALUES ('Incident', ?1, 'high', 'resolved', '2026-11-01T00:00:00.000000Z',
+                             '2026-11-01T00:00:00.000000Z')",
+                    [text],
+                )
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        (dir, s)
+    }
+
+    fn ids(s: &Store, q: &str) -> (Vec<i64>, bool) {
+        let r = s
+            .search(&SearchRequest {
+                q: q.into(),
+                limit: 200,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut ids: Vec<i64> = r.hits.iter().map(|h| h.incident_id).collect();
+        ids.sort_unstable();
+        (ids, r.complete)
+    }
+
+    #[test]
+    fn a_widened_prefix_finds_exactly_what_the_prefix_matches() {
+        // Newest last: 3 old exhaustion entries under 300 newer exhibit ones, 2 with
+        // `exhausted` among them and the last 5 plain.
+        let (_d, s) = store(&[
+            ("connection pool exhaustion", 3),
+            ("exhibit of the dashboard", 300),
+            ("the pool was exhausted: restart", 2),
+            ("nothing to see", 5),
+        ]);
+        let (found, complete) = ids(&s, "exhaust*");
+        assert_eq!(found, vec![1, 2, 3, 304, 305]);
+        assert!(complete);
+        // The same through a bare word (prefix after the whole-word pass) and a phrase.
+        assert_eq!(ids(&s, "exhaus").0, vec![1, 2, 3, 304, 305]);
+        assert_eq!(ids(&s, "\"pool exhaus\"*").0, vec![1, 2, 3]);
+        assert_eq!(ids(&s, "exhib*").0.len(), 200, "the limit");
+        assert!(ids(&s, "exhaustive*").0.is_empty());
+    }
+
+    #[test]
+    fn a_rare_prefix_under_a_common_start_falls_back_to_the_exact_query() {
+        // More entries with the indexed start than the check reads: the exact query answers.
+        let (_d, s) = store(&[
+            ("connection pool exhaustion", 2),
+            ("exhibit of the dashboard", VERIFY_SCAN + 600),
+        ]);
+        let (found, complete) = ids(&s, "exhaust*");
+        assert_eq!(found, vec![1, 2]);
+        assert!(complete);
+    }
+}
