@@ -228,25 +228,33 @@ pub(super) fn longer_words(c: &rusqlite::Connection, q: &ParsedQuery) -> Result<
 /// Longest prefix with its own prefix index in `search_fts` (migration 0013: `prefix = '2 3'`):
 /// a prefix of this length or shorter is one list, read lazily like a word.
 pub const INDEXED_PREFIX: usize = 3;
-/// Entries read per step when checking a widened prefix's matches on their text.
-const VERIFY_BATCH: u32 = 500;
-/// Matches of a widened prefix looked at before giving up on it (the whole prefix is rare
-/// among the words the shorter one begins; its own lists are then small, and merged).
-const VERIFY_SCAN: usize = 4_000;
+/// Entries read per step when checking a widened prefix's matches on their text: a small
+/// first step, so a prefix that is rare under its start (`w20000` under `w20`) costs little
+/// before the exact query takes over.
+const VERIFY_BATCHES: [u32; 3] = [200, 800, 3_000];
+/// Matches of a widened prefix looked at, at most, before giving up on it.
+pub const VERIFY_SCAN: usize = 4_000;
+const _: () =
+    assert!((VERIFY_BATCHES[0] + VERIFY_BATCHES[1] + VERIFY_BATCHES[2]) as usize == VERIFY_SCAN);
+/// Fewer than one in this many checked entries having the whole prefix: it is rare among the
+/// words its start begins, so its own lists are short and the exact query (which merges
+/// them) is the cheaper one.
+const VERIFY_MIN_YIELD: usize = 8;
 
 /// The newest [`WINDOW`] entries matching `parsed`, found through `wide_fts` (the same query
 /// with long prefixes cut to [`INDEXED_PREFIX`] characters, a superset read lazily, newest
 /// first) and checked on their text. `None` when [`VERIFY_SCAN`] entries were looked at
-/// without filling the window: the caller then runs the exact query.
+/// without filling the window, or too few of them had the whole prefix: the caller then runs
+/// the exact query.
 fn verified_candidates(
     c: &rusqlite::Connection,
     parsed: &ParsedQuery,
     wide_fts: &str,
 ) -> Result<Option<Vec<i64>>> {
-    let mut st = c.prepare_cached(&format!(
+    let mut st = c.prepare_cached(
         "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1 AND rowid < ?2
-         ORDER BY rowid DESC LIMIT {VERIFY_BATCH}"
-    ))?;
+         ORDER BY rowid DESC LIMIT ?3",
+    )?;
     let mut text = c.prepare_cached(
         "SELECT d.id, d.title, d.body FROM search_doc d
          WHERE d.id IN (SELECT value FROM json_each(?1))",
@@ -254,9 +262,9 @@ fn verified_candidates(
     let mut ids = Vec::new();
     let mut below = i64::MAX;
     let mut scanned = 0;
-    loop {
+    for step in VERIFY_BATCHES {
         let batch: Vec<i64> = st
-            .query_map(rusqlite::params![wide_fts, below], |r| r.get(0))?
+            .query_map(rusqlite::params![wide_fts, below, step], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let Some(&last) = batch.last() else {
             return Ok(Some(ids));
@@ -283,13 +291,14 @@ fn verified_candidates(
                 return Ok(Some(ids));
             }
         }
-        if (batch.len() as u32) < VERIFY_BATCH {
+        if (batch.len() as u32) < step {
             return Ok(Some(ids));
         }
-        if scanned >= VERIFY_SCAN {
+        if ids.len() * VERIFY_MIN_YIELD < scanned {
             return Ok(None);
         }
     }
+    Ok(None)
 }
 
 /// The newest [`WINDOW`] matches above rowid `lo` that pass the incident filters.
