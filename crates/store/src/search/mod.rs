@@ -9,7 +9,10 @@
 //!    thousands of matches) as for a word that occurs twice. Kind, status and severity are
 //!    columns of the index, so those filters are part of the match; a time range narrows the
 //!    match to the months it spans, then the incident's exact time is checked over at most
-//!    the newest [`FILTER_SCAN`] matches.
+//!    the newest [`FILTER_SCAN`] matches. A prefix longer than [`INDEXED_PREFIX`] would make
+//!    FTS5 merge the whole list of every word it begins before reading any of it; it is
+//!    matched by its indexed start instead (one list, read lazily) and checked on the text
+//!    (see [`ParsedQuery::widened`]).
 //! 2. **Ranking:** BM25 (title weighted over body, `k1 = 1.2`, `b = 0.75`) computed here over
 //!    the candidates' text, with each term's document frequency counted up to [`DF_CAP`] (a
 //!    term found more often than that is "common" and weighs as if found [`DF_CAP`] times).
@@ -21,6 +24,10 @@
 //!
 //! When more entries match than [`WINDOW`], the answer says so (`complete: false`): the best
 //! of the newest matches are shown.
+//!
+//! Laid out as: `query` (the token rules, what a query means, its FTS5 expression), `rank`
+//! (BM25 and the phrases' weights), `snippet` (cutting and marking), and here the steps that
+//! read the index.
 
 mod query;
 mod rank;

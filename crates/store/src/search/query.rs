@@ -44,7 +44,7 @@ pub struct Phrase {
     /// Whether the last token is a prefix (`check*`).
     pub prefix: bool,
     /// A bare word, a prefix without a `*`: tried as the whole word first (see
-    /// [`Store::search`]).
+    /// [`crate::Store::search`]).
     pub bare: bool,
 }
 
