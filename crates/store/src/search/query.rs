@@ -307,11 +307,11 @@ pub(super) fn tokens(text: &str) -> Vec<Token> {
         match (start, is_token_char(c) && i < text.len()) {
             (None, true) => start = Some(i),
             (Some(s), false) => {
-                let raw = &text[s..i];
-                let norm = normalize(raw);
+                let raw = indexed_part(&text[s..i], (i < text.len()).then_some(c));
+                let norm: String = raw.chars().flat_map(char::to_lowercase).collect();
                 if !norm.is_empty() {
                     // The marked range leaves out a sentence's final `.` or `:`.
-                    let end = s + raw.trim_end_matches(['.', ':']).len();
+                    let end = s + raw.len();
                     out.push(Token {
                         start: s,
                         end,
@@ -324,6 +324,23 @@ pub(super) fn tokens(text: &str) -> Vec<Token> {
         }
     }
     out
+}
+
+/// The part of a token of text that the index holds: without the `.` or `:` that ends it
+/// when whitespace or the end of the text follows ("error." and "Error: x" are `error`,
+/// "v2.41.0." is `v2.41.0`), as written otherwise. Exactly what the index's trigger does
+/// (migration 0013): its replaces run `. ` then `: ` (so before a space or the end, a final
+/// `.` and then a final `:` go: "x:." is `x`, "x.:" is `x.`), then one pass each for a newline,
+/// carriage return and tab (one character goes).
+pub(super) fn indexed_part(raw: &str, next: Option<char>) -> &str {
+    match next {
+        None | Some(' ') => {
+            let r = raw.strip_suffix('.').unwrap_or(raw);
+            r.strip_suffix(':').unwrap_or(r)
+        }
+        Some('\n' | '\r' | '\t') => raw.strip_suffix(['.', ':']).unwrap_or(raw),
+        _ => raw,
+    }
 }
 
 pub(super) fn token_count(text: &str) -> usize {

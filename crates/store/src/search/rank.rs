@@ -2,7 +2,7 @@
 //! phrase weighted by a document frequency counted up to [`super::DF_CAP`] — FTS5's own
 //! `bm25()` would count every row of every term first.
 
-use super::query::{is_token_char, token_count, token_matches, ParsedQuery, Phrase};
+use super::query::{indexed_part, is_token_char, token_count, token_matches, ParsedQuery, Phrase};
 use super::{Doc, DF_CAP, PREFIX_SLICE};
 use crate::Result;
 
@@ -124,6 +124,6 @@ pub(super) fn count_phrase(lower: &str, p: &Phrase) -> usize {
 pub(super) fn token_at(lower: &str, pos: usize, want: &str, prefix: bool) -> Option<usize> {
     let rest = &lower[pos..];
     let len = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
-    let tok = rest[..len].trim_end_matches(['.', ':']);
+    let tok = indexed_part(&rest[..len], rest[len..].chars().next());
     token_matches(tok, want, prefix).then_some(pos + len)
 }

@@ -319,3 +319,60 @@ mod widened {
         assert!(complete);
     }
 }
+
+mod widened_props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What the index's trigger does to text before indexing it (migration 0013): a `.` or
+    /// `:` before whitespace or at the end is dropped.
+    const CLEAN: &str = "replace(replace(replace(replace(replace(replace(replace(replace(
+        ?1 || ' ', '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
+        '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  ')";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The text check of a widened prefix keeps exactly the entries the exact FTS5 query
+        /// matches: never one more (the answer would show non-matches), never one fewer (a
+        /// match lost).
+        #[test]
+        fn text_check_agrees_with_the_index(
+            title in "[abc.: 1-]{0,16}",
+            body in "[abc.: 1\n\t-]{0,30}",
+            query in "[abc. 1*\"]{1,10}",
+        ) {
+            let Ok(parsed) = parse_query(&query) else { return Ok(()) };
+            let c = rusqlite::Connection::open_in_memory().unwrap();
+            c.execute_batch(
+                "CREATE VIRTUAL TABLE f USING fts5(title, body,
+                    tokenize = \"unicode61 remove_diacritics 2 tokenchars '.-_:/'\", prefix = '2 3');",
+            ).unwrap();
+            c.execute(
+                &format!("INSERT INTO f(rowid, title, body) VALUES (1, {}, {})",
+                    CLEAN, CLEAN.replace("?1", "?2")),
+                rusqlite::params![title, body],
+            ).unwrap();
+            let exact: i64 = c.query_row(
+                "SELECT count(*) FROM f WHERE f MATCH ?1",
+                [parsed.fts(&[])],
+                |r| r.get(0),
+            ).unwrap();
+            prop_assert_eq!(
+                exact == 1,
+                parsed.matches_text(&title, &body),
+                "{:?} on {:?} / {:?}", parsed.fts(&[]), title, body
+            );
+            // The widened query is a superset.
+            if let Some(w) = parsed.widened(INDEXED_PREFIX) {
+                let wide: i64 = c.query_row(
+                    "SELECT count(*) FROM f WHERE f MATCH ?1",
+                    [w.fts(&[])],
+                    |r| r.get(0),
+                ).unwrap();
+                prop_assert!(wide >= exact);
+            }
+        }
+    }
+}
