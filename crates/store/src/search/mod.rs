@@ -111,9 +111,10 @@ impl Store {
             let total: i64 = c
                 .prepare_cached("SELECT coalesce(max(id), 0) FROM search_doc")?
                 .query_row([], |r| r.get(0))?;
-            // A prefix merges the lists of every word it begins; FTS5 honours a rowid bound
-            // while merging, so the newest slice is tried first and the rest only when it
-            // holds too few matches.
+            // The exact query of a prefix merges the lists of every word it begins (in full:
+            // SQLite 3.50's FTS5 reads them whole before it applies a rowid bound), then looks
+            // in the newest slice first and in the rest only when that holds too few matches.
+            // Long prefixes avoid that merge when they can (`verified_candidates`).
             let prefixed = parsed.phrases.iter().any(|p| p.prefix);
             let slices: &[i64] = if prefixed && total > PREFIX_SLICE {
                 &[total - PREFIX_SLICE, 0]
