@@ -492,4 +492,101 @@ async fn the_status_names_the_device_and_bad_device_settings_are_refused() {
         .await;
         assert!(ev["findings"].is_null(), "{ev}");
     }
+/// A dashboard-like PNG: bars whose heights follow `seed`, plus `tweak` (a changed label).
+fn dashboard_png(seed: u32, tweak: bool) -> Vec<u8> {
+    let (w, h) = (320u32, 224u32);
+    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([24, 26, 32]));
+    for b in 0..10u32 {
+        let height = 30 + (seed.wrapping_mul(2_654_435_761).wrapping_add(b * 40_503)) % 150;
+        for x in 10 + b * 30..30 + b * 30 {
+            for y in h - 10 - height..h - 10 {
+                img.put_pixel(x, y, image::Rgb([80, 200, 120]));
+            }
+        }
+    }
+    if tweak {
+        for x in 12..40 {
+            for y in 6..12 {
+                img.put_pixel(x, y, image::Rgb([230, 230, 230]));
+            }
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// The analysis keeps each screenshot's vision-tower embedding (once per blob, tagged with
+/// the model), and the similar-incidents panel says when the model finds two screenshots
+/// alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysed_screenshots_carry_vision_embeddings_into_similar_incidents() {
+    let app = TestApp::spawn_with_analysis(|root| tiny_config(root, fixture())).await;
+    let a = app.incident("Payments page slow").await;
+    let b = app.incident("Inventory sync stalled").await;
+    let c = app.incident("Login failures for SSO").await;
+    let mut ids = Vec::new();
+    for (inc, bytes) in [
+        (a, dashboard_png(1, false)),
+        (b, dashboard_png(1, true)),
+        (c, std::fs::read(fixture().join("wide.png")).unwrap()),
+    ] {
+        let res = app.upload(inc, bytes, "shot.png").await;
+        assert_eq!(res.status(), 201);
+        let ev: Value = res.json().await.unwrap();
+        ids.push(ev["id"].as_i64().unwrap());
+    }
+    for id in &ids {
+        wait_for(&app, &format!("/api/v1/evidence/{id}"), "analysis", |v| {
+            v["analysis_state"] == "done"
+        })
+        .await;
+    }
+    let db = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
+    let rows: Vec<(String, i64, usize)> = db
+        .prepare("SELECT model, dim, length(vector) FROM image_embedding")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (model, dim, len) in &rows {
+        assert!(model.starts_with("tiny-qwen3-vl@"), "{model}");
+        assert_eq!(*dim, 64, "the tiny model's out_hidden_size");
+        assert_eq!(*len, 4 * 64);
+    }
+    let sim = app
+        .get_json(&format!("/api/v1/incidents/{a}/similar"))
+        .await;
+    let items = sim["items"].as_array().unwrap();
+    let first = &items[0];
+    assert_eq!(first["incident_id"], b, "{sim}");
+    assert!(
+        first["reasons"].as_array().unwrap().iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .contains(&format!("alike to #{b}'s to the vision model"))),
+        "{first}"
+    );
+    // An analysis asked again (a question) does not store the vector twice.
+    let res = app
+        .post(
+            &format!("/api/v1/evidence/{}/analyze", ids[0]),
+            &json!({"question": "which panel is red?"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let job: Value = res.json().await.unwrap();
+    wait_for(
+        &app,
+        &format!("/api/v1/analysis/jobs/{}", job["id"]),
+        "question",
+        |v| v["state"] == "done",
+    )
+    .await;
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM image_embedding", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
 }

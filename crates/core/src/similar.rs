@@ -10,14 +10,20 @@
 //! averaged, so JPEG noise, small colour shifts and rescaling wash out), compared by Pearson
 //! correlation (brightness and contrast changes do not matter). Dashboards built from the
 //! same template correlate highly anyway, so only the top of the scale counts: below
-//! [`IMAGE_FLOOR`] the image part adds nothing. A vision-tower embedding is not used (see the
-//! README).
+//! [`IMAGE_FLOOR`] the image part adds nothing.
+//!
+//! Where the analysis model is loaded, each analysed screenshot also has a vision-tower
+//! embedding (the mean-pooled merger output, stored once per blob and model): two screens
+//! that show the same thing in a different layout, size or colour scheme are close there
+//! while their fingerprints are not. Only vectors of the same model are compared (cosine);
+//! below [`EMBED_FLOOR`] they add nothing, and the image part of the score is the stronger of
+//! the two signals.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use opslens_domain::{DuplicateHint, ImageMatch, SimilarHit};
-use opslens_store::{CorpusIncident, ShotPrint};
+use opslens_store::{CorpusIncident, ShotEmbedding, ShotPrint};
 
 pub use crate::upload::THUMB_SIDE;
 /// Incidents the ranking compares against (the newest ones).
@@ -26,6 +32,10 @@ pub const CORPUS: u32 = 5000;
 pub const IMAGE_FLOOR: f64 = 0.8;
 /// Image similarity from which two screenshots are the same screen (a duplicate).
 pub const NEAR_IDENTICAL: f64 = 0.97;
+/// Embedding cosine under which two screenshots count for nothing: mean-pooled vision
+/// features of any two screens share a large common part, so only the top of the scale says
+/// "the same kind of screen".
+pub const EMBED_FLOOR: f64 = 0.9;
 /// Hits below this blended score are noise.
 pub(crate) const MIN_SCORE: f64 = 0.05;
 /// Most hits returned.
@@ -66,6 +76,54 @@ pub fn image_similarity(a: &[u8], b: &[u8]) -> f64 {
 /// steeply to 1 for the same screen.
 pub(crate) fn image_part(sim: f64) -> f64 {
     (((sim - IMAGE_FLOOR) / (1.0 - IMAGE_FLOOR)).clamp(0.0, 1.0)).powi(2)
+}
+
+/// The part of the score a vision-embedding cosine adds: nothing below [`EMBED_FLOOR`],
+/// rising steeply to 1 for the same screen.
+pub(crate) fn embed_part(cos: f64) -> f64 {
+    (((cos - EMBED_FLOOR) / (1.0 - EMBED_FLOOR)).clamp(0.0, 1.0)).powi(2)
+}
+
+/// The screenshots of two incidents closest by vision embedding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EmbedMatch {
+    pub(crate) evidence_id: i64,
+    pub(crate) other_evidence_id: i64,
+    pub(crate) cosine: f64,
+}
+
+pub(crate) fn embeds_by_incident(embeds: &[ShotEmbedding]) -> HashMap<i64, Vec<&ShotEmbedding>> {
+    let mut m: HashMap<i64, Vec<&ShotEmbedding>> = HashMap::new();
+    for e in embeds {
+        m.entry(e.incident_id).or_default().push(e);
+    }
+    m
+}
+
+/// Best screenshot pair between incidents `a` and `b` by vision embedding, comparing only
+/// vectors of one model.
+pub(crate) fn best_embed_pair(
+    embeds: &HashMap<i64, Vec<&ShotEmbedding>>,
+    a: i64,
+    b: i64,
+) -> Option<EmbedMatch> {
+    let (ea, eb) = (embeds.get(&a)?, embeds.get(&b)?);
+    let mut best: Option<EmbedMatch> = None;
+    for x in ea {
+        for y in eb.iter().filter(|y| y.model == x.model) {
+            let Some(c) = opslens_vlm::embed::cosine(&x.vector, &y.vector) else {
+                continue;
+            };
+            if best.is_none_or(|m| c > m.cosine) {
+                best = Some(EmbedMatch {
+                    evidence_id: x.evidence_id,
+                    other_evidence_id: y.evidence_id,
+                    cosine: c,
+                });
+            }
+        }
+    }
+    best
 }
 
 pub(crate) const STOP: &[&str] = &[
@@ -456,13 +514,16 @@ pub(crate) fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&Shot
 }
 
 /// Ranks `corpus` against incident `id` (which it contains); `texts` are the evidence texts
-/// of the incidents whose cached vectors are stale. Blocking.
+/// of the incidents whose cached vectors are stale; `prints` and `embeds` the screenshots'
+/// fingerprints and vision embeddings. Blocking.
+#[allow(clippy::too_many_arguments)] // the inputs of one ranking, each read separately
 pub(crate) fn rank(
     cache: &DocCache,
     id: i64,
     corpus: &[CorpusIncident],
     texts: &HashMap<i64, Vec<String>>,
     prints: &[ShotPrint],
+    embeds: &[ShotEmbedding],
     limit: usize,
     keep: bool,
 ) -> Ranked {
@@ -502,6 +563,7 @@ pub(crate) fn rank(
         .position(|x| x.id == id)
         .expect("corpus holds the incident");
     let prints = prints_by_incident(prints);
+    let embeds = embeds_by_incident(embeds);
     let mine = &vecs[me];
     let my_raw = raws[me];
     let mut hits = Vec::new();
@@ -520,7 +582,11 @@ pub(crate) fn rank(
                 dup = Some((rank, strength, i, reason));
             }
         }
-        let img = image.as_ref().map_or(0.0, |m| image_part(m.similarity));
+        let seen = best_embed_pair(&embeds, id, other.id);
+        let img = image
+            .as_ref()
+            .map_or(0.0, |m| image_part(m.similarity))
+            .max(seen.map_or(0.0, |m| embed_part(m.cosine)));
         let service = my_raw
             .services
             .intersection(&raws[i].services)
@@ -535,6 +601,13 @@ pub(crate) fn rank(
             reasons.push(format!(
                 "screenshot {}% similar to #{}'s",
                 (m.similarity * 100.0).floor() as i64,
+                other.id
+            ));
+        }
+        if let Some(m) = seen.filter(|m| m.cosine >= EMBED_FLOOR) {
+            reasons.push(format!(
+                "screenshot {}% alike to #{}'s to the vision model",
+                (m.cosine * 100.0).floor() as i64,
                 other.id
             ));
         }
@@ -628,5 +701,98 @@ mod tests {
         assert_eq!(image_similarity(&[10; 1024], &a), 0.0);
         assert_eq!(image_part(0.5), 0.0);
         assert!(image_part(0.99) > 0.85);
+    }
+
+    fn incident(id: i64, title: &str) -> CorpusIncident {
+        CorpusIncident {
+            id,
+            title: title.into(),
+            description: String::new(),
+            status: opslens_domain::IncidentStatus::Resolved,
+            severity: opslens_domain::Severity::High,
+            created_at: chrono::DateTime::from_timestamp(1_700_000_000 + id * 86_400, 0)
+                .unwrap_or_default(),
+            stamp: format!("s{id}"),
+            evidence_text: Vec::new(),
+        }
+    }
+
+    fn shot(evidence_id: i64, incident_id: i64, model: &str, vector: Vec<f32>) -> ShotEmbedding {
+        ShotEmbedding {
+            evidence_id,
+            incident_id,
+            model: model.into(),
+            vector,
+        }
+    }
+
+    /// A vector close to `base` (cosine ≈ 1 - small) or far from it.
+    fn near(base: &[f32], nudge: f32) -> Vec<f32> {
+        base.iter()
+            .enumerate()
+            .map(|(i, x)| x + if i % 3 == 0 { nudge } else { 0.0 })
+            .collect()
+    }
+
+    #[test]
+    fn vision_embeddings_rank_the_same_screen_first_and_say_so() {
+        let base: Vec<f32> = (0..64).map(|i| ((i * 37 % 11) as f32) - 5.0).collect();
+        let other: Vec<f32> = (0..64).map(|i| ((i * 53 % 7) as f32) - 3.0).collect();
+        // Four incidents with unrelated titles: text says nothing.
+        let corpus = vec![
+            incident(1, "alpha gamma"),
+            incident(2, "delta epsilon"),
+            incident(3, "zeta theta"),
+            incident(4, "kappa lambda"),
+            incident(5, "mu nu"),
+        ];
+        let embeds = vec![
+            shot(10, 5, "m@1", base.clone()),
+            shot(20, 2, "m@1", near(&base, 0.3)),
+            shot(30, 3, "m@1", other.clone()),
+            // The same vector, but from another model: never compared.
+            shot(40, 4, "m@2", base.clone()),
+        ];
+        let r = rank(
+            &DocCache::default(),
+            5,
+            &corpus,
+            &HashMap::new(),
+            &[],
+            &embeds,
+            10,
+            false,
+        );
+        let c = opslens_vlm::embed::cosine(&base, &near(&base, 0.3)).unwrap();
+        assert!(c > EMBED_FLOOR, "{c}");
+        assert!(opslens_vlm::embed::cosine(&base, &other).unwrap() < EMBED_FLOOR);
+        let first = r.hits.first().expect("a hit");
+        assert_eq!(first.incident_id, 2, "{:?}", r.hits);
+        assert!(
+            first
+                .reasons
+                .iter()
+                .any(|x| x.contains("alike to #2's to the vision model")),
+            "{:?}",
+            first.reasons
+        );
+        assert!(r
+            .hits
+            .iter()
+            .all(|h| h.incident_id != 4 && h.incident_id != 3));
+        // Without the vectors nothing links them.
+        let r = rank(
+            &DocCache::default(),
+            5,
+            &corpus,
+            &HashMap::new(),
+            &[],
+            &[],
+            10,
+            false,
+        );
+        assert!(r.hits.is_empty(), "{:?}", r.hits);
+        assert_eq!(embed_part(0.5), 0.0);
+        assert!(embed_part(0.995) > 0.9);
     }
 }

@@ -16,13 +16,18 @@ impl IncidentService {
     async fn ranked(&self, id: i64, open_only: bool, limit: usize) -> Result<Ranked, CoreError> {
         self.backfill_fingerprints(BACKFILL_PER_CALL).await?;
         let cache = self.similar.clone();
-        let (corpus, texts, prints) = self
+        let (corpus, texts, prints, embeds) = self
             .db
             .run(move |s| {
                 s.ensure_incident(id)?;
                 if open_only {
                     let corpus = s.open_corpus(id)?;
-                    return Ok((corpus, HashMap::new(), s.shot_prints(id, true)?));
+                    return Ok((
+                        corpus,
+                        HashMap::new(),
+                        s.shot_prints(id, true)?,
+                        s.shot_embeddings(id, true)?,
+                    ));
                 }
                 let corpus = s.similar_heads(id, CORPUS)?;
                 let stale: Vec<i64> = {
@@ -34,7 +39,12 @@ impl IncidentService {
                         .collect()
                 };
                 let texts = s.similar_texts(&stale)?;
-                Ok((corpus, texts, s.shot_prints(id, false)?))
+                Ok((
+                    corpus,
+                    texts,
+                    s.shot_prints(id, false)?,
+                    s.shot_embeddings(id, false)?,
+                ))
             })
             .await?;
         if !corpus.iter().any(|c| c.id == id) {
@@ -42,7 +52,9 @@ impl IncidentService {
         }
         let cache = self.similar.clone();
         Ok(tokio::task::spawn_blocking(move || {
-            rank(&cache, id, &corpus, &texts, &prints, limit, !open_only)
+            rank(
+                &cache, id, &corpus, &texts, &prints, &embeds, limit, !open_only,
+            )
         })
         .await?)
     }

@@ -284,6 +284,11 @@ fn main() {
             limit: 50,
             ..Default::default()
         }),
+        ("short prefix (many words)", |i| SearchRequest {
+            q: ["che*", "chec*", "err*", "ti*", "conn*", "w12*"][i % 6].into(),
+            limit: 50,
+            ..Default::default()
+        }),
         ("phrase", |i| SearchRequest {
             q: [
                 "\"HTTP 503\"",

@@ -45,7 +45,7 @@ pub use tx::{
 pub use people::PersonRow;
 pub use postmortem::{StoredPostmortem, TimelineEdit};
 pub use search::{parse_query, QueryError, SearchRequest};
-pub use similar::{CorpusIncident, MergeCounts, ShotPrint};
+pub use similar::{CorpusIncident, MergeCounts, ShotEmbedding, ShotPrint};
 #[cfg(test)]
 use tx::test_narrator;
 use tx::{Hooks, WriteTx};
@@ -67,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_analysis_lease.sql"),
     include_str!("../migrations/0012_similar.sql"),
     include_str!("../migrations/0013_search.sql"),
+    include_str!("../migrations/0014_image_embedding.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.

@@ -53,6 +53,30 @@ pub struct ShotPrint {
     pub thumb: Vec<u8>,
 }
 
+/// A screenshot's vision-model embedding, with whose it is.
+#[derive(Debug, Clone)]
+pub struct ShotEmbedding {
+    /// The screenshot evidence.
+    pub evidence_id: i64,
+    /// Its incident.
+    pub incident_id: i64,
+    /// The model id the vector came from: only vectors of one model are compared.
+    pub model: String,
+    /// The mean-pooled vision-tower output.
+    pub vector: Vec<f32>,
+}
+
+/// A vector as stored: little-endian f32s.
+fn vector_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// What a merge moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MergeCounts {
@@ -210,6 +234,86 @@ impl Store {
                 params![sha256, thumb, ts(&now())],
             )?;
             Ok(())
+        })
+    }
+
+    /// Stores the embedding of the image whose content hash is `sha256` made by `model`
+    /// (once per blob and model: the same bytes through the same weights give the same
+    /// vector). An empty or non-finite vector is refused: it would compare as noise.
+    pub fn put_embedding(&self, sha256: &str, model: &str, vector: &[f32]) -> Result<()> {
+        if vector.is_empty() || !vector.iter().all(|x| x.is_finite()) || model.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "an image embedding needs a model id and finite values (got {} values from {model:?})",
+                vector.len()
+            )));
+        }
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_embedding(sha256, model, dim, vector, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    sha256,
+                    model,
+                    vector.len() as i64,
+                    vector_blob(vector),
+                    ts(&now())
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Embeddings of the screenshots of incidents not merged away (only of open ones, plus
+    /// `always`, with `open_only`) made by a model that also embedded a screenshot of
+    /// `always`: nothing at all (one indexed look-up) when `always` has no vector, so the
+    /// vectors (kilobytes each) are read only when there is something to compare them with.
+    pub fn shot_embeddings(&self, always: i64, open_only: bool) -> Result<Vec<ShotEmbedding>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT e.id, e.incident_id, m.model, m.vector FROM evidence e
+                 JOIN image_embedding m ON m.sha256 = e.sha256
+                 JOIN incident i ON i.id = e.incident_id
+                 WHERE e.blob_path IS NOT NULL AND i.merged_into IS NULL
+                   AND (?2 = 0 OR i.id = ?1 OR i.status NOT IN ('resolved', 'closed'))
+                   AND m.model IN (SELECT m2.model FROM evidence e2
+                                   JOIN image_embedding m2 ON m2.sha256 = e2.sha256
+                                   WHERE e2.incident_id = ?1 AND e2.blob_path IS NOT NULL)",
+            )?;
+            let rows = st
+                .query_map(params![always, open_only], |r| {
+                    Ok(ShotEmbedding {
+                        evidence_id: r.get(0)?,
+                        incident_id: r.get(1)?,
+                        model: r.get(2)?,
+                        vector: blob_vector(&r.get::<_, Vec<u8>>(3)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Screenshots of incident `id` whose image has no embedding from `model` yet: evidence
+    /// id, content hash and file path (what a lazy embedding pass would read).
+    pub fn unembedded_shots(&self, id: i64, model: &str) -> Result<Vec<(i64, String, PathBuf)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT e.id, e.sha256, e.blob_path FROM evidence e
+                 WHERE e.incident_id = ?1 AND e.blob_path IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM image_embedding m
+                                   WHERE m.sha256 = e.sha256 AND m.model = ?2)
+                 ORDER BY e.id",
+            )?;
+            let rows = st
+                .query_map(params![id, model], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        self.blob_dir.join(r.get::<_, String>(2)?),
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
         })
     }
 

@@ -51,6 +51,10 @@ pub struct Engine {
     pub load_ms: f64,
     /// What the load did with the quantized-weight cache, when it had one.
     pub quant_cache: Option<CacheUse>,
+    /// Which weights these are (see [`crate::embed::model_id`]), stamped on image embeddings
+    /// so vectors of different models are never compared. Empty for an engine built with
+    /// [`Engine::from_parts`] until the caller names it.
+    pub model_id: String,
 }
 
 impl Engine {
@@ -87,6 +91,7 @@ impl Engine {
         );
         engine.load_ms = t0.elapsed().as_secs_f64() * 1e3;
         engine.quant_cache = quant_cache;
+        engine.model_id = crate::embed::model_id(dir);
         Ok(engine)
     }
 
@@ -109,6 +114,7 @@ impl Engine {
             template,
             load_ms: 0.0,
             quant_cache: None,
+            model_id: String::new(),
         }
     }
 }

@@ -168,6 +168,10 @@ pub struct Generation {
     pub stop_reason: StopReason,
     /// Where the time went.
     pub timings: Timings,
+    /// Mean-pooled vision-tower output of each image of the prompt, in order (see
+    /// [`crate::embed`]): a by-product of the vision pass, kept for image similarity.
+    #[serde(skip)]
+    pub image_embeddings: Vec<Vec<f32>>,
 }
 
 /// Picks the next token from `(1, vocab)` or `(vocab,)` logits.
@@ -296,6 +300,10 @@ impl Engine {
         } else {
             Some(self.model.encode_images(&inputs)?)
         };
+        let image_embeddings = match &vision {
+            Some(v) => crate::embed::mean_pool(&v.embeds, &counts)?,
+            None => Vec::new(),
+        };
         timings.vision_ms = ms(t);
         let grids: Vec<[usize; 3]> = inputs.iter().map(|i| i.grid_thw).collect();
         let t = Instant::now();
@@ -371,6 +379,7 @@ impl Engine {
             image_tokens: counts.iter().sum(),
             stop_reason,
             timings,
+            image_embeddings,
         })
     }
 }

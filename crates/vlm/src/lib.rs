@@ -21,6 +21,7 @@
 
 pub mod attention;
 pub mod chat_template;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;
@@ -32,6 +33,7 @@ pub mod resize;
 pub mod weights;
 pub mod worker;
 
+pub use embed::ImageEmbedding;
 pub use engine::{Engine, LoadOptions};
 pub use error::VlmError;
 pub use generate::{GenerateParams, Generation, Sampling, StopReason, Timings};

@@ -55,6 +55,9 @@ pub struct EngineHandle {
     pub load_ms: f64,
     /// How the load used the quantized-weight cache, for the log.
     pub quant_cache: Option<crate::qcache::CacheUse>,
+    /// The loaded weights' id (see [`crate::embed::model_id`]), what image embeddings from
+    /// this engine are stamped with.
+    pub model_id: String,
 }
 
 impl EngineHandle {
@@ -62,7 +65,7 @@ impl EngineHandle {
     /// load error).
     pub fn spawn(dir: PathBuf, device: Device, opts: LoadOptions) -> Result<Self, VlmError> {
         let (tx, rx) = mpsc::channel::<Job>();
-        type Ready = (f64, Option<crate::qcache::CacheUse>);
+        type Ready = (f64, Option<crate::qcache::CacheUse>, String);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, VlmError>>();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
@@ -71,7 +74,11 @@ impl EngineHandle {
             .spawn(move || {
                 let mut engine = match Engine::load(&dir, &device, &opts) {
                     Ok(e) => {
-                        let _ = ready_tx.send(Ok((e.load_ms, e.quant_cache.clone())));
+                        let _ = ready_tx.send(Ok((
+                            e.load_ms,
+                            e.quant_cache.clone(),
+                            e.model_id.clone(),
+                        )));
                         e
                     }
                     Err(e) => {
@@ -99,7 +106,7 @@ impl EngineHandle {
                 }
             })
             .map_err(|e| VlmError::Model(format!("cannot start the vlm thread: {e}")))?;
-        let (load_ms, quant_cache) = ready_rx
+        let (load_ms, quant_cache, model_id) = ready_rx
             .recv()
             .map_err(|_| VlmError::Model("vlm thread died while loading".into()))??;
         Ok(Self {
@@ -108,6 +115,7 @@ impl EngineHandle {
             thread: Some(thread),
             load_ms,
             quant_cache,
+            model_id,
         })
     }
 

@@ -41,6 +41,9 @@ pub struct Generated {
     pub text: String,
     /// Phase timings (ms) and token counts, as the engine knows them.
     pub timings: serde_json::Map<String, serde_json::Value>,
+    /// The screenshot's vision-tower embedding, where the engine can see inside the model
+    /// (the local one); kept for the similar-incidents ranking.
+    pub embedding: Option<opslens_vlm::ImageEmbedding>,
 }
 
 /// Runs prompts over screenshots. Implementations never block the runtime and never hang:
@@ -127,9 +130,19 @@ impl Analyzer for LocalAnalyzer {
             }) else {
                 unreachable!("a json! object literal is an object")
             };
+            let embedding = g
+                .image_embeddings
+                .into_iter()
+                .next()
+                .filter(|v| !v.is_empty())
+                .map(|vector| opslens_vlm::ImageEmbedding {
+                    model: self.handle.model_id.clone(),
+                    vector,
+                });
             Ok(Generated {
                 text: g.text,
                 timings,
+                embedding,
             })
         })
     }

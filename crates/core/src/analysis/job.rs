@@ -115,6 +115,18 @@ impl AnalysisService {
             Err(e) => return failed(e, timings),
         };
         timings.extend(g.timings);
+        if let Some(e) = g.embedding {
+            // Once per blob and model, for the similar-incidents ranking; a failure to keep it
+            // only costs that ranking this screenshot's vector, never the analysis.
+            let sha = evidence.sha256.clone();
+            if let Err(err) = self
+                .db
+                .run(move |s| s.put_embedding(&sha, &e.model, &e.vector))
+                .await
+            {
+                tracing::warn!(evidence = eid, error = %err, "screenshot embedding not stored");
+            }
+        }
         let total_ms = started.elapsed().as_millis() as i64;
         let outcome = match job.question {
             Some(_) => AnalysisOutcome::Answer {

@@ -314,7 +314,12 @@ impl RemoteAnalyzer {
             None => {}
         }
         timings.insert("stop_reason".into(), json!(finish));
-        Ok(Generated { text, timings })
+        // A server's model is a black box: no vision-tower vector to keep.
+        Ok(Generated {
+            text,
+            timings,
+            embedding: None,
+        })
     }
 }
 
