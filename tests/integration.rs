@@ -27,6 +27,8 @@ mod event_time;
 mod events;
 #[path = "integration/evidence.rs"]
 mod evidence;
+#[path = "integration/exposure.rs"]
+mod exposure;
 #[path = "integration/fakes.rs"]
 mod fakes;
 #[path = "integration/faults.rs"]

@@ -2835,7 +2835,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2874,6 +2874,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2950,7 +2961,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2962,6 +2973,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3018,9 +3040,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3079,7 +3112,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3168,7 +3201,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3207,6 +3240,17 @@ export interface operations {
             /** @description Bad target, or a region off the monitors */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3285,9 +3329,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3355,7 +3410,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3367,6 +3422,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3438,7 +3504,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3477,6 +3543,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3557,7 +3634,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3596,6 +3673,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3672,7 +3760,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3684,6 +3772,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3755,7 +3854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3794,6 +3893,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3870,7 +3980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3882,6 +3992,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3950,7 +4071,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3962,6 +4083,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4033,7 +4165,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4072,6 +4204,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4152,7 +4295,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4191,6 +4334,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4270,7 +4424,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4282,6 +4436,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4349,7 +4514,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4370,6 +4535,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4441,7 +4617,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4480,6 +4656,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4545,9 +4732,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4617,7 +4815,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4656,6 +4854,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4710,7 +4919,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4764,7 +4973,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4812,6 +5021,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4899,9 +5119,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4971,7 +5202,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5001,6 +5232,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5077,7 +5319,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5089,6 +5331,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5154,7 +5407,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5166,6 +5419,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5246,7 +5510,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5285,6 +5549,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5361,7 +5636,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5373,6 +5648,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5444,7 +5730,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5483,6 +5769,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5564,7 +5861,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5576,6 +5873,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5643,7 +5951,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5655,6 +5963,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5726,7 +6045,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5774,6 +6093,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5854,7 +6184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5902,6 +6232,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5982,7 +6323,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6030,6 +6371,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6106,7 +6458,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6118,6 +6470,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6189,7 +6552,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6237,6 +6600,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6322,7 +6696,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6334,6 +6708,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6401,7 +6786,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6413,6 +6798,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6489,7 +6885,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6501,6 +6897,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6573,7 +6980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6612,6 +7019,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6690,7 +7108,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6711,6 +7129,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6790,7 +7219,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6811,6 +7240,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6882,7 +7322,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6930,6 +7370,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7019,7 +7470,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7067,6 +7518,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7152,7 +7614,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7164,6 +7626,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7235,7 +7708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7283,6 +7756,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7359,7 +7843,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7371,6 +7855,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7442,7 +7937,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7481,6 +7976,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7546,9 +8052,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7594,9 +8111,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7667,9 +8195,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7737,7 +8276,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7758,6 +8297,17 @@ export interface operations {
             /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7823,9 +8373,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7893,7 +8454,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7914,6 +8475,17 @@ export interface operations {
             /** @description not configured */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7988,7 +8560,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8000,6 +8572,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8069,7 +8652,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8108,6 +8691,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8173,9 +8767,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8232,7 +8837,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8244,6 +8849,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8300,7 +8916,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8321,6 +8937,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8376,7 +9003,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8397,6 +9024,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8442,9 +9080,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8514,7 +9163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8553,6 +9202,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8649,9 +9309,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8708,9 +9379,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8776,7 +9458,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8797,6 +9479,17 @@ export interface operations {
             /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8877,7 +9570,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8925,6 +9618,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8990,9 +9694,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9062,7 +9777,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9101,6 +9816,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9177,7 +9903,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9189,6 +9915,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9279,7 +10016,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
