@@ -41,6 +41,8 @@ mod lifecycle;
 mod mcp;
 #[path = "integration/notifications.rs"]
 mod notifications;
+#[path = "integration/objects.rs"]
+mod objects;
 #[path = "integration/outbox.rs"]
 mod outbox;
 #[path = "integration/people.rs"]

@@ -175,6 +175,25 @@ pub struct ServeArgs {
         default_value_t = 20
     )]
     pub auth_failure_limit: u32,
+    /// Keep image files in this S3-compatible bucket (shared by several servers), with
+    /// DATA_DIR/blobs as a cache; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    /// (else AWS's usual sources).
+    #[arg(long, env = "OPSLENS_BLOB_BUCKET", value_name = "BUCKET")]
+    pub blob_bucket: Option<String>,
+    /// Key prefix inside the bucket, e.g. `opslens/`.
+    #[arg(
+        long,
+        env = "OPSLENS_BLOB_PREFIX",
+        value_name = "PREFIX",
+        default_value = ""
+    )]
+    pub blob_prefix: String,
+    /// Endpoint of an S3-compatible service other than AWS, e.g. http://minio:9000.
+    #[arg(long, env = "OPSLENS_BLOB_ENDPOINT", value_name = "URL")]
+    pub blob_endpoint: Option<String>,
+    /// The bucket's region (default: AWS_REGION, else us-east-1).
+    #[arg(long, env = "OPSLENS_BLOB_REGION", value_name = "REGION")]
+    pub blob_region: Option<String>,
     /// Model selection and location.
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,

@@ -67,6 +67,25 @@ pub fn exposure(args: &crate::cli::ServeArgs) -> anyhow::Result<opslens_api::exp
     })
 }
 
+/// Where `serve` keeps image files: the bucket of `--blob-bucket`, with the standard AWS
+/// credential variables, else `blobs/` in the data dir.
+pub fn blobs(args: &crate::cli::ServeArgs) -> opslens_store::objects::BlobConfig {
+    use opslens_store::objects::{BlobConfig, S3Config};
+    let Some(bucket) = args.blob_bucket.clone() else {
+        return BlobConfig::Local;
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    BlobConfig::S3(S3Config {
+        bucket,
+        prefix: args.blob_prefix.clone(),
+        endpoint: args.blob_endpoint.clone(),
+        region: args.blob_region.clone().or_else(|| env("AWS_REGION")),
+        access_key_id: env("AWS_ACCESS_KEY_ID"),
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+        orphan_grace: None,
+    })
+}
+
 /// What `serve` writes so that CLI commands find a server started on another port.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ServerFile {

@@ -125,6 +125,7 @@ async fn serve(
     let public = exposure.public_url.as_ref().map(|p| p.origin.clone());
     let mut opts = crate::server::StartOptions {
         analysis: Some(model.analysis_config()),
+        blobs: config::blobs(&args),
         ..crate::server::StartOptions::default()
     };
     opts.extras.exposure = exposure;

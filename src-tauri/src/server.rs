@@ -46,6 +46,8 @@ pub struct StartOptions {
     /// `secrets_from_env: false`) no model at all, so a developer's Hugging Face cache cannot
     /// leak in either.
     pub analysis: Option<AnalysisConfig>,
+    /// Where image files live (`blobs/`, or an S3-compatible bucket).
+    pub blobs: opslens_store::objects::BlobConfig,
 }
 
 impl Default for StartOptions {
@@ -58,6 +60,7 @@ impl Default for StartOptions {
             },
             next_free_port: false,
             analysis: None,
+            blobs: Default::default(),
         }
     }
 }
@@ -144,6 +147,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             secrets_from_env: opts.secrets_from_env,
             analysis,
+            blobs: opts.blobs.clone(),
         })
         .await?;
         let listener = bind(addr, opts.next_free_port).await?;

@@ -34,6 +34,7 @@ fn options(exposure: Exposure) -> StartOptions {
         },
         next_free_port: false,
         analysis: None,
+        blobs: Default::default(),
     }
 }
 
