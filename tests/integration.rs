@@ -27,6 +27,8 @@ mod event_time;
 mod events;
 #[path = "integration/evidence.rs"]
 mod evidence;
+#[path = "integration/exposure.rs"]
+mod exposure;
 #[path = "integration/fakes.rs"]
 mod fakes;
 #[path = "integration/faults.rs"]
@@ -39,6 +41,8 @@ mod lifecycle;
 mod mcp;
 #[path = "integration/notifications.rs"]
 mod notifications;
+#[path = "integration/objects.rs"]
+mod objects;
 #[path = "integration/outbox.rs"]
 mod outbox;
 #[path = "integration/people.rs"]

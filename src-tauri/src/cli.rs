@@ -34,7 +34,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the headless server (REST API on loopback, docs at /docs).
+    /// Run the headless server (REST API on loopback, docs at /docs; beyond loopback with TLS
+    /// or behind a named reverse proxy).
     Serve(ServeArgs),
     /// Print the API token (creating it if needed).
     Token,
@@ -132,9 +133,67 @@ pub enum VlmCmd {
 /// Options of `serve`.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Listen address; loopback only.
-    #[arg(long, env = "OPSLENS_ADDR", default_value = crate::config::DEFAULT_ADDR)]
+    /// Listen address (`--listen` is the same). Anything but loopback needs --tls-cert and
+    /// --tls-key, or --behind-proxy, and --public-url.
+    #[arg(long, visible_alias = "listen", env = "OPSLENS_ADDR", default_value = crate::config::DEFAULT_ADDR)]
     pub addr: String,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(
+        long,
+        env = "OPSLENS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "OPSLENS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// IP address of the reverse proxy in front (repeat or comma-separate for several): only
+    /// it may connect, and its X-Forwarded-For / X-Forwarded-Proto are trusted.
+    #[arg(
+        long,
+        env = "OPSLENS_BEHIND_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub behind_proxy: Vec<std::net::IpAddr>,
+    /// The URL clients use, e.g. https://opslens.example.com: the Host and Origin checks accept
+    /// it besides the loopback names.
+    #[arg(long, env = "OPSLENS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Failed authentications allowed per client (and per person's token) within a minute on
+    /// a server others can reach, before it answers 429; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "OPSLENS_AUTH_FAILURE_LIMIT",
+        value_name = "N",
+        default_value_t = 20
+    )]
+    pub auth_failure_limit: u32,
+    /// Keep image files in this S3-compatible bucket (shared by several servers), with
+    /// DATA_DIR/blobs as a cache; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    /// (else AWS's usual sources).
+    #[arg(long, env = "OPSLENS_BLOB_BUCKET", value_name = "BUCKET")]
+    pub blob_bucket: Option<String>,
+    /// Key prefix inside the bucket, e.g. `opslens/`.
+    #[arg(
+        long,
+        env = "OPSLENS_BLOB_PREFIX",
+        value_name = "PREFIX",
+        default_value = ""
+    )]
+    pub blob_prefix: String,
+    /// Endpoint of an S3-compatible service other than AWS, e.g. http://minio:9000.
+    #[arg(long, env = "OPSLENS_BLOB_ENDPOINT", value_name = "URL")]
+    pub blob_endpoint: Option<String>,
+    /// The bucket's region (default: AWS_REGION, else us-east-1).
+    #[arg(long, env = "OPSLENS_BLOB_REGION", value_name = "REGION")]
+    pub blob_region: Option<String>,
     /// Model selection and location.
     #[command(flatten)]
     pub model: crate::models_cmd::ModelArgs,

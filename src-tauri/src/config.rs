@@ -32,6 +32,60 @@ pub fn listen_addr(s: &str) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Parses the address `serve` listens on: any address, since [`exposure`] and the server's
+/// start refuse a non-loopback one without TLS or a proxy.
+pub fn serve_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse()
+        .with_context(|| format!("{s:?} is not an address like 127.0.0.1:8000 or 0.0.0.0:8443"))
+}
+
+/// What `serve`'s flags say about being reached from elsewhere: the TLS certificate read and
+/// checked, the public URL parsed; each problem is one line naming the flag or file.
+pub fn exposure(args: &crate::cli::ServeArgs) -> anyhow::Result<opslens_api::exposure::Exposure> {
+    use opslens_api::exposure::{AuthLimit, Exposure, PublicUrl};
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(opslens_api::tls::load(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(PublicUrl::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    Ok(Exposure {
+        public_url,
+        trusted_proxies: args.behind_proxy.clone(),
+        tls,
+        auth_limit: AuthLimit {
+            failures: args.auth_failure_limit,
+            ..AuthLimit::default()
+        },
+    })
+}
+
+/// Where `serve` keeps image files: the bucket of `--blob-bucket`, with the standard AWS
+/// credential variables, else `blobs/` in the data dir.
+pub fn blobs(args: &crate::cli::ServeArgs) -> opslens_store::objects::BlobConfig {
+    use opslens_store::objects::{BlobConfig, S3Config};
+    let Some(bucket) = args.blob_bucket.clone() else {
+        return BlobConfig::Local;
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    BlobConfig::S3(S3Config {
+        bucket,
+        prefix: args.blob_prefix.clone(),
+        endpoint: args.blob_endpoint.clone(),
+        region: args.blob_region.clone().or_else(|| env("AWS_REGION")),
+        access_key_id: env("AWS_ACCESS_KEY_ID"),
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+        orphan_grace: None,
+    })
+}
+
 /// What `serve` writes so that CLI commands find a server started on another port.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ServerFile {

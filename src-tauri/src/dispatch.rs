@@ -115,19 +115,31 @@ async fn serve(
     args: ServeArgs,
     model: &crate::models_cmd::ModelArgs,
 ) -> anyhow::Result<()> {
-    let addr = config::listen_addr(&args.addr)?;
-    let opts = crate::server::StartOptions {
+    let addr = config::serve_addr(&args.addr)?;
+    let exposure = config::exposure(&args)?;
+    let scheme = if exposure.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let public = exposure.public_url.as_ref().map(|p| p.origin.clone());
+    let mut opts = crate::server::StartOptions {
         analysis: Some(model.analysis_config()),
+        blobs: config::blobs(&args),
         ..crate::server::StartOptions::default()
     };
+    opts.extras.exposure = exposure;
     let mut server = Server::start_opts(data_dir, addr, opts).await?;
     server.write_server_file()?;
-    eprintln!("OpsLens API listening on http://{}/api/v1", server.addr);
+    eprintln!("OpsLens API listening on {scheme}://{}/api/v1", server.addr);
+    if let Some(p) = public {
+        eprintln!("  public URL: {p}/");
+    }
     eprintln!(
-        "  UI:    `opslens open` (or http://{}/ and paste the token)",
+        "  UI:    `opslens open` (or {scheme}://{}/ and paste the token)",
         server.addr
     );
-    eprintln!("  docs:  http://{}/docs", server.addr);
+    eprintln!("  docs:  {scheme}://{}/docs", server.addr);
     eprintln!("  data:  {}", data_dir.display());
     eprintln!("  token: `opslens token` (send as Authorization: Bearer <token>)");
     tokio::select! {

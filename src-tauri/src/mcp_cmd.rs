@@ -58,6 +58,8 @@ pub async fn run(
         data_dir: data_dir.to_path_buf(),
         secrets_from_env: true,
         analysis: model.analysis_config(),
+        // Only when no server runs: the data dir's own `blobs/`.
+        blobs: Default::default(),
     })
     .await?;
     eprintln!(

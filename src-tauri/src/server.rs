@@ -25,6 +25,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The services behind the API, for in-process callers (the desktop's hotkey and tray).
     pub services: Services,
+    /// Whether it serves HTTPS itself.
+    pub https: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -44,6 +46,8 @@ pub struct StartOptions {
     /// `secrets_from_env: false`) no model at all, so a developer's Hugging Face cache cannot
     /// leak in either.
     pub analysis: Option<AnalysisConfig>,
+    /// Where image files live (`blobs/`, or an S3-compatible bucket).
+    pub blobs: opslens_store::objects::BlobConfig,
 }
 
 impl Default for StartOptions {
@@ -56,6 +60,7 @@ impl Default for StartOptions {
             },
             next_free_port: false,
             analysis: None,
+            blobs: Default::default(),
         }
     }
 }
@@ -124,6 +129,10 @@ impl Server {
         addr: SocketAddr,
         opts: StartOptions,
     ) -> anyhow::Result<Server> {
+        // Before anything is created or opened: a refused start leaves nothing behind.
+        if let Some(why) = opts.extras.exposure.refusal(addr) {
+            anyhow::bail!(why);
+        }
         create_private_dir(data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         let token = ApiToken::load_or_create(data_dir)?;
@@ -138,10 +147,12 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             secrets_from_env: opts.secrets_from_env,
             analysis,
+            blobs: opts.blobs.clone(),
         })
         .await?;
         let listener = bind(addr, opts.next_free_port).await?;
         let addr = listener.local_addr()?;
+        let https = opts.extras.exposure.tls.is_some();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(opslens_api::serve_with(
             listener,
@@ -157,6 +168,7 @@ impl Server {
             token,
             data_dir: data_dir.to_path_buf(),
             services,
+            https,
             stop: Some(stop),
             task,
         })
@@ -164,7 +176,8 @@ impl Server {
 
     /// Base URL of the API, e.g. `http://127.0.0.1:8000/api/v1`.
     pub fn api_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/api/v1", self.addr)
     }
 
     /// Records the address for CLI commands (`DATA_DIR/server.json`). Written to a temporary

@@ -86,6 +86,7 @@ impl TestApp {
             extras: opslens_api::Extras::default(),
             next_free_port: false,
             analysis: None,
+            blobs: Default::default(),
         }
     }
 

@@ -250,6 +250,7 @@ async fn a_full_disk_answers_507_naming_the_data_dir_and_recovers() {
             extras: opslens_api::Extras::default(),
             next_free_port: false,
             analysis: None,
+            blobs: Default::default(),
         },
     )
     .await

@@ -2858,7 +2858,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2897,6 +2897,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2973,7 +2984,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2985,6 +2996,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3041,9 +3063,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3102,7 +3135,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3191,7 +3224,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3230,6 +3263,17 @@ export interface operations {
             /** @description Bad target, or a region off the monitors */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3308,9 +3352,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3378,7 +3433,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3390,6 +3445,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3461,7 +3527,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3500,6 +3566,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3580,7 +3657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3619,6 +3696,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3695,7 +3783,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3707,6 +3795,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3778,7 +3877,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3817,6 +3916,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3893,7 +4003,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3905,6 +4015,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3973,7 +4094,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3985,6 +4106,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4056,7 +4188,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4095,6 +4227,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4175,7 +4318,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4214,6 +4357,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4293,7 +4447,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4305,6 +4459,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4372,7 +4537,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4393,6 +4558,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4464,7 +4640,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4503,6 +4679,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4568,9 +4755,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4640,7 +4838,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4679,6 +4877,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4733,7 +4942,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4787,7 +4996,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4835,6 +5044,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4922,9 +5142,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4994,7 +5225,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5024,6 +5255,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5100,7 +5342,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5112,6 +5354,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5177,7 +5430,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5189,6 +5442,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5269,7 +5533,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5308,6 +5572,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5384,7 +5659,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5396,6 +5671,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5467,7 +5753,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5506,6 +5792,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5587,7 +5884,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5599,6 +5896,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5666,7 +5974,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5678,6 +5986,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5749,7 +6068,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5797,6 +6116,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5877,7 +6207,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5925,6 +6255,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6005,7 +6346,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6053,6 +6394,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6129,7 +6481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6141,6 +6493,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6212,7 +6575,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6260,6 +6623,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6345,7 +6719,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6357,6 +6731,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6424,7 +6809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6436,6 +6821,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6512,7 +6908,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6524,6 +6920,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6596,7 +7003,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6635,6 +7042,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6713,7 +7131,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6734,6 +7152,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6813,7 +7242,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6834,6 +7263,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6905,7 +7345,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6953,6 +7393,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7042,7 +7493,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7090,6 +7541,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7175,7 +7637,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7187,6 +7649,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7258,7 +7731,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7306,6 +7779,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7382,7 +7866,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7394,6 +7878,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7465,7 +7960,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7504,6 +7999,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7569,9 +8075,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7617,9 +8134,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7690,9 +8218,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7760,7 +8299,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7781,6 +8320,17 @@ export interface operations {
             /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7846,9 +8396,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7916,7 +8477,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7937,6 +8498,17 @@ export interface operations {
             /** @description not configured */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8011,7 +8583,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8023,6 +8595,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8092,7 +8675,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8131,6 +8714,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8196,9 +8790,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8255,7 +8860,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8267,6 +8872,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8323,7 +8939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8344,6 +8960,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8399,7 +9026,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8420,6 +9047,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8465,9 +9103,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8537,7 +9186,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8576,6 +9225,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8672,9 +9332,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8731,9 +9402,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8799,7 +9481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8820,6 +9502,17 @@ export interface operations {
             /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8900,7 +9593,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8948,6 +9641,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9013,9 +9717,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9085,7 +9800,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9124,6 +9839,17 @@ export interface operations {
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9200,7 +9926,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9212,6 +9938,17 @@ export interface operations {
             /** @description No such object (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9302,7 +10039,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
             403: {
                 headers: {
                     [name: string]: unknown;

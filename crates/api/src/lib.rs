@@ -3,14 +3,17 @@
 
 pub mod auth;
 pub mod error;
+pub mod exposure;
 mod extract;
 mod fallback;
 pub mod handlers;
 pub mod spec;
 pub mod state;
+pub mod tls;
 pub mod ui;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -177,6 +180,8 @@ pub struct Extras {
     /// Free bytes under which `/info` and the UI warn that the disk is filling
     /// (`OPSLENS_LOW_DISK_MB`, default 1 GiB).
     pub low_disk_bytes: u64,
+    /// Public URL, trusted proxies, TLS and failure limit of a server others can reach.
+    pub exposure: exposure::Exposure,
 }
 
 impl Default for Extras {
@@ -187,6 +192,7 @@ impl Default for Extras {
             region_hotkey: DEFAULT_REGION_HOTKEY.into(),
             desktop: false,
             low_disk_bytes: opslens_core::storage::low_disk_threshold_from_env(),
+            exposure: exposure::Exposure::default(),
         }
     }
 }
@@ -212,10 +218,12 @@ pub fn router_with(services: Services, token: ApiToken, port: u16, extras: Extra
         extras,
         None,
         CancellationToken::new(),
+        None,
     )
 }
 
-/// The router; `closing` ends the open event streams (`GET /events`) when the server stops.
+/// The router; `closing` ends the open event streams (`GET /events`) when the server stops;
+/// `bind` is the address listened on, when there is a socket.
 fn build(
     services: Services,
     token: ApiToken,
@@ -223,16 +231,33 @@ fn build(
     extras: Extras,
     closing: Option<events::Closing>,
     mcp_stop: CancellationToken,
+    bind: Option<IpAddr>,
 ) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
     let access = services.access.clone();
     // The MCP endpoint: behind the same guards (token, Host, Origin) as /api/v1.
-    let mcp = opslens_mcp::http_service(services.clone(), extras.screen.clone(), port, mcp_stop);
-    let state = AppState::new(services, token.clone(), port, extras, closing);
+    let public_hosts = extras
+        .exposure
+        .public_url
+        .as_ref()
+        .map(|p| {
+            let mut h = p.hosts.clone();
+            h.push(p.host().to_string());
+            h
+        })
+        .unwrap_or_default();
+    let mcp = opslens_mcp::http_service(
+        services.clone(),
+        extras.screen.clone(),
+        port,
+        public_hosts,
+        mcp_stop,
+    );
+    let guard = auth::Guard::exposed(token.clone(), port, access, &extras.exposure, bind);
+    let state = AppState::new(services, token, port, extras, closing);
     let api = api.with_state(state);
-    let guard = auth::Guard::new(token, port, access);
     Router::new()
         .merge(api)
         .nest_service("/mcp", mcp)
@@ -254,7 +279,8 @@ pub async fn serve(
     serve_with(listener, services, token, Extras::default(), shutdown).await
 }
 
-/// [`serve`] with a screen to capture and the desktop's facts.
+/// [`serve`] with a screen to capture, the desktop's facts and, for a server others can reach,
+/// its exposure (TLS when `extras.exposure.tls` is set).
 pub async fn serve_with(
     listener: TcpListener,
     services: Services,
@@ -262,23 +288,44 @@ pub async fn serve_with(
     extras: Extras,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let port = listener.local_addr()?.port();
+    let local = listener.local_addr()?;
     let (closing, closed) = tokio::sync::watch::channel(false);
     let mcp_stop = CancellationToken::new();
+    let tls = extras.exposure.tls.clone();
     let app = build(
         services,
         token,
-        port,
+        local.port(),
         extras,
         Some(events::Closing(closed)),
         mcp_stop.clone(),
+        Some(local.ip()),
     );
-    axum::serve(fallback::JsonErrorListener(listener), app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Event streams never end by themselves; the graceful shutdown waits for them.
-            let _ = closing.send(true);
-            mcp_stop.cancel();
-        })
-        .await
+    let shutdown = async move {
+        shutdown.await;
+        // Event streams never end by themselves; the graceful shutdown waits for them.
+        let _ = closing.send(true);
+        mcp_stop.cancel();
+    };
+    match tls {
+        Some(config) => run(tls::TlsListener::new(listener, config)?, app, shutdown).await,
+        None => run(listener, app, shutdown).await,
+    }
+}
+
+/// Serves `app` on `listener` (plain or TLS), telling the guards each connection's peer.
+async fn run<L>(
+    listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    axum::serve(
+        fallback::JsonErrorListener(listener),
+        app.into_make_service_with_connect_info::<exposure::PeerAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

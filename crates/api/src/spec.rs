@@ -135,6 +135,7 @@ fn add_errors(path: &str, method: &str, op: &mut Operation) {
     add(413, has_body);
     add(415, json_body);
     add(422, json_body);
+    add(429, !public);
     add(500, path != "/api/v1/health");
     add(503, database);
     add(507, writes);
@@ -172,6 +173,11 @@ fn ensure(op: &mut Operation, status: u16) {
                 .entry("WWW-Authenticate".into())
                 .or_insert_with(|| header("`Bearer`: send the API token as a bearer token"));
         }
+        429 => {
+            res.headers.entry("Retry-After".into()).or_insert_with(|| {
+                header("Seconds until this client's (or token's) failed authentications fall out of the window")
+            });
+        }
         503 => {
             res.headers.entry("Retry-After".into()).or_insert_with(|| {
                 header("Seconds to wait before retrying, when the database was busy")
@@ -192,12 +198,13 @@ fn describe(status: u16) -> &'static str {
     match status {
         400 => "Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`)",
         401 => "Missing or invalid API token (`unauthorized`)",
-        403 => "Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`)",
+        403 => "Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`)",
         404 => "No such object (`not_found`)",
         409 => "The request contradicts stored data or a missing configuration (`conflict`, `not_configured`)",
         413 => "Body over the size limit (`payload_too_large`)",
         415 => "Body not sent as `application/json` (`unsupported_media_type`)",
         422 => "A value is not acceptable; the message names the field (`invalid`, `invalid_body`)",
+        429 => "Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`)",
         500 => "Failure on the server's side; details in the OpsLens log (`internal`)",
         502 => "The other service failed (`upstream`)",
         503 => "The database stayed locked by another process; retry after `Retry-After` seconds (`busy`)",

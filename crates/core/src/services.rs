@@ -28,6 +28,8 @@ pub struct ServicesConfig {
     pub secrets_from_env: bool,
     /// Which model analyses screenshots and where models live.
     pub analysis: AnalysisConfig,
+    /// Where image files live: `blobs/` only, or an S3-compatible bucket shared by servers.
+    pub blobs: opslens_store::objects::BlobConfig,
 }
 
 /// Every use-case of one process over one store. Cheap to clone (each service is shared);
@@ -59,10 +61,15 @@ impl Services {
     /// wording, notifier and change feed into it, and starts the background workers.
     pub async fn open(cfg: ServicesConfig) -> Result<Self, CoreError> {
         let dir = cfg.data_dir.clone();
-        let mut store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let blobs = cfg.blobs.clone();
+        let mut store = tokio::task::spawn_blocking(move || Store::open_with_blobs(&dir, &blobs))
             .await?
             .map_err(|e| match e {
                 StoreError::TooNew { .. } => CoreError::Conflict(e.to_string()),
+                // An unreachable or refused bucket: one line naming it and the cause.
+                StoreError::Io(ref io) if io.to_string().starts_with("object store:") => {
+                    CoreError::Upstream(io.to_string())
+                }
                 e => CoreError::internal(
                     format!("cannot open the database in {}", cfg.data_dir.display()),
                     e,

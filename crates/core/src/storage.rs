@@ -15,6 +15,13 @@ pub(crate) fn store_error(e: StoreError, data_dir: &Path) -> CoreError {
         tracing::warn!(error = %e, dir = %data_dir.display(), "disk full");
         return CoreError::InsufficientStorage(disk_full_message(data_dir));
     }
+    if let StoreError::Io(io) = &e {
+        if io.to_string().starts_with("object store:") {
+            // The bucket failed or refused: nothing was stored; say which and why (502).
+            tracing::warn!(error = %io, "object store failed");
+            return CoreError::Upstream(io.to_string());
+        }
+    }
     if e.is_busy() {
         tracing::warn!(error = %e, "database busy past the timeout");
         return CoreError::Busy(

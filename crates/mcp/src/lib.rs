@@ -136,17 +136,20 @@ impl ServerHandler for OpsLensMcp {
 
 /// The streamable-HTTP endpoint (mount it at `/mcp`); cancel the token when the server stops so
 /// open streams end and the graceful shutdown does not wait for them. The caller guards it
-/// (token, Host, Origin); the SDK's own Host check is told the loopback names too.
+/// (token, Host, Origin); the SDK's own Host check is told the loopback names too, and
+/// `public_hosts`, the configured public URL's `Host` spellings on a server others reach.
 pub fn http_service(
     services: Services,
     screen: Option<Arc<dyn ScreenSource>>,
     port: u16,
+    public_hosts: Vec<String>,
     stop: CancellationToken,
 ) -> StreamableHttpService<OpsLensMcp, LocalSessionManager> {
     let handler = OpsLensMcp::new(services, screen);
     let hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
         .into_iter()
-        .flat_map(|h| [h.to_string(), format!("{h}:{port}")]);
+        .flat_map(|h| [h.to_string(), format!("{h}:{port}")])
+        .chain(public_hosts);
     let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
     config.cancellation_token = stop;
     StreamableHttpService::new(move || Ok(handler.clone()), Default::default(), config)

@@ -4,15 +4,29 @@
 //! the directory synced, all before the row naming it commits. The same image uploaded twice is
 //! stored once. Files no row refers to (a crash between the rename and the commit, a deleted
 //! incident) are removed at start-up by [`Store::sweep_orphan_blobs`].
+//!
+//! With a bucket configured ([`crate::objects`]), each file is also stored there before its
+//! row commits, `blobs/` is a read-through cache ([`Store::blob_file`]), and the sweep removes
+//! objects no row names once they are older than the grace period.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::{Result, Store};
+
+/// Whether `name` is one of ours: `<sha256>.<ext>`.
+pub(crate) fn is_blob_name(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(hash, ext)| {
+        hash.len() == 64
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && !ext.is_empty()
+            && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
 
 /// SHA-256 of `bytes` as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -25,10 +39,43 @@ impl Store {
         debug_assert!(sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()));
         debug_assert!(ext.bytes().all(|b| b.is_ascii_alphanumeric()));
         let name = format!("{sha256}.{ext}");
-        let dest = self.blob_dir.join(&name);
-        if dest.exists() {
-            return Ok(name);
+        // The shared copy first: a row must never name an object other servers cannot read.
+        if let Some(o) = &self.objects {
+            o.put(&name, bytes)?;
         }
+        self.write_local(&name, bytes)?;
+        Ok(name)
+    }
+
+    /// The local file of blob `name`: from `blobs/`, or fetched from the bucket into it first.
+    pub(crate) fn blob_file(&self, name: &str) -> Result<PathBuf> {
+        let path = self.blob_dir.join(name);
+        if path.exists() {
+            return Ok(path);
+        }
+        if let Some(o) = &self.objects {
+            if let Some(bytes) = o.get(name)? {
+                if sha256_hex(&bytes) == name.split('.').next().unwrap_or_default() {
+                    self.write_local(name, &bytes)?;
+                } else {
+                    tracing::warn!(
+                        name,
+                        "the bucket's copy does not match its name; not cached"
+                    );
+                }
+            }
+        }
+        // Absent everywhere: the reader says so, with the path it looked for.
+        Ok(path)
+    }
+
+    /// Writes `bytes` durably as `blobs/<name>` unless already there.
+    fn write_local(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.blob_dir.join(name);
+        if dest.exists() {
+            return Ok(());
+        }
+        let sha256 = name.split('.').next().unwrap_or_default();
         let tmp = self
             .blob_dir
             .join(format!(".tmp-{sha256}-{}", std::process::id()));
@@ -43,7 +90,7 @@ impl Store {
         }
         fs::rename(&tmp, &dest)?;
         sync_dir(&self.blob_dir)?;
-        Ok(name)
+        Ok(())
     }
 
     /// Removes image files that no evidence row names, and leftover temporary files.
@@ -60,6 +107,14 @@ impl Store {
             Ok(names)
         })?;
         let mut removed = 0;
+        if let Some(o) = &self.objects {
+            for (name, age) in o.list()? {
+                if !referenced.contains(&name) && age >= o.orphan_grace {
+                    o.delete(&name)?;
+                    removed += 1;
+                }
+            }
+        }
         for entry in fs::read_dir(&self.blob_dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -82,6 +137,8 @@ impl Store {
                 )?)
             })?;
             if !still_used {
+                // The bucket's copy stays until the sweep: another server sharing the bucket may
+                // be storing the same image right now, for a row of its own (see `objects`).
                 match fs::remove_file(self.blob_dir.join(name)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

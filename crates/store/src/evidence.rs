@@ -247,7 +247,7 @@ impl Store {
             })
         })?;
         match (blob, mime) {
-            (Some(b), Some(m)) => Ok((self.blob_dir.join(b), m)),
+            (Some(b), Some(m)) => Ok((self.blob_file(&b)?, m)),
             _ => Err(StoreError::NotFound {
                 what: "image of evidence",
                 id,

@@ -13,6 +13,7 @@ mod evidence;
 mod faults;
 mod incidents;
 mod integrations;
+pub mod objects;
 mod outbox;
 mod people;
 mod postmortem;
@@ -119,6 +120,8 @@ pub struct Store {
     /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
     /// removed between another upload finding it present and committing its row.
     blob_lock: Mutex<()>,
+    /// The bucket the image files live in when shared (`blob_dir` is then its cache).
+    objects: Option<objects::ObjectBlobs>,
     /// The core's narrator, notifier and change feed (see [`tx`]).
     hooks: Hooks,
 }
@@ -132,17 +135,27 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) `opslens.db` and `blobs/` in `data_dir`, migrating forward.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        Self::open_with(data_dir, true)
+        Self::open_with(data_dir, true, &objects::BlobConfig::Local)
     }
 
     /// Opens the store of a data dir that another process (the app) owns, as an analysis
     /// worker does: the same as [`Store::open`] but without sweeping image files no row names
     /// (the owner may be between writing a file and committing its row).
     pub fn open_shared(data_dir: &Path) -> Result<Self> {
-        Self::open_with(data_dir, false)
+        Self::open_with(data_dir, false, &objects::BlobConfig::Local)
     }
 
-    fn open_with(data_dir: &Path, sweep: bool) -> Result<Self> {
+    /// As [`Store::open`], with the image files where `blobs` says (an S3-compatible bucket,
+    /// checked reachable before anything else is opened).
+    pub fn open_with_blobs(data_dir: &Path, blobs: &objects::BlobConfig) -> Result<Self> {
+        Self::open_with(data_dir, true, blobs)
+    }
+
+    fn open_with(data_dir: &Path, sweep: bool, blobs: &objects::BlobConfig) -> Result<Self> {
+        let objects = match blobs {
+            objects::BlobConfig::Local => None,
+            objects::BlobConfig::S3(c) => Some(objects::ObjectBlobs::connect(c)?),
+        };
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("opslens.db");
         let blob_dir = data_dir.join("blobs");
@@ -161,6 +174,7 @@ impl Store {
             writer: Writer::new(writer),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
+            objects,
             hooks: Hooks::default(),
         };
         let removed = if sweep {

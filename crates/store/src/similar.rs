@@ -214,14 +214,14 @@ impl Store {
             )?;
             let rows = st
                 .query_map([limit], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        self.blob_dir.join(r.get::<_, String>(1)?),
-                    ))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
-        })
+        })?
+        .into_iter()
+        .map(|(sha, name)| Ok((sha, self.blob_file(&name)?)))
+        .collect()
     }
 
     /// Stores the fingerprint of the image whose content hash is `sha256` (once: the same
@@ -501,7 +501,8 @@ impl Store {
                 what: "evidence",
                 id,
             }),
-            Some(b) => Ok(b.map(|b| self.blob_dir.join(b))),
+            Some(None) => Ok(None),
+            Some(Some(b)) => Ok(Some(self.blob_file(&b)?)),
         }
     }
 }
