@@ -31,6 +31,8 @@ mod evidence;
 mod fakes;
 #[path = "integration/faults.rs"]
 mod faults;
+#[path = "integration/first_run.rs"]
+mod first_run;
 #[path = "integration/incidents.rs"]
 mod incidents;
 #[path = "integration/lifecycle.rs"]

@@ -18,6 +18,7 @@ pub mod export;
 pub mod feed;
 pub mod incidents;
 pub mod integrations;
+pub mod integration_keys;
 mod narrate;
 mod notify;
 mod outbox;

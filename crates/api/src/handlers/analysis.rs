@@ -89,9 +89,13 @@ pub async fn get(
 /// Start downloading a model from the Hugging Face hub into the standard cache (resumes a
 /// partial download; a pull already running is joined). Follow it with
 /// `GET /models/{id}/pull/events` or by polling `GET /models/{id}`.
+///
+/// Refused with 507 `insufficient_storage`, naming the bytes needed and free, when the disk of
+/// the model cache cannot hold what is left to download (keeping `OPSLENS_LOW_DISK_MB` free).
 #[utoipa::path(post, path = "/models/{id}/pull", tag = "models",
     params(("id" = String, Path)),
-    responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
 pub async fn pull(
     State(s): State<Arc<AnalysisService>>,
     Path(id): Path<String>,
@@ -99,6 +103,19 @@ pub async fn pull(
     let rx = s.pull_model(&id)?;
     let now = rx.borrow().clone();
     Ok((StatusCode::ACCEPTED, Json(now)))
+}
+
+/// Stop the running pull of a model. What arrived stays on disk and the next
+/// `POST /models/{id}/pull` resumes from it; answers once the download has stopped, with
+/// state `cancelled`. 409 when no pull of the model runs.
+#[utoipa::path(delete, path = "/models/{id}/pull", tag = "models",
+    params(("id" = String, Path)),
+    responses((status = 200, body = PullProgress), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_pull(
+    State(s): State<Arc<AnalysisService>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PullProgress>> {
+    Ok(Json(s.cancel_pull(&id).await?))
 }
 
 /// Server-sent events with the progress of a model's pull (`event: progress`, then one

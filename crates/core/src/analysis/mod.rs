@@ -20,6 +20,7 @@ mod status;
 pub mod summary;
 pub mod times;
 mod worker;
+pub mod calibration;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,7 +35,8 @@ use tokio::sync::{watch, Notify};
 pub use config::AnalysisConfig;
 pub use device::ChosenDevice;
 pub use progress::AnalysisProgress;
-pub use pull::PullProgress;
+pub use calibration::Calibration;
+pub use pull::{DownloadPlan, PullProgress};
 pub use remote::RemoteConfig;
 pub use status::{ModelInfo, VlmStatus};
 pub use worker::run_worker_process;
@@ -75,6 +77,8 @@ pub struct AnalysisService {
     entry: Result<ModelEntry, String>,
     engine: Mutex<Engine>,
     pulls: Mutex<HashMap<String, watch::Sender<PullProgress>>>,
+    /// Rung to stop a model's running pull (`DELETE /models/{id}/pull`).
+    pull_stops: Mutex<HashMap<String, Arc<Notify>>>,
     wake: Arc<Notify>,
     /// Whether the worker has marked the queue `waiting-for-model` since it last saw the
     /// model (so it flips the queue once per disappearance, not on every wake).
@@ -94,7 +98,7 @@ pub struct AnalysisService {
 
 impl AnalysisService {
     pub(crate) fn new(db: Db, data_dir: PathBuf, cfg: AnalysisConfig) -> AnalysisService {
-        let manifest = Manifest::builtin();
+        let manifest = cfg.manifest.clone().unwrap_or_else(Manifest::builtin);
         let id = cfg
             .model_id
             .clone()
@@ -117,6 +121,7 @@ impl AnalysisService {
             entry,
             engine: Mutex::new(engine),
             pulls: Mutex::new(HashMap::new()),
+            pull_stops: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             marked_waiting: AtomicBool::new(false),
             progress: progress::Hub::default(),

@@ -9,7 +9,8 @@ use opslens_vlm::WeightMode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::pull::PullProgress;
+use super::calibration::Calibration;
+use super::pull::{DownloadPlan, PullProgress};
 use super::{AnalysisService, Engine};
 use crate::CoreError;
 
@@ -31,6 +32,8 @@ pub struct ModelInfo {
     pub message: Option<String>,
     /// The latest pull, if one ran since the app started.
     pub pull: Option<PullProgress>,
+    /// What downloading it takes here (size left, free disk, whether it fits).
+    pub download: DownloadPlan,
 }
 
 /// Answer of `GET /test/vlm/status`.
@@ -76,6 +79,12 @@ pub struct VlmStatus {
     pub privacy: Option<String>,
     /// This process on the shared queue (`app@host`); jobs record who ran them.
     pub worker: String,
+    /// What downloading the model takes here, while it is missing (`null` once present or
+    /// when analysis is remote).
+    pub download: Option<DownloadPlan>,
+    /// The measured cost of an analysis with this model, weights and device (taken once
+    /// after the first load, when the queue is idle); `null` until measured.
+    pub calibration: Option<Calibration>,
 }
 
 impl AnalysisService {
@@ -161,6 +170,21 @@ impl AnalysisService {
                 ),
             },
         };
+        let download = match (&a.entry, state, &a.cfg.remote) {
+            (Ok(e), "missing" | "downloading", None) => Some(super::pull::plan(e, &a.cfg.models)),
+            _ => None,
+        };
+        let weights_name = format!("{weights:?}").to_lowercase();
+        let calibration = if a.cfg.remote.is_none() {
+            let dir = a.data_dir.clone();
+            tokio::task::spawn_blocking(move || super::calibration::load(&dir))
+                .await
+                .ok()
+                .flatten()
+                .filter(|c| c.is_for(&id, &weights_name, &device.name))
+        } else {
+            None
+        };
         let (id, device_name) = match &a.cfg.remote {
             Some(r) => (r.model.clone(), r.shown_url()),
             None => (id, device.name),
@@ -174,7 +198,7 @@ impl AnalysisService {
             loaded,
             device: device_name,
             device_note: device.note.filter(|_| a.cfg.remote.is_none()),
-            weights: format!("{weights:?}").to_lowercase(),
+            weights: weights_name,
             model_dir: dir.map(|d| d.display().to_string()),
             queue_length,
             queue,
@@ -184,6 +208,8 @@ impl AnalysisService {
             remote_url,
             privacy,
             worker: a.worker_id.clone(),
+            download,
+            calibration,
         })
     }
 
@@ -208,6 +234,7 @@ impl AnalysisService {
             source: found.as_ref().ok().map(|l| l.how.to_string()),
             message: found.as_ref().err().map(|nf| nf.message.clone()),
             pull: self.pull_of(&e.id),
+            download: super::pull::plan(e, &self.cfg.models),
         }
     }
 
