@@ -251,7 +251,10 @@ async fn integration_keys_are_set_from_settings_tested_and_shown_with_their_dest
     assert_eq!(stored["store"], "file", "{stored}");
     assert!(!stored.to_string().contains("secret\""), "the value is never answered");
     let file = std::fs::read_to_string(app.data_dir().join("secrets.env")).unwrap();
-    assert!(file.contains(&format!("SLACK_WEBHOOK_URL={hook}")), "{file}");
+    assert!(
+        file.contains(&format!("SLACK_WEBHOOK_URL='{hook}'")),
+        "{file}"
+    );
 
     // Tested with the stored key, before any restart.
     let c: Value = app
