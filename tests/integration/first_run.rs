@@ -109,7 +109,11 @@ async fn get_the_model_cancel_resume_then_waiting_screenshots_are_analysed_and_t
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = fake.sent.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(fake.sent.load(Ordering::SeqCst), sent, "bytes kept flowing after the cancel");
+    assert_eq!(
+        fake.sent.load(Ordering::SeqCst),
+        sent,
+        "bytes kept flowing after the cancel"
+    );
     let m = app.get_json("/api/v1/models/tiny-hub").await;
     assert_eq!(m["installed"], false);
     assert_eq!(m["pull"]["state"], "cancelled");
@@ -241,7 +245,10 @@ async fn integration_keys_are_set_from_settings_tested_and_shown_with_their_dest
 
     let hook = format!("http://{slack}/services/T0/B0/secret");
     let res = app
-        .req(reqwest::Method::PUT, "/api/v1/integrations/keys/SLACK_WEBHOOK_URL")
+        .req(
+            reqwest::Method::PUT,
+            "/api/v1/integrations/keys/SLACK_WEBHOOK_URL",
+        )
         .json(&json!({ "value": hook }))
         .send()
         .await
@@ -249,7 +256,10 @@ async fn integration_keys_are_set_from_settings_tested_and_shown_with_their_dest
     assert_eq!(res.status(), 200);
     let stored: Value = res.json().await.unwrap();
     assert_eq!(stored["store"], "file", "{stored}");
-    assert!(!stored.to_string().contains("secret\""), "the value is never answered");
+    assert!(
+        !stored.to_string().contains("secret\""),
+        "the value is never answered"
+    );
     let file = std::fs::read_to_string(app.data_dir().join("secrets.env")).unwrap();
     assert!(
         file.contains(&format!("SLACK_WEBHOOK_URL='{hook}'")),
@@ -269,9 +279,21 @@ async fn integration_keys_are_set_from_settings_tested_and_shown_with_their_dest
     // Refusals name the problem and store nothing.
     for (path, body, code) in [
         ("/api/v1/integrations/keys/NOPE", json!({"value": "x"}), 404),
-        ("/api/v1/integrations/keys/GITHUB_TOKEN", json!({"value": "  "}), 422),
-        ("/api/v1/integrations/keys/GITHUB_TOKEN", json!({"value": "a\nb"}), 422),
-        ("/api/v1/integrations/keys/GITHUB_TOKEN", json!({"v": "x"}), 422),
+        (
+            "/api/v1/integrations/keys/GITHUB_TOKEN",
+            json!({"value": "  "}),
+            422,
+        ),
+        (
+            "/api/v1/integrations/keys/GITHUB_TOKEN",
+            json!({"value": "a\nb"}),
+            422,
+        ),
+        (
+            "/api/v1/integrations/keys/GITHUB_TOKEN",
+            json!({"v": "x"}),
+            422,
+        ),
     ] {
         let res = app
             .req(reqwest::Method::PUT, path)

@@ -60,9 +60,12 @@ pub fn describe(cfg: &Config, name: &str) -> (Option<String>, Vec<String>, Strin
                 .into(),
         ),
         "slack" => (
-            cfg.slack_webhook_url
-                .as_ref()
-                .map(|u| format!("{} (the channel the webhook was made for)", mask_url(u.expose()))),
+            cfg.slack_webhook_url.as_ref().map(|u| {
+                format!(
+                    "{} (the channel the webhook was made for)",
+                    mask_url(u.expose())
+                )
+            }),
             posted,
             "posts a message per change of an incident to one Slack channel (incoming webhook)"
                 .into(),
@@ -103,7 +106,13 @@ pub fn describe(cfg: &Config, name: &str) -> (Option<String>, Vec<String>, Strin
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetKey {
-    /// The value, one line (a token, a webhook URL, comma-separated repos).
+    /// The value, one line without control characters and not blank (a token, a webhook
+    /// URL, comma-separated repos); spaces around it are dropped.
+    #[schema(
+        min_length = 1,
+        max_length = 8192,
+        pattern = r"^[^\x00-\x1F\x7F]*[^\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F]*$"
+    )]
     pub value: String,
 }
 
@@ -122,6 +131,9 @@ pub struct KeyStored {
     pub message: String,
 }
 
+/// How long a check from Settings may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Longest value accepted (a webhook URL list fits many times over).
 const MAX_VALUE: usize = 8192;
 
@@ -138,17 +150,19 @@ impl IntegrationService {
                 keys.join(", ")
             )));
         }
-        let value = value.trim();
-        if value.is_empty() {
-            return Err(CoreError::Invalid("value: must not be empty".into()));
-        }
-        if value.contains(['\n', '\r']) {
-            return Err(CoreError::Invalid("value: must be one line".into()));
-        }
         if value.chars().count() > MAX_VALUE {
             return Err(CoreError::Invalid(format!(
                 "value: at most {MAX_VALUE} characters"
             )));
+        }
+        if value.chars().any(|c| c <= '\x1f' || c == '\x7f') {
+            return Err(CoreError::Invalid(
+                "value: must be one line without control characters".into(),
+            ));
+        }
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(CoreError::Invalid("value: must not be blank".into()));
         }
         let (key, val) = (name.to_string(), value.to_string());
         let dir = self.data_dir.clone();
@@ -168,20 +182,28 @@ impl IntegrationService {
             crate::token::create_private_dir(&dir)
                 .and_then(|()| secrets::write_file_key(&dir, &key, Some(&val)))
                 .map_err(|e| {
-                    CoreError::internal(format!("cannot write {}", dir.join(secrets::SECRETS_FILE).display()), e)
+                    CoreError::internal(
+                        format!("cannot write {}", dir.join(secrets::SECRETS_FILE).display()),
+                        e,
+                    )
                 })?;
-            Ok(("file", format!("{} (mode 0600)", dir.join(secrets::SECRETS_FILE).display())))
+            Ok((
+                "file",
+                format!("{} (mode 0600)", dir.join(secrets::SECRETS_FILE).display()),
+            ))
         })
         .await??;
-        let shadowed = self.secrets_from_env
-            && std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+        let shadowed =
+            self.secrets_from_env && std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         Ok(KeyStored {
             name: name.to_string(),
             store: store.into(),
             stored_in: stored_in.clone(),
             shadowed_by_env: shadowed,
             message: if shadowed {
-                format!("stored in {stored_in}, but the environment variable {name} is set and wins")
+                format!(
+                    "stored in {stored_in}, but the environment variable {name} is set and wins"
+                )
             } else {
                 format!(
                     "stored in {stored_in}; \"Test\" checks it now, and OpsLens uses it for syncs \
@@ -224,7 +246,16 @@ impl IntegrationService {
             data_dir: self.data_dir.clone(),
             secrets_from_env: self.secrets_from_env,
         };
-        let (status, latency_ms, message) = fresh.check_one(name).await;
+        // A Settings button must answer: a host that never answers is an error after 8 s.
+        let (status, latency_ms, message) =
+            match tokio::time::timeout(CHECK_TIMEOUT, fresh.check_one(name)).await {
+                Ok(r) => r,
+                Err(_) => (
+                    "error".into(),
+                    None,
+                    format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
+                ),
+            };
         Ok(IntegrationCheck {
             name: name.into(),
             configured: true,

@@ -286,7 +286,10 @@ pub async fn pull_stoppable(
 /// with the count of bytes written in order), found for the files whose digest is pinned.
 pub fn bytes_present(entry: &ModelEntry, settings: &ModelSettings) -> u64 {
     let snap = settings.snapshot_dir(entry);
-    let blobs = settings.cache_dir.join(entry.cache_folder_name()).join("blobs");
+    let blobs = settings
+        .cache_dir
+        .join(entry.cache_folder_name())
+        .join("blobs");
     entry
         .files
         .iter()
@@ -296,7 +299,12 @@ pub fn bytes_present(entry: &ModelEntry, settings: &ModelSettings) -> u64 {
             }
             f.sha256
                 .as_ref()
-                .and_then(|h| committed_part(&blobs.join(format!("{}.sync.part", h.to_lowercase())), f.size))
+                .and_then(|h| {
+                    committed_part(
+                        &blobs.join(format!("{}.sync.part", h.to_lowercase())),
+                        f.size,
+                    )
+                })
                 .unwrap_or(0)
         })
         .sum()
@@ -317,7 +325,9 @@ fn committed_part(path: &std::path::Path, size: u64) -> Option<u64> {
 
 /// Bytes a pull of `entry` still has to download.
 pub fn bytes_to_fetch(entry: &ModelEntry, settings: &ModelSettings) -> u64 {
-    entry.total_size().saturating_sub(bytes_present(entry, settings))
+    entry
+        .total_size()
+        .saturating_sub(bytes_present(entry, settings))
 }
 
 /// Downloads like [`pull`], with `opts`.

@@ -68,7 +68,10 @@ pub fn load(data_dir: &Path) -> Option<Calibration> {
 /// Stores `c`, replacing the file whole (written aside, then renamed).
 pub fn store(data_dir: &Path, c: &Calibration) -> std::io::Result<()> {
     let tmp = data_dir.join(format!("{FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(c).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(c).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, data_dir.join(FILE))
 }
 

@@ -44,8 +44,9 @@ fn manifest_from_env(path: Option<String>) -> Option<opslens_models::Manifest> {
     let path = path?;
     match std::fs::read_to_string(&path)
         .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str::<opslens_models::Manifest>(&t).map_err(|e| e.to_string()))
-    {
+        .and_then(|t| {
+            serde_json::from_str::<opslens_models::Manifest>(&t).map_err(|e| e.to_string())
+        }) {
         Ok(m) if m.get(&m.default).is_ok() => Some(m),
         Ok(_) => {
             tracing::warn!(%path, "OPSLENS_MODELS_MANIFEST: its `default` names no model in it; using the built-in manifest");

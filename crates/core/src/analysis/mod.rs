@@ -4,6 +4,7 @@
 //! and the model's output handling (`findings`, `times`, `prompts`). Uploads only add a queue
 //! row; they never wait for the model.
 
+pub mod calibration;
 pub mod compare;
 mod config;
 pub mod device;
@@ -20,7 +21,6 @@ mod status;
 pub mod summary;
 pub mod times;
 mod worker;
-pub mod calibration;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,10 +32,10 @@ use opslens_models::{Located, Manifest, ModelEntry};
 use opslens_vlm::{EngineHandle, WeightMode};
 use tokio::sync::{watch, Notify};
 
+pub use calibration::Calibration;
 pub use config::AnalysisConfig;
 pub use device::ChosenDevice;
 pub use progress::AnalysisProgress;
-pub use calibration::Calibration;
 pub use pull::{DownloadPlan, PullProgress};
 pub use remote::RemoteConfig;
 pub use status::{ModelInfo, VlmStatus};

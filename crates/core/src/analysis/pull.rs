@@ -61,9 +61,7 @@ pub struct DownloadPlan {
 
 /// Free space of the file system that will hold `dir` (its nearest existing ancestor).
 fn free_for(dir: &Path) -> Option<u64> {
-    dir.ancestors()
-        .find(|d| d.exists())
-        .and_then(free_bytes)
+    dir.ancestors().find(|d| d.exists()).and_then(free_bytes)
 }
 
 /// What pulling `e` with `s` needs, measured now.

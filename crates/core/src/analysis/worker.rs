@@ -206,7 +206,8 @@ impl AnalysisService {
             Ok(c) => {
                 tracing::info!(model = %c.model, device = %c.device, ttft_s = c.seconds_to_first_token, decode_tokens_per_s = ?c.decode_tokens_per_s, "calibrated: a 1280x720 screenshot");
                 let dir = self.data_dir.clone();
-                let stored = tokio::task::spawn_blocking(move || super::calibration::store(&dir, &c)).await;
+                let stored =
+                    tokio::task::spawn_blocking(move || super::calibration::store(&dir, &c)).await;
                 if let Ok(Err(e)) = stored {
                     tracing::warn!(error = %e, "cannot store the calibration");
                 }
