@@ -2568,7 +2568,10 @@ export interface components {
         };
         /** @description Body of `PUT /integrations/keys/{name}`. */
         SetKey: {
-            /** @description The value, one line (a token, a webhook URL, comma-separated repos). */
+            /**
+             * @description The value, one line without control characters and not blank (a token, a webhook
+             *     URL, comma-separated repos); spaces around it are dropped.
+             */
             value: string;
         };
         /**
