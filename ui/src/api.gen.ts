@@ -959,7 +959,8 @@ export interface paths {
         };
         /**
          * Server-sent events with the progress of a model's pull (`event: progress`, then one
-         *     `event: done` or `event: failed`).
+         *     `event: done`, `event: failed` or `event: cancelled`). Starts the pull when none runs (so
+         *     it is refused with 507 like `POST /models/{id}/pull` when the disk cannot hold it).
          */
         get: operations["pull_events"];
         put?: never;
@@ -8855,6 +8856,15 @@ export interface operations {
             };
             /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

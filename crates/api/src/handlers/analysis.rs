@@ -119,11 +119,12 @@ pub async fn cancel_pull(
 }
 
 /// Server-sent events with the progress of a model's pull (`event: progress`, then one
-/// `event: done` or `event: failed`).
+/// `event: done`, `event: failed` or `event: cancelled`). Starts the pull when none runs (so
+/// it is refused with 507 like `POST /models/{id}/pull` when the disk cannot hold it).
 #[utoipa::path(get, path = "/models/{id}/pull/events", tag = "models",
     params(("id" = String, Path)),
     responses((status = 200, description = "text/event-stream of PullProgress objects"),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn pull_events(
     State(s): State<Arc<AnalysisService>>,
     Path(id): Path<String>,
