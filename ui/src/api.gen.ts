@@ -7788,6 +7788,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example TEAMS_WEBHOOK_URL */
                 name: string;
             };
             cookie?: never;
@@ -8242,6 +8243,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example teams */
                 name: string;
             };
             cookie?: never;
@@ -8631,6 +8633,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example qwen3-vl-2b-instruct */
                 id: string;
             };
             cookie?: never;
@@ -8717,6 +8720,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example qwen3-vl-2b-instruct */
                 id: string;
             };
             cookie?: never;

@@ -93,7 +93,7 @@ pub async fn get(
 /// Refused with 507 `insufficient_storage`, naming the bytes needed and free, when the disk of
 /// the model cache cannot hold what is left to download (keeping `OPSLENS_LOW_DISK_MB` free).
 #[utoipa::path(post, path = "/models/{id}/pull", tag = "models",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, example = "qwen3-vl-2b-instruct")),
     responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 507, body = ErrorBody)))]
 pub async fn pull(
@@ -109,7 +109,7 @@ pub async fn pull(
 /// `POST /models/{id}/pull` resumes from it; answers once the download has stopped, with
 /// state `cancelled`. 409 when no pull of the model runs.
 #[utoipa::path(delete, path = "/models/{id}/pull", tag = "models",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, example = "qwen3-vl-2b-instruct")),
     responses((status = 200, body = PullProgress), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_pull(
     State(s): State<Arc<AnalysisService>>,

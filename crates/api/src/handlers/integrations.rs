@@ -29,7 +29,7 @@ pub async fn test_all(State(s): State<Arc<IntegrationService>>) -> Json<Integrat
 /// OS keychain, else `DATA_DIR/secrets.env` (mode 0600). The value is never answered back.
 /// The running integrations keep the keys they read at start until a restart;
 /// `POST /integrations/{name}/test` checks the stored keys now.
-#[utoipa::path(put, path = "/integrations/keys/{name}", tag = "integrations", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/integrations/keys/{name}", tag = "integrations", params(("name" = String, Path, example = "TEAMS_WEBHOOK_URL")),
     request_body = SetKey,
     responses((status = 200, body = KeyStored), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "not a key OpsLens reads"), (status = 422, body = ErrorBody)))]
@@ -43,7 +43,7 @@ pub async fn set_key(
 
 /// Check one integration with its keys as stored now (also those set since the start), by a
 /// real call that changes nothing where the service has one.
-#[utoipa::path(post, path = "/integrations/{name}/test", tag = "integrations", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/integrations/{name}/test", tag = "integrations", params(("name" = String, Path, example = "teams")),
     responses((status = 200, body = IntegrationCheck), (status = 404, body = ErrorBody)))]
 pub async fn test_one(
     State(s): State<Arc<IntegrationService>>,
