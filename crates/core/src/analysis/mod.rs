@@ -36,7 +36,7 @@ pub use calibration::Calibration;
 pub use config::AnalysisConfig;
 pub use device::ChosenDevice;
 pub use progress::AnalysisProgress;
-pub use pull::{DownloadPlan, PullProgress};
+pub use pull::{download_plan, download_refusal, DownloadPlan, PullProgress};
 pub use remote::RemoteConfig;
 pub use status::{ModelInfo, VlmStatus};
 pub use worker::run_worker_process;

@@ -65,7 +65,7 @@ fn free_for(dir: &Path) -> Option<u64> {
 }
 
 /// What pulling `e` with `s` needs, measured now.
-pub(crate) fn plan(e: &ModelEntry, s: &ModelSettings) -> DownloadPlan {
+pub fn download_plan(e: &ModelEntry, s: &ModelSettings) -> DownloadPlan {
     let present = opslens_models::bytes_present(e, s);
     let download = e.total_size().saturating_sub(present);
     let free = free_for(&s.cache_dir);
@@ -80,11 +80,31 @@ pub(crate) fn plan(e: &ModelEntry, s: &ModelSettings) -> DownloadPlan {
     }
 }
 
+/// Why a pull of `id` is refused under `p`, with the figures; `None` when it fits. The app
+/// and `opslens models pull` say the same.
+pub fn download_refusal(id: &str, p: &DownloadPlan) -> Option<String> {
+    if p.fits {
+        return None;
+    }
+    let free = p.free_bytes.unwrap_or(0);
+    Some(format!(
+        "not enough disk space for {id}: the download needs {} ({} bytes) and {} should stay \
+         free, but {} has only {} ({} bytes) free; free some space or point HF_HUB_CACHE at a \
+         bigger disk",
+        human_bytes(p.download_bytes),
+        p.download_bytes,
+        human_bytes(p.reserve_bytes),
+        p.cache_dir,
+        human_bytes(free),
+        free
+    ))
+}
+
 impl AnalysisService {
     /// What getting model `id` would take on this machine.
     pub fn download_plan(&self, id: &str) -> Result<DownloadPlan, CoreError> {
         let e = self.manifest.get(id).map_err(CoreError::NotFound)?;
-        Ok(plan(e, &self.cfg.models))
+        Ok(download_plan(e, &self.cfg.models))
     }
 
     /// Starts pulling a model in the background (or returns the pull already running) and
@@ -106,20 +126,9 @@ impl AnalysisService {
                 return Ok(w.subscribe());
             }
         }
-        let p = plan(&e, &self.cfg.models);
-        if !p.fits {
-            let free = p.free_bytes.unwrap_or(0);
-            return Err(CoreError::InsufficientStorage(format!(
-                "not enough disk space for {id}: the download needs {} ({} bytes) and {} \
-                 should stay free, but {} has only {} ({} bytes) free; free some space or \
-                 point HF_HUB_CACHE at a bigger disk",
-                human_bytes(p.download_bytes),
-                p.download_bytes,
-                human_bytes(p.reserve_bytes),
-                p.cache_dir,
-                human_bytes(free),
-                free
-            )));
+        let p = download_plan(&e, &self.cfg.models);
+        if let Some(why) = download_refusal(id, &p) {
+            return Err(CoreError::InsufficientStorage(why));
         }
         let (tx, rx) = watch::channel(PullProgress {
             state: "downloading".into(),

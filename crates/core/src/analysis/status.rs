@@ -171,7 +171,9 @@ impl AnalysisService {
             },
         };
         let download = match (&a.entry, state, &a.cfg.remote) {
-            (Ok(e), "missing" | "downloading", None) => Some(super::pull::plan(e, &a.cfg.models)),
+            (Ok(e), "missing" | "downloading", None) => {
+                Some(super::pull::download_plan(e, &a.cfg.models))
+            }
             _ => None,
         };
         let weights_name = format!("{weights:?}").to_lowercase();
@@ -234,7 +236,7 @@ impl AnalysisService {
             source: found.as_ref().ok().map(|l| l.how.to_string()),
             message: found.as_ref().err().map(|nf| nf.message.clone()),
             pull: self.pull_of(&e.id),
-            download: super::pull::plan(e, &self.cfg.models),
+            download: super::pull::download_plan(e, &self.cfg.models),
         }
     }
 
