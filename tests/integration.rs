@@ -33,6 +33,8 @@ mod exposure;
 mod fakes;
 #[path = "integration/faults.rs"]
 mod faults;
+#[path = "integration/first_run.rs"]
+mod first_run;
 #[path = "integration/incidents.rs"]
 mod incidents;
 #[path = "integration/lifecycle.rs"]

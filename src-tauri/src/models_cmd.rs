@@ -198,6 +198,11 @@ pub async fn run(cmd: ModelsCmd, args: &ModelArgs) -> anyhow::Result<()> {
 }
 
 async fn pull(e: &ModelEntry, settings: &ModelSettings) -> anyhow::Result<()> {
+    // The free disk first, as the app's "Get the model" does.
+    let plan = opslens_core::analysis::download_plan(e, settings);
+    if let Some(why) = opslens_core::analysis::download_refusal(&e.id, &plan) {
+        anyhow::bail!(why);
+    }
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(e.total_size())
     } else {

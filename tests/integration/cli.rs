@@ -128,3 +128,29 @@ fn version_names_the_cargo_version_and_the_commit() {
         "{out}"
     );
 }
+
+#[test]
+fn models_pull_refuses_a_download_the_disk_cannot_hold_before_any_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(["models", "pull"])
+        .env("OPSLENS_DATA_DIR", dir.path().join("data"))
+        .env("HF_HOME", dir.path().join("hf"))
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .env_remove("OPSLENS_MODEL_DIR")
+        .env_remove("OPSLENS_MODEL")
+        // A reserve no disk has: the 4 GB model cannot fit with it.
+        .env("OPSLENS_LOW_DISK_MB", "1000000000")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("not enough disk space for qwen3-vl-2b-instruct")
+            && err.contains("bytes) free"),
+        "{err}"
+    );
+    assert!(!err.contains("cannot reach"), "{err}");
+}

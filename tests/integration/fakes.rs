@@ -5,6 +5,8 @@
 
 #[path = "fakes/github.rs"]
 pub mod github;
+#[path = "fakes/hub.rs"]
+pub mod hub;
 #[path = "fakes/openai.rs"]
 pub mod openai;
 #[path = "fakes/pagerduty.rs"]

@@ -36,6 +36,21 @@ async fn hypotheses_and_actions_are_tracked_on_the_timeline() {
         )
         .await;
     assert_eq!(error_code(res, 409).await, "conflict");
+    // an unknown evidence id is the body's fault (422), the incident exists
+    let res = app
+        .post(
+            &format!("/api/v1/incidents/{id}/hypotheses"),
+            &json!({"statement": "s", "evidence_ids": [999_999]}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app
+        .patch(
+            &format!("/api/v1/hypotheses/{}", h["id"]),
+            &json!({"evidence_ids": [999_999]}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
     let res = app
         .patch(
             &format!("/api/v1/hypotheses/{}", h["id"]),

@@ -754,6 +754,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/integrations/keys/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Store an integration key (token, webhook URL, …) where `opslens secrets set` stores it: the
+         *     OS keychain, else `DATA_DIR/secrets.env` (mode 0600). The value is never answered back.
+         *     The running integrations keep the keys they read at start until a restart;
+         *     `POST /integrations/{name}/test` checks the stored keys now.
+         */
+        put: operations["set_key"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/integrations/outbox": {
         parameters: {
             query?: never;
@@ -819,6 +841,26 @@ export interface paths {
         put?: never;
         /** Run a sync now (`pagerduty` or `github`). */
         post: operations["sync"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check one integration with its keys as stored now (also those set since the start), by a
+         *     real call that changes nothing where the service has one.
+         */
+        post: operations["test_one"];
         delete?: never;
         options?: never;
         head?: never;
@@ -893,9 +935,16 @@ export interface paths {
          * Start downloading a model from the Hugging Face hub into the standard cache (resumes a
          *     partial download; a pull already running is joined). Follow it with
          *     `GET /models/{id}/pull/events` or by polling `GET /models/{id}`.
+         * @description Refused with 507 `insufficient_storage`, naming the bytes needed and free, when the disk of
+         *     the model cache cannot hold what is left to download (keeping `OPSLENS_LOW_DISK_MB` free).
          */
         post: operations["pull"];
-        delete?: never;
+        /**
+         * Stop the running pull of a model. What arrived stays on disk and the next
+         *     `POST /models/{id}/pull` resumes from it; answers once the download has stopped, with
+         *     state `cancelled`. 409 when no pull of the model runs.
+         */
+        delete: operations["cancel_pull"];
         options?: never;
         head?: never;
         patch?: never;
@@ -910,7 +959,8 @@ export interface paths {
         };
         /**
          * Server-sent events with the progress of a model's pull (`event: progress`, then one
-         *     `event: done` or `event: failed`).
+         *     `event: done`, `event: failed` or `event: cancelled`). Starts the pull when none runs (so
+         *     it is refused with 507 like `POST /models/{id}/pull` when the disk cannot hold it).
          */
         get: operations["pull_events"];
         put?: never;
@@ -1223,6 +1273,39 @@ export interface components {
              */
             question?: string | null;
         };
+        /** @description One measurement. */
+        Calibration: {
+            /**
+             * Format: double
+             * @description Seconds a typical analysis takes here: the first token plus
+             *     [`TYPICAL_TOKENS`] at the measured decode speed.
+             */
+            analysis_seconds: number;
+            /**
+             * Format: double
+             * @description Tokens per second after the first.
+             */
+            decode_tokens_per_s?: number | null;
+            /** @description The device it ran on. */
+            device: string;
+            /** @description The picture's size, `1280x720`. */
+            image: string;
+            /**
+             * Format: date-time
+             * @description When it was measured.
+             */
+            measured_at: string;
+            /** @description Manifest id of the model measured. */
+            model: string;
+            /**
+             * Format: double
+             * @description Seconds from submitting the screenshot to the first token written (image preprocessing,
+             *     vision tower, prompt prefill and one decode step).
+             */
+            seconds_to_first_token: number;
+            /** @description Its weight storage (`q4k`, `f32`, …). */
+            weights: string;
+        };
         /**
          * @description Body of `POST /capture`. `{}` captures the monitor under the pointer onto the active
          *     incident.
@@ -1266,6 +1349,34 @@ export interface components {
              * @description All of it.
              */
             total_bytes: number;
+        };
+        /** @description What getting a model would take here: the download left and whether the disk holds it. */
+        DownloadPlan: {
+            /** @description Where the model goes (the Hugging Face cache folder). */
+            cache_dir: string;
+            /**
+             * Format: int64
+             * @description Bytes still to download (the manifest's sizes, less what is already on disk).
+             */
+            download_bytes: number;
+            /** @description Whether the download fits (true when free space is unknown). */
+            fits: boolean;
+            /**
+             * Format: int64
+             * @description Free bytes on the disk of the model cache; `null` where it cannot be read.
+             */
+            free_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Bytes already on disk (whole files and the kept part of a stopped download).
+             */
+            present_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes a pull leaves free (`OPSLENS_LOW_DISK_MB`, default 1 GiB), so the download does
+             *     not fill the disk.
+             */
+            reserve_bytes: number;
         };
         /** @description Why an incident looks like a duplicate of an open one. */
         DuplicateHint: {
@@ -1682,6 +1793,10 @@ export interface components {
         IntegrationInfo: {
             /** @description Whether its keys are present. */
             configured: boolean;
+            /** @description What it talks to, with credentials in URLs masked; `null` while not configured. */
+            destination?: string | null;
+            /** @description The keys it needs (names only), each settable from Settings. */
+            keys: string[];
             /** @description Keys still missing (names only). */
             missing_keys: string[];
             /** @description `pagerduty`, `github`, … */
@@ -1691,7 +1806,11 @@ export interface components {
              *     integration is told apart from one that failed once.
              */
             recent_errors: components["schemas"]["IntegrationError"][];
+            /** @description The kinds of events it sends there (empty for integrations that only read). */
+            sends: string[];
             state?: null | components["schemas"]["IntegrationState"];
+            /** @description What it does, in a sentence: what it reads or sends, and where. */
+            what: string;
         };
         /** @description Sync bookkeeping of one integration. */
         IntegrationState: {
@@ -1743,6 +1862,19 @@ export interface components {
         IntegrationsReport: {
             /** @description One entry per known integration. */
             integrations: components["schemas"]["IntegrationCheck"][];
+        };
+        /** @description Answer of `PUT /integrations/keys/{name}`. */
+        KeyStored: {
+            /** @description What the user should know next. */
+            message: string;
+            /** @description The key. */
+            name: string;
+            /** @description The environment variable of the same name is set and wins over the stored value. */
+            shadowed_by_env: boolean;
+            /** @description `keychain` or `file`. */
+            store: string;
+            /** @description Where, in words (`the OS keychain`, the secrets.env path). */
+            stored_in: string;
         };
         /** @description Answer of `POST /auth/code`. */
         LoginCode: {
@@ -1800,6 +1932,8 @@ export interface components {
             active: boolean;
             /** @description Where, when installed. */
             dir?: string | null;
+            /** @description What downloading it takes here (size left, free disk, whether it fits). */
+            download: components["schemas"]["DownloadPlan"];
             /** @description Manifest entry: repo, pinned revision, files, licence, quantizations. */
             entry: Record<string, never>;
             /** @description Whether all its files are present. */
@@ -2200,12 +2334,23 @@ export interface components {
         /** @description Progress of a model pull, as the API shows it. */
         PullProgress: {
             /**
+             * Format: double
+             * @description Download speed measured over this pull (bytes fetched now, not the ones resumed),
+             *     once a second of it has passed.
+             */
+            bytes_per_s?: number | null;
+            /**
              * Format: int64
              * @description Bytes present so far.
              */
             done_bytes: number;
             /** @description Why it failed. */
             error?: string | null;
+            /**
+             * Format: double
+             * @description Seconds left at that speed.
+             */
+            eta_s?: number | null;
             /** @description File being fetched. */
             file?: string | null;
             /**
@@ -2218,7 +2363,10 @@ export interface components {
              * @description When it began.
              */
             started_at: string;
-            /** @description `downloading`, `done` or `failed`. */
+            /**
+             * @description `downloading`, `done`, `failed` or `cancelled` (what arrived is kept; the next pull
+             *     resumes from it).
+             */
             state: string;
             /**
              * Format: int64
@@ -2431,6 +2579,14 @@ export interface components {
         SessionToken: {
             /** @description The API token, for `Authorization: Bearer`. */
             token: string;
+        };
+        /** @description Body of `PUT /integrations/keys/{name}`. */
+        SetKey: {
+            /**
+             * @description The value, one line without control characters and not blank (a token, a webhook
+             *     URL, comma-separated repos); spaces around it are dropped.
+             */
+            value: string;
         };
         /**
          * @description How bad an incident is. The seed guide uses `low` and `high`; the four levels match
@@ -2726,6 +2882,7 @@ export interface components {
         UserRole: "admin" | "member" | "viewer";
         /** @description Answer of `GET /test/vlm/status`. */
         VlmStatus: {
+            calibration?: null | components["schemas"]["Calibration"];
             /**
              * @description Compute device: the one the loaded model runs on, else the one it will load on
              *     (`cpu`, `cuda:0`, `metal:0`).
@@ -2743,6 +2900,7 @@ export interface components {
              *     loading the model and the CPU took over. A meaningless `OPSLENS_DEVICE` is named here.
              */
             device_note?: string | null;
+            download?: null | components["schemas"]["DownloadPlan"];
             /** @description Timings of the most recent finished analysis. */
             last_analysis?: Record<string, never> | null;
             /** @description Whether the model is loaded in memory (it loads on the first job and stays). */
@@ -8176,6 +8334,137 @@ export interface operations {
             };
         };
     };
+    set_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example TEAMS_WEBHOOK_URL */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetKey"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyStored"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not a key OpsLens reads */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     outbox: {
         parameters: {
             query?: {
@@ -8555,6 +8844,106 @@ export interface operations {
             };
         };
     };
+    test_one: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example teams */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationCheck"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     me: {
         parameters: {
             query?: never;
@@ -8905,6 +9294,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example qwen3-vl-2b-instruct */
                 id: string;
             };
             cookie?: never;
@@ -8959,6 +9349,104 @@ export interface operations {
             };
             /** @description A value is not acceptable; the message names the field (`invalid`, `invalid_body`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_pull: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example qwen3-vl-2b-instruct */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullProgress"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request contradicts stored data or a missing configuration (`conflict`, `not_configured`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9066,6 +9554,15 @@ export interface operations {
             };
             /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

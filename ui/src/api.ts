@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, ScreenComparison, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, IntegrationCheck, IntegrationsOverview, KeyStored, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, ScreenComparison, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -108,6 +108,12 @@ export const api = {
   info: () => json<ServerInfo>('GET', '/info'),
   vlmStatus: () => json<VlmStatus>('GET', '/test/vlm/status'),
   pullModel: (id: string) => json<PullProgress>('POST', `/models/${encodeURIComponent(id)}/pull`),
+  cancelPull: (id: string) => json<PullProgress>('DELETE', `/models/${encodeURIComponent(id)}/pull`),
+  integrations: () => json<IntegrationsOverview>('GET', '/integrations'),
+  setKey: (name: string, value: string) =>
+    json<KeyStored>('PUT', `/integrations/keys/${encodeURIComponent(name)}`, { value }),
+  testIntegration: (name: string) =>
+    json<IntegrationCheck>('POST', `/integrations/${encodeURIComponent(name)}/test`),
   analyze: (evidence: number, question?: string) =>
     json<AnalysisJob>('POST', `/evidence/${evidence}/analyze`, question ? { question } : {}),
   analysisJob: (id: number) => json<AnalysisJob>('GET', `/analysis/jobs/${id}`),

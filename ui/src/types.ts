@@ -40,6 +40,14 @@ export type SearchKind = Schemas['SearchKind'];
 export type PullProgress = Schemas['PullProgress'];
 export type AnalysisJob = Schemas['AnalysisJob'];
 export type VlmStatus = Schemas['VlmStatus'];
+/** What getting a model takes here: bytes left, free disk, whether it fits. */
+export type DownloadPlan = Schemas['DownloadPlan'];
+/** The measured cost of an analysis on this machine. */
+export type Calibration = Schemas['Calibration'];
+export type IntegrationsOverview = Schemas['IntegrationsOverview'];
+export type IntegrationInfo = Schemas['IntegrationInfo'];
+export type IntegrationCheck = Schemas['IntegrationCheck'];
+export type KeyStored = Schemas['KeyStored'];
 /** One event of `GET /evidence/{id}/analysis/stream`: the text so far of a running analysis. */
 export type AnalysisProgress = Schemas['AnalysisProgress'];
 export type SummaryDraft = Schemas['SummaryDraft'];

@@ -746,6 +746,11 @@ test('a nearly full disk is announced on every page before writes fail', { timeo
     assert.ok((await banner.innerText()).includes(s.dir), 'names the data dir');
     await page.goto(`${s.base}/#/settings`);
     await page.locator('[data-field="disk"] .error-line').waitFor();
+    // The model's download is refused up front, with the figures, when it would fill the disk.
+    const check = page.locator('[data-field="first-run"] [data-field="disk-check"].error-line');
+    await check.waitFor();
+    assert.match(await check.innerText(), /^Not enough disk space: the download needs .* should stay free, but .* has only .* free\./);
+    assert.ok(await page.locator('[data-field="first-run"] [data-action="get-model"]').isDisabled());
     await shot(page, 'disk-warning.png', false);
   } finally {
     await browser.close();
@@ -998,6 +1003,172 @@ test('a remote analysis fills the findings panel as the model writes, and says s
     s.proc.kill('SIGTERM');
     await new Promise((r) => s.proc.once('exit', r));
     ai.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+// A stand-in for the Hugging Face hub's `resolve` endpoint (byte ranges, `x-repo-commit`,
+// `x-linked-etag`) serving the committed tiny checkpoint slowly, so the download can be
+// watched and stopped; no network.
+const HUB_REV = '0123456789abcdef0123456789abcdef01234567';
+async function fakeHub(pauseMs: number): Promise<{ url: string; close: () => void }> {
+  const { createHash } = await import('node:crypto');
+  const dir = join(repo, 'models/test/tiny-qwen3-vl');
+  const srv = createServer((req, res) => {
+    const m = /^\/opslens\/tiny\/resolve\/([^/]+)\/(.+)$/.exec(req.url ?? '');
+    const file = m && m[1] === HUB_REV ? join(dir, decodeURIComponent(m[2] ?? '')) : '';
+    if (!file || !existsSync(file)) { res.writeHead(404, { 'x-error-code': 'EntryNotFound' }).end('Entry not found'); return; }
+    const bytes = readFileSync(file);
+    const range = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '');
+    const start = range ? Number(range[1]) : 0;
+    const end = range && range[2] ? Math.min(Number(range[2]), bytes.length - 1) : bytes.length - 1;
+    res.writeHead(206, {
+      'x-repo-commit': HUB_REV,
+      'x-linked-etag': `"${createHash('sha256').update(bytes).digest('hex')}"`,
+      'content-range': `bytes ${start}-${end}/${bytes.length}`,
+      'content-length': String(end + 1 - start),
+    });
+    if (req.method === 'HEAD') { res.end(); return; }
+    let at = start;
+    const step = (): void => {
+      if (res.destroyed) return;
+      if (at > end) { res.end(); return; }
+      const to = Math.min(at + 16 * 1024, end + 1);
+      res.write(bytes.subarray(at, to));
+      at = to;
+      setTimeout(step, pauseMs);
+    };
+    step();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, close: () => { srv.closeAllConnections(); srv.close(); } };
+}
+
+test('first run: get the model in one click, cancel, resume; the waiting screenshot is analysed and the cost measured', { timeout: 180_000 }, async () => {
+  const hub = await fakeHub(120);
+  const work = mkdtempSync(join(tmpdir(), 'opslens-firstrun-'));
+  const manifest = JSON.parse(readFileSync(join(repo, 'models/manifest.json'), 'utf8')) as {
+    default: string; models: { id: string; hub: boolean; repo: string; revision: string; files: { size: number }[] }[];
+  };
+  const tiny = manifest.models.find((x) => x.id === 'tiny-qwen3-vl-test');
+  assert.ok(tiny);
+  const total = tiny.files.reduce((n, f) => n + f.size, 0);
+  manifest.models.push({ ...tiny, id: 'tiny-hub', hub: true, repo: 'opslens/tiny', revision: HUB_REV });
+  manifest.default = 'tiny-hub';
+  writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest));
+  const s = await startServer({
+    OPSLENS_MODELS_MANIFEST: join(work, 'manifest.json'), HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(work, 'hub'),
+    HF_HUB_OFFLINE: '', OPSLENS_ANALYSIS_MAX_TOKENS: '24', OPSLENS_ANALYSIS_POLL_MS: '300',
+  });
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    // A screenshot filed before the model exists.
+    const inc = await apiCall(s, 'POST', '/incidents', { title: 'First day on call' }) as { id: number };
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array(dashboardPng(1280, 720))], { type: 'image/png' }), 'grafana.png');
+    const up = await fetch(`${s.base}/api/v1/evidence/incident/${inc.id}/upload-screenshot`, {
+      method: 'POST', headers: { Authorization: `Bearer ${s.token}` }, body: form,
+    });
+    assert.equal(up.status, 201);
+    const ev = (await up.json()) as { id: number; analysis_state: string };
+    assert.equal(ev.analysis_state, 'waiting-for-model');
+
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' })).newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim());
+    const card = page.locator('[data-field="first-run"]');
+    // One click, the honest size and a time estimate, the disk checked, the waiting screenshot.
+    const get = card.locator('[data-action="get-model"]');
+    await get.waitFor();
+    assert.equal(await get.innerText(), `Get the model (${(total / 1024).toFixed(1)} KiB)`);
+    assert.match(await card.locator('[data-field="estimate"]').innerText(), /That takes about 1 s at 100 Mbit\/s, about 1 s at 20 Mbit\/s\./);
+    assert.match(await card.locator('[data-field="disk-check"]').innerText(), /free on the disk of .*: it fits\./);
+    assert.match(await card.locator('[data-field="waiting"]').innerText(), /^1 screenshot waits for the model/);
+    await shot(page, 'first-run-card.png', false);
+
+    await get.click();
+    await card.locator('[data-field="pull"] progress').waitFor();
+    await card.locator('[data-field="pull"]', { hasText: '(model.safetensors)' }).waitFor();
+    await shot(page, 'first-run-downloading.png', false);
+    await card.locator('[data-action="cancel-pull"]').click();
+    await card.locator('[data-field="cancelled"]', { hasText: 'Stopped;' }).waitFor();
+    assert.match(await get.innerText(), /^Resume: get the remaining /);
+    const m = await apiCall(s, 'GET', '/models/tiny-hub') as { pull: { state: string }; download: { present_bytes: number } };
+    assert.equal(m.pull.state, 'cancelled');
+    assert.ok(m.download.present_bytes > 0, 'what arrived is kept');
+
+    // Resume; the card goes once the model is there, and the screenshot is analysed.
+    await get.click();
+    await card.waitFor({ state: 'hidden', timeout: 90_000 });
+    await page.waitForFunction(async ([base, token, id]) => {
+      const r = await fetch(`${base}/api/v1/evidence/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+      return ((await r.json()) as { analysis_state: string }).analysis_state === 'done';
+    }, [s.base, s.token, ev.id] as const, { timeout: 90_000, polling: 500 });
+
+    // Settings tell what an analysis costs here, once measured.
+    await page.evaluate(() => { location.hash = '#/settings'; });
+    const cost = page.locator('[data-field="first-run"] [data-field="calibration"]', { hasText: 'An analysis takes about' });
+    for (let i = 0; i < 12 && !(await cost.isVisible()); i++) {
+      await page.waitForTimeout(2000);
+      await page.evaluate(() => { location.hash = '#/'; });
+      await page.evaluate(() => { location.hash = '#/settings'; });
+    }
+    await cost.waitFor();
+    assert.match(await cost.innerText(), /measured on cpu: first token after \d+\.\d s for a 1280×720 screenshot/);
+    await shot(page, 'first-run-calibrated.png', false);
+  } finally {
+    await browser.close();
+    hub.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+    rmSync(s.dir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('settings: integrations with health, recent errors, destinations; a key set and tested', { timeout: 90_000 }, async () => {
+  // A Slack incoming webhook that is live (it refuses the empty check message with 400).
+  const slack = createServer((_req, res) => { res.writeHead(400).end('no_text'); });
+  await new Promise<void>((r) => slack.listen(0, '127.0.0.1', r));
+  const hook = `http://127.0.0.1:${(slack.address() as AddressInfo).port}/services/T0/B0/secret`;
+  // PagerDuty configured against a port nobody listens on: its sync fails and is recorded.
+  const dead = createServer();
+  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+  const deadPort = (dead.address() as AddressInfo).port;
+  dead.close();
+  const s = await startServer({ OPSLENS_KEYCHAIN: 'off', PAGERDUTY_API_TOKEN: 'pd-token', PAGERDUTY_API_URL: `http://127.0.0.1:${deadPort}` });
+  const browser = await chromium.launch({ executablePath: chromePath, args: CHROME_FLAGS, headless: true });
+  try {
+    const sync = await fetch(`${s.base}/api/v1/integrations/pagerduty/sync`, { method: 'POST', headers: { Authorization: `Bearer ${s.token}` } });
+    assert.equal(sync.status, 502);
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 1400 }, colorScheme: 'dark' })).newPage();
+    page.setDefaultTimeout(20_000);
+    await page.goto(execFileSync(bin, ['open', '--no-browser', '--data-dir', s.dir], { encoding: 'utf8' }).trim());
+    await page.evaluate(() => { location.hash = '#/settings'; });
+    const pd = page.locator('[data-integration="pagerduty"]');
+    await pd.locator('[data-field="health"]', { hasText: 'failing' }).waitFor();
+    assert.ok((await pd.locator('[data-field="recent-errors"] li').count()) >= 1);
+    assert.equal(await pd.locator('[data-field="destination"]').innerText(), `http://127.0.0.1:${deadPort}`);
+    assert.equal(await pd.locator('[data-field="sends"]').innerText(), 'nothing (reads only)');
+
+    const sl = page.locator('[data-integration="slack"]');
+    assert.equal(await sl.locator('[data-field="health"]').innerText(), 'not set up');
+    assert.match(await sl.locator('[data-field="sends"]').innerText(), /incident\.created/);
+    await sl.locator('[data-action="test"]').click();
+    await sl.locator('[data-field="test-result"]', { hasText: 'not configured: set SLACK_WEBHOOK_URL' }).waitFor();
+    await sl.locator('input[name="SLACK_WEBHOOK_URL"]').fill(hook);
+    await sl.locator('form.key-form button[type="submit"]').click();
+    await page.locator('.toast', { hasText: 'SLACK_WEBHOOK_URL: stored in' }).waitFor();
+    assert.equal(await sl.locator('input[name="SLACK_WEBHOOK_URL"]').inputValue(), '', 'the value is not kept on the page');
+    assert.ok(readFileSync(join(s.dir, 'secrets.env'), 'utf8').includes(hook));
+    await sl.locator('[data-action="test"]').click();
+    await sl.locator('[data-field="test-result"]', { hasText: 'webhook URL is live' }).waitFor();
+    await shot(page, 'settings-integrations.png', true);
+  } finally {
+    await browser.close();
+    slack.close();
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
     rmSync(s.dir, { recursive: true, force: true });
   }
 });

@@ -31,6 +31,10 @@ pub struct IntegrationService {
     pub(crate) wake: std::sync::Arc<Notify>,
     /// Dashboard snapshots are filed as screenshots.
     pub(crate) evidence: std::sync::Arc<EvidenceService>,
+    /// Where `secrets.env` lives, for keys set from Settings and checks of stored keys.
+    pub(crate) data_dir: std::path::PathBuf,
+    /// Whether keys come from the environment and the OS keychain too (off in tests).
+    pub(crate) secrets_from_env: bool,
 }
 
 impl IntegrationService {
@@ -40,6 +44,8 @@ impl IntegrationService {
         cfg: Config,
         wake: std::sync::Arc<Notify>,
         evidence: std::sync::Arc<EvidenceService>,
+        data_dir: std::path::PathBuf,
+        secrets_from_env: bool,
     ) -> Self {
         IntegrationService {
             db,
@@ -47,6 +53,8 @@ impl IntegrationService {
             http: opslens_integrations::http::client(Duration::from_secs(15)),
             wake,
             evidence,
+            data_dir,
+            secrets_from_env,
         }
     }
 
@@ -90,6 +98,14 @@ pub struct IntegrationInfo {
     /// Its last few errors (failed syncs, failed outgoing posts), newest first, so a flapping
     /// integration is told apart from one that failed once.
     pub recent_errors: Vec<IntegrationError>,
+    /// The keys it needs (names only), each settable from Settings.
+    pub keys: Vec<String>,
+    /// What it talks to, with credentials in URLs masked; `null` while not configured.
+    pub destination: Option<String>,
+    /// The kinds of events it sends there (empty for integrations that only read).
+    pub sends: Vec<String>,
+    /// What it does, in a sentence: what it reads or sends, and where.
+    pub what: String,
 }
 
 /// Errors listed per integration in `GET /integrations`.
@@ -140,12 +156,17 @@ impl IntegrationService {
                     .filter(|k| !cfg.has(k))
                     .map(|k| k.to_string())
                     .collect();
+                let (destination, sends, what) = crate::integration_keys::describe(cfg, name);
                 IntegrationInfo {
                     name: name.to_string(),
                     configured: missing.is_empty(),
                     missing_keys: missing,
                     state: states.iter().find(|s| s.name == *name).cloned(),
                     recent_errors: errors.next().unwrap_or_default(),
+                    keys: keys.iter().map(|k| k.to_string()).collect(),
+                    destination,
+                    sends,
+                    what,
                 }
             })
             .collect();
@@ -206,7 +227,7 @@ impl IntegrationService {
         IntegrationsReport { integrations }
     }
 
-    async fn check_one(&self, name: &str) -> (String, Option<u64>, String) {
+    pub(crate) async fn check_one(&self, name: &str) -> (String, Option<u64>, String) {
         let cfg = &self.cfg;
         match name {
             "pagerduty" => match self.pagerduty() {

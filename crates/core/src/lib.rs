@@ -17,6 +17,7 @@ pub mod evidence;
 pub mod export;
 pub mod feed;
 pub mod incidents;
+pub mod integration_keys;
 pub mod integrations;
 mod narrate;
 mod notify;

@@ -107,6 +107,8 @@ impl Services {
             integ_cfg,
             wake,
             evidence.clone(),
+            cfg.data_dir.clone(),
+            cfg.secrets_from_env,
         ));
         let command = Arc::new(CommandService {
             db: db.clone(),

@@ -12,6 +12,17 @@ pub struct WorkService {
     pub(crate) db: Db,
 }
 
+/// An unknown evidence id named in a hypothesis body is the body's fault (422 naming the
+/// field), not a missing path resource (404), as for timeline events.
+fn body_evidence(e: CoreError) -> CoreError {
+    match e {
+        CoreError::NotFound(m) if m.starts_with("evidence ") => {
+            CoreError::Invalid(format!("evidence_ids: {m}"))
+        }
+        e => e,
+    }
+}
+
 impl WorkService {
     /// Hypotheses of an incident.
     pub async fn hypotheses(&self, incident_id: i64) -> Result<Vec<Hypothesis>, CoreError> {
@@ -28,6 +39,7 @@ impl WorkService {
         self.db
             .run(move |s| s.add_hypothesis(incident_id, &new))
             .await
+            .map_err(body_evidence)
     }
 
     /// Changes a hypothesis.
@@ -39,7 +51,10 @@ impl WorkService {
         if let Some(t) = &patch.statement {
             patch.statement = Some(required("statement", t, MAX_TEXT)?);
         }
-        self.db.run(move |s| s.update_hypothesis(id, &patch)).await
+        self.db
+            .run(move |s| s.update_hypothesis(id, &patch))
+            .await
+            .map_err(body_evidence)
     }
 
     /// Action items of an incident.

@@ -11,6 +11,9 @@ pub mod resolve;
 pub mod verify;
 
 pub use manifest::{Manifest, ModelEntry, ModelFile};
-pub use pull::{pull, PullError, PullEvent};
+pub use pull::{
+    bytes_present, bytes_to_fetch, pull, pull_stoppable, pull_with, PullError, PullEvent,
+    PullOptions,
+};
 pub use resolve::{resolve, Located, ModelSettings, NotFound};
 pub use verify::{verify, FileCheck, VerifyReport};

@@ -103,6 +103,18 @@ pub enum PullError {
     /// Local disk trouble.
     #[error("{0}")]
     Io(String),
+    /// The user stopped the pull; what arrived is kept and the next pull resumes from it.
+    #[error("the download was cancelled; what arrived is kept and the next pull resumes from it")]
+    Cancelled,
+}
+
+/// How a pull fetches; the defaults suit the public hub.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Bytes per ranged request (default 10 MB, hf-hub's). A download stopped in the middle
+    /// resumes from the last whole chunk, so smaller chunks lose less to a cancel but cost
+    /// more requests.
+    pub chunk_bytes: Option<usize>,
 }
 
 /// Receives [`PullEvent`]s; called from download tasks, so it must be cheap.
@@ -204,6 +216,127 @@ pub async fn pull(
     settings: &ModelSettings,
     on_event: OnEvent,
 ) -> Result<PathBuf, PullError> {
+    pull_with(entry, settings, on_event, &PullOptions::default()).await
+}
+
+/// [`pull`] that stops when `stop` resolves (or when this future is dropped) and answers
+/// [`PullError::Cancelled`]. The download runs on a runtime of its own thread, shut down on
+/// stop: hf-hub spawns a task per chunk, which dropping its future would leave running, so
+/// only ending their runtime really stops the transfer. The partial blob (`*.sync.part`, with
+/// its count of committed bytes) stays, so the next pull resumes from the last whole chunk.
+pub async fn pull_stoppable(
+    entry: &ModelEntry,
+    settings: &ModelSettings,
+    on_event: OnEvent,
+    opts: &PullOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<PathBuf, PullError> {
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (entry, settings, opts) = (entry.clone(), settings.clone(), opts.clone());
+    std::thread::Builder::new()
+        .name("model-pull".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = done_tx.send(Some(Err(PullError::Io(e.to_string()))));
+                    return;
+                }
+            };
+            let r = rt.block_on(async {
+                tokio::select! {
+                    r = pull_with(&entry, &settings, on_event, &opts) => Some(r),
+                    // A stop, or the caller gone (the sender dropped).
+                    _ = stop_rx => None,
+                }
+            });
+            // Drops the chunk tasks still running (their connections close) and lets a file
+            // write already handed to a blocking thread finish, so what is on disk is settled
+            // when the caller hears of the stop.
+            rt.shutdown_timeout(Duration::from_secs(2));
+            let _ = done_tx.send(r);
+        })
+        .map_err(|e| PullError::Io(format!("cannot start the download thread: {e}")))?;
+    tokio::pin!(stop);
+    let mut stop_tx = Some(stop_tx);
+    loop {
+        tokio::select! {
+            r = &mut done_rx => {
+                return match r {
+                    Ok(Some(r)) => r,
+                    Ok(None) => Err(PullError::Cancelled),
+                    Err(_) => Err(PullError::Io("the download thread ended unexpectedly".into())),
+                }
+            }
+            () = &mut stop, if stop_tx.is_some() => {
+                if let Some(t) = stop_tx.take() {
+                    let _ = t.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of `entry` already on disk in the cache: whole files of its snapshot, plus the
+/// committed part of interrupted downloads (hf-hub's `blobs/<sha256>.sync.part`, which ends
+/// with the count of bytes written in order), found for the files whose digest is pinned.
+pub fn bytes_present(entry: &ModelEntry, settings: &ModelSettings) -> u64 {
+    let snap = settings.snapshot_dir(entry);
+    let blobs = settings
+        .cache_dir
+        .join(entry.cache_folder_name())
+        .join("blobs");
+    entry
+        .files
+        .iter()
+        .map(|f| {
+            if std::fs::metadata(snap.join(&f.name)).is_ok_and(|m| m.len() == f.size) {
+                return f.size;
+            }
+            f.sha256
+                .as_ref()
+                .and_then(|h| {
+                    committed_part(
+                        &blobs.join(format!("{}.sync.part", h.to_lowercase())),
+                        f.size,
+                    )
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The committed byte count hf-hub keeps at the end of a partial file of `size` bytes.
+fn committed_part(path: &std::path::Path, size: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    if f.metadata().ok()?.len() != size + 8 {
+        return None;
+    }
+    f.seek(SeekFrom::Start(size)).ok()?;
+    let mut b = [0u8; 8];
+    f.read_exact(&mut b).ok()?;
+    Some(u64::from_le_bytes(b).min(size))
+}
+
+/// Bytes a pull of `entry` still has to download.
+pub fn bytes_to_fetch(entry: &ModelEntry, settings: &ModelSettings) -> u64 {
+    entry
+        .total_size()
+        .saturating_sub(bytes_present(entry, settings))
+}
+
+/// Downloads like [`pull`], with `opts`.
+pub async fn pull_with(
+    entry: &ModelEntry,
+    settings: &ModelSettings,
+    on_event: OnEvent,
+    opts: &PullOptions,
+) -> Result<PathBuf, PullError> {
     let snap = settings.snapshot_dir(entry);
     if !entry.hub {
         return Err(PullError::NotOnHub(entry.id.clone()));
@@ -227,6 +360,7 @@ pub async fn pull(
         .with_endpoint(settings.endpoint.clone())
         .with_token(settings.token.clone())
         .with_progress(false)
+        .with_chunk_size(Some(opts.chunk_bytes.unwrap_or(10_000_000).max(1)))
         .build()
         .map_err(|e| PullError::Io(e.to_string()))?;
     let repo = api.repo(Repo::with_revision(

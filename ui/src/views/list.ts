@@ -10,6 +10,7 @@ import {
   type SearchHit, type SearchKind, type Severity,
 } from '../types.js';
 import { errorMessage, go, newIncidentDialog, type View } from '../app.js';
+import { modelCard } from './firstrun.js';
 
 const PAGE = 50;
 /** Filters survive going to an incident and back. */
@@ -31,7 +32,10 @@ export function listView(): View {
     'New incident ', kbd('n'));
   const results = h('div', { class: 'results', 'aria-live': 'polite' });
   const hitsBox = h('div', { class: 'hits' });
+  // While there is no model yet: get it in one click, right here.
+  const firstRun = modelCard(true);
   const el = h('section', { class: 'list-view' },
+    firstRun.el,
     h('div', { class: 'toolbar' }, search, status, severity, h('span', { class: 'grow' }), newBtn),
     results,
     hitsBox,
@@ -202,6 +206,7 @@ export function listView(): View {
   return {
     el,
     dispose: () => {
+      firstRun.dispose();
       window.clearTimeout(clock);
       window.clearTimeout(timer);
       window.clearTimeout(debounce);

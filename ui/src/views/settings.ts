@@ -8,15 +8,22 @@ import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel, type Zone } from '../when.js';
 import { errorMessage, toggleTheme, type View } from '../app.js';
 import type { PullProgress, ServerInfo, VlmStatus } from '../types.js';
+import { modelCard } from './firstrun.js';
+import { integrationsPanel } from './integrations_panel.js';
 
 export function settingsView(onSignOut: () => void): View {
   const server = h('div', null, loading('Reading the server settings…'));
   const model = h('div', null, loading('Asking the model status…'));
+  const firstRun = modelCard(false);
   const el = h('section', { class: 'settings-view' },
     h('h1', null, 'Settings'),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server),
+    firstRun.el,
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model),
+    h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Integrations'),
+      h('p', { class: 'muted small' }, 'Keys are stored like ', kbd('opslens secrets set'), ' stores them: the OS keychain, else secrets.env (mode 0600); they are never shown back.'),
+      integrationsPanel()),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'),
       h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')),
       zonePicker()),
@@ -84,9 +91,6 @@ export function settingsView(onSignOut: () => void): View {
         h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)),
       h('p', { class: 'model-message' }, s.message),
       s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null,
-      s.state === 'missing' && s.repo && s.pull?.state !== 'downloading'
-        ? h('button', { type: 'button', class: 'small', onclick: () => void pull(s.model) }, `Download ${s.repo}`)
-        : null,
       h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
   }
 
@@ -99,20 +103,10 @@ export function settingsView(onSignOut: () => void): View {
     return s.remote_url ? what : `${what} · weights ${s.weights}`;
   }
 
-  async function pull(id: string): Promise<void> {
-    try {
-      await api.pullModel(id);
-    } catch (e) {
-      replace(model, errorLine(errorMessage(e)));
-      return;
-    }
-    await loadModel();
-  }
-
   void loadInfo();
   void loadModel();
   const timer = window.setInterval(() => void loadModel(), 10_000);
-  return { el, dispose: () => window.clearInterval(timer) };
+  return { el, dispose: () => { window.clearInterval(timer); firstRun.dispose(); } };
 }
 
 /** The local user's name: the author of every entry written from this install. */
@@ -154,6 +148,7 @@ function pullText(p: PullProgress): string {
   const pct = p.total_bytes ? Math.floor((100 * p.done_bytes) / p.total_bytes) : 0;
   if (p.state === 'downloading') return `Downloading ${p.file ?? ''}: ${pct}% of ${(p.total_bytes / 2 ** 30).toFixed(2)} GiB`;
   if (p.state === 'failed') return `Download failed: ${p.error ?? 'unknown error'}`;
+  if (p.state === 'cancelled') return `Download stopped at ${pct}%; getting the model again resumes it.`;
   return 'Download complete.';
 }
 

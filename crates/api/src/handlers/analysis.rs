@@ -89,9 +89,13 @@ pub async fn get(
 /// Start downloading a model from the Hugging Face hub into the standard cache (resumes a
 /// partial download; a pull already running is joined). Follow it with
 /// `GET /models/{id}/pull/events` or by polling `GET /models/{id}`.
+///
+/// Refused with 507 `insufficient_storage`, naming the bytes needed and free, when the disk of
+/// the model cache cannot hold what is left to download (keeping `OPSLENS_LOW_DISK_MB` free).
 #[utoipa::path(post, path = "/models/{id}/pull", tag = "models",
-    params(("id" = String, Path)),
-    responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = String, Path, example = "qwen3-vl-2b-instruct")),
+    responses((status = 202, body = PullProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
 pub async fn pull(
     State(s): State<Arc<AnalysisService>>,
     Path(id): Path<String>,
@@ -101,12 +105,26 @@ pub async fn pull(
     Ok((StatusCode::ACCEPTED, Json(now)))
 }
 
+/// Stop the running pull of a model. What arrived stays on disk and the next
+/// `POST /models/{id}/pull` resumes from it; answers once the download has stopped, with
+/// state `cancelled`. 409 when no pull of the model runs.
+#[utoipa::path(delete, path = "/models/{id}/pull", tag = "models",
+    params(("id" = String, Path, example = "qwen3-vl-2b-instruct")),
+    responses((status = 200, body = PullProgress), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_pull(
+    State(s): State<Arc<AnalysisService>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PullProgress>> {
+    Ok(Json(s.cancel_pull(&id).await?))
+}
+
 /// Server-sent events with the progress of a model's pull (`event: progress`, then one
-/// `event: done` or `event: failed`).
+/// `event: done`, `event: failed` or `event: cancelled`). Starts the pull when none runs (so
+/// it is refused with 507 like `POST /models/{id}/pull` when the disk cannot hold it).
 #[utoipa::path(get, path = "/models/{id}/pull/events", tag = "models",
     params(("id" = String, Path)),
     responses((status = 200, description = "text/event-stream of PullProgress objects"),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn pull_events(
     State(s): State<Arc<AnalysisService>>,
     Path(id): Path<String>,

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use opslens_core::integration_keys::{KeyStored, SetKey};
 use opslens_core::integrations::IntegrationsOverview;
 use opslens_core::snapshots::{PanelRequest, SnapshotRequest};
-use opslens_core::status::IntegrationsReport;
+use opslens_core::status::{IntegrationCheck, IntegrationsReport};
 use opslens_core::sync::SyncReport;
 use opslens_core::IntegrationService;
 use opslens_domain::{Evidence, OutboxMessage, OutboxStatus};
@@ -22,6 +23,33 @@ use crate::extract::{Json, Path, Query};
 #[utoipa::path(get, path = "/integrations/test/all", tag = "integrations", responses((status = 200, body = IntegrationsReport)))]
 pub async fn test_all(State(s): State<Arc<IntegrationService>>) -> Json<IntegrationsReport> {
     Json(s.integrations_report().await)
+}
+
+/// Store an integration key (token, webhook URL, …) where `opslens secrets set` stores it: the
+/// OS keychain, else `DATA_DIR/secrets.env` (mode 0600). The value is never answered back.
+/// The running integrations keep the keys they read at start until a restart;
+/// `POST /integrations/{name}/test` checks the stored keys now.
+#[utoipa::path(put, path = "/integrations/keys/{name}", tag = "integrations", params(("name" = String, Path, example = "TEAMS_WEBHOOK_URL")),
+    request_body = SetKey,
+    responses((status = 200, body = KeyStored), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "not a key OpsLens reads"), (status = 422, body = ErrorBody)))]
+pub async fn set_key(
+    State(s): State<Arc<IntegrationService>>,
+    Path(name): Path<String>,
+    Json(body): Json<SetKey>,
+) -> ApiResult<Json<KeyStored>> {
+    Ok(Json(s.set_key(&name, &body.value).await?))
+}
+
+/// Check one integration with its keys as stored now (also those set since the start), by a
+/// real call that changes nothing where the service has one.
+#[utoipa::path(post, path = "/integrations/{name}/test", tag = "integrations", params(("name" = String, Path, example = "teams")),
+    responses((status = 200, body = IntegrationCheck), (status = 404, body = ErrorBody)))]
+pub async fn test_one(
+    State(s): State<Arc<IntegrationService>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<IntegrationCheck>> {
+    Ok(Json(s.test_stored(&name).await?))
 }
 
 /// Configuration (key names only), last sync, cursors, counts and recent errors.

@@ -31,6 +31,32 @@ pub struct AnalysisConfig {
     pub poll: Duration,
     /// Who this process is on the queue; `app@<host>` when unset.
     pub worker_id: Option<String>,
+    /// The supported models, when not the manifest built into the binary
+    /// (`OPSLENS_MODELS_MANIFEST`, a file in the same format: a mirror's own pins, tests).
+    pub manifest: Option<opslens_models::Manifest>,
+    /// Bytes per ranged request of a pull (default 10 MB): what a cancel may lose at most.
+    pub pull_chunk_bytes: Option<usize>,
+}
+
+/// Reads `OPSLENS_MODELS_MANIFEST`; a file that cannot be read or parsed is said in the log and
+/// the built-in manifest is used, so a typo never stops the app.
+fn manifest_from_env(path: Option<String>) -> Option<opslens_models::Manifest> {
+    let path = path?;
+    match std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            serde_json::from_str::<opslens_models::Manifest>(&t).map_err(|e| e.to_string())
+        }) {
+        Ok(m) if m.get(&m.default).is_ok() => Some(m),
+        Ok(_) => {
+            tracing::warn!(%path, "OPSLENS_MODELS_MANIFEST: its `default` names no model in it; using the built-in manifest");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%path, error = %e, "OPSLENS_MODELS_MANIFEST cannot be read; using the built-in manifest");
+            None
+        }
+    }
 }
 
 /// This machine's name, for worker ids.
@@ -67,6 +93,8 @@ impl AnalysisConfig {
                     .unwrap_or(3000),
             ),
             worker_id: None,
+            manifest: manifest_from_env(var("OPSLENS_MODELS_MANIFEST")),
+            pull_chunk_bytes: None,
         }
     }
 
@@ -89,6 +117,8 @@ impl AnalysisConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(3),
             worker_id: None,
+            manifest: None,
+            pull_chunk_bytes: None,
         }
     }
 }

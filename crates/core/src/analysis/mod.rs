@@ -4,6 +4,7 @@
 //! and the model's output handling (`findings`, `times`, `prompts`). Uploads only add a queue
 //! row; they never wait for the model.
 
+pub mod calibration;
 pub mod compare;
 mod config;
 pub mod device;
@@ -31,10 +32,11 @@ use opslens_models::{Located, Manifest, ModelEntry};
 use opslens_vlm::{EngineHandle, WeightMode};
 use tokio::sync::{watch, Notify};
 
+pub use calibration::Calibration;
 pub use config::AnalysisConfig;
 pub use device::ChosenDevice;
 pub use progress::AnalysisProgress;
-pub use pull::PullProgress;
+pub use pull::{download_plan, download_refusal, DownloadPlan, PullProgress};
 pub use remote::RemoteConfig;
 pub use status::{ModelInfo, VlmStatus};
 pub use worker::run_worker_process;
@@ -76,6 +78,8 @@ pub struct AnalysisService {
     entry: Result<ModelEntry, String>,
     engine: Mutex<Engine>,
     pulls: Mutex<HashMap<String, watch::Sender<PullProgress>>>,
+    /// Rung to stop a model's running pull (`DELETE /models/{id}/pull`).
+    pull_stops: Mutex<HashMap<String, Arc<Notify>>>,
     wake: Arc<Notify>,
     /// Whether the worker has marked the queue `waiting-for-model` since it last saw the
     /// model (so it flips the queue once per disappearance, not on every wake).
@@ -95,7 +99,7 @@ pub struct AnalysisService {
 
 impl AnalysisService {
     pub(crate) fn new(db: Db, data_dir: PathBuf, cfg: AnalysisConfig) -> AnalysisService {
-        let manifest = Manifest::builtin();
+        let manifest = cfg.manifest.clone().unwrap_or_else(Manifest::builtin);
         let id = cfg
             .model_id
             .clone()
@@ -118,6 +122,7 @@ impl AnalysisService {
             entry,
             engine: Mutex::new(engine),
             pulls: Mutex::new(HashMap::new()),
+            pull_stops: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             marked_waiting: AtomicBool::new(false),
             progress: progress::Hub::default(),

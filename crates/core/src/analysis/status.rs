@@ -9,7 +9,8 @@ use opslens_vlm::WeightMode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::pull::PullProgress;
+use super::calibration::Calibration;
+use super::pull::{DownloadPlan, PullProgress};
 use super::{AnalysisService, Engine};
 use crate::CoreError;
 
@@ -31,6 +32,8 @@ pub struct ModelInfo {
     pub message: Option<String>,
     /// The latest pull, if one ran since the app started.
     pub pull: Option<PullProgress>,
+    /// What downloading it takes here (size left, free disk, whether it fits).
+    pub download: DownloadPlan,
 }
 
 /// Answer of `GET /test/vlm/status`.
@@ -84,6 +87,12 @@ pub struct VlmStatus {
     pub privacy: Option<String>,
     /// This process on the shared queue (`app@host`); jobs record who ran them.
     pub worker: String,
+    /// What downloading the model takes here, while it is missing (`null` once present or
+    /// when analysis is remote).
+    pub download: Option<DownloadPlan>,
+    /// The measured cost of an analysis with this model, weights and device (taken once
+    /// after the first load, when the queue is idle); `null` until measured.
+    pub calibration: Option<Calibration>,
 }
 
 impl AnalysisService {
@@ -179,10 +188,28 @@ impl AnalysisService {
                 ),
             },
         };
+        let download = match (&a.entry, state, &a.cfg.remote) {
+            (Ok(e), "missing" | "downloading", None) => {
+                Some(super::pull::download_plan(e, &a.cfg.models))
+            }
+            _ => None,
+        };
+        let weights_name = format!("{weights:?}").to_lowercase();
         let (id, device_name, device_note, hardware) = match (&a.cfg.remote, device) {
             (Some(r), _) => (r.model.clone(), r.shown_url(), None, Default::default()),
             (None, Ok(d)) => (id, d.name.clone(), d.note.clone(), d.hardware()),
             (None, Err(e)) => (id, "none".into(), Some(e), Default::default()),
+        };
+        let calibration = if a.cfg.remote.is_none() {
+            let dir = a.data_dir.clone();
+            let (model, weights, device) = (id.clone(), weights_name.clone(), device_name.clone());
+            tokio::task::spawn_blocking(move || super::calibration::load(&dir))
+                .await
+                .ok()
+                .flatten()
+                .filter(|c| c.is_for(&model, &weights, &device))
+        } else {
+            None
         };
         let super::device::Hardware {
             name: device_hardware,
@@ -199,7 +226,7 @@ impl AnalysisService {
             device_note,
             device_hardware,
             device_memory,
-            weights: format!("{weights:?}").to_lowercase(),
+            weights: weights_name,
             model_dir: dir.map(|d| d.display().to_string()),
             queue_length,
             queue,
@@ -209,6 +236,8 @@ impl AnalysisService {
             remote_url,
             privacy,
             worker: a.worker_id.clone(),
+            download,
+            calibration,
         })
     }
 
@@ -233,6 +262,7 @@ impl AnalysisService {
             source: found.as_ref().ok().map(|l| l.how.to_string()),
             message: found.as_ref().err().map(|nf| nf.message.clone()),
             pull: self.pull_of(&e.id),
+            download: super::pull::download_plan(e, &self.cfg.models),
         }
     }
 

@@ -128,6 +128,9 @@ struct Slot {
     broken: Option<Fingerprint>,
     /// What loading the engine cost, charged to the first job after the load.
     load_ms: f64,
+    /// The loaded model has no calibration for its weights and device yet: measure once the
+    /// queue is idle (so it never delays a screenshot).
+    calibrate: bool,
 }
 
 async fn worker(weak: Weak<AnalysisService>) {
@@ -200,6 +203,32 @@ async fn worker(weak: Weak<AnalysisService>) {
 }
 
 impl AnalysisService {
+    /// Measures what an analysis costs with the loaded local model and stores it; a failure is
+    /// logged (the estimate is then missing, nothing else changes).
+    async fn calibrate(&self, engine: &dyn Analyzer) {
+        let Ok(entry) = self.entry.clone() else {
+            return;
+        };
+        // Named as the status names them, so the stored figure is found for this set-up.
+        let gpu = self.chosen_device().is_ok_and(|d| d.is_gpu());
+        let Ok(weights) = self.weights(&entry, gpu) else {
+            return;
+        };
+        let weights = format!("{weights:?}").to_lowercase();
+        match super::calibration::measure(engine, &entry.id, &weights).await {
+            Ok(c) => {
+                tracing::info!(model = %c.model, device = %c.device, ttft_s = c.seconds_to_first_token, decode_tokens_per_s = ?c.decode_tokens_per_s, "calibrated: a 1280x720 screenshot");
+                let dir = self.data_dir.clone();
+                let stored =
+                    tokio::task::spawn_blocking(move || super::calibration::store(&dir, &c)).await;
+                if let Ok(Err(e)) = stored {
+                    tracing::warn!(error = %e, "cannot store the calibration");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "calibration run failed"),
+        }
+    }
+
     /// Announces on the app's change feed the screenshots other processes' workers took or
     /// finished since `since` (the store's feed only hears this process's commits), so the
     /// UI follows their work live.
@@ -241,10 +270,20 @@ impl AnalysisService {
     /// One step of the worker: make sure a model is loaded when work waits, then run one job.
     /// Returns whether a job ran.
     async fn analysis_round(&self, slot: &mut Slot) -> Result<bool, CoreError> {
+        if slot.calibrate {
+            if let Some(e) = slot.engine.clone() {
+                if !self.db.run(|s| s.has_pending_analysis()).await? {
+                    slot.calibrate = false;
+                    self.calibrate(e.as_ref()).await;
+                    return Ok(false);
+                }
+            }
+        }
         let Slot {
             engine,
             broken,
             load_ms,
+            calibrate,
         } = slot;
         // Every upload wakes the worker: this round must cost the same whatever the queue's
         // length (an incident with thousands of waiting screenshots keeps uploading fast).
@@ -340,6 +379,9 @@ impl AnalysisService {
                     });
                     *broken = None;
                     *load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
+                    let weights = format!("{mode:?}").to_lowercase();
+                    *calibrate = !super::calibration::load(&self.data_dir)
+                        .is_some_and(|c| c.is_for(&entry.id, &weights, &chosen.name));
                     let handle = Arc::new(h);
                     self.share_engine(&handle);
                     *engine = Some(Arc::new(LocalAnalyzer {

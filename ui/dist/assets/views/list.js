@@ -6,6 +6,7 @@ import { h, replace, select } from '../dom.js';
 import { STATUS_LABEL, ago, cap, duration } from '../format.js';
 import { SEVERITIES, STATUSES, } from '../types.js';
 import { errorMessage, go, newIncidentDialog } from '../app.js';
+import { modelCard } from './firstrun.js';
 const PAGE = 50;
 /** Filters survive going to an incident and back. */
 const state = { status: 'open', severity: '', q: '' };
@@ -24,7 +25,9 @@ export function listView() {
     const newBtn = h('button', { class: 'primary', type: 'button', onclick: () => newIncidentDialog() }, 'New incident ', kbd('n'));
     const results = h('div', { class: 'results', 'aria-live': 'polite' });
     const hitsBox = h('div', { class: 'hits' });
-    const el = h('section', { class: 'list-view' }, h('div', { class: 'toolbar' }, search, status, severity, h('span', { class: 'grow' }), newBtn), results, hitsBox);
+    // While there is no model yet: get it in one click, right here.
+    const firstRun = modelCard(true);
+    const el = h('section', { class: 'list-view' }, firstRun.el, h('div', { class: 'toolbar' }, search, status, severity, h('span', { class: 'grow' }), newBtn), results, hitsBox);
     let items = [];
     let total = 0;
     let selected = -1;
@@ -184,6 +187,7 @@ export function listView() {
     return {
         el,
         dispose: () => {
+            firstRun.dispose();
             window.clearTimeout(clock);
             window.clearTimeout(timer);
             window.clearTimeout(debounce);

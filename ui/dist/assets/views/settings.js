@@ -6,10 +6,13 @@ import { h, replace, select } from '../dom.js';
 import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel } from '../when.js';
 import { errorMessage, toggleTheme } from '../app.js';
+import { modelCard } from './firstrun.js';
+import { integrationsPanel } from './integrations_panel.js';
 export function settingsView(onSignOut) {
     const server = h('div', null, loading('Reading the server settings…'));
     const model = h('div', null, loading('Asking the model status…'));
-    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
+    const firstRun = modelCard(false);
+    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), firstRun.el, h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Integrations'), h('p', { class: 'muted small' }, 'Keys are stored like ', kbd('opslens secrets set'), ' stores them: the OS keychain, else secrets.env (mode 0600); they are never shown back.'), integrationsPanel()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
     async function loadInfo() {
         try {
             renderInfo(await api.info());
@@ -44,9 +47,7 @@ export function settingsView(onSignOut) {
     }
     function renderModel(s) {
         const queue = Object.entries(s.queue).map(([k, v]) => `${k}: ${v}`).join(', ') || 'empty';
-        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', { 'data-field': 'device' }, deviceText(s)), s.device_note ? h('dt', null, 'Device note') : null, s.device_note ? h('dd', { 'data-field': 'device-note', class: 'error-line small' }, s.device_note) : null, h('dt', null, 'Screenshots'), h('dd', { 'data-field': 'privacy', class: s.privacy ? 'privacy-note' : '' }, s.privacy ?? 'analysed on this machine; they never leave it'), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null, s.state === 'missing' && s.repo && s.pull?.state !== 'downloading'
-            ? h('button', { type: 'button', class: 'small', onclick: () => void pull(s.model) }, `Download ${s.repo}`)
-            : null, h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
+        replace(model, h('dl', { class: 'facts' }, h('dt', null, 'Model'), h('dd', null, h('code', null, s.model)), h('dt', null, 'State'), h('dd', null, h('span', { class: `badge model-${s.state}`, 'data-field': 'model-state' }, s.loaded ? `${s.state} (loaded)` : s.state)), h('dt', null, 'Device'), h('dd', { 'data-field': 'device' }, deviceText(s)), s.device_note ? h('dt', null, 'Device note') : null, s.device_note ? h('dd', { 'data-field': 'device-note', class: 'error-line small' }, s.device_note) : null, h('dt', null, 'Screenshots'), h('dd', { 'data-field': 'privacy', class: s.privacy ? 'privacy-note' : '' }, s.privacy ?? 'analysed on this machine; they never leave it'), h('dt', null, 'Queue'), h('dd', null, `${s.queue_length} (${queue})`)), h('p', { class: 'model-message' }, s.message), s.pull ? h('p', { class: 'small', 'data-field': 'pull' }, pullText(s.pull)) : null, h('button', { type: 'button', class: 'ghost small', onclick: () => void loadModel() }, 'Refresh'));
     }
     /** `cuda:0 — NVIDIA H200, 139.8 GiB (120.0 GiB free) · weights bf16`: what the model runs on. */
     function deviceText(s) {
@@ -56,20 +57,10 @@ export function settingsView(onSignOut) {
         const what = parts.length ? `${s.device} — ${parts.join(', ')}` : s.device;
         return s.remote_url ? what : `${what} · weights ${s.weights}`;
     }
-    async function pull(id) {
-        try {
-            await api.pullModel(id);
-        }
-        catch (e) {
-            replace(model, errorLine(errorMessage(e)));
-            return;
-        }
-        await loadModel();
-    }
     void loadInfo();
     void loadModel();
     const timer = window.setInterval(() => void loadModel(), 10_000);
-    return { el, dispose: () => window.clearInterval(timer) };
+    return { el, dispose: () => { window.clearInterval(timer); firstRun.dispose(); } };
 }
 /** The local user's name: the author of every entry written from this install. */
 function youForm() {
@@ -106,6 +97,8 @@ function pullText(p) {
         return `Downloading ${p.file ?? ''}: ${pct}% of ${(p.total_bytes / 2 ** 30).toFixed(2)} GiB`;
     if (p.state === 'failed')
         return `Download failed: ${p.error ?? 'unknown error'}`;
+    if (p.state === 'cancelled')
+        return `Download stopped at ${pct}%; getting the model again resumes it.`;
     return 'Download complete.';
 }
 function mask(t) {
