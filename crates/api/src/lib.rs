@@ -27,7 +27,7 @@ use opslens_mcp::CancellationToken;
 
 use crate::handlers::{
     analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
-    similar, system, users, webhooks, work,
+    similar, system, team, users, webhooks, work,
 };
 use crate::state::AppState;
 
@@ -84,6 +84,7 @@ impl utoipa::Modify for BearerAuth {
 fn api_routes() -> OpenApiRouter<AppState> {
     let upload = OpenApiRouter::new()
         .routes(routes!(evidence::upload))
+        .routes(routes!(team::file_capture))
         .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT));
     let hooks = OpenApiRouter::new()
         .routes(routes!(webhooks::receive))
@@ -133,6 +134,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
         .routes(routes!(capture::focus, capture::set_focus))
+        .routes(routes!(team::status))
         .routes(routes!(events::events))
         .routes(routes!(command::people, command::add_person))
         .routes(routes!(command::me, command::set_me))
@@ -177,6 +179,9 @@ pub struct Extras {
     /// Free bytes under which `/info` and the UI warn that the disk is filling
     /// (`OPSLENS_LOW_DISK_MB`, default 1 GiB).
     pub low_disk_bytes: u64,
+    /// The team server captures go to (the desktop pointed at one): `POST /capture` then
+    /// spools the capture for it and answers 202.
+    pub uplink: Option<std::sync::Arc<opslens_core::uplink::Uplink>>,
 }
 
 impl Default for Extras {
@@ -187,6 +192,7 @@ impl Default for Extras {
             region_hotkey: DEFAULT_REGION_HOTKEY.into(),
             desktop: false,
             low_disk_bytes: opslens_core::storage::low_disk_threshold_from_env(),
+            uplink: None,
         }
     }
 }
