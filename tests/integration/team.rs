@@ -69,9 +69,9 @@ async fn laptop(
             ..Default::default()
         },
         next_free_port: false,
-        analysis: Some(analysis.unwrap_or_else(|| {
-            opslens_core::analysis::AnalysisConfig::isolated(root)
-        })),
+        analysis: Some(
+            analysis.unwrap_or_else(|| opslens_core::analysis::AnalysisConfig::isolated(root)),
+        ),
     })
     .await
 }
@@ -82,7 +82,10 @@ async fn wait_until(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> Option<V
         if let Some(v) = ok().await {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -367,7 +370,12 @@ async fn a_repeated_idempotency_key_returns_the_first_row() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["message"].as_str().unwrap_or("").contains("Screenshot added"))
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Screenshot added")
+        })
         .count();
     assert_eq!(added, 3, "{tl}");
 
@@ -379,13 +387,23 @@ async fn a_repeated_idempotency_key_returns_the_first_row() {
     assert_eq!(error_code(res, 422).await, "invalid");
     let res = post_capture(&team, None, png(5, 5), &[("analysis", "{}".into())]).await;
     assert_eq!(error_code(res, 422).await, "invalid");
-    let res = post_capture(&team, None, png(5, 5), &[("captured_at", "yesterday".into())]).await;
+    let res = post_capture(
+        &team,
+        None,
+        png(5, 5),
+        &[("captured_at", "yesterday".into())],
+    )
+    .await;
     assert_eq!(error_code(res, 422).await, "invalid");
     let res = post_capture(&team, None, png(5, 5), &[("incident_id", "999".into())]).await;
     assert_eq!(error_code(res, 404).await, "not_found");
     let res = post_capture(&team, None, png(5, 5), &[("other", "x".into())]).await;
     assert_eq!(error_code(res, 422).await, "invalid");
-    assert_eq!(team.snapshot(), before, "nothing written by refused uploads");
+    assert_eq!(
+        team.snapshot(),
+        before,
+        "nothing written by refused uploads"
+    );
 }
 
 /// Findings as the laptop's parser makes them, by hand.
@@ -425,10 +443,16 @@ async fn findings_made_elsewhere_are_recorded_as_that_machines_analysis() {
     assert_eq!(ev["analysis_state"], "done", "{ev}");
     assert_eq!(ev["analysis_model"], "qwen3-vl-2b-instruct");
     assert_eq!(ev["findings"]["summary"], "p99 latency spiked");
-    assert!(ev["content"].as_str().unwrap().contains("p99 latency"), "{ev}");
+    assert!(
+        ev["content"].as_str().unwrap().contains("p99 latency"),
+        "{ev}"
+    );
     // The anomaly's time, placed on the capture's day.
     assert!(
-        ev["occurred_at"].as_str().unwrap().starts_with("2026-11-30T14:05"),
+        ev["occurred_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-30T14:05"),
         "{ev}"
     );
     let jobs = team
@@ -443,7 +467,8 @@ async fn findings_made_elsewhere_are_recorded_as_that_machines_analysis() {
         .get_json(&format!("/api/v1/incidents/{inc}/timeline"))
         .await;
     assert!(
-        tl.to_string().contains(&format!("Seen on screenshot #{}", ev["id"])),
+        tl.to_string()
+            .contains(&format!("Seen on screenshot #{}", ev["id"])),
         "{tl}"
     );
     // The screenshot upload carries them too.
@@ -471,7 +496,10 @@ async fn findings_made_elsewhere_are_recorded_as_that_machines_analysis() {
     let res = post_capture(&team, None, png(5, 5), &[("analysis", bad.to_string())]).await;
     let v: Value = res.json().await.unwrap();
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("analysis.machine"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("analysis.machine"),
         "{v}"
     );
 }

@@ -279,8 +279,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
         )
         .await;
 
-        let server =
-            Server::start(&dir.join("data")).await;
+        let server = Server::start(&dir.join("data")).await;
         let token = server.token.expose().to_string();
         drive(
             "opslens (token, guards, timeline)",
@@ -294,8 +293,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
         // The same with synchronous=FULL (a WAL sync per commit), on a fresh database. Set
         // only here, with no server running, and read by the store when it opens connections.
         std::env::set_var("OPSLENS_DURABILITY", "full");
-        let server =
-            Server::start(&dir.join("data-full")).await;
+        let server = Server::start(&dir.join("data-full")).await;
         let token = server.token.expose().to_string();
         drive(
             "opslens, OPSLENS_DURABILITY=full",
@@ -312,8 +310,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
 /// Uploads onto an empty incident of a fresh data dir, then (after seeding `load.seed`
 /// screenshots into one incident) onto that incident and onto a second empty one.
 async fn uploads(dir: &std::path::Path, load: &Load) {
-    let server =
-        Server::start(&dir.join("uploads")).await;
+    let server = Server::start(&dir.join("uploads")).await;
     let svc = server.services.clone();
     let new = |title: &str| opslens_domain::NewIncident {
         title: title.into(),

@@ -12,8 +12,8 @@ use opslens_domain::{
 };
 
 use crate::evidence::EvidenceService;
-use opslens_store::UploadFiling;
 use crate::CoreError;
+use opslens_store::UploadFiling;
 
 /// Title of the incident a capture opens when no incident is open: the engineer captured
 /// something before opening one and will retitle it.

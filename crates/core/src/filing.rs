@@ -47,7 +47,10 @@ impl MadeElsewhere {
     /// Checks the fields a person or a tool reads later; the findings' lists are bounded by
     /// the part's size.
     pub fn validate(&self) -> Result<(), CoreError> {
-        for (field, v) in [("analysis.model", &self.model), ("analysis.machine", &self.machine)] {
+        for (field, v) in [
+            ("analysis.model", &self.model),
+            ("analysis.machine", &self.machine),
+        ] {
             text(field, v)?;
             max_chars(field, v, 200)?;
             if v.trim().is_empty() {
@@ -99,10 +102,7 @@ pub struct Filing {
 /// Checks an idempotency key: 1 to 200 visible ASCII characters (a UUID fits; nothing a log
 /// line or a header could mangle).
 pub fn check_key(key: &str) -> Result<(), CoreError> {
-    if key.is_empty()
-        || key.len() > MAX_KEY_CHARS
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(CoreError::Invalid(format!(
             "Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters (a UUID, say)"
         )));

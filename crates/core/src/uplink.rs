@@ -323,7 +323,10 @@ impl Uplink {
         .await?
         .map_err(|e| {
             CoreError::internal(
-                format!("cannot write the capture to {}", self.cfg.spool_dir.display()),
+                format!(
+                    "cannot write the capture to {}",
+                    self.cfg.spool_dir.display()
+                ),
                 e,
             )
         })?;
@@ -431,8 +434,7 @@ impl Uplink {
                     self.cfg.url
                 )),
             }
-        } else if status.is_server_error()
-            || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 429)
+        } else if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 429)
         {
             // 401/403: the token was refused (fix it in Settings; captures wait meanwhile);
             // 404 without a named incident: a server without the captures route yet.
@@ -486,7 +488,9 @@ async fn uploader(weak: Weak<Uplink>) {
     let mut pause = RETRY_MIN;
     loop {
         let Some(up) = weak.upgrade() else { break };
-        let first = list(&up.cfg.spool_dir).ok().and_then(|l| l.into_iter().next());
+        let first = list(&up.cfg.spool_dir)
+            .ok()
+            .and_then(|l| l.into_iter().next());
         let Some(entry) = first else {
             up.recount();
             let wake = up.wake.clone();
@@ -503,8 +507,13 @@ async fn uploader(weak: Weak<Uplink>) {
         match sent {
             Sent::Done(ev) => {
                 let key = entry.stem.split_once('-').map(|x| x.1).unwrap_or_default();
-                tracing::info!(capture = key, evidence = ev.id, incident = ev.incident_id,
-                    with_findings, "capture uploaded to the team server");
+                tracing::info!(
+                    capture = key,
+                    evidence = ev.id,
+                    incident = ev.incident_id,
+                    with_findings,
+                    "capture uploaded to the team server"
+                );
                 if let Err(e) = up.remove(&entry) {
                     tracing::warn!(error = %e, "cannot remove an uploaded capture from the spool");
                 }
@@ -577,9 +586,10 @@ fn is_meta(name: &str) -> bool {
     name.ends_with(".json")
         && !name.ends_with(".analysis.json")
         && !name.starts_with('.')
-        && name.split('-').next().is_some_and(|s| {
-            s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit())
-        })
+        && name
+            .split('-')
+            .next()
+            .is_some_and(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A fresh capture key: 128 random bits in hex.
@@ -672,6 +682,8 @@ mod tests {
         let up = Uplink::open(cfg.clone()).unwrap();
         assert_eq!(up.status().waiting, 2);
         let c = up.spool(None, shot(3)).await.unwrap();
-        assert!(list(&cfg.spool_dir).unwrap()[2].stem.ends_with(&c.capture_id));
+        assert!(list(&cfg.spool_dir).unwrap()[2]
+            .stem
+            .ends_with(&c.capture_id));
     }
 }

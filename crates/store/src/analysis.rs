@@ -439,7 +439,11 @@ impl Store {
 /// Records the end of job `job_id` inside `tx` (see [`Store::finish_analysis_job`]); also used
 /// by an upload that carries findings made on another machine, so those land exactly as a
 /// worker's would (content, findings, timeline events, the job's model, worker and device).
-pub(crate) fn finish_in(tx: &WriteTx<'_>, job_id: i64, done: &FinishedAnalysis) -> Result<AnalysisJob> {
+pub(crate) fn finish_in(
+    tx: &WriteTx<'_>,
+    job_id: i64,
+    done: &FinishedAnalysis,
+) -> Result<AnalysisJob> {
     let job = job_in(tx, job_id)?;
     if let Some(w) = &done.worker {
         if job.state != AnalysisState::Running || job.worker.as_deref() != Some(w.as_str()) {
@@ -479,9 +483,22 @@ pub(crate) fn finish_in(tx: &WriteTx<'_>, job_id: i64, done: &FinishedAnalysis) 
         [job.evidence_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    tx.touched(FeedKind::Evidence, FeedOp::Updated, incident_id, job.evidence_id);
+    tx.touched(
+        FeedKind::Evidence,
+        FeedOp::Updated,
+        incident_id,
+        job.evidence_id,
+    );
     match (&done.outcome, job.question.as_deref()) {
-        (AnalysisOutcome::Findings { content, findings: f, ms, events }, None) => {
+        (
+            AnalysisOutcome::Findings {
+                content,
+                findings: f,
+                ms,
+                events,
+            },
+            None,
+        ) => {
             // Keep answers to earlier questions across a re-analysis.
             let mut f = f.clone();
             if let Some(q) = findings
@@ -494,34 +511,60 @@ pub(crate) fn finish_in(tx: &WriteTx<'_>, job_id: i64, done: &FinishedAnalysis) 
                 "UPDATE evidence SET analysis_state = 'done', content = ?1, findings = ?2,
                      analysis_model = ?3, analysis_error = NULL, analysis_ms = ?4, updated_at = ?5
                  WHERE id = ?6",
-                params![content, f.to_string(), done.model, ms, ts(&t), job.evidence_id],
+                params![
+                    content,
+                    f.to_string(),
+                    done.model,
+                    ms,
+                    ts(&t),
+                    job.evidence_id
+                ],
             )?;
             let removed = tx
                 .prepare(
                     "DELETE FROM timeline_event WHERE evidence_id = ?1 AND kind = 'observation'
                      AND substr(message, 1, length(?2)) = ?2 RETURNING id",
                 )?
-                .query_map(params![job.evidence_id, FINDING_EVENT_PREFIX], |r| r.get::<_, i64>(0))?
+                .query_map(params![job.evidence_id, FINDING_EVENT_PREFIX], |r| {
+                    r.get::<_, i64>(0)
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for id in removed {
                 tx.touched(FeedKind::Timeline, FeedOp::Deleted, incident_id, id);
             }
             for (at, what) in events {
                 let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
-                let at = crate::tx::At { time: *at, source: opslens_domain::OccurredAtSource::Derived };
-                let ev = tx.add_event_at(incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
+                let at = crate::tx::At {
+                    time: *at,
+                    source: opslens_domain::OccurredAtSource::Derived,
+                };
+                let ev = tx.add_event_at(
+                    incident_id,
+                    TimelineKind::Observation,
+                    &msg,
+                    at,
+                    Some(job.evidence_id),
+                )?;
                 crate::people::set_author(tx, crate::people::Authored::Timeline, ev, "analysis")?;
             }
             // The screenshot shows what happened at its earliest anomaly or error.
             if let Some(first) = events.iter().map(|(at, _)| *at).min() {
-                let at = crate::tx::At { time: first, source: opslens_domain::OccurredAtSource::Derived };
+                let at = crate::tx::At {
+                    time: first,
+                    source: opslens_domain::OccurredAtSource::Derived,
+                };
                 crate::event_time::set_evidence_time(tx, job.evidence_id, at)?;
             }
             tx.execute(
                 "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
                 params![ts(&t), incident_id],
             )?;
-            tx.touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
+            tx.touched(
+                FeedKind::Incident,
+                FeedOp::Updated,
+                incident_id,
+                incident_id,
+            );
         }
         (AnalysisOutcome::Answer { answer }, Some(q)) => {
             let mut f = findings
@@ -759,4 +802,3 @@ mod tests {
         assert!(ev.analysis_error.unwrap().contains("lease not renewed"));
     }
 }
-

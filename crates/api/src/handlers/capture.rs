@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use super::team::Team;
 use super::ApiResult;
-use axum::response::{IntoResponse, Response};
-use opslens_core::uplink::QueuedCapture;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
+use axum::response::{IntoResponse, Response};
+use opslens_core::uplink::QueuedCapture;
 
 /// The screen this server may capture; `None` where the embedding process gave it none.
 #[derive(Debug, Clone, Default)]

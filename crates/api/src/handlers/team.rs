@@ -11,8 +11,8 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use opslens_core::filing::{check_key, Filing, MadeElsewhere, MAX_ANALYSIS_BYTES};
-use opslens_core::upload::MAX_UPLOAD_BYTES;
 use opslens_core::uplink::{TeamStatus, Uplink};
+use opslens_core::upload::MAX_UPLOAD_BYTES;
 use opslens_core::EvidenceService;
 use opslens_domain::Evidence;
 use utoipa::ToSchema;
@@ -43,10 +43,7 @@ pub(crate) struct UploadParts {
 
 /// Reads a multipart upload: `file` (the image, at most 25 MiB) and the text fields named in
 /// `allowed` (each at most 256 KiB, once). Anything else is refused by name.
-pub(crate) async fn read_upload(
-    mut form: Multipart,
-    allowed: &[&str],
-) -> ApiResult<UploadParts> {
+pub(crate) async fn read_upload(mut form: Multipart, allowed: &[&str]) -> ApiResult<UploadParts> {
     let mut out = UploadParts::default();
     while let Some(mut field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
@@ -107,8 +104,8 @@ pub(crate) fn filing(headers: &HeaderMap, parts: &UploadParts) -> ApiResult<Fili
     let analysis = match parts.fields.get("analysis") {
         None => None,
         Some(text) => {
-            let a: MadeElsewhere = serde_json::from_str(text)
-                .map_err(|e| invalid(format!("analysis: {e}")))?;
+            let a: MadeElsewhere =
+                serde_json::from_str(text).map_err(|e| invalid(format!("analysis: {e}")))?;
             Some(a)
         }
     };

@@ -39,16 +39,15 @@ impl AnalysisService {
             return None;
         }
         let bytes = image.to_vec();
-        let decoded = match tokio::task::spawn_blocking(move || image::load_from_memory(&bytes))
-            .await
-        {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "capture cannot be decoded for the local analysis");
-                return None;
-            }
-            Err(_) => return None,
-        };
+        let decoded =
+            match tokio::task::spawn_blocking(move || image::load_from_memory(&bytes)).await {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "capture cannot be decoded for the local analysis");
+                    return None;
+                }
+                Err(_) => return None,
+            };
         let started = Instant::now();
         loop {
             let asked = self
