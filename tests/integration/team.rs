@@ -549,3 +549,47 @@ async fn findings_made_on_the_laptop_arrive_with_the_upload() {
     assert_eq!(jobs[0]["worker"], "laptop-test", "{jobs}");
     assert_eq!(jobs[0]["state"], "done");
 }
+
+#[tokio::test]
+async fn settings_store_the_team_server_for_the_next_start() {
+    let app = TestApp::spawn().await;
+    let put = |body: Value| app.req(Method::PUT, "/api/v1/team").json(&body).send();
+    let res = put(json!({"server_url": "https://ops.example.com:8443/api/v1", "token": "tok-1"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["server_url"], "https://ops.example.com:8443", "{v}");
+    assert_eq!(v["restart_needed"], true);
+    // Not a desktop app: the data dir's secrets.env, never the developer's keychain.
+    assert!(
+        v["stored_in"].as_str().unwrap().contains("secrets.env"),
+        "{v}"
+    );
+    let file = std::fs::read_to_string(app.data_dir().join("secrets.env")).unwrap();
+    assert!(
+        file.contains("OPSLENS_SERVER_URL='https://ops.example.com:8443'"),
+        "{file}"
+    );
+    assert!(file.contains("OPSLENS_SERVER_TOKEN='tok-1'"), "{file}");
+
+    for bad in [
+        json!({"server_url": "ftp://ops.example.com", "token": "t"}),
+        json!({"server_url": "https://ops.example.com", "token": " "}),
+        json!({"server_url": "https://user:pw@ops.example.com", "token": "t"}),
+    ] {
+        let res = put(bad.clone()).await.unwrap();
+        assert_eq!(error_code(res, 422).await, "invalid", "{bad}");
+    }
+    let unchanged = std::fs::read_to_string(app.data_dir().join("secrets.env")).unwrap();
+    assert_eq!(unchanged, file);
+
+    let res = app
+        .req(Method::DELETE, "/api/v1/team")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let file = std::fs::read_to_string(app.data_dir().join("secrets.env")).unwrap_or_default();
+    assert!(!file.contains("OPSLENS_SERVER"), "{file}");
+}

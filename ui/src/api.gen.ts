@@ -550,7 +550,7 @@ export interface paths {
          * Save the postmortem. `version` must be the one the edit started from; if another save came
          *     first the answer is 409 with the current postmortem and nothing is overwritten.
          */
-        put: operations["save"];
+        put: operations["postmortem_save"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1003,9 +1003,17 @@ export interface paths {
          *     wait in its spool, whether the server answered last time.
          */
         get: operations["status"];
-        put?: never;
+        /**
+         * Point this app at a team server (Settings): stores the address and token, in the OS
+         *     keychain in the desktop app (else the data dir's `secrets.env`), for the next start.
+         */
+        put: operations["evidence_save"];
         post?: never;
-        delete?: never;
+        /**
+         * Stop filing captures on a team server from the next start: removes the stored address
+         *     and token (captures already waiting stay in the spool).
+         */
+        delete: operations["forget"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2790,6 +2798,22 @@ export interface components {
          * @enum {string}
          */
         TargetKind: "monitor" | "window" | "region";
+        /** @description Body of `PUT /team`. */
+        TeamSettings: {
+            /** @description The team server's address (`https://opslens.example.com:8443`). */
+            server_url: string;
+            /** @description Your token on it (from `opslens users add NAME` there). */
+            token: string;
+        };
+        /** @description Where the settings screen stored the team server's address and token. */
+        TeamSettingsSaved: {
+            /** @description The app reads them at start: it must be restarted to use them. */
+            restart_needed: boolean;
+            /** @description The origin stored (`OPSLENS_SERVER_URL`). */
+            server_url: string;
+            /** @description Where: `the OS keychain` or the data dir's `secrets.env` (mode 0600). */
+            stored_in: string;
+        };
         /** @description Where the link to the team server stands, for the tray, the window title and `GET /team`. */
         TeamStatus: {
             /** @description Whether this app files its captures on a team server. */
@@ -6527,7 +6551,7 @@ export interface operations {
             };
         };
     };
-    save: {
+    postmortem_save: {
         parameters: {
             query?: never;
             header?: never;
@@ -9112,6 +9136,180 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */
                     "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    evidence_save: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamSettingsSaved"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an http(s) origin, or an empty token */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host or Origin not allowed (`forbidden_host`, `forbidden_origin`), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

@@ -134,7 +134,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
         .routes(routes!(capture::focus, capture::set_focus))
-        .routes(routes!(team::status))
+        .routes(routes!(team::status, team::save, team::forget))
         .routes(routes!(events::events))
         .routes(routes!(command::people, command::add_person))
         .routes(routes!(command::me, command::set_me))

@@ -633,6 +633,77 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Where the settings screen stored the team server's address and token.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TeamSettingsSaved {
+    /// The origin stored (`OPSLENS_SERVER_URL`).
+    pub server_url: String,
+    /// Where: `the OS keychain` or the data dir's `secrets.env` (mode 0600).
+    pub stored_in: String,
+    /// The app reads them at start: it must be restarted to use them.
+    pub restart_needed: bool,
+}
+
+/// Stores the team server's address and token the way `opslens secrets set` does: in the OS
+/// keychain where `keychain` is true and one answers (the desktop app), else in the data
+/// dir's `secrets.env`. Checked first ([`TeamConfig::new`]); blocking (keychain calls).
+pub fn save_settings(
+    data_dir: &Path,
+    keychain: bool,
+    url: &str,
+    token: &str,
+) -> Result<TeamSettingsSaved, CoreError> {
+    use opslens_integrations::secrets::{self, KeyStore, OsKeychain};
+    let cfg = TeamConfig::new(url, token, data_dir)?;
+    let kc = if keychain {
+        OsKeychain::from_env()
+    } else {
+        None
+    };
+    let pairs = [
+        ("OPSLENS_SERVER_URL", cfg.url.as_str()),
+        ("OPSLENS_SERVER_TOKEN", cfg.token.as_str()),
+    ];
+    let in_keychain = kc.is_some_and(|kc| pairs.iter().all(|(k, v)| kc.set(k, v).is_ok()));
+    let stored_in = if in_keychain {
+        // Older values in secrets.env would only confuse `opslens secrets list`.
+        for (k, _) in pairs {
+            let _ = secrets::write_file_key(data_dir, k, None);
+        }
+        "the OS keychain".to_string()
+    } else {
+        crate::token::create_private_dir(data_dir)
+            .map_err(|e| CoreError::internal("cannot create the data dir", e))?;
+        for (k, v) in pairs {
+            secrets::write_file_key(data_dir, k, Some(v))
+                .map_err(|e| CoreError::internal(format!("cannot write {k} to secrets.env"), e))?;
+        }
+        format!(
+            "{} (mode 0600)",
+            data_dir.join(secrets::SECRETS_FILE).display()
+        )
+    };
+    Ok(TeamSettingsSaved {
+        server_url: cfg.url,
+        stored_in,
+        restart_needed: true,
+    })
+}
+
+/// Removes the team server's address and token from the keychain and `secrets.env` (the
+/// environment, if it sets them, still wins). Blocking.
+pub fn forget_settings(data_dir: &Path, keychain: bool) -> Result<(), CoreError> {
+    use opslens_integrations::secrets::{self, KeyStore, OsKeychain};
+    for k in ["OPSLENS_SERVER_URL", "OPSLENS_SERVER_TOKEN"] {
+        if let Some(kc) = keychain.then(OsKeychain::from_env).flatten() {
+            let _ = kc.delete(k);
+        }
+        secrets::write_file_key(data_dir, k, None)
+            .map_err(|e| CoreError::internal(format!("cannot remove {k} from secrets.env"), e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,3 +218,46 @@ pub async fn file_capture(
 pub async fn status(State(team): State<Team>) -> Json<TeamStatus> {
     Json(team.0.map(|u| u.status()).unwrap_or_default())
 }
+
+/// Body of `PUT /team`.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSettings {
+    /// The team server's address (`https://opslens.example.com:8443`).
+    #[schema(min_length = 1, max_length = 2000)]
+    pub server_url: String,
+    /// Your token on it (from `opslens users add NAME` there).
+    #[schema(min_length = 1, max_length = 2000)]
+    pub token: String,
+}
+
+/// Point this app at a team server (Settings): stores the address and token, in the OS
+/// keychain in the desktop app (else the data dir's `secrets.env`), for the next start.
+#[utoipa::path(put, path = "/team", tag = "evidence", request_body = TeamSettings,
+    responses((status = 200, body = opslens_core::uplink::TeamSettingsSaved),
+        (status = 422, body = ErrorBody, description = "Not an http(s) origin, or an empty token")))]
+pub async fn save(
+    State(server): State<Arc<crate::state::ServerInfo>>,
+    Json(body): Json<TeamSettings>,
+) -> ApiResult<Json<opslens_core::uplink::TeamSettingsSaved>> {
+    let dir = std::path::PathBuf::from(&server.data_dir);
+    let keychain = server.desktop;
+    let saved = tokio::task::spawn_blocking(move || {
+        opslens_core::uplink::save_settings(&dir, keychain, &body.server_url, &body.token)
+    })
+    .await
+    .map_err(opslens_core::CoreError::from)??;
+    Ok(Json(saved))
+}
+
+/// Stop filing captures on a team server from the next start: removes the stored address
+/// and token (captures already waiting stay in the spool).
+#[utoipa::path(delete, path = "/team", tag = "evidence", responses((status = 204)))]
+pub async fn forget(State(server): State<Arc<crate::state::ServerInfo>>) -> ApiResult<StatusCode> {
+    let dir = std::path::PathBuf::from(&server.data_dir);
+    let keychain = server.desktop;
+    tokio::task::spawn_blocking(move || opslens_core::uplink::forget_settings(&dir, keychain))
+        .await
+        .map_err(opslens_core::CoreError::from)??;
+    Ok(StatusCode::NO_CONTENT)
+}
