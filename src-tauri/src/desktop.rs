@@ -178,11 +178,12 @@ fn build_app(region_hotkey: &hotkey::Hotkey) -> Result<tauri::App<Wry>, String> 
 /// The script run before the UI's own: hands it the token, only on the origin the window
 /// shows (the navigation guard below keeps the webview there anyway; this is the second
 /// fence): the local server's, or the team server's with the team token.
-fn init_script(origin: &str, token: &str, addr: &str) -> anyhow::Result<String> {
+fn init_script(origin: &str, token: &str, addr: &str, team: bool) -> anyhow::Result<String> {
     let value = serde_json::json!({
         "token": token,
         "addr": addr,
         "desktop": true,
+        "team": team,
     });
     Ok(format!(
         "if (window.location.origin === {origin}) {{ Object.defineProperty(window, '__OPSLENS__', \
@@ -221,7 +222,7 @@ fn open_window(app: &tauri::AppHandle<Wry>, server: &Server) -> anyhow::Result<(
         .title(title)
         .inner_size(1280.0, 820.0)
         .min_inner_size(720.0, 480.0)
-        .initialization_script(init_script(&origin, &token, &addr)?)
+        .initialization_script(init_script(&origin, &token, &addr, team.is_some())?)
         // Links to other sites must not open inside the app's window (it holds the token).
         .on_navigation(move |u| {
             let ok = u.origin() == allowed;

@@ -7,6 +7,7 @@ import { h, replace, select } from '../dom.js';
 import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel, type Zone } from '../when.js';
 import { errorMessage, toggleTheme, type View } from '../app.js';
+import { teamPanel } from './team.js';
 import type { PullProgress, ServerInfo, VlmStatus } from '../types.js';
 
 export function settingsView(onSignOut: () => void): View {
@@ -17,6 +18,7 @@ export function settingsView(onSignOut: () => void): View {
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model),
+    h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Team server'), teamPanel()),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'),
       h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')),
       zonePicker()),

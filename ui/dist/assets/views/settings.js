@@ -6,10 +6,11 @@ import { h, replace, select } from '../dom.js';
 import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel } from '../when.js';
 import { errorMessage, toggleTheme } from '../app.js';
+import { teamPanel } from './team.js';
 export function settingsView(onSignOut) {
     const server = h('div', null, loading('Reading the server settings…'));
     const model = h('div', null, loading('Asking the model status…'));
-    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
+    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Team server'), teamPanel()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
     async function loadInfo() {
         try {
             renderInfo(await api.info());
