@@ -178,7 +178,8 @@ struct Entry {
 
 /// How one upload ended.
 enum Sent {
-    Done(Evidence),
+    /// On the server: the evidence id and its incident.
+    Done { id: i64, incident_id: i64 },
     /// Try again later (unreachable, 5xx, 429, token refused): nothing is lost.
     Retry(String),
     /// The server will never take it (bad image, unknown incident): set aside.
@@ -428,7 +429,10 @@ impl Uplink {
             .unwrap_or_else(|| body.chars().take(300).collect());
         let sent = if status.is_success() {
             match serde_json::from_str::<Evidence>(&body) {
-                Ok(ev) => Sent::Done(ev),
+                Ok(ev) => Sent::Done {
+                    id: ev.id,
+                    incident_id: ev.incident_id,
+                },
                 Err(err) => Sent::Retry(format!(
                     "{} answered {status} with an unreadable body: {err}",
                     self.cfg.url
@@ -505,12 +509,12 @@ async fn uploader(weak: Weak<Uplink>) {
         };
         let mut wait = None;
         match sent {
-            Sent::Done(ev) => {
+            Sent::Done { id, incident_id } => {
                 let key = entry.stem.split_once('-').map(|x| x.1).unwrap_or_default();
                 tracing::info!(
                     capture = key,
-                    evidence = ev.id,
-                    incident = ev.incident_id,
+                    evidence = id,
+                    incident = incident_id,
                     with_findings,
                     "capture uploaded to the team server"
                 );
@@ -523,8 +527,8 @@ async fn uploader(weak: Weak<Uplink>) {
                     s.uploaded += 1;
                     s.last = Some(UploadedCapture {
                         capture_id: key.to_string(),
-                        evidence_id: ev.id,
-                        incident_id: ev.incident_id,
+                        evidence_id: id,
+                        incident_id,
                         with_findings,
                     });
                 });

@@ -51,7 +51,7 @@ async fn run<R: Runtime>(app: &AppHandle<R>) {
             .evidence
             .capture(d.screen.clone(), None, CaptureTarget::Monitor)
             .await
-            .map(Filed::Stored)
+            .map(|c| Filed::Stored(Box::new(c)))
             .map_err(why),
     };
     announce(app, "Screen captured", result, started).await;
@@ -60,7 +60,7 @@ async fn run<R: Runtime>(app: &AppHandle<R>) {
 /// Where a desktop capture went: stored here, or spooled for the team server.
 pub(super) enum Filed {
     /// Stored as evidence on this machine.
-    Stored(Captured),
+    Stored(Box<Captured>),
     /// On disk in the spool, uploaded to the team server in order.
     Queued(QueuedCapture),
 }

@@ -253,7 +253,7 @@ async fn store<R: Runtime>(
             .evidence
             .store_capture(None, shot)
             .await
-            .map(Filed::Stored),
+            .map(|c| Filed::Stored(Box::new(c))),
     }
     .map_err(|e| e.to_string())
 }
