@@ -16,7 +16,7 @@
 //! to `failed/` with the server's answer beside them, and are counted.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -191,8 +191,9 @@ pub struct Uplink {
     cfg: TeamConfig,
     http: reqwest::Client,
     wake: Arc<Notify>,
-    /// Next sequence number; also serialises spool writes.
-    seq: Mutex<u64>,
+    /// Next sequence number, held across each spool write: an entry is on disk before the
+    /// next one is numbered, so the uploader never sees a later capture before an earlier one.
+    seq: tokio::sync::Mutex<u64>,
     status: watch::Sender<TeamStatus>,
     analysis: OnceLock<Arc<AnalysisService>>,
 }
@@ -212,6 +213,7 @@ impl Uplink {
             CoreError::internal(format!("cannot create the spool {}", dir.display()), e)
         })?;
         let entries = list(dir)?;
+        sweep_orphans(dir, &entries);
         let next = entries
             .last()
             .and_then(|e| e.stem.split('-').next()?.parse::<u64>().ok())
@@ -240,7 +242,7 @@ impl Uplink {
             cfg,
             http,
             wake: Arc::new(Notify::new()),
-            seq: Mutex::new(next),
+            seq: tokio::sync::Mutex::new(next),
             status,
             analysis: OnceLock::new(),
         }))
@@ -307,13 +309,8 @@ impl Uplink {
             height: shot.height,
         };
         let dir = self.cfg.spool_dir.clone();
-        let seq = {
-            let mut g = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-            let n = *g;
-            *g += 1;
-            n
-        };
-        let stem = format!("{seq:016}-{key}");
+        let mut seq = self.seq.lock().await;
+        let stem = format!("{:016}-{key}", *seq);
         let png = shot.png;
         let s = stem.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -331,6 +328,8 @@ impl Uplink {
                 e,
             )
         })?;
+        *seq += 1;
+        drop(seq);
         let waiting = self.recount();
         tracing::info!(capture = %key, waiting, "capture spooled for the team server");
         self.wake.notify_one();
@@ -585,6 +584,26 @@ fn list(dir: &Path) -> Result<Vec<Entry>, CoreError> {
     Ok(out)
 }
 
+/// Removes what a write cut short left behind: temporary files, and images or findings
+/// whose record never landed (the capture was never acknowledged).
+fn sweep_orphans(dir: &Path, entries: &[Entry]) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stem = name
+            .strip_suffix(".analysis.json")
+            .or_else(|| name.strip_suffix(".png"));
+        let orphan = name.ends_with(".tmp")
+            || stem.is_some_and(|st| !entries.iter().any(|en| en.stem == st));
+        if orphan && e.path().is_file() {
+            tracing::info!(file = %name, "removing an unacknowledged spool file");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Whether a spool file name is an entry's record (`SEQ-KEY.json`).
 fn is_meta(name: &str) -> bool {
     name.ends_with(".json")
@@ -752,10 +771,17 @@ mod tests {
         assert_eq!((a.waiting, b.waiting), (1, 2));
         let l = list(&cfg.spool_dir).unwrap();
         assert!(l[0].stem.ends_with(&a.capture_id) && l[1].stem.ends_with(&b.capture_id));
-        // A new uplink on the same folder continues the sequence and sees both.
+        // A new uplink on the same folder continues the sequence and sees both; what a cut
+        // write left (an image without its record, a temporary file) is swept.
         drop(up);
+        let stray = cfg.spool_dir.join("0000000000000009-dead.png");
+        let tmp = cfg.spool_dir.join(".0000000000000009-dead.json.tmp");
+        std::fs::write(&stray, b"x").unwrap();
+        std::fs::write(&tmp, b"x").unwrap();
         let up = Uplink::open(cfg.clone()).unwrap();
         assert_eq!(up.status().waiting, 2);
+        assert!(!stray.exists() && !tmp.exists());
+        assert!(cfg.spool_dir.join(format!("{}.png", l[0].stem)).exists());
         let c = up.spool(None, shot(3)).await.unwrap();
         assert!(list(&cfg.spool_dir).unwrap()[2]
             .stem
