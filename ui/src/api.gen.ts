@@ -1307,7 +1307,11 @@ export interface components {
         };
         /** @description Multipart form of `POST /captures`. */
         CaptureUploadForm: {
-            analysis?: null | components["schemas"]["MadeElsewhere"];
+            /**
+             * @description Findings the laptop's model made, as JSON text in the `MadeElsewhere` shape
+             *     (`{findings, model, machine, device, ms}`); without it this server's workers analyse it.
+             */
+            analysis?: string | null;
             /**
              * Format: date-time
              * @description When it was captured (RFC 3339); it may have waited on the laptop. Default: now.
@@ -2508,7 +2512,11 @@ export interface components {
          *     cannot read every part name a client may send, so the spec allows none).
          */
         ScreenshotForm: {
-            analysis?: null | components["schemas"]["MadeElsewhere"];
+            /**
+             * @description Findings made on another machine, as JSON text in the `MadeElsewhere` shape: recorded
+             *     as that machine's analysis instead of queueing one here.
+             */
+            analysis?: string | null;
             /**
              * Format: binary
              * @description The image (PNG, JPEG or WebP, at most 25 MiB); its type is read from the bytes.

@@ -41,7 +41,7 @@ const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
 #[derive(OpenApi)]
 #[openapi(
     // Path parameters name these; no body does, so they are listed here.
-    components(schemas(opslens_domain::Role)),
+    components(schemas(opslens_domain::Role, opslens_core::filing::MadeElsewhere)),
     info(
         title = "OpsLens API",
         description = "Local REST API of OpsLens, the local-first incident workspace. \

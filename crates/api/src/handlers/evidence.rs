@@ -37,8 +37,9 @@ pub struct ScreenshotForm {
     /// The image (PNG, JPEG or WebP, at most 25 MiB); its type is read from the bytes.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// Findings made on another machine (JSON): recorded as that machine's analysis instead
-    /// of queueing one here.
+    /// Findings made on another machine, as JSON text in the `MadeElsewhere` shape: recorded
+    /// as that machine's analysis instead of queueing one here.
+    #[schema(value_type = Option<String>, content_media_type = "application/json")]
     analysis: Option<opslens_core::filing::MadeElsewhere>,
 }
 

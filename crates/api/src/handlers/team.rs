@@ -167,7 +167,9 @@ pub struct CaptureUploadForm {
     /// What was captured (`monitor`, `region 640×480 at (0, 0)`), for its name.
     #[schema(max_length = 200)]
     label: Option<String>,
-    /// Findings the laptop's model made (JSON); without it this server's workers analyse it.
+    /// Findings the laptop's model made, as JSON text in the `MadeElsewhere` shape
+    /// (`{findings, model, machine, device, ms}`); without it this server's workers analyse it.
+    #[schema(value_type = Option<String>, content_media_type = "application/json")]
     analysis: Option<MadeElsewhere>,
 }
 
