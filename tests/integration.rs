@@ -67,6 +67,8 @@ mod status_updates;
 mod summary_draft;
 #[path = "integration/sync.rs"]
 mod sync;
+#[path = "integration/team.rs"]
+mod team;
 #[path = "integration/ui.rs"]
 mod ui;
 #[path = "integration/users.rs"]

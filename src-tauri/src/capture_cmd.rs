@@ -88,6 +88,15 @@ pub async fn run(data_dir: &Path, args: CaptureArgs) -> anyhow::Result<()> {
         .await?;
     if args.remote.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let Some(key) = v["capture_id"].as_str() {
+        // The app is pointed at a team server: the capture waits in its spool.
+        println!(
+            "captured {}×{}; saved as {key} and uploading to {} ({} waiting)",
+            v["width"],
+            v["height"],
+            v["server_url"].as_str().unwrap_or("the team server"),
+            v["waiting"]
+        );
     } else {
         println!(
             "captured {}×{} as evidence #{} on incident #{} (analysis: {})",

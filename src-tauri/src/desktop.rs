@@ -10,6 +10,7 @@
 mod capture;
 mod hotkey;
 mod region;
+mod team;
 mod tray;
 
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub(crate) struct Desktop {
     services: Services,
     screen: Arc<dyn ScreenSource>,
     addr: SocketAddr,
+    /// The team server captures go to, when the app is pointed at one.
+    uplink: Option<Arc<opslens_core::uplink::Uplink>>,
 }
 
 /// Runs the desktop app until its window is closed or Quit is chosen.
@@ -57,12 +60,20 @@ pub fn run(
     let hotkey_state = hotkey::register(app.handle(), &hotkey);
     let region_state = hotkey::register(app.handle(), &region_hotkey);
     let screen: Arc<dyn ScreenSource> = Arc::new(opslens_capture::XcapSource);
+    let uplink = match team::link(data_dir) {
+        Ok(u) => u,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
     let opts = StartOptions {
         extras: opslens_api::Extras {
             screen: Some(screen.clone()),
             hotkey: hotkey_state.describe(),
             region_hotkey: region_state.describe(),
             desktop: true,
+            uplink: uplink.clone(),
             ..Default::default()
         },
         next_free_port: true,
@@ -84,10 +95,19 @@ pub fn run(
         server.addr,
         data_dir.display()
     );
+    if let Some(up) = &uplink {
+        eprintln!(
+            "OpsLens desktop: pointed at the team server {} ({} captures waiting in {})",
+            up.server_url(),
+            up.status().waiting,
+            data_dir.join(opslens_core::uplink::SPOOL_DIR).display()
+        );
+    }
     app.manage(Desktop {
         services: server.services.clone(),
         screen,
         addr: server.addr,
+        uplink,
     });
     if let Err(e) = open_window(app.handle(), &server) {
         eprintln!("error: cannot open the window: {e:#}");
@@ -155,14 +175,15 @@ fn build_app(region_hotkey: &hotkey::Hotkey) -> Result<tauri::App<Wry>, String> 
     }
 }
 
-/// The script run before the UI's own: hands it the token, only on our own origin (the
-/// navigation guard below keeps the webview there anyway; this is the second fence).
-fn init_script(server: &Server) -> anyhow::Result<String> {
-    let origin = format!("http://{}", server.addr);
+/// The script run before the UI's own: hands it the token, only on the origin the window
+/// shows (the navigation guard below keeps the webview there anyway; this is the second
+/// fence): the local server's, or the team server's with the team token.
+fn init_script(origin: &str, token: &str, addr: &str, team: bool) -> anyhow::Result<String> {
     let value = serde_json::json!({
-        "token": server.token.expose(),
-        "addr": server.addr.to_string(),
+        "token": token,
+        "addr": addr,
         "desktop": true,
+        "team": team,
     });
     Ok(format!(
         "if (window.location.origin === {origin}) {{ Object.defineProperty(window, '__OPSLENS__', \
@@ -173,14 +194,35 @@ fn init_script(server: &Server) -> anyhow::Result<String> {
 }
 
 fn open_window(app: &tauri::AppHandle<Wry>, server: &Server) -> anyhow::Result<()> {
-    let origin = format!("http://{}", server.addr);
+    let team = app.try_state::<Desktop>().and_then(|d| d.uplink.clone());
+    let (origin, token, addr, title) = match &team {
+        Some(up) => {
+            let origin = up.server_url().to_string();
+            let addr = origin
+                .split_once("://")
+                .map_or(&*origin, |x| x.1)
+                .to_string();
+            (
+                origin,
+                up.token().to_string(),
+                addr,
+                team::title(&up.status()),
+            )
+        }
+        None => (
+            format!("http://{}", server.addr),
+            server.token.expose().to_string(),
+            server.addr.to_string(),
+            format!("OpsLens — {}", server.addr),
+        ),
+    };
     let url: tauri::Url = format!("{origin}/").parse().context("server URL")?;
     let allowed = url.origin();
-    WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
-        .title(format!("OpsLens — {}", server.addr))
+    let window = WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
+        .title(title)
         .inner_size(1280.0, 820.0)
         .min_inner_size(720.0, 480.0)
-        .initialization_script(init_script(server)?)
+        .initialization_script(init_script(&origin, &token, &addr, team.is_some())?)
         // Links to other sites must not open inside the app's window (it holds the token).
         .on_navigation(move |u| {
             let ok = u.origin() == allowed;
@@ -191,6 +233,20 @@ fn open_window(app: &tauri::AppHandle<Wry>, server: &Server) -> anyhow::Result<(
         })
         .build()
         .context("creating the webview")?;
+    if let Some(up) = team {
+        // The title says how many captures wait for the team server, as that changes.
+        let mut status = up.subscribe();
+        drop(up);
+        tauri::async_runtime::spawn(async move {
+            loop {
+                let t = team::title(&status.borrow_and_update());
+                let _ = window.set_title(&t);
+                if status.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     Ok(())
 }
 

@@ -150,6 +150,11 @@ impl Server {
             blobs: opts.blobs.clone(),
         })
         .await?;
+        // A laptop pointed at a team server: its spooled captures upload from now on, read
+        // first by this process's model where it has one.
+        if let Some(up) = &opts.extras.uplink {
+            up.start(services.analysis.clone());
+        }
         let listener = bind(addr, opts.next_free_port).await?;
         let addr = listener.local_addr()?;
         let https = opts.extras.exposure.tls.is_some();

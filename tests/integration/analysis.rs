@@ -492,6 +492,8 @@ async fn the_status_names_the_device_and_bad_device_settings_are_refused() {
         .await;
         assert!(ev["findings"].is_null(), "{ev}");
     }
+}
+
 /// A dashboard-like PNG: bars whose heights follow `seed`, plus `tweak` (a changed label).
 fn dashboard_png(seed: u32, tweak: bool) -> Vec<u8> {
     let (w, h) = (320u32, 224u32);

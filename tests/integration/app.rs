@@ -92,7 +92,9 @@ impl TestApp {
 
     /// A server in a fresh temporary folder (data under `data/`), started with the options
     /// `f` makes from that folder.
-    async fn spawn_opts(f: impl FnOnce(&std::path::Path) -> opslens::server::StartOptions) -> Self {
+    pub async fn spawn_opts(
+        f: impl FnOnce(&std::path::Path) -> opslens::server::StartOptions,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let opts = f(dir.path());
         let server = Server::start_opts(

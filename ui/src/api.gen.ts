@@ -79,8 +79,33 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Capture the screen of this machine and attach it as screenshot evidence. */
+        /**
+         * Capture the screen of this machine and attach it as screenshot evidence. Where this app
+         *     files its captures on a team server, the capture is written to the local spool (fsynced)
+         *     and the answer is 202 with its place in the queue; it is uploaded in order (`GET /team`).
+         */
         post: operations["capture"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/captures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * File a screen capture made on another machine (the desktop app pointed at this server).
+         *     With `Idempotency-Key`, a repeat (the laptop never saw the first answer) returns the first
+         *     evidence with 200 and adds nothing; the same key with another image is 409.
+         */
+        post: operations["file_capture"];
         delete?: never;
         options?: never;
         head?: never;
@@ -141,7 +166,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload a screenshot; it is stored at once and analysed in the background. */
+        /**
+         * Upload a screenshot; it is stored at once and analysed in the background (unless
+         *     `analysis` brings findings made elsewhere). With `Idempotency-Key`, a repeat returns the
+         *     first evidence with 200 and adds nothing.
+         */
         post: operations["upload"];
         delete?: never;
         options?: never;
@@ -521,7 +550,7 @@ export interface paths {
          * Save the postmortem. `version` must be the one the edit started from; if another save came
          *     first the answer is 409 with the current postmortem and nothing is overwritten.
          */
-        put: operations["save"];
+        put: operations["postmortem_save"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1012,6 +1041,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/team": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where this app's link to a team server stands: whether it files captures there, how many
+         *     wait in its spool, whether the server answered last time.
+         */
+        get: operations["status"];
+        /**
+         * Point this app at a team server (Settings): stores the address and token, in the OS
+         *     keychain in the desktop app (else the data dir's `secrets.env`), for the next start.
+         */
+        put: operations["evidence_save"];
+        post?: never;
+        /**
+         * Stop filing captures on a team server from the next start: removes the stored address
+         *     and token (captures already waiting stay in the spool).
+         */
+        delete: operations["forget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/test/vlm/status": {
         parameters: {
             query?: never;
@@ -1273,6 +1330,15 @@ export interface components {
              */
             question?: string | null;
         };
+        /** @description An unusual stretch of a series, with its times as read from the axis. */
+        Anomaly: {
+            /** @description What happens (spike, drop, gap, …). */
+            description: string;
+            /** @description End, if visible. */
+            end?: string | null;
+            /** @description Start as read from the axis (`14:05`, `2026-11-27 14:05`). */
+            start?: string | null;
+        };
         /** @description One measurement. */
         Calibration: {
             /**
@@ -1321,6 +1387,32 @@ export interface components {
             /** @description `monitor` (default), `window` or `region`. */
             target?: components["schemas"]["TargetKind"];
             window?: null | components["schemas"]["WindowSelector"];
+        };
+        /** @description Multipart form of `POST /captures`. */
+        CaptureUploadForm: {
+            /**
+             * @description Findings the laptop's model made, as JSON text in the `MadeElsewhere` shape
+             *     (`{findings, model, machine, device, ms}`); without it this server's workers analyse it.
+             */
+            analysis?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was captured (RFC 3339); it may have waited on the laptop. Default: now.
+             */
+            captured_at?: string | null;
+            /**
+             * Format: binary
+             * @description The captured image (PNG, JPEG or WebP, at most 25 MiB).
+             */
+            file: string;
+            /**
+             * Format: int64
+             * @description Incident to file it on; default: the incident a window of this server shows, else the
+             *     open incident changed most recently, else a new "Untriaged capture".
+             */
+            incident_id?: number | null;
+            /** @description What was captured (`monitor`, `region 640×480 at (0, 0)`), for its name. */
+            label?: string | null;
         };
         /** @description Body of `POST /auth/exchange`. */
         CodeExchange: {
@@ -1401,6 +1493,15 @@ export interface components {
             code: string;
             /** @description What was wrong, in words. */
             message: string;
+        };
+        /** @description An error read from the screen. */
+        ErrorSeen: {
+            /** @description A status or error code (`503`, `ECONNREFUSED`, `ORA-00060`). */
+            code?: string | null;
+            /** @description The message. */
+            message: string;
+            /** @description When it happened, if shown. */
+            time?: string | null;
         };
         /**
          * @description A piece of evidence on an incident.
@@ -1514,6 +1615,28 @@ export interface components {
          * @enum {string}
          */
         FeedKind: "incident" | "evidence" | "timeline" | "hypothesis" | "action" | "capture";
+        /** @description What an analysis found on a screenshot; stored as the evidence's `findings`. */
+        Findings: {
+            /** @description Error messages and codes read from the screen. */
+            errors: components["schemas"]["ErrorSeen"][];
+            /** @description Panels of a dashboard. */
+            panels: components["schemas"]["Panel"][];
+            /** @description How the text was read: `json`, `fenced-json`, `repaired-json` or `prose`. */
+            parse: string;
+            /** @description The model's text, verbatim. */
+            raw: string;
+            /** @description `dashboard`, `error_page`, `terminal`, `logs` or `other`, as the model judged it. */
+            screen?: string | null;
+            /** @description One or two sentences: what the screen shows and what is wrong. */
+            summary: string;
+            /**
+             * @description Times read from the screen, verbatim, each once: those the model listed, then those of
+             *     anomalies and errors it did not (the compact answer never repeats them).
+             */
+            timestamps: string[];
+            /** @description Time zone shown on the screen (`UTC`, `+02:00`, `Europe/Berlin`), if any. */
+            timezone?: string | null;
+        };
         /** @description The incident a window of the UI shows; `null` when it shows none (the list, settings). */
         Focus: {
             /**
@@ -1888,6 +2011,25 @@ export interface components {
             /** @description The link that opens the UI with it. */
             url: string;
         };
+        /**
+         * @description Findings made on another machine, sent with the screenshot they describe (multipart part
+         *     `analysis`, JSON). The server keeps them as that machine's finished analysis.
+         */
+        MadeElsewhere: {
+            /** @description Where it ran there (`cpu`, `cuda:0`). */
+            device?: string | null;
+            /** @description The findings, as the laptop's parser read its model's text (`raw` keeps the text). */
+            findings: components["schemas"]["Findings"];
+            /** @description The machine that ran it (recorded as the analysis job's worker, e.g. `laptop@alice-x1`). */
+            machine: string;
+            /** @description The model that made them (manifest id, e.g. `qwen3-vl-2b-instruct`). */
+            model: string;
+            /**
+             * Format: int64
+             * @description How long the run took, in milliseconds.
+             */
+            ms: number;
+        };
         /** @description Answer of a merge: the target after it, and what moved. */
         MergeOutcome: {
             /**
@@ -2215,6 +2357,23 @@ export interface components {
              */
             total: number;
         };
+        /** @description One panel of a dashboard. */
+        Panel: {
+            /** @description Unusual stretches of the series. */
+            anomalies: components["schemas"]["Anomaly"][];
+            /** @description Latest value shown. */
+            current?: string | null;
+            /** @description What it measures. */
+            metric?: string | null;
+            /** @description Highest value shown. */
+            peak?: string | null;
+            /** @description Panel title. */
+            title: string;
+            /** @description `rising`, `falling`, `flat`, `spiky` or free text. */
+            trend?: string | null;
+            /** @description Unit of its values. */
+            unit?: string | null;
+        };
         /** @description Which Grafana panel, over which time range (epoch milliseconds). */
         PanelRequest: {
             /** @description Dashboard UID. */
@@ -2374,6 +2533,33 @@ export interface components {
              */
             total_bytes: number;
         };
+        /**
+         * @description A capture accepted into the spool (the answer of `POST /capture` on a laptop pointed at a
+         *     team server): on disk, to be uploaded in order.
+         */
+        QueuedCapture: {
+            /** @description Its idempotency key on the team server. */
+            capture_id: string;
+            /**
+             * Format: int64
+             * @description Height in pixels.
+             */
+            height: number;
+            /**
+             * Format: int64
+             * @description The incident named, if any (else the team server chooses, as for a capture there).
+             */
+            incident_id?: number | null;
+            /** @description The team server it goes to. */
+            server_url: string;
+            /** @description Captures waiting to be uploaded, this one included. */
+            waiting: number;
+            /**
+             * Format: int64
+             * @description Width in pixels.
+             */
+            width: number;
+        };
         /** @description A screenshot's redacted copy: what exports and posts use instead of the original. */
         Redaction: {
             /** @description The boxes blacked out. */
@@ -2490,6 +2676,11 @@ export interface components {
          *     cannot read every part name a client may send, so the spec allows none).
          */
         ScreenshotForm: {
+            /**
+             * @description Findings made on another machine, as JSON text in the `MadeElsewhere` shape: recorded
+             *     as that machine's analysis instead of queueing one here.
+             */
+            analysis?: string | null;
             /**
              * Format: binary
              * @description The image (PNG, JPEG or WebP, at most 25 MiB); its type is read from the bytes.
@@ -2787,6 +2978,45 @@ export interface components {
          * @enum {string}
          */
         TargetKind: "monitor" | "window" | "region";
+        /** @description Body of `PUT /team`. */
+        TeamSettings: {
+            /** @description The team server's address (`https://opslens.example.com:8443`). */
+            server_url: string;
+            /** @description Your token on it (from `opslens users add NAME` there). */
+            token: string;
+        };
+        /** @description Where the settings screen stored the team server's address and token. */
+        TeamSettingsSaved: {
+            /** @description The app reads them at start: it must be restarted to use them. */
+            restart_needed: boolean;
+            /** @description The origin stored (`OPSLENS_SERVER_URL`). */
+            server_url: string;
+            /** @description Where: `the OS keychain` or the data dir's `secrets.env` (mode 0600). */
+            stored_in: string;
+        };
+        /** @description Where the link to the team server stands, for the tray, the window title and `GET /team`. */
+        TeamStatus: {
+            /** @description Whether this app files its captures on a team server. */
+            configured: boolean;
+            /** @description Captures the server refused for good, kept in the spool's `failed/` folder. */
+            failed: number;
+            last?: null | components["schemas"]["UploadedCapture"];
+            /** @description Why the last try failed, in the server's or the network's words. */
+            last_error?: string | null;
+            /** @description Whether captures are analysed here before they are sent (the local model is present). */
+            local_analysis: boolean;
+            /** @description Whether the last try reached the server (`null` before the first). */
+            reachable?: boolean | null;
+            /** @description The team server's origin. */
+            server_url?: string | null;
+            /**
+             * Format: int64
+             * @description Captures uploaded since the app started.
+             */
+            uploaded: number;
+            /** @description Captures spooled here, not yet on the team server. */
+            waiting: number;
+        };
         /** @description One entry of an incident's timeline. */
         TimelineEvent: {
             /** @description Only in the answer to a write whose time had no zone: the zone it was taken in. */
@@ -2843,6 +3073,23 @@ export interface components {
             occurred_at?: string | null;
             /** @description Pin it to the postmortem's timeline, or unpin it. */
             pinned?: boolean | null;
+        };
+        /** @description A capture that reached the team server. */
+        UploadedCapture: {
+            /** @description Its idempotency key. */
+            capture_id: string;
+            /**
+             * Format: int64
+             * @description The evidence on the team server.
+             */
+            evidence_id: number;
+            /**
+             * Format: int64
+             * @description The incident it went to there.
+             */
+            incident_id: number;
+            /** @description Whether findings made here went with it. */
+            with_findings: boolean;
         };
         /**
          * @description A person with their own API token (`opslens users add`); the token itself is shown once,
@@ -3362,6 +3609,15 @@ export interface operations {
                     "application/json": components["schemas"]["Evidence"];
                 };
             };
+            /** @description Spooled for the team server (this app is pointed at one) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueuedCapture"];
+                };
+            };
             /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
             400: {
                 headers: {
@@ -3448,6 +3704,156 @@ export interface operations {
                 };
             };
             /** @description No display to capture (headless server) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    file_capture: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 200 visible ASCII characters naming this capture; a repeat returns the first result */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["CaptureUploadForm"];
+            };
+        };
+        responses: {
+            /** @description A repeat of the key: the first upload's evidence */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evidence"];
+                };
+            };
+            /** @description Stored; analysed here unless `analysis` came with it */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evidence"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such incident */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key was used for another image */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad field, key, time or findings */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */
@@ -3775,7 +4181,10 @@ export interface operations {
     upload: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 200 visible ASCII characters naming this upload; a repeat returns the first result */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 incident_id: number;
             };
@@ -3787,6 +4196,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A repeat of the key: the first upload's evidence */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evidence"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3826,6 +4244,15 @@ export interface operations {
             };
             /** @description No such object (`not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key was used for another image */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6690,7 +7117,7 @@ export interface operations {
             };
         };
     };
-    save: {
+    postmortem_save: {
         parameters: {
             query?: never;
             header?: never;
@@ -9863,6 +10290,272 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before retrying, when the database was busy */
                     "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamStatus"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    evidence_save: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamSettingsSaved"];
+                };
+            };
+            /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an http(s) origin, or an empty token */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API token (`unauthorized`) */
+            401: {
+                headers: {
+                    /** @description `Bearer`: send the API token as a bearer token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Host, Origin or connecting peer not allowed (`forbidden_host`, `forbidden_origin`, `forbidden_peer` behind a reverse proxy), or a viewer's token on a write / a non-admin managing users (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed authentications from this client, or refused requests with this token, within the window, on a server others can reach; retry after `Retry-After` seconds (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until this client's (or token's) failed authentications fall out of the window */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Failure on the server's side; details in the OpsLens log (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database stayed locked by another process; retry after `Retry-After` seconds (`busy`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when the database was busy */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The disk holding the data dir is full; the message names the dir and its free space (`insufficient_storage`) */
+            507: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

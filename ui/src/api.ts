@@ -2,7 +2,7 @@
 // server's code and message, so the UI can show what to fix.
 
 import type {
-  Action, ActionStatus, IntegrationCheck, IntegrationsOverview, KeyStored, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, ScreenComparison, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
+  Action, ActionStatus, IntegrationCheck, IntegrationsOverview, KeyStored, AnalysisJob, AnalysisProgress, Evidence, Hypothesis, HypothesisStatus, Incident, IncidentPage, IncidentQuery, IncidentRoles, IncidentStatus, Person, Postmortem, PostmortemSections, Role, StatusUpdate, PullProgress, MergeOutcome, RedactionBox, RedactionSuggestion, SimilarIncidents, SearchKind, SearchResults, ServerInfo, Severity, TeamSettingsSaved, TeamStatus, ScreenComparison, SummaryDraft, TextEvidenceType, TimelineEvent, VlmStatus,
 } from './types.js';
 
 const TOKEN_KEY = 'opslens.token';
@@ -107,6 +107,10 @@ export const api = {
   health: () => json<{ status: string; version: string }>('GET', '/health', undefined, false),
   info: () => json<ServerInfo>('GET', '/info'),
   vlmStatus: () => json<VlmStatus>('GET', '/test/vlm/status'),
+  team: () => json<TeamStatus>('GET', '/team'),
+  saveTeam: (server_url: string, token: string) =>
+    json<TeamSettingsSaved>('PUT', '/team', { server_url, token }),
+  forgetTeam: () => send('DELETE', '/team').then(() => undefined),
   pullModel: (id: string) => json<PullProgress>('POST', `/models/${encodeURIComponent(id)}/pull`),
   cancelPull: (id: string) => json<PullProgress>('DELETE', `/models/${encodeURIComponent(id)}/pull`),
   integrations: () => json<IntegrationsOverview>('GET', '/integrations'),

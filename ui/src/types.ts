@@ -54,6 +54,9 @@ export type SummaryDraft = Schemas['SummaryDraft'];
 /** The local model's answer to "what changed?" between two screenshots. */
 export type ScreenComparison = Schemas['ScreenComparison'];
 export type ServerInfo = Schemas['Info'];
+/** Where this app's link to a team server stands (`GET /team`). */
+export type TeamStatus = Schemas['TeamStatus'];
+export type TeamSettingsSaved = Schemas['TeamSettingsSaved'];
 /** What a change event of `GET /api/v1/events` is about. */
 export type FeedKind = Schemas['FeedKind'];
 /** One event of the change feed: `{kind}.{op}`, `ready` or `resync` (refetch everything shown). */

@@ -436,6 +436,22 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
       await shot(page, 'settings.png');
     });
 
+    await t.test('settings: the team server panel stores the address and token for the next start', async () => {
+      await page.goto(`${s.base}/#/settings`);
+      await page.locator('[data-field=team-status]', { hasText: 'Not connected' }).waitFor();
+      await page.locator('input[name=team_url]').fill('http://ops.example.com:8443/');
+      await page.locator('input[name=team_token]').fill('olu_test');
+      await page.locator('form.team-form').getByRole('button', { name: 'Save' }).click();
+      await page.locator('.toast', { hasText: 'Saved http://ops.example.com:8443' }).waitFor();
+      assert.equal(await page.locator('input[name=team_token]').inputValue(), '');
+      await page.locator('input[name=team_url]').fill('ftp://nope');
+      await page.locator('input[name=team_token]').fill('t');
+      await page.locator('form.team-form').getByRole('button', { name: 'Save' }).click();
+      await page.locator('.toast-error', { hasText: 'team server URL' }).waitFor();
+      const gone = await fetch(`${s.base}/api/v1/team`, { method: 'DELETE', headers: { Authorization: `Bearer ${s.token}` } });
+      assert.equal(gone.status, 204);
+    });
+
     await t.test('people: your name in Settings, roles assigned from the header, authors on the timeline', async () => {
       await page.goto(`${s.base}/#/settings`);
       await page.locator('input[name=me_name]').fill('Ana Lima');

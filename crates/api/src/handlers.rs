@@ -12,6 +12,7 @@ pub mod postmortem;
 pub mod session;
 pub mod similar;
 pub mod system;
+pub mod team;
 pub mod users;
 pub mod webhooks;
 pub mod work;

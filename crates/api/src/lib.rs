@@ -30,7 +30,7 @@ use opslens_mcp::CancellationToken;
 
 use crate::handlers::{
     analysis, capture, command, events, evidence, incidents, integrations, postmortem, session,
-    similar, system, users, webhooks, work,
+    similar, system, team, users, webhooks, work,
 };
 use crate::state::AppState;
 
@@ -44,7 +44,7 @@ const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
 #[derive(OpenApi)]
 #[openapi(
     // Path parameters name these; no body does, so they are listed here.
-    components(schemas(opslens_domain::Role)),
+    components(schemas(opslens_domain::Role, opslens_core::filing::MadeElsewhere)),
     info(
         title = "OpsLens API",
         description = "Local REST API of OpsLens, the local-first incident workspace. \
@@ -87,6 +87,7 @@ impl utoipa::Modify for BearerAuth {
 fn api_routes() -> OpenApiRouter<AppState> {
     let upload = OpenApiRouter::new()
         .routes(routes!(evidence::upload))
+        .routes(routes!(team::file_capture))
         .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT));
     let hooks = OpenApiRouter::new()
         .routes(routes!(webhooks::receive))
@@ -138,6 +139,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::datadog))
         .routes(routes!(capture::capture))
         .routes(routes!(capture::focus, capture::set_focus))
+        .routes(routes!(team::status, team::save, team::forget))
         .routes(routes!(events::events))
         .routes(routes!(command::people, command::add_person))
         .routes(routes!(command::me, command::set_me))
@@ -184,6 +186,9 @@ pub struct Extras {
     pub low_disk_bytes: u64,
     /// Public URL, trusted proxies, TLS and failure limit of a server others can reach.
     pub exposure: exposure::Exposure,
+    /// The team server captures go to (the desktop pointed at one): `POST /capture` then
+    /// spools the capture for it and answers 202.
+    pub uplink: Option<std::sync::Arc<opslens_core::uplink::Uplink>>,
 }
 
 impl Default for Extras {
@@ -195,6 +200,7 @@ impl Default for Extras {
             desktop: false,
             low_disk_bytes: opslens_core::storage::low_disk_threshold_from_env(),
             exposure: exposure::Exposure::default(),
+            uplink: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use opslens_core::{
 use crate::handlers::capture::Screen;
 use crate::handlers::events::Closing;
 use crate::handlers::session::LoginCodes;
+use crate::handlers::team::Team;
 use crate::Extras;
 
 /// Facts about the running server that only the router knows (for the UI's settings screen).
@@ -46,6 +47,8 @@ pub struct AppState {
     pub screen: Screen,
     /// One-time codes that log a browser in.
     pub login: LoginCodes,
+    /// The team server captures go to, if any.
+    pub team: Team,
     /// Ends open event streams when the server stops (none in router-only tests).
     pub closing: Option<Closing>,
 }
@@ -69,6 +72,7 @@ impl AppState {
                 low_disk_bytes: extras.low_disk_bytes,
             }),
             screen: Screen(extras.screen),
+            team: Team(extras.uplink),
             login: LoginCodes::new(token, port),
             closing,
             services,
@@ -98,6 +102,7 @@ parts!(
     services.feed => Feed,
     server => Arc<ServerInfo>,
     screen => Screen,
+    team => Team,
     login => LoginCodes,
     closing => Option<Closing>,
 );

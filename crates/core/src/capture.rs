@@ -13,6 +13,7 @@ use opslens_domain::{
 
 use crate::evidence::EvidenceService;
 use crate::CoreError;
+use opslens_store::UploadFiling;
 
 /// Title of the incident a capture opens when no incident is open: the engineer captured
 /// something before opening one and will retitle it.
@@ -74,6 +75,19 @@ impl EvidenceService {
         incident_id: Option<i64>,
         shot: Shot,
     ) -> Result<Captured, CoreError> {
+        self.store_capture_filed(incident_id, shot, UploadFiling::default())
+            .await
+            .map(|(c, _)| c)
+    }
+
+    /// [`EvidenceService::store_capture`] with what the upload says about itself (a capture
+    /// filed from another machine, see [`crate::filing`]); returns whether this call stored it.
+    pub(crate) async fn store_capture_filed(
+        &self,
+        incident_id: Option<i64>,
+        shot: Shot,
+        filing: UploadFiling,
+    ) -> Result<(Captured, bool), CoreError> {
         let shown = if incident_id.is_none() {
             self.incidents.shown()
         } else {
@@ -118,10 +132,10 @@ impl EvidenceService {
         );
         tracing::info!(incident = id, target = %shot.label, width = shot.width,
             height = shot.height, bytes = shot.png.len(), "screen captured");
-        let evidence = self
-            .add_screenshot(id, shot.png, Some(name), "capture")
+        let (evidence, stored) = self
+            .store_screenshot(id, shot.png, Some(name), "capture", filing)
             .await?;
-        if incident_id.is_none() {
+        if incident_id.is_none() && stored {
             self.feed.publish(vec![FeedChange {
                 kind: FeedKind::Capture,
                 op: FeedOp::Created,
@@ -129,12 +143,13 @@ impl EvidenceService {
                 id: evidence.id,
             }]);
         }
-        Ok(Captured {
+        let c = Captured {
             evidence,
             created_incident,
             shown_incident: shown,
             fell_back,
-        })
+        };
+        Ok((c, stored))
     }
 }
 

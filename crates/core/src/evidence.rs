@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use opslens_domain::{AnalysisState, Evidence, EvidencePatch, EvidenceType, NewEvidence};
-use opslens_store::NewImageEvidence;
+use opslens_store::{NewImageEvidence, UploadFiling};
 use tokio::sync::Semaphore;
 
 use crate::analysis::AnalysisService;
@@ -88,6 +88,27 @@ impl EvidenceService {
         original_name: Option<String>,
         source: &str,
     ) -> Result<Evidence, CoreError> {
+        self.store_screenshot(
+            incident_id,
+            bytes,
+            original_name,
+            source,
+            UploadFiling::default(),
+        )
+        .await
+        .map(|(ev, _)| ev)
+    }
+
+    /// [`EvidenceService::add_screenshot`] with what the upload says about itself (see
+    /// [`crate::filing`]); returns whether this call stored the row.
+    pub(crate) async fn store_screenshot(
+        &self,
+        incident_id: i64,
+        bytes: Vec<u8>,
+        original_name: Option<String>,
+        source: &str,
+        filing: UploadFiling,
+    ) -> Result<(Evidence, bool), CoreError> {
         // Refuse unknown incidents before spending a decode on them.
         self.db.run(move |s| s.ensure_incident(incident_id)).await?;
         let image = {
@@ -125,17 +146,20 @@ impl EvidenceService {
                 AnalysisState::WaitingForModel
             },
         };
-        let ev = self
+        let (ev, created) = self
             .db
-            .run(move |s| s.add_image_evidence(incident_id, new))
+            .run(move |s| s.add_image_evidence_filed(incident_id, new, &filing))
             .await?;
+        if !created {
+            return Ok((ev, false));
+        }
         // Outside the insert: a lost fingerprint write only delays it to the next backfill.
         let sha = ev.sha256.clone();
         if let Err(e) = self.db.run(move |s| s.put_fingerprint(&sha, &thumb)).await {
             tracing::warn!(evidence = ev.id, error = %e.chain(), "screenshot fingerprint not stored");
         }
         self.analysis.queued();
-        Ok(ev)
+        Ok((ev, true))
     }
 
     /// One piece of evidence.

@@ -52,4 +52,6 @@ pub const KEY_NAMES: &[&str] = &[
     "GITHUB_WINDOW_HOURS",
     "SYNC_RETRY_BASE_MS",
     "OPSLENS_ANALYSIS_KEY",
+    "OPSLENS_SERVER_URL",
+    "OPSLENS_SERVER_TOKEN",
 ];

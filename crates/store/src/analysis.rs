@@ -273,118 +273,7 @@ impl Store {
 
     /// Records the end of a job, with everything it produced, in one transaction.
     pub fn finish_analysis_job(&self, job_id: i64, done: &FinishedAnalysis) -> Result<AnalysisJob> {
-        self.write(|tx| {
-            let job = job_in(tx, job_id)?;
-            if let Some(w) = &done.worker {
-                if job.state != AnalysisState::Running || job.worker.as_deref() != Some(w.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "analysis job {job_id} is no longer leased to {w} (now {} by {}); its result is not recorded",
-                        job.state.as_str(),
-                        job.worker.as_deref().unwrap_or("nobody")
-                    )));
-                }
-            }
-            let t = now();
-            let (state, answer, error) = match &done.outcome {
-                AnalysisOutcome::Findings { .. } => (AnalysisState::Done, None, None),
-                AnalysisOutcome::Answer { answer } => (AnalysisState::Done, Some(answer.as_str()), None),
-                AnalysisOutcome::Failed { error } => (AnalysisState::Failed, None, Some(error.as_str())),
-            };
-            tx.execute(
-                "UPDATE analysis_job SET state = ?1, model = ?2, answer = ?3, error = ?4, timings = ?5,
-                     raw_output = ?6, finished_at = ?7, lease_until = NULL,
-                     device = coalesce(?9, device), leased_by = coalesce(?10, leased_by)
-                 WHERE id = ?8",
-                params![
-                    state.as_str(),
-                    done.model,
-                    answer,
-                    error,
-                    done.timings.to_string(),
-                    done.raw_output,
-                    ts(&t),
-                    job_id,
-                    done.device,
-                    done.worker,
-                ],
-            )?;
-            let (incident_id, findings): (i64, Option<String>) = tx.query_row(
-                "SELECT incident_id, findings FROM evidence WHERE id = ?1",
-                [job.evidence_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            tx.touched(FeedKind::Evidence, FeedOp::Updated, incident_id, job.evidence_id);
-            match (&done.outcome, job.question.as_deref()) {
-                (AnalysisOutcome::Findings { content, findings: f, ms, events }, None) => {
-                    // Keep answers to earlier questions across a re-analysis.
-                    let mut f = f.clone();
-                    if let Some(q) = findings
-                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                        .and_then(|old| old.get("questions").cloned())
-                    {
-                        f["questions"] = q;
-                    }
-                    tx.execute(
-                        "UPDATE evidence SET analysis_state = 'done', content = ?1, findings = ?2,
-                             analysis_model = ?3, analysis_error = NULL, analysis_ms = ?4, updated_at = ?5
-                         WHERE id = ?6",
-                        params![content, f.to_string(), done.model, ms, ts(&t), job.evidence_id],
-                    )?;
-                    let removed = tx
-                        .prepare(
-                            "DELETE FROM timeline_event WHERE evidence_id = ?1 AND kind = 'observation'
-                             AND substr(message, 1, length(?2)) = ?2 RETURNING id",
-                        )?
-                        .query_map(params![job.evidence_id, FINDING_EVENT_PREFIX], |r| r.get::<_, i64>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    for id in removed {
-                        tx.touched(FeedKind::Timeline, FeedOp::Deleted, incident_id, id);
-                    }
-                    for (at, what) in events {
-                        let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
-                        let at = crate::tx::At { time: *at, source: opslens_domain::OccurredAtSource::Derived };
-                        let ev = tx.add_event_at(incident_id, TimelineKind::Observation, &msg, at, Some(job.evidence_id))?;
-                        crate::people::set_author(tx, crate::people::Authored::Timeline, ev, "analysis")?;
-                    }
-                    // The screenshot shows what happened at its earliest anomaly or error.
-                    if let Some(first) = events.iter().map(|(at, _)| *at).min() {
-                        let at = crate::tx::At { time: first, source: opslens_domain::OccurredAtSource::Derived };
-                        crate::event_time::set_evidence_time(tx, job.evidence_id, at)?;
-                    }
-                    tx.execute(
-                        "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
-                        params![ts(&t), incident_id],
-                    )?;
-                    tx.touched(FeedKind::Incident, FeedOp::Updated, incident_id, incident_id);
-                }
-                (AnalysisOutcome::Answer { answer }, Some(q)) => {
-                    let mut f = findings
-                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                        .filter(|v| v.is_object())
-                        .unwrap_or_else(|| serde_json::json!({}));
-                    let entry = serde_json::json!({
-                        "job_id": job_id, "question": q, "answer": answer, "at": ts(&t),
-                    });
-                    match f.get_mut("questions").and_then(|v| v.as_array_mut()) {
-                        Some(list) => list.push(entry),
-                        None => f["questions"] = serde_json::json!([entry]),
-                    }
-                    tx.execute(
-                        "UPDATE evidence SET findings = ?1, updated_at = ?2 WHERE id = ?3",
-                        params![f.to_string(), ts(&t), job.evidence_id],
-                    )?;
-                }
-                (AnalysisOutcome::Failed { error }, None) => {
-                    tx.execute(
-                        "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1,
-                             analysis_model = ?2, updated_at = ?3 WHERE id = ?4",
-                        params![error, done.model, ts(&t), job.evidence_id],
-                    )?;
-                }
-                _ => {}
-            }
-            job_in(tx, job_id)
-        })
+        self.write(|tx| finish_in(tx, job_id, done))
     }
 
     /// After a restart of `worker`: the jobs it left `running` (and any running without a
@@ -545,6 +434,165 @@ impl Store {
             .optional()?)
         })
     }
+}
+
+/// Records the end of job `job_id` inside `tx` (see [`Store::finish_analysis_job`]); also used
+/// by an upload that carries findings made on another machine, so those land exactly as a
+/// worker's would (content, findings, timeline events, the job's model, worker and device).
+pub(crate) fn finish_in(
+    tx: &WriteTx<'_>,
+    job_id: i64,
+    done: &FinishedAnalysis,
+) -> Result<AnalysisJob> {
+    let job = job_in(tx, job_id)?;
+    if let Some(w) = &done.worker {
+        if job.state != AnalysisState::Running || job.worker.as_deref() != Some(w.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "analysis job {job_id} is no longer leased to {w} (now {} by {}); its result is not recorded",
+                job.state.as_str(),
+                job.worker.as_deref().unwrap_or("nobody")
+            )));
+        }
+    }
+    let t = now();
+    let (state, answer, error) = match &done.outcome {
+        AnalysisOutcome::Findings { .. } => (AnalysisState::Done, None, None),
+        AnalysisOutcome::Answer { answer } => (AnalysisState::Done, Some(answer.as_str()), None),
+        AnalysisOutcome::Failed { error } => (AnalysisState::Failed, None, Some(error.as_str())),
+    };
+    tx.execute(
+        "UPDATE analysis_job SET state = ?1, model = ?2, answer = ?3, error = ?4, timings = ?5,
+             raw_output = ?6, finished_at = ?7, lease_until = NULL,
+             device = coalesce(?9, device), leased_by = coalesce(?10, leased_by)
+         WHERE id = ?8",
+        params![
+            state.as_str(),
+            done.model,
+            answer,
+            error,
+            done.timings.to_string(),
+            done.raw_output,
+            ts(&t),
+            job_id,
+            done.device,
+            done.worker,
+        ],
+    )?;
+    let (incident_id, findings): (i64, Option<String>) = tx.query_row(
+        "SELECT incident_id, findings FROM evidence WHERE id = ?1",
+        [job.evidence_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    tx.touched(
+        FeedKind::Evidence,
+        FeedOp::Updated,
+        incident_id,
+        job.evidence_id,
+    );
+    match (&done.outcome, job.question.as_deref()) {
+        (
+            AnalysisOutcome::Findings {
+                content,
+                findings: f,
+                ms,
+                events,
+            },
+            None,
+        ) => {
+            // Keep answers to earlier questions across a re-analysis.
+            let mut f = f.clone();
+            if let Some(q) = findings
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|old| old.get("questions").cloned())
+            {
+                f["questions"] = q;
+            }
+            tx.execute(
+                "UPDATE evidence SET analysis_state = 'done', content = ?1, findings = ?2,
+                     analysis_model = ?3, analysis_error = NULL, analysis_ms = ?4, updated_at = ?5
+                 WHERE id = ?6",
+                params![
+                    content,
+                    f.to_string(),
+                    done.model,
+                    ms,
+                    ts(&t),
+                    job.evidence_id
+                ],
+            )?;
+            let removed = tx
+                .prepare(
+                    "DELETE FROM timeline_event WHERE evidence_id = ?1 AND kind = 'observation'
+                     AND substr(message, 1, length(?2)) = ?2 RETURNING id",
+                )?
+                .query_map(params![job.evidence_id, FINDING_EVENT_PREFIX], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for id in removed {
+                tx.touched(FeedKind::Timeline, FeedOp::Deleted, incident_id, id);
+            }
+            for (at, what) in events {
+                let msg = format!("{FINDING_EVENT_PREFIX}{}: {what}", job.evidence_id);
+                let at = crate::tx::At {
+                    time: *at,
+                    source: opslens_domain::OccurredAtSource::Derived,
+                };
+                let ev = tx.add_event_at(
+                    incident_id,
+                    TimelineKind::Observation,
+                    &msg,
+                    at,
+                    Some(job.evidence_id),
+                )?;
+                crate::people::set_author(tx, crate::people::Authored::Timeline, ev, "analysis")?;
+            }
+            // The screenshot shows what happened at its earliest anomaly or error.
+            if let Some(first) = events.iter().map(|(at, _)| *at).min() {
+                let at = crate::tx::At {
+                    time: first,
+                    source: opslens_domain::OccurredAtSource::Derived,
+                };
+                crate::event_time::set_evidence_time(tx, job.evidence_id, at)?;
+            }
+            tx.execute(
+                "UPDATE incident SET updated_at = ?1 WHERE id = ?2",
+                params![ts(&t), incident_id],
+            )?;
+            tx.touched(
+                FeedKind::Incident,
+                FeedOp::Updated,
+                incident_id,
+                incident_id,
+            );
+        }
+        (AnalysisOutcome::Answer { answer }, Some(q)) => {
+            let mut f = findings
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .filter(|v| v.is_object())
+                .unwrap_or_else(|| serde_json::json!({}));
+            let entry = serde_json::json!({
+                "job_id": job_id, "question": q, "answer": answer, "at": ts(&t),
+            });
+            match f.get_mut("questions").and_then(|v| v.as_array_mut()) {
+                Some(list) => list.push(entry),
+                None => f["questions"] = serde_json::json!([entry]),
+            }
+            tx.execute(
+                "UPDATE evidence SET findings = ?1, updated_at = ?2 WHERE id = ?3",
+                params![f.to_string(), ts(&t), job.evidence_id],
+            )?;
+        }
+        (AnalysisOutcome::Failed { error }, None) => {
+            tx.execute(
+                "UPDATE evidence SET analysis_state = 'failed', analysis_error = ?1,
+                     analysis_model = ?2, updated_at = ?3 WHERE id = ?4",
+                params![error, done.model, ts(&t), job.evidence_id],
+            )?;
+        }
+        _ => {}
+    }
+    job_in(tx, job_id)
 }
 
 #[cfg(test)]

@@ -34,6 +34,40 @@ pub struct NewImageEvidence {
     pub analysis_state: AnalysisState,
 }
 
+/// What an upload may say about itself beyond the image (the desktop filing a capture on a
+/// team server: it may have been queued on the laptop for a while, and analysed there).
+#[derive(Debug, Clone, Default)]
+pub struct UploadFiling {
+    /// The client's idempotency key: a repeat with the same key returns the first row.
+    pub key: Option<String>,
+    /// When the picture was taken, where that was before it arrived (a queued capture).
+    pub captured_at: Option<opslens_domain::Timestamp>,
+    /// Findings made on another machine, recorded as that machine's finished job (`worker`
+    /// names the machine) instead of queueing an analysis here.
+    pub analysis: Option<crate::FinishedAnalysis>,
+}
+
+fn by_upload_key(c: &rusqlite::Connection, key: &str) -> Result<Option<Evidence>> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM evidence WHERE upload_key = ?1"),
+        [key],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// The first upload under `key`, when the repeat carries the same image.
+fn same_image(ev: Evidence, sha: &str, key: &str) -> Result<Evidence> {
+    if ev.sha256 == sha {
+        Ok(ev)
+    } else {
+        Err(StoreError::Conflict(format!(
+            "Idempotency-Key {key:?} was used for another image (evidence {}); send a new key for a new upload",
+            ev.id
+        )))
+    }
+}
+
 /// Outcome of an analysis run to record on a screenshot.
 #[derive(Debug, Clone, Default)]
 pub struct AnalysisUpdate {
@@ -173,19 +207,50 @@ impl Store {
 
     /// Stores the image file durably, then the screenshot row and its timeline event.
     pub fn add_image_evidence(&self, incident_id: i64, new: NewImageEvidence) -> Result<Evidence> {
+        self.add_image_evidence_filed(incident_id, new, &UploadFiling::default())
+            .map(|(ev, _)| ev)
+    }
+
+    /// The screenshot an upload with idempotency key `key` stored, if any.
+    pub fn evidence_by_upload_key(&self, key: &str) -> Result<Option<Evidence>> {
+        self.read(|c| by_upload_key(c, key))
+    }
+
+    /// [`Store::add_image_evidence`] for an upload that says more about itself (see
+    /// [`UploadFiling`]). Returns the evidence and whether this call stored it: `false` when
+    /// `filing.key` was already used for the same image (the first upload's row, untouched).
+    /// The key is checked inside the insert's write transaction too, so two racing repeats
+    /// still make one row; a key used for a different image is a conflict.
+    pub fn add_image_evidence_filed(
+        &self,
+        incident_id: i64,
+        new: NewImageEvidence,
+        filing: &UploadFiling,
+    ) -> Result<(Evidence, bool)> {
         let _blobs = self.blob_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let sha = sha256_hex(&new.bytes);
+        let key = filing.key.as_deref();
+        if let Some(k) = key {
+            if let Some(ev) = self.read(|c| by_upload_key(c, k))? {
+                return same_image(ev, &sha, k).map(|ev| (ev, false));
+            }
+        }
         // Fail before touching the disk when the incident is gone.
         self.read(|c| ensure_exists(c, incident_id))?;
-        let sha = sha256_hex(&new.bytes);
         let name = self.put_blob(&sha, new.ext, &new.bytes)?;
         let inserted = self.write(|tx| {
+            if let Some(k) = key {
+                if let Some(ev) = by_upload_key(tx, k)? {
+                    return same_image(ev, &sha, k).map(|ev| (ev, false));
+                }
+            }
             ensure_exists(tx, incident_id)?;
             let t = now();
             tx.execute(
                 "INSERT INTO evidence(incident_id, evidence_type, title, content, source, sha256, blob_path,
                      image_mime, image_width, image_height, image_bytes, original_name, analysis_state,
-                     created_at, updated_at, author)
-                 VALUES (?1, 'screenshot', ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+                     created_at, updated_at, author, upload_key)
+                 VALUES (?1, 'screenshot', ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
                 params![
                     incident_id,
                     new.title,
@@ -199,12 +264,30 @@ impl Store {
                     new.original_name,
                     new.analysis_state.as_str(),
                     ts(&t),
-                    tx.author()
+                    tx.author(),
+                    key
                 ],
             )?;
             let id = tx.last_insert_rowid();
             queue_new_screenshot(tx, id, &t)?;
-            added(tx, incident_id, id, At::recorded(t))
+            let at = At::recorded(filing.captured_at.unwrap_or(t));
+            if filing.captured_at.is_some() {
+                crate::event_time::set_evidence_time(tx, id, at)?;
+            }
+            let ev = added(tx, incident_id, id, at)?;
+            let Some(done) = &filing.analysis else {
+                return Ok((ev, true));
+            };
+            // Findings made elsewhere: the queued job becomes that machine's, finished now,
+            // so nobody here analyses it again and it records who made them.
+            let job: i64 = tx.query_row(
+                "UPDATE analysis_job SET state = 'running', attempts = 1, started_at = ?2, leased_by = ?3
+                 WHERE evidence_id = ?1 AND state = 'queued' RETURNING id",
+                params![id, ts(&t), done.worker],
+                |r| r.get(0),
+            )?;
+            crate::analysis::finish_in(tx, job, done)?;
+            Ok((get_in(tx, id)?, true))
         });
         if inserted.is_err() {
             // Nothing committed: do not leave a file no row names (unless another row does).

@@ -34,7 +34,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
 pub use event_time::NewTextEvidence;
-pub use evidence::{AnalysisUpdate, NewImageEvidence};
+pub use evidence::{AnalysisUpdate, NewImageEvidence, UploadFiling};
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
 pub use outbox::{NewOutbox, OutboxResult};
@@ -69,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_similar.sql"),
     include_str!("../migrations/0013_search.sql"),
     include_str!("../migrations/0014_image_embedding.sql"),
+    include_str!("../migrations/0015_upload_key.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.

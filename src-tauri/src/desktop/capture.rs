@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use opslens_core::capture::{CaptureFailure, Captured};
+use opslens_core::uplink::QueuedCapture;
 use opslens_domain::CaptureTarget;
 use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_notification::NotificationExt;
@@ -35,16 +36,33 @@ async fn run<R: Runtime>(app: &AppHandle<R>) {
         return;
     };
     let started = Instant::now();
-    let result = d
-        .services
-        .evidence
-        .capture(d.screen.clone(), None, CaptureTarget::Monitor)
-        .await
-        .map_err(|e| match e {
-            CaptureFailure::Capture(c) => c.to_string(),
-            CaptureFailure::Core(c) => c.to_string(),
-        });
+    let why = |e: CaptureFailure| match e {
+        CaptureFailure::Capture(c) => c.to_string(),
+        CaptureFailure::Core(c) => c.to_string(),
+    };
+    let result = match &d.uplink {
+        Some(up) => up
+            .capture(d.screen.clone(), None, CaptureTarget::Monitor)
+            .await
+            .map(Filed::Queued)
+            .map_err(why),
+        None => d
+            .services
+            .evidence
+            .capture(d.screen.clone(), None, CaptureTarget::Monitor)
+            .await
+            .map(|c| Filed::Stored(Box::new(c)))
+            .map_err(why),
+    };
     announce(app, "Screen captured", result, started).await;
+}
+
+/// Where a desktop capture went: stored here, or spooled for the team server.
+pub(super) enum Filed {
+    /// Stored as evidence on this machine.
+    Stored(Box<Captured>),
+    /// On disk in the spool, uploaded to the team server in order.
+    Queued(QueuedCapture),
 }
 
 /// Tells the user how a capture ended (a notification naming the incident and the size, or
@@ -53,14 +71,29 @@ async fn run<R: Runtime>(app: &AppHandle<R>) {
 pub(super) async fn announce<R: Runtime>(
     app: &AppHandle<R>,
     done: &str,
-    result: Result<Captured, String>,
+    result: Result<Filed, String>,
     started: Instant,
 ) {
     let Some(d) = app.try_state::<Desktop>() else {
         return;
     };
     let (title, body) = match &result {
-        Ok(c) => {
+        Ok(Filed::Queued(q)) => {
+            tracing::info!(capture = %q.capture_id, waiting = q.waiting,
+                ms = started.elapsed().as_millis() as u64, "capture spooled for the team server");
+            let more = match q.waiting {
+                0 | 1 => String::new(),
+                n => format!(" ({} earlier captures still waiting)", n - 1),
+            };
+            (
+                done.to_string(),
+                format!(
+                    "{}×{} screenshot saved; uploading to {}{more}",
+                    q.width, q.height, q.server_url
+                ),
+            )
+        }
+        Ok(Filed::Stored(c)) => {
             let incident = d
                 .services
                 .incidents

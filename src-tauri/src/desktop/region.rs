@@ -237,7 +237,8 @@ async fn store<R: Runtime>(
     app: &AppHandle<R>,
     frame: Arc<Frame>,
     sel: Selection,
-) -> Result<opslens_core::capture::Captured, String> {
+) -> Result<super::capture::Filed, String> {
+    use super::capture::Filed;
     let d = app
         .try_state::<Desktop>()
         .ok_or("the app is shutting down")?;
@@ -245,11 +246,16 @@ async fn store<R: Runtime>(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    d.services
-        .evidence
-        .store_capture(None, shot)
-        .await
-        .map_err(|e| e.to_string())
+    match &d.uplink {
+        Some(up) => up.spool(None, shot).await.map(Filed::Queued),
+        None => d
+            .services
+            .evidence
+            .store_capture(None, shot)
+            .await
+            .map(|c| Filed::Stored(Box::new(c))),
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Cancels the selection (Esc, a right click): nothing is stored.

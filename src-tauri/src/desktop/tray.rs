@@ -30,14 +30,37 @@ pub fn install(app: &AppHandle<Wry>) {
                 let mut changes = app
                     .try_state::<Desktop>()
                     .map(|d| d.services.feed.subscribe());
+                // Pointed at a team server: the spool's count changes the tray too.
+                let mut team = app
+                    .try_state::<Desktop>()
+                    .and_then(|d| d.uplink.as_ref().map(|u| u.subscribe()));
                 loop {
                     refresh(&app).await;
-                    match changes.as_mut() {
-                        Some(rx) => {
-                            let _ = tokio::time::timeout(REFRESH, rx.recv()).await;
+                    let feed = async {
+                        match changes.as_mut() {
+                            Some(rx) => {
+                                let _ = rx.recv().await;
+                            }
+                            None => std::future::pending().await,
                         }
-                        None => tokio::time::sleep(REFRESH).await,
-                    }
+                    };
+                    let spool = async {
+                        match team.as_mut() {
+                            Some(rx) => {
+                                if rx.changed().await.is_err() {
+                                    std::future::pending::<()>().await;
+                                }
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let _ = tokio::time::timeout(REFRESH, async {
+                        tokio::select! {
+                            () = feed => {}
+                            () = spool => {}
+                        }
+                    })
+                    .await;
                 }
             });
         }
@@ -76,6 +99,22 @@ pub async fn refresh(app: &AppHandle<Wry>) {
     let (Some(d), Some(t)) = (app.try_state::<Desktop>(), app.try_state::<Tray>()) else {
         return;
     };
+    if let Some(up) = &d.uplink {
+        // The incidents are the team server's (the window shows them); the tray says where
+        // captures go and how many wait.
+        let s = up.status();
+        let text = match s.waiting {
+            0 if s.reachable == Some(false) => "Team server unreachable".to_string(),
+            0 => "Captures go to the team server".to_string(),
+            1 => "1 capture waiting to upload".to_string(),
+            n => format!("{n} captures waiting to upload"),
+        };
+        let _ = t.active.set_text(&text);
+        let _ = t
+            .icon
+            .set_tooltip(Some(format!("OpsLens — team {}\n{text}", up.server_url())));
+        return;
+    }
     let text = match d.services.incidents.active().await {
         Ok(Some(i)) => format!("Active: #{} {}", i.id, ellipsize(&i.title, 48)),
         Ok(None) => "No open incident (a capture opens one)".to_string(),

@@ -7,6 +7,7 @@ import { h, replace, select } from '../dom.js';
 import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel, type Zone } from '../when.js';
 import { errorMessage, toggleTheme, type View } from '../app.js';
+import { teamPanel } from './team.js';
 import type { PullProgress, ServerInfo, VlmStatus } from '../types.js';
 import { modelCard } from './firstrun.js';
 import { integrationsPanel } from './integrations_panel.js';
@@ -24,6 +25,7 @@ export function settingsView(onSignOut: () => void): View {
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Integrations'),
       h('p', { class: 'muted small' }, 'Keys are stored like ', kbd('opslens secrets set'), ' stores them: the OS keychain, else secrets.env (mode 0600); they are never shown back.'),
       integrationsPanel()),
+    h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Team server'), teamPanel()),
     h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'),
       h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')),
       zonePicker()),

@@ -11,9 +11,12 @@ use opslens_domain::{CaptureError, CaptureTarget, Evidence, Region, ScreenSource
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::team::Team;
 use super::ApiResult;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
+use axum::response::{IntoResponse, Response};
+use opslens_core::uplink::QueuedCapture;
 
 /// The screen this server may capture; `None` where the embedding process gave it none.
 #[derive(Debug, Clone, Default)]
@@ -85,17 +88,21 @@ impl CaptureRequest {
     }
 }
 
-/// Capture the screen of this machine and attach it as screenshot evidence.
+/// Capture the screen of this machine and attach it as screenshot evidence. Where this app
+/// files its captures on a team server, the capture is written to the local spool (fsynced)
+/// and the answer is 202 with its place in the queue; it is uploaded in order (`GET /team`).
 #[utoipa::path(post, path = "/capture", tag = "evidence", request_body = CaptureRequest,
     responses((status = 201, body = Evidence, description = "The stored screenshot; its analysis is queued like an upload's"),
+        (status = 202, body = QueuedCapture, description = "Spooled for the team server (this app is pointed at one)"),
         (status = 404, body = ErrorBody, description = "No such incident or window"),
         (status = 422, body = ErrorBody, description = "Bad target, or a region off the monitors"),
         (status = 503, body = ErrorBody, description = "No display to capture (headless server)")))]
 pub async fn capture(
     State(s): State<Arc<EvidenceService>>,
     State(screen): State<Screen>,
+    State(team): State<Team>,
     Json(body): Json<CaptureRequest>,
-) -> ApiResult<(StatusCode, Json<Evidence>)> {
+) -> ApiResult<Response> {
     let target = body.to_target()?;
     let Some(source) = screen.0 else {
         return Err(ApiError::new(
@@ -104,8 +111,15 @@ pub async fn capture(
             "this server was started without screen capture",
         ));
     };
+    if let Some(up) = team.0 {
+        return match up.capture(source, body.incident_id, target).await {
+            Ok(q) => Ok((StatusCode::ACCEPTED, Json(q)).into_response()),
+            Err(CaptureFailure::Capture(e)) => Err(capture_error(e)),
+            Err(CaptureFailure::Core(e)) => Err(e.into()),
+        };
+    }
     match s.capture(source, body.incident_id, target).await {
-        Ok(c) => Ok((StatusCode::CREATED, Json(c.evidence))),
+        Ok(c) => Ok((StatusCode::CREATED, Json(c.evidence)).into_response()),
         Err(CaptureFailure::Capture(e)) => Err(capture_error(e)),
         Err(CaptureFailure::Core(e)) => Err(e.into()),
     }

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Multipart, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use opslens_core::upload::MAX_UPLOAD_BYTES;
 use opslens_core::EvidenceService;
 use opslens_domain::{Evidence, NewEvidence};
 use utoipa::ToSchema;
 
-use super::ApiResult;
+use super::{team, ApiResult};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 
@@ -38,61 +37,38 @@ pub struct ScreenshotForm {
     /// The image (PNG, JPEG or WebP, at most 25 MiB); its type is read from the bytes.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
+    /// Findings made on another machine, as JSON text in the `MadeElsewhere` shape: recorded
+    /// as that machine's analysis instead of queueing one here.
+    #[schema(value_type = Option<String>, content_media_type = "application/json")]
+    analysis: Option<opslens_core::filing::MadeElsewhere>,
 }
 
-/// Upload a screenshot; it is stored at once and analysed in the background.
+/// Upload a screenshot; it is stored at once and analysed in the background (unless
+/// `analysis` brings findings made elsewhere). With `Idempotency-Key`, a repeat returns the
+/// first evidence with 200 and adds nothing.
 #[utoipa::path(post, path = "/evidence/incident/{incident_id}/upload-screenshot", tag = "evidence",
-    params(("incident_id" = i64, Path)),
+    params(("incident_id" = i64, Path),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 200 visible ASCII characters naming this upload; a repeat returns the first result")),
     request_body(content = ScreenshotForm, content_type = "multipart/form-data"),
-    responses((status = 201, body = Evidence), (status = 404, body = ErrorBody),
+    responses((status = 201, body = Evidence),
+        (status = 200, body = Evidence, description = "A repeat of the key: the first upload's evidence"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The key was used for another image"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload(
     State(s): State<Arc<EvidenceService>>,
     Path(incident_id): Path<i64>,
-    mut form: Multipart,
+    headers: HeaderMap,
+    form: Multipart,
 ) -> ApiResult<(StatusCode, Json<Evidence>)> {
-    let mut file = None;
-    while let Some(mut field) = form.next_field().await? {
-        if field.name() != Some("file") {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!(
-                    "unexpected multipart field {:?}: send the image as the one field `file`",
-                    field.name().unwrap_or("")
-                ),
-            ));
-        }
-        if file.is_some() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "send one `file` field per upload",
-            ));
-        }
-        let name = field.file_name().map(str::to_string);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await? {
-            if bytes.len() + chunk.len() > MAX_UPLOAD_BYTES {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the file exceeds the limit of {MAX_UPLOAD_BYTES} bytes (25 MiB)"),
-                ));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        file = Some((bytes, name));
-    }
-    let Some((bytes, name)) = file else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "multipart field `file` is missing: send the image as `file`",
-        ));
-    };
-    let ev = s.add_screenshot(incident_id, bytes, name, "upload").await?;
-    Ok((StatusCode::CREATED, Json(ev)))
+    let mut parts = team::read_upload(form, &["analysis"]).await?;
+    let filing = team::filing(&headers, &parts)?;
+    let (bytes, name) = team::image_part(&mut parts)?;
+    let (ev, created) = s
+        .file_screenshot(incident_id, bytes, name, "upload", filing)
+        .await?;
+    Ok((team::created_or_repeat(created), Json(ev)))
 }
 
 /// One piece of evidence; for screenshots `content` fills in when the analysis is done.

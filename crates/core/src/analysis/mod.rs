@@ -10,6 +10,7 @@ mod config;
 pub mod device;
 pub mod engine;
 pub mod findings;
+mod here;
 mod job;
 mod progress;
 mod prompts;

@@ -122,11 +122,26 @@ impl AnalysisService {
     /// not `what`.
     pub(super) async fn ask_lent_engine(
         &self,
+        images: Vec<DynamicImage>,
+        prompt: String,
+        system: &str,
+        max_tokens: usize,
+        what: &str,
+    ) -> Result<LentAnswer, DraftError> {
+        self.ask_lent_engine_for(images, prompt, system, max_tokens, what, false)
+            .await
+    }
+
+    /// [`AnalysisService::ask_lent_engine`] for a prompt whose answer is one JSON object
+    /// (`json_answer`): the run then ends where that object closes, as queued analyses do.
+    pub(super) async fn ask_lent_engine_for(
+        &self,
         mut images: Vec<DynamicImage>,
         prompt: String,
         system: &str,
         max_tokens: usize,
         what: &str,
+        json_answer: bool,
     ) -> Result<LentAnswer, DraftError> {
         let Some(h) = self.lent_engine() else {
             return Err(self.why_no_engine());
@@ -140,6 +155,7 @@ impl AnalysisService {
             max_new_tokens: self.cfg.max_new_tokens.min(max_tokens),
             sampling: Sampling::Greedy,
             system: Some(system.to_string()),
+            stop_at_json_end: json_answer,
             ..GenerateParams::default()
         };
         let (tx, rx) = tokio::sync::oneshot::channel();

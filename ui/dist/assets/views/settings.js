@@ -6,13 +6,14 @@ import { h, replace, select } from '../dom.js';
 import { bytes } from '../format.js';
 import { displayZone, setDisplayZone, zoneLabel } from '../when.js';
 import { errorMessage, toggleTheme } from '../app.js';
+import { teamPanel } from './team.js';
 import { modelCard } from './firstrun.js';
 import { integrationsPanel } from './integrations_panel.js';
 export function settingsView(onSignOut) {
     const server = h('div', null, loading('Reading the server settings…'));
     const model = h('div', null, loading('Asking the model status…'));
     const firstRun = modelCard(false);
-    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), firstRun.el, h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Integrations'), h('p', { class: 'muted small' }, 'Keys are stored like ', kbd('opslens secrets set'), ' stores them: the OS keychain, else secrets.env (mode 0600); they are never shown back.'), integrationsPanel()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
+    const el = h('section', { class: 'settings-view' }, h('h1', null, 'Settings'), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'You'), youForm()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'This OpsLens'), server), firstRun.el, h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Analysis model'), model), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Integrations'), h('p', { class: 'muted small' }, 'Keys are stored like ', kbd('opslens secrets set'), ' stores them: the OS keychain, else secrets.env (mode 0600); they are never shown back.'), integrationsPanel()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Team server'), teamPanel()), h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Appearance'), h('p', null, 'Theme: ', h('button', { type: 'button', onclick: toggleTheme }, 'Switch dark / light'), ' ', kbd('t')), zonePicker()));
     async function loadInfo() {
         try {
             renderInfo(await api.info());
