@@ -72,6 +72,7 @@ async fn laptop(
         analysis: Some(
             analysis.unwrap_or_else(|| opslens_core::analysis::AnalysisConfig::isolated(root)),
         ),
+        blobs: Default::default(),
     })
     .await
 }

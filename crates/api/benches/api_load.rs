@@ -40,6 +40,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             secrets_from_env: false,
             analysis: AnalysisConfig::isolated(data_dir),
+            blobs: Default::default(),
         })
         .await
         .unwrap();
