@@ -430,6 +430,16 @@ async fn a_stopped_worker_hands_its_job_back_at_once() {
         v[0]["state"] == "running"
     })
     .await;
+    // The job shows as running before its request leaves: stop worker-a only once the
+    // stand-in holds that request (the hanging answer), or worker-b would be the one it hangs.
+    let asked = Instant::now();
+    while ai.requests().is_empty() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "worker-a never asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let term = Command::new("kill")
         .args(["-TERM", &a.0.id().to_string()])
         .status()
