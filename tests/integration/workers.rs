@@ -55,6 +55,17 @@ async fn wait_for(app: &TestApp, path: &str, what: &str, ok: impl Fn(&Value) -> 
     }
 }
 
+/// Uploads `png` as `a.png` onto `inc`; the new evidence's id.
+async fn upload_id(app: &TestApp, inc: i64, png: Vec<u8>) -> i64 {
+    app.upload(inc, png, "a.png")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 fn streamed(pieces: usize, gap_ms: u64) -> Answer {
     Answer::Stream {
         text: FINDINGS.into(),
@@ -261,14 +272,7 @@ async fn refusals_malformed_answers_and_silence_fail_the_job_with_the_servers_wo
     })
     .await;
     let inc = app.incident("errors").await;
-    let id = app
-        .upload(inc, png(8, 8), "a.png")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = upload_id(&app, inc, png(8, 8)).await;
     let failed = |v: &Value| v["analysis_state"] == "failed";
     let ev = wait_for(&app, &format!("/api/v1/evidence/{id}"), "refusal", failed).await;
     let err = ev["analysis_error"].as_str().unwrap();
@@ -363,14 +367,7 @@ async fn a_killed_workers_job_is_taken_over_by_another_after_its_lease() {
     ai.then([Answer::Hang]); // the first worker's request never comes back
     let app = app_without_engine().await;
     let inc = app.incident("workers").await;
-    let id = app
-        .upload(inc, png(40, 30), "a.png")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = upload_id(&app, inc, png(40, 30)).await;
     let data = app.data_dir();
     let mut a = worker(&data, "worker-a", &ai.url());
     let jobs_path = format!("/api/v1/evidence/{id}/analyses");
@@ -414,14 +411,7 @@ async fn a_stopped_worker_hands_its_job_back_at_once() {
     ai.then([Answer::Hang]);
     let app = app_without_engine().await;
     let inc = app.incident("stop").await;
-    let id = app
-        .upload(inc, png(20, 20), "a.png")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = upload_id(&app, inc, png(20, 20)).await;
     let data = app.data_dir();
     // A long lease: only the hand-back can free the job quickly.
     let mut a = worker_leased(&data, "worker-a", &ai.url(), 600);
@@ -623,14 +613,7 @@ async fn a_remote_answer_stops_where_its_json_object_closes() {
     let url = ai.url();
     let app = TestApp::spawn_with_analysis(move |root| remote_config(root, remote(&url))).await;
     let inc = app.incident("Compact").await;
-    let id = app
-        .upload(inc, png(32, 32), "a.png")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = upload_id(&app, inc, png(32, 32)).await;
     let done = wait_for(&app, &format!("/api/v1/evidence/{id}"), "analysis", |v| {
         v["analysis_state"] == "done"
     })
