@@ -66,6 +66,8 @@ fn reference(q: &Tensor, k: &Tensor, v: &Tensor, causal: Option<usize>) -> Resul
     let (h, m, d) = q.dims3()?;
     let (hk, n, _) = k.dims3()?;
     let groups = h / hk;
+    // K and V may be views of a longer preallocated cache.
+    let (k, v) = (&k.contiguous()?, &v.contiguous()?);
     // Query head j*groups+g uses kv head j: fold the groups into rows without copying K/V.
     let q = q.contiguous()?.reshape((hk, groups * m, d))?;
     let mut att = q.matmul(&k.t()?)?;

@@ -21,6 +21,7 @@
 
 pub mod attention;
 pub mod chat_template;
+mod decode;
 pub mod embed;
 pub mod engine;
 pub mod error;

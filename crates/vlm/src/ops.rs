@@ -118,7 +118,7 @@ fn exp_in_place_portable(x: &mut [f32]) -> f32 {
 
 /// `e^x` for `x <= 0` (softmax arguments after subtracting the row max); 0 below -87.
 #[inline(always)]
-fn exp_neg(x: f32) -> f32 {
+pub(crate) fn exp_neg(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // Round-to-nearest by the 1.5 * 2^23 trick: vectorises without SSE4.1's roundps.
     const MAGIC: f32 = 12_582_912.0;

@@ -20,7 +20,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Result};
 
 /// Bumped when the meaning of the cached blocks changes (quantization choices, names).
-const FORMAT: &str = "opslens-qcache-1";
+const FORMAT: &str = "opslens-qcache-3";
 /// Cache files kept in the folder (the newest); older keys are removed on save.
 const KEEP: usize = 2;
 

@@ -12,6 +12,8 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use crate::decode::{self, Acts, WeightRef};
+
 /// How the weights of the large matrices are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightMode {
@@ -76,6 +78,18 @@ impl WeightMode {
         }
     }
 
+    /// The mode of the decoder tensors a 4-bit model is most sensitive to: the output head
+    /// (every logit goes through it) and, in [`more_bits`] layers, the attention input and
+    /// the MLP output. Q4K keeps them in Q6K blocks, as llama.cpp's Q4_K_M does: with all of
+    /// them at 4 bits, teacher-forced agreement with the f32 path fell below llama.cpp's on
+    /// the same weights (issue 14). Other modes use one storage for every tensor.
+    pub fn sensitive(self) -> Self {
+        match self {
+            Self::Q4K => Self::Q6K,
+            m => m,
+        }
+    }
+
     /// Storage dtype of dense weights.
     pub fn dense_dtype(self) -> DType {
         match self {
@@ -83,6 +97,28 @@ impl WeightMode {
             Self::BF16 => DType::BF16,
             _ => DType::F32,
         }
+    }
+}
+
+/// Layers whose sensitive tensors get [`WeightMode::sensitive`] storage: the first and last
+/// eighth and every third one between (llama.cpp's `use_more_bits`, 14 of Qwen3-VL-2B's 28).
+pub fn more_bits(layer: usize, layers: usize) -> bool {
+    let (head, tail) = (layers / 8, 7 * layers / 8);
+    layer < head || layer >= tail || (layer - head) % 3 == 2
+}
+
+/// Quantizes an f32 weight to `dt`. The k-quants go through llama.cpp's weighted search for
+/// block scales and minimums (candle's `quantize_imatrix`, every column of equal importance)
+/// rather than candle's `quantize`, a 5-step min/max fit whose larger weight error showed as
+/// lower agreement with the f32 path than llama.cpp's quantizer gets from the same weights.
+/// Slower at load (the quantized-weight cache makes that a one-off).
+pub fn quantize(w: &Tensor, dt: GgmlDType) -> Result<QTensor> {
+    match dt {
+        GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K => {
+            let k = w.dim(candle_core::D::Minus1)?;
+            QTensor::quantize_imatrix(w, &vec![1.0; k], dt)
+        }
+        _ => QTensor::quantize(w, dt),
     }
 }
 
@@ -137,6 +173,49 @@ impl Linear {
         Ok(lin)
     }
 
+    /// Loads several `(out_i, inp)` weights that read the same input (q/k/v, gate/up) as one
+    /// `(sum out_i, inp)` layer, so a decode step reads the input once and runs one parallel
+    /// region instead of several. Quantized rows are independent, so concatenating the parts'
+    /// blocks gives exactly the blocks of the concatenated matrix; the fused weight is what the
+    /// quantized-weight cache keeps, under `name`.
+    pub fn load_fused(
+        parts: &[(VarBuilder, usize)],
+        name: &str,
+        inp: usize,
+        mode: WeightMode,
+        tower: Tower,
+    ) -> Result<Self> {
+        let total: usize = parts.iter().map(|p| p.1).sum();
+        let cache = crate::qcache::current();
+        let Some(dt) = storage(mode, inp) else {
+            let ws = parts
+                .iter()
+                .map(|(vb, out)| vb.get((*out, inp), "weight"))
+                .collect::<Result<Vec<_>>>()?;
+            return Self::from_weight(Tensor::cat(&ws, 0)?, None, mode, tower);
+        };
+        if let Some(q) = cache.as_ref().and_then(|c| c.get(name, (total, inp), dt)) {
+            return Self::from_qtensor(q, None);
+        }
+        let mut bytes = Vec::new();
+        let mut device = Device::Cpu;
+        for (vb, out) in parts {
+            let w = vb.get((*out, inp), "weight")?.to_dtype(DType::F32)?;
+            device = w.device().clone();
+            bytes.extend_from_slice(&quantize(&w, dt)?.data()?);
+        }
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Owned(bytes),
+            &device,
+            dt,
+        )?;
+        let q = std::sync::Arc::new(QTensor::new(storage, (total, inp))?);
+        if let Some(c) = &cache {
+            c.record(name, q.clone());
+        }
+        Self::from_qtensor(q, None)
+    }
+
     /// Wraps an already quantized weight (from the cache of an earlier load).
     pub fn from_qtensor(q: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         Ok(Self {
@@ -155,7 +234,7 @@ impl Linear {
     ) -> Result<Self> {
         let inner = match storage(mode, w.dim(1)?) {
             Some(q) => {
-                let qt = QTensor::quantize(&w.to_dtype(DType::F32)?, q)?;
+                let qt = quantize(&w.to_dtype(DType::F32)?, q)?;
                 Inner::Quant(QMatMul::from_qtensor(qt)?)
             }
             None => Inner::Dense(w.to_dtype(mode.dense_dtype())?),
@@ -181,6 +260,78 @@ impl Linear {
             // Two rows: Q6K packs only for more than one row; Q8_0 stays unpacked either way.
             let x = Tensor::zeros((2, q.shape().dims2()?.1), DType::F32, &q.device())?;
             self.forward(&x)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the weight as the CPU decode kernels read it ([`crate::decode`]), or on
+    /// `None` where they cannot (other devices and storages, a bias).
+    pub(crate) fn with_raw<R>(&self, f: impl FnOnce(Option<WeightRef<'_>>) -> R) -> R {
+        if self.bias.is_some() {
+            return f(None);
+        }
+        match &self.inner {
+            Inner::Quant(QMatMul::QTensor(q)) if q.device().is_cpu() => {
+                let Ok(data) = q.data() else {
+                    return f(None);
+                };
+                match q.dtype() {
+                    GgmlDType::Q4K => f(Some(WeightRef::Q4K(&data))),
+                    GgmlDType::Q6K => f(Some(WeightRef::Q6K(&data))),
+                    GgmlDType::Q8_0 => f(Some(WeightRef::Q8_0(&data))),
+                    _ => f(None),
+                }
+            }
+            Inner::Dense(w)
+                if w.dtype() == DType::F32 && w.device().is_cpu() && w.is_contiguous() =>
+            {
+                let (guard, layout) = w.storage_and_layout();
+                match &*guard {
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
+                        f(Some(WeightRef::F32(&v[layout.start_offset()..])))
+                    }
+                    _ => f(None),
+                }
+            }
+            _ => f(None),
+        }
+    }
+
+    /// `out = x W^T` (`out +=` when `add`) for one input row on the CPU: the decode kernels
+    /// where they read this storage, else the tensor path. `acts` holds the quantized input
+    /// between calls so no product allocates once warm.
+    pub(crate) fn matvec(
+        &self,
+        x: &[f32],
+        acts: &mut Acts,
+        out: &mut [f32],
+        add: bool,
+    ) -> Result<()> {
+        let (n, k) = (out.len(), x.len());
+        let done = self.with_raw(|w| match w {
+            Some(w) if decode::fits(w, n, k) => {
+                decode::prepare(w, x, acts);
+                decode::matvec(w, k, x, acts, out, add);
+                true
+            }
+            _ => false,
+        });
+        if done {
+            return Ok(());
+        }
+        let y = self
+            .forward(&Tensor::from_slice(x, (1, k), &Device::Cpu)?)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if y.len() != n {
+            candle_core::bail!("matvec: {} outputs for {n} rows", y.len());
+        }
+        for (o, v) in out.iter_mut().zip(y) {
+            if add {
+                *o += v;
+            } else {
+                *o = v;
+            }
         }
         Ok(())
     }
@@ -410,6 +561,24 @@ mod tests {
             assert_eq!(ours.dims(), &[1, 40]);
             let d = max_abs_diff(&ours, &theirs);
             assert!(d < 1e-4, "{dt:?}: {d}");
+        }
+        // The decode kernels on blocks from our quantizer give candle's answer too.
+        for dt in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0] {
+            let q = std::sync::Arc::new(quantize(&w, dt).unwrap());
+            let lin = Linear::from_qtensor(q.clone(), None).unwrap();
+            let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+            let mut out = vec![0f32; 40];
+            lin.matvec(&xs, &mut Acts::default(), &mut out, false)
+                .unwrap();
+            let ours = Tensor::from_vec(out, (1, 40), &dev).unwrap();
+            let theirs = QMatMul::from_arc(q).unwrap().forward(&x).unwrap();
+            let d = max_abs_diff(&ours, &theirs);
+            // and so does candle's repacked copy (built by `prepare`)
+            lin.prepare().unwrap();
+            let packed = max_abs_diff(&ours, &lin.forward(&x).unwrap());
+            // Q8_0: the decode kernel keeps the input's block scales in f32, candle in f16.
+            let tol = if dt == GgmlDType::Q8_0 { 2e-3 } else { 1e-5 };
+            assert!(d < tol && packed < tol, "decode {dt:?}: {d} {packed}");
         }
         // Unsupported inputs fall back to the caller.
         let q = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
