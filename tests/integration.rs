@@ -19,6 +19,8 @@ mod compare;
 mod dedupe;
 #[path = "integration/desktop.rs"]
 mod desktop;
+#[path = "integration/desktop_pixels.rs"]
+mod desktop_pixels;
 #[path = "integration/durability.rs"]
 mod durability;
 #[path = "integration/event_time.rs"]
@@ -49,6 +51,8 @@ mod objects;
 mod outbox;
 #[path = "integration/people.rs"]
 mod people;
+#[path = "integration/pg_backend.rs"]
+mod pg_backend;
 #[path = "integration/postmortem.rs"]
 mod postmortem;
 #[path = "integration/search.rs"]

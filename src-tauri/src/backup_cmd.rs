@@ -35,6 +35,7 @@ pub enum BackupCmd {
 
 /// Runs one of the backup subcommands on `data_dir`.
 pub fn run(data_dir: &Path, cmd: BackupCmd) -> anyhow::Result<()> {
+    refuse_on_postgres(data_dir, &cmd)?;
     match cmd {
         BackupCmd::Backup { dest } => {
             let m = backup::backup(data_dir, &dest)?;
@@ -68,6 +69,29 @@ pub fn run(data_dir: &Path, cmd: BackupCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// These commands copy and check an SQLite file; a data dir whose database is PostgreSQL
+/// (`OPSLENS_DATABASE_URL`) has none, and a restored file there would be ignored by the server.
+/// Say which tools do it instead, in one line, rather than fail on a missing file or leave a
+/// half-made copy. `verify` of a backup folder (not the data dir) still works.
+fn refuse_on_postgres(data_dir: &Path, cmd: &BackupCmd) -> anyhow::Result<()> {
+    let Some(url) = opslens_store::database_for(data_dir) else {
+        return Ok(());
+    };
+    let name = match cmd {
+        BackupCmd::Backup { .. } => "backup",
+        BackupCmd::Restore { .. } => "restore",
+        BackupCmd::Verify { dir: Some(d) } if d != data_dir => return Ok(()),
+        BackupCmd::Verify { .. } => "verify",
+    };
+    anyhow::bail!(
+        "opslens {name} works on an SQLite data dir, and the database of {} is PostgreSQL ({}): \
+         use pg_dump and pg_restore for the database; the images are in {} (or the blob bucket)",
+        data_dir.display(),
+        opslens_store::describe_database_url(&url),
+        data_dir.join("blobs").display()
+    )
 }
 
 fn summary(m: &Manifest) -> String {

@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// --tls-key, or --behind-proxy, and --public-url.
     #[arg(long, visible_alias = "listen", env = "OPSLENS_ADDR", default_value = crate::config::DEFAULT_ADDR)]
     pub addr: String,
+    /// A shared PostgreSQL database (`postgres://user:pass@host:5432/opslens`, no TLS) instead
+    /// of the SQLite file in the data dir: the team server. Images stay in the data dir, or
+    /// in --blob-bucket, which several servers on one database must share.
+    #[arg(long, env = "OPSLENS_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(
         long,

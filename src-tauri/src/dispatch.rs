@@ -33,6 +33,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             ));
         }
         Some(Command::Serve(args)) => {
+            if let Some(url) = args.database.as_deref().filter(|u| !u.trim().is_empty()) {
+                // A wrong or unreachable database is one clear line, before anything is
+                // created or started.
+                if let Err(e) = opslens_store::check_database_url(url) {
+                    eprintln!("opslens: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+                // The store (and any worker process started from here) reads it from there.
+                std::env::set_var(opslens_store::DATABASE_URL_ENV, url);
+            }
             let model = cli.model.or(&args.model);
             rt.block_on(serve(&data_dir, args, &model))
         }
@@ -192,7 +202,8 @@ async fn worker(
     args: crate::cli::WorkerArgs,
     model: &crate::models_cmd::ModelArgs,
 ) -> anyhow::Result<()> {
-    if !data_dir.join("opslens.db").exists() {
+    // On a shared PostgreSQL database (OPSLENS_DATABASE_URL) there is no file to look for.
+    if opslens_store::database_for(data_dir).is_none() && !data_dir.join("opslens.db").exists() {
         anyhow::bail!(
             "no OpsLens database in {}; point --data-dir at the data dir of a running app",
             data_dir.display()

@@ -544,20 +544,15 @@ async fn analysed_screenshots_carry_vision_embeddings_into_similar_incidents() {
         })
         .await;
     }
-    let db = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
-    let rows: Vec<(String, i64, usize)> = db
-        .prepare("SELECT model, dim, length(vector) FROM image_embedding")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    for (model, dim, len) in &rows {
-        assert!(model.starts_with("tiny-qwen3-vl@"), "{model}");
-        assert_eq!(*dim, 64, "the tiny model's out_hidden_size");
-        assert_eq!(*len, 4 * 64);
-    }
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM image_embedding"), 3);
+    // Each of the tiny model (out_hidden_size 64), as 64 little-endian f32s.
+    assert_eq!(
+        app.sql_i64(
+            "SELECT COUNT(*) FROM image_embedding WHERE model LIKE 'tiny-qwen3-vl@%'
+             AND dim = 64 AND length(vector) = 256"
+        ),
+        3
+    );
     let sim = app
         .get_json(&format!("/api/v1/incidents/{a}/similar"))
         .await;
@@ -587,8 +582,5 @@ async fn analysed_screenshots_carry_vision_embeddings_into_similar_incidents() {
         |v| v["state"] == "done",
     )
     .await;
-    let n: i64 = db
-        .query_row("SELECT count(*) FROM image_embedding", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(app.sql_i64("SELECT count(*) FROM image_embedding"), 3);
 }

@@ -8,10 +8,103 @@ use opslens::server::Server;
 use reqwest::{Method, Response};
 use serde_json::Value;
 
+/// With `OPSLENS_TEST_DATABASE_URL` set (a PostgreSQL server's URL, e.g. from
+/// `scripts/pg-cluster start`), the test servers run on PostgreSQL: each data dir gets a fresh
+/// database of its own there. Unset, they run on SQLite as always: one test list, two backends.
+pub fn on_test_database(data_dir: &std::path::Path) -> Option<String> {
+    let admin = std::env::var("OPSLENS_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())?;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "opslens_t{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    // The blocking client must not run inside the test's async task: a thread of its own.
+    let admin2 = admin.clone();
+    let create = name.clone();
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin2, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("OPSLENS_TEST_DATABASE_URL {admin2}: {e}"));
+        c.batch_execute(&format!("CREATE DATABASE {create}"))
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    // Same server and user, the new database: swap the URL's path.
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin.as_str(), String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let url = format!("{}/{name}{query}", &base[..host_end]);
+    opslens_store::use_database_for(data_dir, &url);
+    Some(url)
+}
+
+/// `true` (after saying so) when the suite runs on PostgreSQL and the calling test checks
+/// something only the SQLite file has (its online backup): the test then returns early.
+pub fn skip_on_postgres(why: &str) -> bool {
+    let on = std::env::var("OPSLENS_TEST_DATABASE_URL").is_ok_and(|u| !u.trim().is_empty());
+    if on {
+        eprintln!("skipped on PostgreSQL (OPSLENS_TEST_DATABASE_URL is set): {why}");
+    }
+    on
+}
+
 pub struct TestApp {
+    /// The PostgreSQL database of this server (`None`: the SQLite file in the data dir).
+    pub database: Option<String>,
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+}
+
+impl Drop for TestApp {
+    /// Drops this server's PostgreSQL database after stopping the server (`WITH (FORCE)` ends
+    /// any connection left, a worker's or a second replica's), so a suite run does not leave
+    /// ~150 databases (about 1 GB) on a shared machine. A failed test keeps its database to
+    /// look at, and says which.
+    fn drop(&mut self) {
+        let Some(url) = self.database.take() else {
+            return;
+        };
+        let Some(admin) = std::env::var("OPSLENS_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        else {
+            return;
+        };
+        let name = url
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        if std::thread::panicking() {
+            eprintln!("kept the failed test's database {name}");
+            return;
+        }
+        if !name.starts_with("opslens_t") {
+            return;
+        }
+        drop(self.server.take());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
 }
 
 impl TestApp {
@@ -33,10 +126,12 @@ impl TestApp {
             }
             std::fs::write(data.join("secrets.env"), secrets).unwrap();
         }
+        let database = on_test_database(&data);
         let server = Server::start_with(&data, "127.0.0.1:0".parse().unwrap(), false)
             .await
             .unwrap();
         TestApp {
+            database,
             server: Some(server),
             dir,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -96,6 +191,7 @@ impl TestApp {
         f: impl FnOnce(&std::path::Path) -> opslens::server::StartOptions,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let database = on_test_database(&dir.path().join("data"));
         let opts = f(dir.path());
         let server = Server::start_opts(
             &dir.path().join("data"),
@@ -105,6 +201,7 @@ impl TestApp {
         .await
         .unwrap();
         TestApp {
+            database,
             server: Some(server),
             dir,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -204,32 +301,157 @@ impl TestApp {
 
     /// Row counts of every table and the number of image files: "nothing written" checks.
     pub fn snapshot(&self) -> Vec<(String, i64)> {
-        let c = rusqlite::Connection::open_with_flags(
-            self.data_dir().join("opslens.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        let mut out: Vec<(String, i64)> = [
+        let tables = [
             "incident",
             "evidence",
             "timeline_event",
             "hypothesis",
             "hypothesis_evidence",
             "action_item",
-        ]
-        .iter()
-        .map(|t| {
-            let n: i64 = c
-                .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+        ];
+        let mut out: Vec<(String, i64)> = match &self.database {
+            Some(url) => {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    tables
+                        .iter()
+                        .map(|t| {
+                            let n: i64 = c
+                                .query_one(&format!("SELECT COUNT(*) FROM {t}"), &[])
+                                .unwrap()
+                                .get(0);
+                            (t.to_string(), n)
+                        })
+                        .collect()
+                })
+                .join()
+                .unwrap()
+            }
+            None => {
+                let c = rusqlite::Connection::open_with_flags(
+                    self.data_dir().join("opslens.db"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
                 .unwrap();
-            (t.to_string(), n)
-        })
-        .collect();
+                tables
+                    .iter()
+                    .map(|t| {
+                        let n: i64 = c
+                            .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+                            .unwrap();
+                        (t.to_string(), n)
+                    })
+                    .collect()
+            }
+        };
         let files = std::fs::read_dir(self.data_dir().join("blobs"))
             .unwrap()
             .count() as i64;
         out.push(("blob files".into(), files));
         out
+    }
+
+    /// Whether this server runs on PostgreSQL (`OPSLENS_TEST_DATABASE_URL` set), for the few
+    /// checks whose SQL must differ (triggers) or that only one backend can make.
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// Runs `f` on a connection of the test's own to this server's PostgreSQL database, on a
+    /// thread of its own (the blocking client must not run inside the test's async task).
+    fn with_pg<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+    ) -> T {
+        let url = self.database.clone().expect("a PostgreSQL test server");
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            f(&mut c)
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// A connection of the test's own to this server's SQLite file, waiting out the server's
+    /// writes as the server waits out ours.
+    fn sqlite(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.data_dir().join("opslens.db")).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c
+    }
+
+    /// Runs statements (no parameters) on this server's database behind its back, as another
+    /// process or replica would: the same text on both backends unless the test picks by
+    /// [`TestApp::on_postgres`].
+    pub fn sql_batch(&self, sql: &str) {
+        if self.on_postgres() {
+            let sql = sql.to_string();
+            self.with_pg(move |c| c.batch_execute(&sql))
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            self.sqlite().execute_batch(sql).unwrap();
+        }
+    }
+
+    /// Runs one statement (no parameters) on this server's database behind its back; returns
+    /// how many rows it changed.
+    pub fn sql_exec(&self, sql: &str) -> u64 {
+        if self.on_postgres() {
+            let sql = sql.to_string();
+            self.with_pg(move |c| c.execute(sql.as_str(), &[]))
+                .unwrap_or_else(|e| panic!("{e}"))
+        } else {
+            self.sqlite().execute(sql, []).unwrap() as u64
+        }
+    }
+
+    /// The single integer a query (no parameters) returns, e.g. a `COUNT(*)`, from this
+    /// server's database on either backend.
+    pub fn sql_i64(&self, sql: &str) -> i64 {
+        if self.on_postgres() {
+            let sql = sql.to_string();
+            self.with_pg(move |c| c.query_one(sql.as_str(), &[]).map(|r| r.get::<_, i64>(0)))
+                .unwrap_or_else(|e| panic!("{e}"))
+        } else {
+            self.sqlite().query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+    }
+
+    /// Whether `needle` is stored anywhere in this server's database: in the bytes of the
+    /// SQLite file and its WAL (free pages included), or in the text of any row of any table
+    /// on PostgreSQL. For "this secret is never stored" checks.
+    pub fn database_contains(&self, needle: &str) -> bool {
+        if self.on_postgres() {
+            let needle = needle.to_string();
+            return self.with_pg(move |c| {
+                let tables: Vec<String> = c
+                    .query(
+                        "SELECT table_name::text FROM information_schema.tables
+                         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                        &[],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                assert!(tables.iter().any(|t| t == "incident"), "{tables:?}");
+                tables.iter().any(|t| {
+                    c.query_one(
+                        &format!(
+                            "SELECT EXISTS(SELECT 1 FROM \"{t}\" x WHERE strpos(x::text, $1) > 0)"
+                        ),
+                        &[&needle],
+                    )
+                    .unwrap()
+                    .get::<_, bool>(0)
+                })
+            });
+        }
+        ["opslens.db", "opslens.db-wal"].iter().any(|f| {
+            let bytes = std::fs::read(self.data_dir().join(f)).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
     }
 
     /// Sends raw bytes over a fresh connection and returns (status, head, body); for requests

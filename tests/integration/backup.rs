@@ -55,6 +55,12 @@ fn dump(db: &Path) -> BTreeMap<String, Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_load_restores_to_an_identical_data_dir() {
+    if crate::app::skip_on_postgres(
+        "`opslens backup` copies the SQLite file; a PostgreSQL data dir is refused \
+         (backup_restore_and_verify_refuse_a_postgres_data_dir_naming_pg_dump)",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let dest = dir.path().join("backup");
@@ -199,4 +205,68 @@ async fn backup_under_load_restores_to_an_identical_data_dir() {
         &["restore", dest.to_str().unwrap()],
     );
     assert!(!ok && err.contains("problem"), "{err}");
+}
+
+/// On a data dir whose database is PostgreSQL the three commands have no file to work on: one
+/// line naming the tools that do it (and the images' folder), a failure exit, nothing made.
+/// No database is reached, so this runs on either backend.
+#[test]
+fn backup_restore_and_verify_refuse_a_postgres_data_dir_naming_pg_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("blobs")).unwrap();
+    let dest = dir.path().join("copy");
+    let url = "postgres://opslens:hunter2@127.0.0.1:1/team";
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+            .args(args)
+            .env("OPSLENS_DATA_DIR", &data)
+            .env("OPSLENS_DATABASE_URL", url)
+            .env_remove("OPSLENS_ADDR")
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dest_s = dest.to_str().unwrap();
+    for (name, args) in [
+        ("backup", vec!["backup", dest_s]),
+        ("restore", vec!["restore", dest_s]),
+        ("verify", vec!["verify"]),
+    ] {
+        let (status, err) = run(&args);
+        assert!(!status.success(), "{name}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{name}: one line: {err}");
+        let line = lines[0];
+        assert!(line.contains(&format!("opslens {name}")), "{line}");
+        assert!(line.contains("PostgreSQL (127.0.0.1:1/team)"), "{line}");
+        assert!(
+            line.contains("pg_dump") && line.contains("pg_restore"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&data.join("blobs").display().to_string()),
+            "{line}"
+        );
+        assert!(
+            !line.contains("hunter2"),
+            "the password is never shown: {line}"
+        );
+        assert!(!dest.exists(), "{name} made {}", dest.display());
+    }
+    assert!(!data.join("opslens.db").exists());
+    // Without the database the same data dir is an SQLite one: `verify` then checks the file
+    // (and names its absence), rather than the PostgreSQL refusal.
+    let out = Command::new(env!("CARGO_BIN_EXE_opslens"))
+        .args(["verify"])
+        .env("OPSLENS_DATA_DIR", &data)
+        .env_remove("OPSLENS_DATABASE_URL")
+        .env_remove("OPSLENS_ADDR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
 }

@@ -164,24 +164,82 @@ async fn control_characters_are_refused_naming_the_field() {
     .await;
 }
 
-/// Holds SQLite's write lock from a second connection, as a backup tool or an `sqlite3` shell
-/// would, so the server's write waits out its busy timeout.
+/// A lock on the database held by another session until dropped.
+enum HeldLock {
+    Sqlite(rusqlite::Connection),
+    /// The holder thread rolls back (releasing the lock) when the sender goes.
+    Postgres(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>),
+}
+
+impl HeldLock {
+    /// On SQLite the write lock (`BEGIN IMMEDIATE`), as a backup tool or an `sqlite3` shell
+    /// would take it; on PostgreSQL `LOCK TABLE incident IN EXCLUSIVE MODE`, as a migration
+    /// or an operator's session would: it stops writes to the table but not reads.
+    fn take(app: &TestApp) -> HeldLock {
+        match &app.database {
+            None => {
+                let db = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
+                db.execute_batch("BEGIN IMMEDIATE").unwrap();
+                HeldLock::Sqlite(db)
+            }
+            Some(url) => {
+                let url = url.clone();
+                let (locked_tx, locked) = std::sync::mpsc::channel();
+                let (release, released) = std::sync::mpsc::channel::<()>();
+                let holder = std::thread::spawn(move || {
+                    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    let mut t = c.transaction().unwrap();
+                    t.batch_execute("LOCK TABLE incident IN EXCLUSIVE MODE")
+                        .unwrap();
+                    locked_tx.send(()).unwrap();
+                    let _ = released.recv();
+                    t.rollback().unwrap();
+                });
+                locked.recv().unwrap();
+                HeldLock::Postgres(release, holder)
+            }
+        }
+    }
+
+    fn release(self) {
+        match self {
+            HeldLock::Sqlite(db) => db.execute_batch("ROLLBACK").unwrap(),
+            HeldLock::Postgres(release, holder) => {
+                drop(release);
+                holder.join().unwrap();
+            }
+        }
+    }
+}
+
+/// Holds a lock on the database from another session past the server's wait for it (SQLite's
+/// busy timeout; PostgreSQL's `lock_timeout` on the pool's connections): the write answers 503
+/// with a retry hint rather than hang, and goes through once the lock is gone.
 #[tokio::test]
 async fn a_database_locked_past_the_timeout_answers_503_with_retry_after() {
     let app = TestApp::spawn().await;
-    let db = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
-    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = HeldLock::take(&app);
+    let started = std::time::Instant::now();
     let res = app
         .post("/api/v1/incidents", &json!({ "title": "locked" }))
         .await;
+    let waited = started.elapsed();
     let retry = res.headers().get("retry-after").cloned();
     assert_eq!(error_code(res, 503).await, "busy");
     assert_eq!(retry.unwrap().to_str().unwrap(), "2");
-    // Reads go on meanwhile (WAL), and writes resume once the lock is gone.
+    // It waited for the lock a while, but boundedly.
+    assert!(
+        waited >= std::time::Duration::from_secs(1) && waited < std::time::Duration::from_secs(20),
+        "{waited:?}"
+    );
+    // Reads go on meanwhile (WAL; a plain SELECT past an EXCLUSIVE table lock), and writes
+    // resume once the lock is gone.
     assert_eq!(app.get("/api/v1/incidents").await.status(), 200);
-    db.execute_batch("ROLLBACK").unwrap();
+    lock.release();
     app.create("/api/v1/incidents", &json!({ "title": "unlocked" }))
         .await;
+    let list = app.get_json("/api/v1/incidents").await;
+    assert_eq!(list["total"], 1, "the refused write left nothing: {list}");
 }
 
 /// A tmpfs of a few MiB as the data dir's disk; unmounted (lazily) when dropped.

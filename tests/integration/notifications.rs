@@ -143,9 +143,14 @@ async fn each_meaningful_change_reaches_slack_and_every_webhook_once_signed() {
     .await;
     // Nothing more is queued behind them.
     assert_eq!(outbox_len(&app).await, 3 * events.len());
-    let delivered = app
-        .get_json("/api/v1/integrations/outbox?status=delivered&limit=500")
-        .await;
+    // A receiver has its message before the sender records the delivery (its own write, after
+    // the answer): wait for the outbox to say so too, rather than read it in between.
+    let delivered_path = "/api/v1/integrations/outbox?status=delivered&limit=500";
+    eventually("every row recorded as delivered", || async {
+        app.get_json(delivered_path).await.as_array().unwrap().len() == 3 * events.len()
+    })
+    .await;
+    let delivered = app.get_json(delivered_path).await;
     assert_eq!(delivered.as_array().unwrap().len(), 3 * events.len());
     assert!(!delivered.to_string().contains("SECRETPART"));
 
@@ -258,12 +263,19 @@ async fn a_change_whose_messages_cannot_be_queued_is_rolled_back_with_them() {
 
     // The third message of the change (to webhook:1) fails to insert, after the change itself
     // and its first two messages were written in the same transaction.
-    let db = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
-    db.execute_batch(
-        "CREATE TRIGGER fail_second_hook BEFORE INSERT ON outbox WHEN NEW.target = 'webhook:1'
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-    )
-    .unwrap();
+    if app.on_postgres() {
+        app.sql_batch(
+            "CREATE FUNCTION fail_second_hook() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+             CREATE TRIGGER fail_second_hook BEFORE INSERT ON outbox FOR EACH ROW
+             WHEN (NEW.target = 'webhook:1') EXECUTE FUNCTION fail_second_hook();",
+        );
+    } else {
+        app.sql_batch(
+            "CREATE TRIGGER fail_second_hook BEFORE INSERT ON outbox WHEN NEW.target = 'webhook:1'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        );
+    }
     let res = app
         .patch(
             &format!("/api/v1/incidents/{id}"),
@@ -285,13 +297,7 @@ async fn a_change_whose_messages_cannot_be_queued_is_rolled_back_with_them() {
             .await,
         timeline
     );
-    let rows: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM outbox WHERE event_type = 'incident.updated'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let rows = app.sql_i64("SELECT COUNT(*) FROM outbox WHERE event_type = 'incident.updated'");
     assert_eq!(rows, 0);
     // The same for a new incident.
     let res = app
@@ -304,7 +310,11 @@ async fn a_change_whose_messages_cannot_be_queued_is_rolled_back_with_them() {
     assert_eq!(app.get_json("/api/v1/incidents").await["total"], 1);
 
     // Without the fault the same change goes through with all three messages.
-    db.execute_batch("DROP TRIGGER fail_second_hook;").unwrap();
+    app.sql_batch(if app.on_postgres() {
+        "DROP TRIGGER fail_second_hook ON outbox;"
+    } else {
+        "DROP TRIGGER fail_second_hook;"
+    });
     let res = app
         .patch(
             &format!("/api/v1/incidents/{id}"),

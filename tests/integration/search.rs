@@ -66,21 +66,39 @@ async fn seeded(app: &TestApp) -> i64 {
         .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     // Findings are written by the analysis worker (a model run); here the same UPDATE it makes
-    // is done on the database file, so the index triggers see what they see in production.
-    let c = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
-    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    c.execute(
-        "UPDATE evidence SET findings = ?1 WHERE id = ?2",
-        rusqlite::params![
-            json!({"summary": "Error rate spike", "panels": [{"title": "Requests", "metric": "wombat_errors_total",
+    // is done on the database itself (the SQLite file or the PostgreSQL database), so the index
+    // triggers see what they see in production.
+    let findings = json!({"summary": "Error rate spike", "panels": [{"title": "Requests", "metric": "wombat_errors_total",
                    "anomalies": [{"description": "spike", "start": "14:05"}]}],
                    "errors": [{"message": "upstream timeout", "code": "ECONNRESET"}],
                    "raw": "raw text never indexed: platypus", "parse": "json"})
-            .to_string(),
-            ev["id"].as_i64().unwrap()
-        ],
-    )
-    .unwrap();
+    .to_string();
+    let ev = ev["id"].as_i64().unwrap();
+    match &app.database {
+        Some(url) => {
+            let url = url.clone();
+            // The blocking client runs its own runtime: not inside this test's.
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                c.execute(
+                    "UPDATE evidence SET findings = $1 WHERE id = $2",
+                    &[&findings, &ev],
+                )
+                .unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+        None => {
+            let c = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            c.execute(
+                "UPDATE evidence SET findings = ?1 WHERE id = ?2",
+                rusqlite::params![findings, ev],
+            )
+            .unwrap();
+        }
+    }
     id
 }
 
@@ -348,4 +366,42 @@ fn the_cli_prints_hits_by_incident() {
     assert!(err.contains("no words to search for"), "{err}");
     server.kill().ok();
     server.wait().ok();
+}
+
+#[tokio::test]
+async fn a_phrase_deep_in_a_long_text_is_found() {
+    // Past the 16,384th word and after a word seen hundreds of times: where a PostgreSQL
+    // tsvector keeps no positions (the entry is then checked on its text).
+    let app = TestApp::spawn().await;
+    let id = app.incident("Long log").await;
+    let content = format!(
+        "{} lorem ipsum. zebra quagga ended here",
+        "filler lorem ".repeat(9_000)
+    );
+    let ev = app
+        .create(
+            &format!("/api/v1/evidence/incident/{id}"),
+            &json!({"evidence_type": "log", "title": "huge log", "content": content}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let r = app.get_json("/api/v1/search?q=%22zebra%20quagga%22").await;
+    assert_eq!(kinds(&r), ["evidence"], "{r}");
+    assert_eq!(r["hits"][0]["id"], ev);
+    let r = app.get_json("/api/v1/search?q=%22ipsum%20zebra%22").await;
+    assert_eq!(kinds(&r), ["evidence"], "{r}");
+    // Words that are there, but not next to each other: no hit.
+    for q in [
+        "%22quagga%20zebra%22",
+        "%22filler%20zebra%22",
+        "%22ended%20lorem%22",
+    ] {
+        let r = app.get_json(&format!("/api/v1/search?q={q}")).await;
+        assert_eq!(kinds(&r), Vec::<String>::new(), "{q}: {r}");
+    }
+    let l = app
+        .get_json("/api/v1/incidents?q=%22zebra%20quagga%22")
+        .await;
+    assert_eq!(l["total"], 1);
 }

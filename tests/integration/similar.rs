@@ -225,11 +225,7 @@ async fn the_planted_partner_ranks_first_by_text_or_by_screenshot() {
         }
     }
     // Screenshots stored before fingerprints existed are fingerprinted on the next ranking.
-    {
-        let c = rusqlite::Connection::open(app.data_dir().join("opslens.db")).unwrap();
-        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-        assert!(c.execute("DELETE FROM image_fingerprint", []).unwrap() >= 8);
-    }
+    assert!(app.sql_exec("DELETE FROM image_fingerprint") >= 8);
     let s = similar(&app, b2).await;
     assert_eq!(first(&s), b1, "after the backfill: {s:#}");
     assert!(s["items"][0]["image_score"].as_f64().unwrap() > 0.95);

@@ -14,66 +14,14 @@
 //! crate, not the desktop package, so its release build needs no Tauri or WebKitGTK: the server
 //! it drives is the same `opslens_api::serve_with` over the same services `opslens serve` runs.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opslens_core::analysis::AnalysisConfig;
-use opslens_core::token::ApiToken;
-use opslens_core::{Services, ServicesConfig};
+use common::{cores, pct, png, Server};
 use serde_json::json;
-
-/// The real server on a loopback port, as `opslens serve` starts it (no model, no screen).
-struct Server {
-    addr: SocketAddr,
-    token: ApiToken,
-    services: Services,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start(data_dir: &std::path::Path) -> Server {
-        std::fs::create_dir_all(data_dir).unwrap();
-        let token = ApiToken::load_or_create(data_dir).unwrap();
-        let services = Services::open(ServicesConfig {
-            data_dir: data_dir.to_path_buf(),
-            secrets_from_env: false,
-            analysis: AnalysisConfig::isolated(data_dir),
-            blobs: Default::default(),
-        })
-        .await
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(opslens_api::serve_with(
-            listener,
-            services.clone(),
-            token.clone(),
-            opslens_api::Extras::default(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Server {
-            addr,
-            token,
-            services,
-            stop,
-            task,
-        }
-    }
-
-    fn api_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 struct Load {
     seconds: u64,
@@ -111,17 +59,6 @@ fn parse_args() -> Load {
         i += 1;
     }
     load
-}
-
-/// A distinct small PNG for each `n` (so no two uploads share a blob).
-fn png(n: u64) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(16, 16, |x, y| {
-        let b = n.to_le_bytes();
-        image::Rgb([b[(x as usize) % 8], b[(y as usize) % 8], (x * 16 + y) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
 }
 
 /// What one request of a load is.
@@ -194,7 +131,7 @@ async fn drive_with(name: &str, url: String, token: Option<String>, load: &Load,
         errors += e;
     }
     all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    let pct = |p: f64| pct(&all, p);
     println!(
         "{name:<34} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  requests {:>7}  non-2xx {errors}",
         all.len() as f64 / load.seconds as f64,
@@ -267,9 +204,7 @@ async fn creates(dir: &std::path::Path, load: &Load) {
             "POST /api/v1/incidents, {} connections, {} s each, {} cores",
             load.connections,
             load.seconds,
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            cores()
         );
         let probe = bare_probe(dir).await;
         drive(

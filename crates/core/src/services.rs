@@ -119,6 +119,7 @@ impl Services {
         analysis.set_feed(feed.clone());
         crate::analysis::spawn_worker(&analysis);
         crate::similar_service::spawn_backfill(&incidents);
+        spawn_sweeper(&incidents);
         Ok(Services {
             access: Arc::new(AccessService::new(db.clone())),
             incidents,
@@ -131,4 +132,25 @@ impl Services {
             data_dir: cfg.data_dir,
         })
     }
+}
+
+/// How often a running server removes the image files (and bucket objects) no row names; it
+/// also does at start. Orphans come from crashes between a file and its row and from deleted
+/// incidents' shared objects, so they are rare: a few sweeps a day keep the disk honest.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Sweeps every [`SWEEP_EVERY`] until the services are dropped.
+fn spawn_sweeper(incidents: &Arc<IncidentService>) {
+    let weak = Arc::downgrade(incidents);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let Some(s) = weak.upgrade() else { break };
+            match s.db.run(|st| st.sweep_orphan_blobs()).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed image files no evidence names"),
+                Err(e) => tracing::warn!(error = %e.chain(), "could not sweep orphan image files"),
+            }
+        }
+    });
 }

@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo bench -p opslens-store --bench search -- --incidents 100000 --evidence 500000
 //! cargo test --profile dev -p opslens-store --bench search -- --incidents 20000 --evidence 100000
+//! # the same on PostgreSQL: an empty database (created by the caller), seeded the same way
+//! cargo bench -p opslens-store --bench search -- --database postgres://…/searchbench
 //! ```
 //!
 //! Seeding writes the rows with plain INSERTs on a second connection, in large transactions,
@@ -220,6 +222,115 @@ fn seed(dir: &std::path::Path, incidents: usize, evidence: usize) {
     eprintln!("seeded in {:.1?}", started.elapsed());
 }
 
+/// [`seed`] on PostgreSQL: the same rows from the same generator, by plain INSERTs in
+/// 2,000-incident transactions, so the search triggers index them as every write does.
+fn seed_pg(url: &str, incidents: usize, evidence: usize) {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let have: i64 = c
+        .query_one("SELECT count(*) FROM incident", &[])
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    let have_ev: i64 = c
+        .query_one("SELECT count(*) FROM evidence", &[])
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    if have as usize == incidents && have_ev as usize == evidence {
+        eprintln!("reusing {incidents} incidents, {evidence} evidence in {url}");
+        return;
+    }
+    assert!(have == 0, "{url} holds other data; give an empty database");
+    let started = Instant::now();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let per = evidence.div_ceil(incidents.max(1));
+    let statuses = [
+        "triggered",
+        "acknowledged",
+        "mitigated",
+        "resolved",
+        "resolved",
+        "closed",
+    ];
+    let severities = ["critical", "high", "medium", "low"];
+    let mut ev_left = evidence;
+    let batch = 2_000;
+    for chunk in 0..incidents.div_ceil(batch) {
+        let mut tx = c.transaction().expect("tx");
+        tx.batch_execute("SET LOCAL synchronous_commit = off").ok();
+        let inc = tx
+            .prepare(
+                "INSERT INTO incident(title, description, severity, status, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            )
+            .expect("prepare");
+        let ev = tx
+            .prepare(
+                "INSERT INTO evidence(incident_id, evidence_type, title, content, sha256, created_at, updated_at)
+                 VALUES ($1, 'log', $2, $3, 'x', $4, $4)",
+            )
+            .expect("prepare");
+        let hyp = tx
+            .prepare(
+                "INSERT INTO hypothesis(incident_id, statement, status, origin, created_at, updated_at)
+                 VALUES ($1, $2, 'proposed', 'manual', $3, $3)",
+            )
+            .expect("prepare");
+        let note = tx
+            .prepare(
+                "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, created_at)
+                 VALUES ($1, 'note', $2, $3, $3)",
+            )
+            .expect("prepare");
+        for i in chunk * batch..((chunk + 1) * batch).min(incidents) {
+            let at = (i as i64) * 600;
+            let id: i64 = tx
+                .query_one(
+                    &inc,
+                    &[
+                        &text(&mut rng, 6),
+                        &text(&mut rng, 25),
+                        &severities[rng.below(4)],
+                        &statuses[rng.below(statuses.len())],
+                        &ts(at),
+                    ],
+                )
+                .expect("incident")
+                .get(0);
+            let n = per.min(ev_left);
+            ev_left -= n;
+            for k in 0..n {
+                tx.execute(
+                    &ev,
+                    &[
+                        &id,
+                        &text(&mut rng, 4),
+                        &text(&mut rng, 40),
+                        &ts(at + 10 + k as i64),
+                    ],
+                )
+                .expect("evidence");
+            }
+            if rng.chance(0.3) {
+                tx.execute(&hyp, &[&id, &text(&mut rng, 10), &ts(at + 60)])
+                    .expect("hypothesis");
+            }
+            if rng.chance(0.3) {
+                tx.execute(&note, &[&id, &text(&mut rng, 15), &ts(at + 90)])
+                    .expect("note");
+            }
+        }
+        tx.commit().expect("commit");
+        if chunk % 10 == 0 {
+            eprintln!(
+                "seeded {} incidents in {:.0?}",
+                ((chunk + 1) * batch).min(incidents),
+                started.elapsed()
+            );
+        }
+    }
+    c.batch_execute("VACUUM ANALYZE").expect("vacuum");
+    eprintln!("seeded in {:.1?}", started.elapsed());
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -231,6 +342,7 @@ fn main() {
     let mut evidence = 500_000usize;
     let mut rounds = 30usize;
     let mut db: Option<std::path::PathBuf> = None;
+    let mut database: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--incidents" => {
@@ -242,6 +354,7 @@ fn main() {
             "--evidence" => evidence = args.next().and_then(|v| v.parse().ok()).unwrap_or(evidence),
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
             "--db" => db = args.next().map(Into::into),
+            "--database" => database = args.next(),
             _ => {} // `--bench` and libtest flags cargo passes
         }
     }
@@ -253,14 +366,36 @@ fn main() {
             tmp.path().to_path_buf()
         }
     };
-    seed(&dir, incidents, evidence);
-    let store = Store::open(&dir).expect("open store");
-    let docs: i64 = {
-        let c = rusqlite::Connection::open(dir.join("opslens.db")).expect("db");
-        c.query_row("SELECT count(*) FROM search_doc", [], |r| r.get(0))
-            .unwrap_or(0)
+    let (store, docs) = match &database {
+        Some(url) => {
+            opslens_store::use_database_for(&dir, url);
+            // Opening the store creates the schema.
+            drop(Store::open(&dir).expect("open store"));
+            seed_pg(url, incidents, evidence);
+            let store = Store::open(&dir).expect("open store");
+            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+            let docs: i64 = c
+                .query_one("SELECT count(*) FROM search_doc", &[])
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            (store, docs)
+        }
+        None => {
+            seed(&dir, incidents, evidence);
+            let store = Store::open(&dir).expect("open store");
+            let c = rusqlite::Connection::open(dir.join("opslens.db")).expect("db");
+            let docs: i64 = c
+                .query_row("SELECT count(*) FROM search_doc", [], |r| r.get(0))
+                .unwrap_or(0);
+            (store, docs)
+        }
     };
-    println!("search benchmark: {incidents} incidents, {evidence} evidence, {docs} indexed entries, {rounds} rounds per query");
+    let backend = if database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("search benchmark ({backend}): {incidents} incidents, {evidence} evidence, {docs} indexed entries, {rounds} rounds per query");
 
     type Mk = fn(usize) -> SearchRequest;
     let mix: Vec<(&str, Mk)> = vec![

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use crate::row::{now, ts, En, Ts};
 use crate::tx::WriteTx;
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// Prefix of the timeline events an analysis adds, so a re-analysis replaces its own events and
 /// never a person's.
@@ -112,7 +112,7 @@ fn updated_evidence(tx: &WriteTx<'_>, sql: &str, p: impl rusqlite::Params) -> Re
     Ok(rows.len())
 }
 
-impl Store {
+impl SqliteStore {
     /// Queues a run over screenshot `evidence_id`: the full analysis again (`question: None`;
     /// an already pending one is returned instead of a second) or a question.
     /// `model_present` decides whether the evidence shows `queued` or `waiting-for-model`.
@@ -598,7 +598,7 @@ pub(crate) fn finish_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewImageEvidence, NewIncidentRow};
+    use crate::{NewImageEvidence, NewIncidentRow, Store};
     use opslens_domain::{EvidenceType, IncidentSource, IncidentStatus, Severity};
 
     fn setup() -> (tempfile::TempDir, Store, i64) {

@@ -3,20 +3,23 @@
 //! A file is named `<sha256>.<ext>`, written to a temporary name, synced, renamed into place and
 //! the directory synced, all before the row naming it commits. The same image uploaded twice is
 //! stored once. Files no row refers to (a crash between the rename and the commit, a deleted
-//! incident) are removed at start-up by [`Store::sweep_orphan_blobs`].
+//! incident) are removed at start-up by [`crate::Store::sweep_orphan_blobs`].
 //!
 //! With a bucket configured ([`crate::objects`]), each file is also stored there before its
-//! row commits, `blobs/` is a read-through cache ([`Store::blob_file`]), and the sweep removes
-//! objects no row names once they are older than the grace period.
+//! row commits, `blobs/` is a read-through cache ([`Blobs::file`]), and the sweep removes
+//! objects no row names once they are older than the grace period. Both database backends
+//! keep their images through one [`Blobs`], so the rules above hold on either.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::{Result, Store};
+use crate::objects::{BlobConfig, ObjectBlobs};
+use crate::{Result, SqliteStore};
 
 /// Whether `name` is one of ours: `<sha256>.<ext>`.
 pub(crate) fn is_blob_name(name: &str) -> bool {
@@ -33,9 +36,31 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-impl Store {
-    /// Writes `bytes` durably as `<sha256>.<ext>` unless already present; returns the file name.
-    pub(crate) fn put_blob(&self, sha256: &str, ext: &str, bytes: &[u8]) -> Result<String> {
+/// Where one install's image files live: `blobs/` in the data dir, and the shared bucket when
+/// one is configured (the folder is then its cache).
+pub(crate) struct Blobs {
+    dir: PathBuf,
+    objects: Option<ObjectBlobs>,
+}
+
+impl Blobs {
+    /// Connects the bucket (checked reachable first) and makes `data_dir/blobs`.
+    pub(crate) fn open(data_dir: &Path, config: &BlobConfig) -> Result<Self> {
+        let objects = match config {
+            BlobConfig::Local => None,
+            BlobConfig::S3(c) => Some(ObjectBlobs::connect(c)?),
+        };
+        let dir = data_dir.join("blobs");
+        fs::create_dir_all(&dir)?;
+        Ok(Blobs { dir, objects })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `bytes` durably as `<sha256>.<ext>` unless already present; returns the name.
+    pub(crate) fn put(&self, sha256: &str, ext: &str, bytes: &[u8]) -> Result<String> {
         debug_assert!(sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()));
         debug_assert!(ext.bytes().all(|b| b.is_ascii_alphanumeric()));
         let name = format!("{sha256}.{ext}");
@@ -48,8 +73,8 @@ impl Store {
     }
 
     /// The local file of blob `name`: from `blobs/`, or fetched from the bucket into it first.
-    pub(crate) fn blob_file(&self, name: &str) -> Result<PathBuf> {
-        let path = self.blob_dir.join(name);
+    pub(crate) fn file(&self, name: &str) -> Result<PathBuf> {
+        let path = self.dir.join(name);
         if path.exists() {
             return Ok(path);
         }
@@ -71,13 +96,13 @@ impl Store {
 
     /// Writes `bytes` durably as `blobs/<name>` unless already there.
     fn write_local(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let dest = self.blob_dir.join(name);
+        let dest = self.dir.join(name);
         if dest.exists() {
             return Ok(());
         }
         let sha256 = name.split('.').next().unwrap_or_default();
         let tmp = self
-            .blob_dir
+            .dir
             .join(format!(".tmp-{sha256}-{}", std::process::id()));
         let written = File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;
@@ -89,13 +114,77 @@ impl Store {
             return Err(e.into());
         }
         fs::rename(&tmp, &dest)?;
-        sync_dir(&self.blob_dir)?;
+        sync_dir(&self.dir)?;
         Ok(())
+    }
+
+    /// Removes the files and objects `referenced` does not name; returns how many. Local
+    /// files younger than `local_grace` stay: with several servers on one database, another
+    /// may be between writing a file and committing its row.
+    pub(crate) fn sweep(
+        &self,
+        referenced: &HashSet<String>,
+        local_grace: Duration,
+    ) -> Result<usize> {
+        let mut removed = 0;
+        if let Some(o) = &self.objects {
+            for (name, age) in o.list()? {
+                if !referenced.contains(&name) && age >= o.orphan_grace {
+                    o.delete(&name)?;
+                    removed += 1;
+                }
+            }
+        }
+        let cutoff = SystemTime::now() - local_grace;
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if referenced.contains(&name) || !entry.file_type()?.is_file() {
+                continue;
+            }
+            let young = !local_grace.is_zero()
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|m| m > cutoff)
+                    .unwrap_or(true);
+            if !young {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the local copy of `name`; one already gone is fine. The bucket's copy stays
+    /// until the sweep: another server sharing the bucket may be storing the same image right
+    /// now, for a row of its own (see `objects`).
+    pub(crate) fn remove_local(&self, name: &str) -> Result<()> {
+        match fs::remove_file(self.dir.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Writes `bytes` durably as `<sha256>.<ext>` unless already present; returns the file name.
+    pub(crate) fn put_blob(&self, sha256: &str, ext: &str, bytes: &[u8]) -> Result<String> {
+        self.blobs.put(sha256, ext, bytes)
+    }
+
+    /// The local file of blob `name` (fetched from the bucket first when shared).
+    pub(crate) fn blob_file(&self, name: &str) -> Result<PathBuf> {
+        self.blobs.file(name)
     }
 
     /// Removes image files that no evidence row names, and leftover temporary files.
     /// Returns how many files were removed.
     pub fn sweep_orphan_blobs(&self) -> Result<usize> {
+        // No upload is between its file and its row while the sweep looks (it also runs on a
+        // live server, periodically).
+        let _uploads = self.blob_lock.lock().unwrap_or_else(|p| p.into_inner());
         let referenced: HashSet<String> = self.read(|c| {
             let mut st = c.prepare(
                 "SELECT blob_path FROM evidence WHERE blob_path IS NOT NULL
@@ -106,24 +195,7 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             Ok(names)
         })?;
-        let mut removed = 0;
-        if let Some(o) = &self.objects {
-            for (name, age) in o.list()? {
-                if !referenced.contains(&name) && age >= o.orphan_grace {
-                    o.delete(&name)?;
-                    removed += 1;
-                }
-            }
-        }
-        for entry in fs::read_dir(&self.blob_dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !referenced.contains(&name) && entry.file_type()?.is_file() {
-                fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        self.blobs.sweep(&referenced, Duration::ZERO)
     }
 
     /// Deletes the given blob files if no evidence row names them any more.
@@ -137,13 +209,7 @@ impl Store {
                 )?)
             })?;
             if !still_used {
-                // The bucket's copy stays until the sweep: another server sharing the bucket may
-                // be storing the same image right now, for a row of its own (see `objects`).
-                match fs::remove_file(self.blob_dir.join(name)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.blobs.remove_local(name)?;
             }
         }
         Ok(())

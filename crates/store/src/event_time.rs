@@ -16,7 +16,7 @@ use crate::blobs::sha256_hex;
 use crate::incidents::ensure_exists;
 use crate::row::{now, ts};
 use crate::work::{check_evidence, event_from_row};
-use crate::{Result, Store};
+use crate::{Result, SqliteStore};
 
 pub use crate::tx::At;
 use crate::tx::WriteTx;
@@ -71,7 +71,7 @@ pub(crate) fn set_evidence_time(tx: &WriteTx<'_>, evidence_id: i64, at: At) -> R
     Ok(true)
 }
 
-impl Store {
+impl SqliteStore {
     /// Adds text evidence and its timeline entry, both at the evidence's event time.
     pub fn add_text_evidence_at(
         &self,
@@ -174,9 +174,11 @@ mod tests {
     use crate::NewIncidentRow;
     use opslens_domain::{IncidentSource, IncidentStatus, Severity};
 
-    fn store_with_incident() -> (tempfile::TempDir, Store, i64) {
+    // The SQLite backend itself: one test writes through its writer directly.
+    fn store_with_incident() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
+        let mut s =
+            SqliteStore::open_with(dir.path(), true, &crate::objects::BlobConfig::Local).unwrap();
         s.set_narrator(std::sync::Arc::new(crate::test_narrator::Terse));
         let inc = s
             .create_incident(NewIncidentRow {

@@ -9,7 +9,7 @@ use crate::blobs::sha256_hex;
 use crate::incidents::ensure_exists;
 use crate::row::{now, ts, En, Ts};
 use crate::tx::{At, Fact, WriteTx};
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// A validated, decoded-once screenshot ready to be stored.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ fn by_upload_key(c: &rusqlite::Connection, key: &str) -> Result<Option<Evidence>
 }
 
 /// The first upload under `key`, when the repeat carries the same image.
-fn same_image(ev: Evidence, sha: &str, key: &str) -> Result<Evidence> {
+pub(crate) fn same_image(ev: Evidence, sha: &str, key: &str) -> Result<Evidence> {
     if ev.sha256 == sha {
         Ok(ev)
     } else {
@@ -185,7 +185,7 @@ fn queue_new_screenshot(
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Adds text evidence (log, note, metric, …) and its timeline event, recorded now.
     pub fn add_text_evidence(
         &self,

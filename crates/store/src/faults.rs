@@ -26,7 +26,32 @@ impl StoreError {
                 e.sqlite_error_code(),
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
             ),
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(e) => pg_transient(e),
             _ => false,
+        }
+    }
+}
+
+/// A PostgreSQL failure that a retry a moment later can fix: the connection broke (a
+/// restart, a network cut), the server is shutting down or out of connections, or a
+/// serialization failure or deadlock chose this transaction.
+fn pg_transient(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        None => e.as_db_error().is_none(),
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || c.starts_with("57P")
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::QUERY_CANCELED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
         }
     }
 }

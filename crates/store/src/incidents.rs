@@ -10,7 +10,7 @@ use crate::row::incident_from_row as from_row;
 use crate::row::{get_in, now, ts, COLUMNS};
 use crate::search::fts_query;
 use crate::tx::{Fact, WriteTx};
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// What the store needs to create an incident; validated by the caller.
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ pub(crate) fn ensure_exists(c: &rusqlite::Connection, id: i64) -> Result<()> {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Creates an incident and its first timeline event in one transaction.
     pub fn create_incident(&self, new: NewIncidentRow) -> Result<Incident> {
         self.write(|tx| insert(tx, &new, &now()))

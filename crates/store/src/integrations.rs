@@ -13,7 +13,7 @@ use crate::incidents::{ensure_exists, insert, set_status};
 use crate::people::{set_author, Authored};
 use crate::row::{get_in, now, opt_ts, ts, Ts};
 use crate::tx::{Fact, WriteTx};
-use crate::{NewIncidentRow, Result, Store};
+use crate::{NewIncidentRow, Result, SqliteStore};
 
 /// What a verified webhook delivery does, applied in the same transaction that records the
 /// delivery id, so a delivery is processed exactly once even if the process dies midway.
@@ -266,7 +266,7 @@ fn open_incident_ids(c: &rusqlite::Connection) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
-impl Store {
+impl SqliteStore {
     /// Creates or updates an incident from another system and adds its new items, in one
     /// transaction; a second call with the same data changes nothing.
     pub fn apply_external(

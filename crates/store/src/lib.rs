@@ -6,6 +6,7 @@
 //! names them commits, so an acknowledged evidence row never points at a missing file.
 
 mod analysis;
+mod backend;
 pub mod backup;
 pub mod blobs;
 mod event_time;
@@ -16,6 +17,7 @@ mod integrations;
 pub mod objects;
 mod outbox;
 mod people;
+mod pg;
 mod postmortem;
 mod row;
 pub mod search;
@@ -33,11 +35,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use analysis::{AnalysisOutcome, FinishedAnalysis, FINDING_EVENT_PREFIX};
+pub use backend::{database_for, database_url, use_database_for, Store, DATABASE_URL_ENV};
 pub use event_time::NewTextEvidence;
 pub use evidence::{AnalysisUpdate, NewImageEvidence, UploadFiling};
 pub use incidents::NewIncidentRow;
 pub use integrations::DeliveryAction;
 pub use outbox::{NewOutbox, OutboxResult};
+pub use pg::check_url as check_database_url;
+pub use pg::describe_url as describe_database_url;
 pub use tx::{
     with_author, At, Change, ChangeKind, Committed, Fact, FeedSink, Narration, Narrator, Notifier,
     TimelineLine,
@@ -102,6 +107,19 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed (a statement, or the connection under it).
+    #[error("database error: {}", pg::error_text(.0))]
+    Postgres(#[from] postgres::Error),
+    /// The database cannot be reached (PostgreSQL down, restarting, or no free connection):
+    /// the same request is likely to succeed a moment later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The backend in use cannot do this call yet (PostgreSQL: see `PG_STATUS.md`).
+    #[error("not available on this database backend yet: {0}")]
+    Unsupported(&'static str),
+    /// A stored value does not parse (a time, an enum): the database was changed by hand.
+    #[error("stored value does not parse: {0}")]
+    BadValue(String),
     /// The file system failed (blob write, data dir).
     #[error("file system error: {0}")]
     Io(#[from] std::io::Error),
@@ -110,10 +128,11 @@ pub enum StoreError {
 /// Result of every store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Handle to the database and blob directory; cheap to share behind an `Arc`.
-pub struct Store {
+/// The SQLite backend: the database file and blob directory of one install.
+pub(crate) struct SqliteStore {
     path: PathBuf,
-    blob_dir: PathBuf,
+    /// The image files: `blobs/`, and the shared bucket when there is one.
+    blobs: blobs::Blobs,
     /// All writes go through here, batched (see [`writer`]): SQLite has one writer, a second
     /// connection only buys SQLITE_BUSY.
     writer: Writer,
@@ -121,46 +140,27 @@ pub struct Store {
     /// Held across "write file, commit row" and "delete rows, remove files" so a file is never
     /// removed between another upload finding it present and committing its row.
     blob_lock: Mutex<()>,
-    /// The bucket the image files live in when shared (`blob_dir` is then its cache).
-    objects: Option<objects::ObjectBlobs>,
     /// The core's narrator, notifier and change feed (see [`tx`]).
     hooks: Hooks,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
-impl Store {
-    /// Opens (creating if needed) `opslens.db` and `blobs/` in `data_dir`, migrating forward.
-    pub fn open(data_dir: &Path) -> Result<Self> {
-        Self::open_with(data_dir, true, &objects::BlobConfig::Local)
-    }
-
-    /// Opens the store of a data dir that another process (the app) owns, as an analysis
-    /// worker does: the same as [`Store::open`] but without sweeping image files no row names
-    /// (the owner may be between writing a file and committing its row).
-    pub fn open_shared(data_dir: &Path) -> Result<Self> {
-        Self::open_with(data_dir, false, &objects::BlobConfig::Local)
-    }
-
-    /// As [`Store::open`], with the image files where `blobs` says (an S3-compatible bucket,
-    /// checked reachable before anything else is opened).
-    pub fn open_with_blobs(data_dir: &Path, blobs: &objects::BlobConfig) -> Result<Self> {
-        Self::open_with(data_dir, true, blobs)
-    }
-
-    fn open_with(data_dir: &Path, sweep: bool, blobs: &objects::BlobConfig) -> Result<Self> {
-        let objects = match blobs {
-            objects::BlobConfig::Local => None,
-            objects::BlobConfig::S3(c) => Some(objects::ObjectBlobs::connect(c)?),
-        };
+impl SqliteStore {
+    pub(crate) fn open_with(
+        data_dir: &Path,
+        sweep: bool,
+        blobs: &objects::BlobConfig,
+    ) -> Result<Self> {
+        let blobs = blobs::Blobs::open(data_dir, blobs)?;
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("opslens.db");
-        let blob_dir = data_dir.join("blobs");
-        std::fs::create_dir_all(&blob_dir)?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
@@ -169,13 +169,12 @@ impl Store {
         writer.set_prepared_statement_cache_capacity(256);
         tracing::info!(synchronous = synchronous(), "database opened");
         migrate(&mut writer)?;
-        let store = Store {
+        let store = SqliteStore {
             path,
-            blob_dir,
+            blobs,
             writer: Writer::new(writer),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
-            objects,
             hooks: Hooks::default(),
         };
         let removed = if sweep {
@@ -196,7 +195,7 @@ impl Store {
 
     /// Directory of the content-addressed image files.
     pub fn blob_dir(&self) -> &Path {
-        &self.blob_dir
+        self.blobs.dir()
     }
 
     /// Schema version of the open database.

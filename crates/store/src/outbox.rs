@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use crate::integrations::record_error_in;
 use crate::row::{now, opt_ts, ts, Ts};
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// The integration an outbox target belongs to (`webhook:2` → `webhooks`), for its error
 /// history.
@@ -88,7 +88,7 @@ fn get_in(c: &rusqlite::Connection, id: i64) -> Result<OutboxMessage> {
         })
 }
 
-impl Store {
+impl SqliteStore {
     /// Queues posts, due now.
     pub fn enqueue_outbox(&self, rows: &[NewOutbox]) -> Result<Vec<OutboxMessage>> {
         self.write(|tx| {

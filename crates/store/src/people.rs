@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::incidents::ensure_exists;
 use crate::row::{now, ts};
 use crate::tx::{Fact, WriteTx};
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// Tables whose rows have an author.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,7 @@ pub struct PersonRow {
     pub email: Option<String>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Everyone known, the local user first, then by name.
     pub fn people(&self) -> Result<Vec<Person>> {
         self.read(|c| {

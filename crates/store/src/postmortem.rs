@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use crate::incidents::ensure_exists;
 use crate::row::{now, opt_ts, ts};
 use crate::work::event_from_row;
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// A postmortem as stored: its sections are JSON the core reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +62,7 @@ fn event_in(c: &rusqlite::Connection, id: i64) -> Result<TimelineEvent> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// The saved postmortem of an incident, if any.
     pub fn postmortem(&self, incident_id: i64) -> Result<Option<StoredPostmortem>> {
         self.read(|c| {

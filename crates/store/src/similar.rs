@@ -15,7 +15,7 @@ use rusqlite::{params, OptionalExtension};
 use crate::incidents::set_status;
 use crate::row::{get_in, now, ts, En, Ts};
 use crate::tx::Fact;
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// Longest part of one evidence text the ranking reads: the start of a log says what it is
 /// about; megabytes of it would only slow the ranking down.
@@ -67,11 +67,11 @@ pub struct ShotEmbedding {
 }
 
 /// A vector as stored: little-endian f32s.
-fn vector_blob(v: &[f32]) -> Vec<u8> {
+pub(crate) fn vector_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn blob_vector(b: &[u8]) -> Vec<f32> {
+pub(crate) fn blob_vector(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
@@ -90,7 +90,7 @@ pub struct MergeCounts {
     pub actions: i64,
 }
 
-impl Store {
+impl SqliteStore {
     /// Incidents the ranking compares against: the `limit` newest that were not merged away
     /// (plus `always`, the one asked about), without their evidence text but with a `stamp`
     /// that changes whenever the incident or any of its evidence does (so the ranking can keep
@@ -309,7 +309,7 @@ impl Store {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
-                        self.blob_dir.join(r.get::<_, String>(2)?),
+                        self.blobs.dir().join(r.get::<_, String>(2)?),
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::people::{find_in, person_in};
 use crate::row::{now, ts, Ts};
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 /// A token row before its person is joined in.
 type Raw = (i64, i64, String, Ts, Option<Ts>, Option<Ts>);
@@ -38,7 +38,7 @@ fn assemble(c: &Connection, (id, person_id, role, created, revoked, used): Raw) 
 
 const COLUMNS: &str = "id, person_id, role, created_at, revoked_at, last_used_at";
 
-impl Store {
+impl SqliteStore {
     /// Gives `name` (an existing person of that name or handle, else a new person) a token of
     /// `role` whose digest is `sha256`. A person who already holds a live token is a conflict:
     /// revoke it first, so an old token never stays valid by accident.

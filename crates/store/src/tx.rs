@@ -589,7 +589,34 @@ pub fn with_author<T>(author: Option<&str>, f: impl FnOnce() -> T) -> T {
             REQUEST_AUTHOR.with(|a| *a.borrow_mut() = prev);
         }
     }
+    struct Unmark;
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            BLOCKING_CALL.with(|b| b.set(b.get().saturating_sub(1)));
+        }
+    }
     let prev = REQUEST_AUTHOR.with(|a| a.replace(author.map(str::to_owned)));
     let _restore = Restore(prev);
+    BLOCKING_CALL.with(|b| b.set(b.get() + 1));
+    let _unmark = Unmark;
     f()
+}
+
+thread_local! {
+    /// Depth of [`with_author`] calls on this thread: the core makes every store call of a
+    /// request through it on a blocking thread (`Db::run`).
+    static BLOCKING_CALL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside [`with_author`], i.e. a blocking thread where a blocking
+/// database client may run directly (the PostgreSQL client must not run inside an async
+/// task: its own runtime would panic there).
+pub(crate) fn on_blocking_call() -> bool {
+    BLOCKING_CALL.with(|b| b.get() > 0)
+}
+
+/// The author [`with_author`] set for the current thread's writes (the PostgreSQL backend's
+/// transactions start from it as SQLite's do).
+pub(crate) fn request_author() -> Option<String> {
+    REQUEST_AUTHOR.with(|a| a.borrow().clone())
 }

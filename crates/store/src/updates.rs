@@ -8,7 +8,7 @@ use crate::incidents::ensure_exists;
 use crate::row::get_in;
 use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::tx::Fact;
-use crate::{Result, Store};
+use crate::{Result, SqliteStore};
 
 /// A validated status update.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ fn get(c: &Connection, id: i64) -> Result<StatusUpdate> {
 }
 
 /// The text people read in the timeline and in chat.
-impl Store {
+impl SqliteStore {
     /// Status updates of an incident, oldest first.
     pub fn status_updates(&self, incident_id: i64) -> Result<Vec<StatusUpdate>> {
         self.read(|c| {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::incidents::ensure_exists;
 use crate::row::{now, opt_ts, ts, En, Ts};
 use crate::tx::{Fact, WriteTx};
-use crate::{Result, Store, StoreError};
+use crate::{Result, SqliteStore, StoreError};
 
 pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<TimelineEvent> {
     Ok(TimelineEvent {
@@ -156,7 +156,7 @@ fn link_evidence(c: &Connection, hypothesis_id: i64, ids: &[i64]) -> Result<()> 
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Timeline of an incident in time order.
     pub fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEvent>> {
         self.read(|c| {

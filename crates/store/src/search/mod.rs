@@ -43,11 +43,12 @@ use opslens_domain::{
 use rusqlite::params_from_iter;
 
 use crate::row::{parse_ts, ts};
-use crate::{Result, Store};
+use crate::{Result, SqliteStore};
 use query::token_count;
 pub use query::{
     parse_query, ParsedQuery, Phrase, QueryError, MAX_QUERY_CHARS, MAX_TERMS, MIN_PREFIX_CHARS,
 };
+pub(crate) use rank::phrase_idf;
 use rank::{phrase_weights, score};
 use snippet::{display_title, snippet};
 
@@ -60,7 +61,7 @@ pub const PREFIX_SLICE: i64 = 50_000;
 /// Matches counted per term for its weight; above this a term is treated as common.
 pub const DF_CAP: u32 = 2_000;
 /// Body text looked at per entry for ranking and snippets.
-pub(super) const BODY_CHARS: i64 = 20_000;
+pub(crate) const BODY_CHARS: i64 = 20_000;
 
 /// What to search and where.
 #[derive(Debug, Clone, Default)]
@@ -83,16 +84,16 @@ pub struct SearchRequest {
 
 /// A candidate entry read back for ranking.
 pub(crate) struct Doc {
-    pub(super) id: i64,
-    pub(super) kind: String,
-    pub(super) ref_id: i64,
-    pub(super) incident_id: i64,
-    pub(super) title: String,
-    pub(super) body: String,
-    pub(super) at: String,
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) ref_id: i64,
+    pub(crate) incident_id: i64,
+    pub(crate) title: String,
+    pub(crate) body: String,
+    pub(crate) at: String,
 }
 
-impl Store {
+impl SqliteStore {
     /// Best matches for `req` across every kind of entry, best first and grouped by incident.
     /// Fails with [`crate::StoreError::Conflict`] never; a bad query is refused by
     /// [`parse_query`] before it gets here (callers parse first to answer 4xx).
@@ -176,33 +177,7 @@ impl Store {
             }
             let idf = phrase_weights(c, &parsed, total, INDEXED_PREFIX)?;
             let docs = load_docs(c, &ids)?;
-            let avg = {
-                let lens: usize = docs
-                    .iter()
-                    .map(|d| token_count(&d.title) + token_count(&d.body))
-                    .sum();
-                (lens as f64 / docs.len() as f64).max(1.0)
-            };
-            let mut scored: Vec<(f64, &Doc)> = docs
-                .iter()
-                .map(|d| (score(d, &parsed, &idf, avg), d))
-                .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
-            scored.truncate(limit);
-            let hits: Vec<SearchHit> = scored
-                .iter()
-                .filter_map(|(s, d)| {
-                    Some(SearchHit {
-                        kind: d.kind.parse().ok()?,
-                        id: d.ref_id,
-                        incident_id: d.incident_id,
-                        title: display_title(d),
-                        snippet: snippet(d, &parsed),
-                        at: parse_ts(&d.at).ok()?,
-                        score: (s * 1000.0).round() / 1000.0,
-                    })
-                })
-                .collect();
+            let hits = ranked_hits(&docs, &parsed, &idf, limit);
             let groups = group(c, &hits)?;
             Ok(SearchResults {
                 query: req.q.clone(),
@@ -213,6 +188,44 @@ impl Store {
             })
         })
     }
+}
+
+/// The best `limit` of `docs` (every one a match of `parsed`) as hits, best first: BM25 over
+/// their text with the phrases' weights `idf`, snippets marked by the index's token rules.
+/// Both backends rank and cut with this, so the same entries rank and read the same.
+pub(crate) fn ranked_hits(
+    docs: &[Doc],
+    parsed: &ParsedQuery,
+    idf: &[f64],
+    limit: usize,
+) -> Vec<SearchHit> {
+    let avg = {
+        let lens: usize = docs
+            .iter()
+            .map(|d| token_count(&d.title) + token_count(&d.body))
+            .sum();
+        (lens as f64 / docs.len().max(1) as f64).max(1.0)
+    };
+    let mut scored: Vec<(f64, &Doc)> = docs
+        .iter()
+        .map(|d| (score(d, parsed, idf, avg), d))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
+    scored.truncate(limit);
+    scored
+        .iter()
+        .filter_map(|(s, d)| {
+            Some(SearchHit {
+                kind: d.kind.parse().ok()?,
+                id: d.ref_id,
+                incident_id: d.incident_id,
+                title: display_title(d),
+                snippet: snippet(d, parsed),
+                at: parse_ts(&d.at).ok()?,
+                score: (s * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect()
 }
 
 /// Whether the index holds a word longer than one of the bare words of `q` that it begins

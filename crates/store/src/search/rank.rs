@@ -39,12 +39,18 @@ pub(super) fn phrase_weights(
                  WHERE search_fts MATCH ?1 AND rowid > ?2 LIMIT {DF_CAP})"
             ))?
             .query_row(rusqlite::params![one.fts(&[]), lo], |r| r.get(0))?;
-        let df = seen as f64 * total as f64 / (total - lo).max(1) as f64;
-        let n = (total as f64).max(df);
-        let df = df.max(1.0);
-        idf.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln());
+        idf.push(phrase_idf(seen, total, lo));
     }
     Ok(idf)
+}
+
+/// A phrase's weight from `seen`, its matches (counted up to [`DF_CAP`]) among the entries
+/// with ids above `lo`, scaled up to all `total` entries (both backends count the same way).
+pub(crate) fn phrase_idf(seen: i64, total: i64, lo: i64) -> f64 {
+    let df = seen as f64 * total as f64 / (total - lo).max(1) as f64;
+    let n = (total as f64).max(df);
+    let df = df.max(1.0);
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
 }
 
 /// BM25 with the title weighted over the body (BM25F-style: one pseudo-frequency per phrase).
@@ -103,10 +109,21 @@ pub(super) fn count_phrase(lower: &str, p: &Phrase) -> usize {
             for (j, want) in p.tokens.iter().enumerate() {
                 let prefix = p.prefix && j + 1 == n;
                 if j > 0 {
-                    // Skip the separators to the next token.
-                    match lower[pos..].find(is_token_char) {
-                        Some(i) => pos += i,
-                        None => return false,
+                    // Skip the separators to the next token, and any token the index drops
+                    // (a lone `.` or `:` before whitespace holds no position there).
+                    loop {
+                        match lower[pos..].find(is_token_char) {
+                            Some(i) => pos += i,
+                            None => return false,
+                        }
+                        let len = lower[pos..]
+                            .find(|c| !is_token_char(c))
+                            .unwrap_or(lower.len() - pos);
+                        let next = lower[pos + len..].chars().next();
+                        if !super::query::indexed_part(&lower[pos..pos + len], next).is_empty() {
+                            break;
+                        }
+                        pos += len;
                     }
                 }
                 match token_at(lower, pos, want, prefix) {

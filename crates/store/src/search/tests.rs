@@ -3,6 +3,7 @@
 use super::query::{occurrences, tokens};
 use super::rank::count_phrase;
 use super::*;
+use crate::Store;
 
 mod unit {
     use super::*;
