@@ -50,7 +50,32 @@ async fn seed_text_evidence_and_screenshot_flow() {
         .await;
     assert_eq!(img.headers()["content-type"], "image/png");
     assert_eq!(img.headers()["x-content-type-options"], "nosniff");
+    // Streamed from its file, yet with its length, and its hash as a strong validator.
+    let etag = format!("\"{}\"", shot["sha256"].as_str().unwrap());
+    assert_eq!(img.headers()["etag"], etag.as_str());
+    assert_eq!(
+        img.headers()["content-length"],
+        png(320, 200).len().to_string().as_str()
+    );
     assert_eq!(img.bytes().await.unwrap().to_vec(), png(320, 200));
+    let image_path = format!("/api/v1/evidence/{}/image", shot["id"]);
+    let cached = app
+        .req(reqwest::Method::GET, &image_path)
+        .header("if-none-match", format!("\"other\", W/{etag}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    assert_eq!(cached.headers()["etag"], etag.as_str());
+    assert!(cached.bytes().await.unwrap().is_empty());
+    let stale = app
+        .req(reqwest::Method::GET, &image_path)
+        .header("if-none-match", "\"0000\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap().to_vec(), png(320, 200));
     error_code(
         app.get(&format!("/api/v1/evidence/{}/image", log["id"]))
             .await,
@@ -308,4 +333,32 @@ async fn jpeg_and_webp_are_sniffed_from_the_bytes() {
             (Some(50), Some(40))
         );
     }
+}
+
+/// The same new image uploaded by several requests at once is stored once, and every upload
+/// succeeds (each writes its own temporary file before the rename).
+#[tokio::test]
+async fn the_same_new_image_uploaded_at_once_by_many_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let id = app.incident("Same screenshot from everyone").await;
+    let uploads = (0..8).map(|_| app.upload(id, png(300, 170), "same.png"));
+    let results = futures_util::future::join_all(uploads).await;
+    let mut hashes = Vec::new();
+    for res in results {
+        assert_eq!(res.status(), 201);
+        let v: Value = res.json().await.unwrap();
+        hashes.push(v["sha256"].as_str().unwrap().to_string());
+        let img = app
+            .get(&format!("/api/v1/evidence/{}/image", v["id"]))
+            .await;
+        assert_eq!(img.bytes().await.unwrap().to_vec(), png(300, 170));
+    }
+    hashes.dedup();
+    assert_eq!(hashes.len(), 1);
+    let blobs = app.data_dir().join("blobs");
+    let files: Vec<String> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "one file, no temporary left: {files:?}");
 }

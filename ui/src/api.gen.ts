@@ -292,7 +292,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The stored image of a screenshot, or its redacted copy (`variant`). */
+        /**
+         * The stored image of a screenshot, or its redacted copy (`variant`).
+         * @description The original is streamed from its file (constant memory whatever its size), with its SHA-256 as a strong
+         *     `ETag` so a client that has it gets a bodiless 304.
+         */
         get: operations["image"];
         put?: never;
         post?: never;
@@ -5006,11 +5010,20 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The original's SHA-256, quoted */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "image/*": number[];
                 };
+            };
+            /** @description The client's copy (If-None-Match) is current: no body */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unreadable request: malformed JSON, path or query parameter (`invalid_json`, `invalid_path`, `invalid_query`, `bad_request`) */
             400: {

@@ -217,9 +217,17 @@ impl EvidenceService {
         self.analysis.compare(before_pic, after_pic, question).await
     }
 
+    /// The local file of a screenshot's image (fetched from the shared bucket into the cache
+    /// first when there is one) and its MIME type: the image route streams it from there
+    /// rather than holding a 20 MB picture in memory per request. The file is named
+    /// `<sha256>.<ext>`, so its stem is a strong validator of its bytes.
+    pub async fn image_file(&self, id: i64) -> Result<(std::path::PathBuf, String), CoreError> {
+        self.db.run(move |s| s.evidence_image(id)).await
+    }
+
     /// The stored image of a screenshot: bytes and MIME type.
     pub async fn image(&self, id: i64) -> Result<(Vec<u8>, String), CoreError> {
-        let (path, mime) = self.db.run(move |s| s.evidence_image(id)).await?;
+        let (path, mime) = self.image_file(id).await?;
         let bytes = tokio::fs::read(&path).await.map_err(|e| {
             CoreError::internal(format!("image file {} unreadable", path.display()), e)
         })?;

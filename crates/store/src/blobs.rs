@@ -101,9 +101,13 @@ impl Blobs {
             return Ok(());
         }
         let sha256 = name.split('.').next().unwrap_or_default();
+        // Unique per call: two requests storing the same new image at once must not write
+        // (and rename away) one another's temporary file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .dir
-            .join(format!(".tmp-{sha256}-{}", std::process::id()));
+            .join(format!(".tmp-{sha256}-{}-{n}", std::process::id()));
         let written = File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;
             f.sync_all()

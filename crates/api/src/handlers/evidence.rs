@@ -116,13 +116,19 @@ pub struct ImageQuery {
 }
 
 /// The stored image of a screenshot, or its redacted copy (`variant`).
+///
+/// The original is streamed from its file (constant memory whatever its size), with its SHA-256 as a strong
+/// `ETag` so a client that has it gets a bodiless 304.
 #[utoipa::path(get, path = "/evidence/{id}/image", tag = "evidence", params(("id" = i64, Path), ImageQuery),
-    responses((status = 200, content_type = "image/*", body = Vec<u8>), (status = 404, body = ErrorBody),
-        (status = 400, body = ErrorBody)))]
+    responses((status = 200, content_type = "image/*", body = Vec<u8>,
+            headers(("ETag" = String, description = "The original's SHA-256, quoted"))),
+        (status = 304, description = "The client's copy (If-None-Match) is current: no body"),
+        (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn image(
     State(s): State<Arc<EvidenceService>>,
     Path(id): Path<i64>,
     crate::extract::Query(q): crate::extract::Query<ImageQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let variant = q.variant.unwrap_or_default();
     if variant != ImageVariant::Original && s.get(id).await?.image.is_none() {
@@ -131,17 +137,28 @@ pub async fn image(
             opslens_core::CoreError::NotFound(format!("evidence {id} has no image")).into(),
         );
     }
-    let (bytes, mime) = match variant {
-        ImageVariant::Original => s.image(id).await?,
-        ImageVariant::Redacted => (s.redacted_image(id).await?, "image/png".to_string()),
-        ImageVariant::Shared => s.shared_image(id).await?,
+    let (mut res, mime) = match variant {
+        ImageVariant::Original => {
+            let (path, mime) = s.image_file(id).await?;
+            (original_image(&path, &headers).await?, mime)
+        }
+        ImageVariant::Redacted => (
+            s.redacted_image(id).await?.into_response(),
+            "image/png".to_string(),
+        ),
+        ImageVariant::Shared => {
+            let (bytes, mime) = s.shared_image(id).await?;
+            (bytes.into_response(), mime)
+        }
     };
-    let mut res = bytes.into_response();
+    let has_body = res.status() != StatusCode::NOT_MODIFIED;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&mime).map_err(|e| ApiError::bad_request(e.to_string()))?,
-    );
+    if has_body {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&mime).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -156,4 +173,66 @@ pub async fn image(
         }),
     );
     Ok(res)
+}
+
+/// The original image's response: 304 when `If-None-Match` names its hash, else its file as
+/// a stream with its length.
+async fn original_image(path: &std::path::Path, headers: &HeaderMap) -> ApiResult<Response> {
+    // Content-addressed: the file stem is the SHA-256 of the bytes.
+    let hash = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let etag = HeaderValue::from_str(&format!("\"{hash}\""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|v| if_none_match_names(v, hash))
+    {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        res.headers_mut().insert(header::ETAG, etag);
+        return Ok(res);
+    }
+    let unreadable = |e: std::io::Error| {
+        ApiError::from(opslens_core::CoreError::internal(
+            format!("image file {} unreadable", path.display()),
+            e,
+        ))
+    };
+    let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    let len = file.metadata().await.map_err(unreadable)?.len();
+    let mut res =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ETAG, etag);
+    Ok(res)
+}
+
+/// Whether an `If-None-Match` value (`*`, or a list of quoted, possibly weak, tags) names
+/// `hash`: the weak comparison RFC 9110 asks of If-None-Match.
+fn if_none_match_names(value: &HeaderValue, hash: &str) -> bool {
+    let Ok(v) = value.to_str() else { return false };
+    v.split(',').map(str::trim).any(|tag| {
+        tag == "*" || (!hash.is_empty() && tag.trim_start_matches("W/").trim_matches('"') == hash)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_takes_lists_weak_tags_and_star() {
+        let h = "ab12";
+        let names = |v: &'static str| if_none_match_names(&HeaderValue::from_static(v), h);
+        assert!(names("\"ab12\""));
+        assert!(names("W/\"ab12\""));
+        assert!(names("\"x\", \"ab12\""));
+        assert!(names("*"));
+        assert!(!names("\"ab1\""));
+        assert!(!names("\"ab12x\""));
+        assert!(!if_none_match_names(&HeaderValue::from_static("\"\""), ""));
+    }
 }
