@@ -318,7 +318,11 @@ impl std::fmt::Debug for DocCache {
 pub(crate) struct CacheInner {
     pub(crate) ids: HashMap<String, u32>,
     pub(crate) words: Vec<String>,
-    pub(crate) docs: HashMap<i64, RawDoc>,
+    pub(crate) docs: HashMap<i64, Arc<RawDoc>>,
+    /// The open incidents' vectors for the duplicate hint (title and description only, no
+    /// evidence), stamped by a hash of that text: `GET /incidents/{id}` ranks against every
+    /// open incident, and must not tokenise them all again on every read.
+    pub(crate) open_docs: HashMap<i64, Arc<RawDoc>>,
 }
 
 /// An incident's counted terms, before idf.
@@ -515,7 +519,9 @@ pub(crate) fn prints_by_incident(prints: &[ShotPrint]) -> HashMap<i64, Vec<&Shot
 
 /// Ranks `corpus` against incident `id` (which it contains); `texts` are the evidence texts
 /// of the incidents whose cached vectors are stale; `prints` and `embeds` the screenshots'
-/// fingerprints and vision embeddings. Blocking.
+/// fingerprints and vision embeddings. `keep`: the corpus is the past-incidents one, with
+/// evidence texts and the store's stamps; else it is the open incidents of the duplicate
+/// hint (titles and descriptions, stamped here). Both kinds of vector are cached. Blocking.
 #[allow(clippy::too_many_arguments)] // the inputs of one ranking, each read separately
 pub(crate) fn rank(
     cache: &DocCache,
@@ -527,36 +533,41 @@ pub(crate) fn rank(
     limit: usize,
     keep: bool,
 ) -> Ranked {
-    let mut c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
-    let mut fresh: Vec<(i64, RawDoc)> = Vec::new();
-    for inc in corpus {
-        let cached = keep && c.docs.get(&inc.id).is_some_and(|d| d.stamp == inc.stamp);
-        if !cached {
-            let t = texts.get(&inc.id).map(Vec::as_slice).unwrap_or(&[]);
-            fresh.push((inc.id, c.raw(inc, t)));
+    // The lock is held only to look up and build vectors (interning terms), not for the
+    // scoring below: concurrent reads of incidents then rank side by side.
+    let raws: Vec<Arc<RawDoc>> = {
+        let mut c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut raws = Vec::with_capacity(corpus.len());
+        for inc in corpus {
+            let stamp = if keep {
+                inc.stamp.clone()
+            } else {
+                open_stamp(inc)
+            };
+            let map = if keep { &c.docs } else { &c.open_docs };
+            let cached = map.get(&inc.id).filter(|d| d.stamp == stamp).cloned();
+            let doc = match cached {
+                Some(d) => d,
+                None => {
+                    let t = texts.get(&inc.id).map(Vec::as_slice).unwrap_or(&[]);
+                    let mut d = c.raw(inc, t);
+                    d.stamp = stamp;
+                    let d = Arc::new(d);
+                    let map = if keep { &mut c.docs } else { &mut c.open_docs };
+                    map.insert(inc.id, d.clone());
+                    d
+                }
+            };
+            raws.push(doc);
         }
-    }
-    let mut local: HashMap<i64, RawDoc> = HashMap::new();
-    for (i, d) in fresh {
-        if keep {
-            c.docs.insert(i, d);
-        } else {
-            local.insert(i, d);
+        let map = if keep { &mut c.docs } else { &mut c.open_docs };
+        if map.len() > corpus.len() * 2 {
+            let live: HashSet<i64> = corpus.iter().map(|x| x.id).collect();
+            map.retain(|k, _| live.contains(k));
         }
-    }
-    if keep && c.docs.len() > corpus.len() * 2 {
-        let live: HashSet<i64> = corpus.iter().map(|x| x.id).collect();
-        c.docs.retain(|k, _| live.contains(k));
-    }
-    let raws: Vec<&RawDoc> = corpus
-        .iter()
-        .map(|inc| {
-            local
-                .get(&inc.id)
-                .or_else(|| c.docs.get(&inc.id))
-                .expect("built above")
-        })
-        .collect();
+        raws
+    };
+    let raws: Vec<&RawDoc> = raws.iter().map(|d| d.as_ref()).collect();
     let vecs = weigh(&raws);
     let me = corpus
         .iter()
@@ -614,38 +625,53 @@ pub(crate) fn rank(
         if let Some(s) = &service {
             reasons.push(format!("same service {s}"));
         }
-        let shared: Vec<String> = shared
-            .iter()
-            .map(|&t| c.words[t as usize].clone())
-            .collect();
-        if !shared.is_empty() {
-            reasons.push(format!("shares: {}", shared.join(", ")));
-        }
-        hits.push(SimilarHit {
-            incident_id: other.id,
-            title: other.title.clone(),
-            status: other.status,
-            severity: other.severity,
-            created_at: other.created_at,
-            score: round3(score),
-            text_score: round3(text),
-            image_score: image.as_ref().map(|m| round3(m.similarity)),
-            shared_terms: shared,
-            same_service: service,
-            image_match: image,
-            reasons,
-            has_postmortem: false,
-            actions: Vec::new(),
-            link: format!("#/incident/{}", other.id),
-            postmortem_link: format!("#/incident/{}/postmortem", other.id),
-        });
+        hits.push((
+            shared,
+            SimilarHit {
+                incident_id: other.id,
+                title: other.title.clone(),
+                status: other.status,
+                severity: other.severity,
+                created_at: other.created_at,
+                score: round3(score),
+                text_score: round3(text),
+                image_score: image.as_ref().map(|m| round3(m.similarity)),
+                shared_terms: Vec::new(),
+                same_service: service,
+                image_match: image,
+                reasons,
+                has_postmortem: false,
+                actions: Vec::new(),
+                link: format!("#/incident/{}", other.id),
+                postmortem_link: format!("#/incident/{}/postmortem", other.id),
+            },
+        ));
     }
-    hits.sort_by(|a, b| {
+    hits.sort_by(|(_, a), (_, b)| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| b.created_at.cmp(&a.created_at))
     });
     hits.truncate(limit);
+    // The shared terms' words, for the hits kept only.
+    let hits: Vec<SimilarHit> = if hits.is_empty() {
+        Vec::new()
+    } else {
+        let c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        hits.into_iter()
+            .map(|(shared, mut h)| {
+                h.shared_terms = shared
+                    .iter()
+                    .map(|&t| c.words[t as usize].clone())
+                    .collect();
+                if !h.shared_terms.is_empty() {
+                    h.reasons
+                        .push(format!("shares: {}", h.shared_terms.join(", ")));
+                }
+                h
+            })
+            .collect()
+    };
     let duplicate = if is_open(&corpus[me]) {
         dup.map(|(_, _, i, reason)| DuplicateHint {
             incident_id: corpus[i].id,
@@ -656,6 +682,15 @@ pub(crate) fn rank(
         None
     };
     Ranked { duplicate, hits }
+}
+
+/// The duplicate hint's stamp of an open incident: its vector holds only the title and the
+/// description, so a hash of those says when it must be built again.
+fn open_stamp(inc: &CorpusIncident) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&inc.title, &inc.description).hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 pub(crate) fn round3(x: f64) -> f64 {
@@ -794,5 +829,44 @@ mod tests {
         assert!(r.hits.is_empty(), "{:?}", r.hits);
         assert_eq!(embed_part(0.5), 0.0);
         assert!(embed_part(0.995) > 0.9);
+    }
+
+    /// The duplicate hint's vectors are cached between reads, yet a changed title is seen at
+    /// the next read (its stamp is the text's hash).
+    #[test]
+    fn the_open_corpus_is_cached_and_a_changed_title_is_seen() {
+        let open = |id: i64, title: &str| CorpusIncident {
+            status: opslens_domain::IncidentStatus::Triggered,
+            created_at: chrono::DateTime::from_timestamp(1_700_000_000 + id * 60, 0)
+                .unwrap_or_default(),
+            stamp: String::new(),
+            ..incident(id, title)
+        };
+        let cache = DocCache::default();
+        let hint = |corpus: &[CorpusIncident]| {
+            rank(&cache, 2, corpus, &HashMap::new(), &[], &[], 0, false)
+                .duplicate
+                .map(|d| d.incident_id)
+        };
+        let before = [
+            open(1, "Disk full on db-1"),
+            open(2, "checkout-api 503 errors spike"),
+        ];
+        assert_eq!(hint(&before), None);
+        assert_eq!(cache.0.lock().unwrap().open_docs.len(), 2);
+        assert!(cache.0.lock().unwrap().docs.is_empty(), "kept apart");
+        let after = [
+            open(1, "checkout-api 503 errors spike"),
+            open(2, "checkout-api 503 errors spike"),
+        ];
+        assert_eq!(hint(&after), Some(1));
+        // Only the live incidents stay once the corpus shrinks to under half the cache.
+        let mut c = cache.0.lock().unwrap();
+        let one = c.open_docs[&1].clone();
+        c.open_docs.insert(7, one.clone());
+        c.open_docs.insert(8, one);
+        drop(c);
+        assert_eq!(hint(&after[1..]), None);
+        assert_eq!(cache.0.lock().unwrap().open_docs.len(), 1);
     }
 }
