@@ -11,7 +11,10 @@ use postgres::{GenericClient, Row};
 use super::row::{en, ot, t};
 use super::work::set_evidence_time;
 use super::{PgStore, PgTx};
-use crate::analysis::{AnalysisOutcome, FinishedAnalysis, OthersProgress, FINDING_EVENT_PREFIX};
+use crate::analysis::{
+    keeping_answers, with_answer, AnalysisOutcome, FinishedAnalysis, OthersProgress,
+    FINDING_EVENT_PREFIX,
+};
 use crate::row::{now, ts};
 use crate::{At, Result, StoreError};
 
@@ -426,13 +429,7 @@ pub(crate) fn finish_in(
             },
             None,
         ) => {
-            let mut f = f.clone();
-            if let Some(q) = findings
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|old| old.get("questions").cloned())
-            {
-                f["questions"] = q;
-            }
+            let f = keeping_answers(f, findings);
             tx.c.execute(
                 "UPDATE evidence SET analysis_state = 'done', content = $1, findings = $2,
                      analysis_model = $3, analysis_error = NULL, analysis_ms = $4, updated_at = $5
@@ -495,17 +492,12 @@ pub(crate) fn finish_in(
             );
         }
         (AnalysisOutcome::Answer { answer }, Some(q)) => {
-            let mut f = findings
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .filter(|v| v.is_object())
-                .unwrap_or_else(|| serde_json::json!({}));
-            let entry = serde_json::json!({
-                "job_id": job_id, "question": q, "answer": answer, "at": ts(&now_t),
-            });
-            match f.get_mut("questions").and_then(|v| v.as_array_mut()) {
-                Some(list) => list.push(entry),
-                None => f["questions"] = serde_json::json!([entry]),
-            }
+            let f = with_answer(
+                findings,
+                serde_json::json!({
+                    "job_id": job_id, "question": q, "answer": answer, "at": ts(&now_t),
+                }),
+            );
             tx.c.execute(
                 "UPDATE evidence SET findings = $1, updated_at = $2 WHERE id = $3",
                 &[&f.to_string(), &ts(&now_t), &job.evidence_id],
