@@ -10,7 +10,8 @@
 //! side: an upload must cost the same whatever the incident holds.
 //!
 //! `cargo bench -p opslens-api --bench api_load` (add `-- --seconds 10 --connections 32 --seed
-//! 10000` to change the load; `--uploads-only` skips the create comparison). It lives in the API
+//! 10000` to change the load; `--uploads-only` skips the create comparison, `--creates-only` the
+//! uploads). It lives in the API
 //! crate, not the desktop package, so its release build needs no Tauri or WebKitGTK: the server
 //! it drives is the same `opslens_api::serve_with` over the same services `opslens serve` runs.
 
@@ -28,6 +29,7 @@ struct Load {
     connections: usize,
     seed: usize,
     uploads_only: bool,
+    creates_only: bool,
 }
 
 fn parse_args() -> Load {
@@ -36,6 +38,7 @@ fn parse_args() -> Load {
         connections: 32,
         seed: 10_000,
         uploads_only: false,
+        creates_only: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -54,6 +57,7 @@ fn parse_args() -> Load {
                 i += 1;
             }
             "--uploads-only" => load.uploads_only = true,
+            "--creates-only" => load.creates_only = true,
             _ => {} // cargo bench passes --bench
         }
         i += 1;
@@ -193,7 +197,9 @@ fn main() {
         if !load.uploads_only {
             creates(dir.path(), &load).await;
         }
-        uploads(dir.path(), &load).await;
+        if !load.creates_only {
+            uploads(dir.path(), &load).await;
+        }
     });
 }
 

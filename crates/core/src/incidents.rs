@@ -66,7 +66,7 @@ impl IncidentService {
             source: IncidentSource::Manual,
             external_id: None,
         };
-        self.db.run(move |s| s.create_incident(row)).await
+        self.db.write(move |s| s.create_incident(row)).await
     }
 
     /// One incident.

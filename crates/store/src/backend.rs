@@ -100,6 +100,16 @@ impl Store {
         Ok(store)
     }
 
+    /// Ends the write batches that writes made inside [`crate::deferring`] were left open in:
+    /// commits them and returns how they ended. On PostgreSQL each write commits itself, so
+    /// nothing is deferred.
+    pub fn settle(&self, deferred: crate::Deferred) -> crate::BatchOutcome {
+        match &self.backend {
+            Backend::Sqlite(s) => s.settle(deferred),
+            Backend::Postgres(_) => crate::BatchOutcome::committed(),
+        }
+    }
+
     /// Which backend this is: `sqlite` or `postgres` (logs, health).
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {

@@ -54,7 +54,31 @@ pub(crate) fn insert(tx: &WriteTx<'_>, new: &NewIncidentRow, t: &Timestamp) -> R
     )?;
     let id = tx.last_insert_rowid();
     tx.touched(FeedKind::Incident, FeedOp::Created, id, id);
-    let inc = get_in(tx, id)?;
+    // Built from what was just written rather than read back: a new incident has no evidence,
+    // and its times are `t` as stored (to the microsecond), so it equals a later read.
+    let at = crate::row::parse_ts(&ts(t)).map_err(|e| StoreError::BadValue(e.to_string()))?;
+    let when = |set: bool| set.then_some(at);
+    let inc = crate::row::with_metrics(Incident {
+        id,
+        title: new.title.clone(),
+        description: new.description.clone(),
+        severity: new.severity,
+        status: new.status,
+        source: new.source,
+        external_id: new.external_id.clone(),
+        created_at: at,
+        updated_at: at,
+        acknowledged_at: when(acked.is_some()),
+        mitigated_at: when(mitigated.is_some()),
+        resolved_at: when(resolved.is_some()),
+        tta_seconds: None,
+        ttm_seconds: None,
+        ttr_seconds: None,
+        next_update_at: None,
+        evidence_count: 0,
+        merged_into: None,
+        possible_duplicate_of: None,
+    });
     tx.record(t, Fact::IncidentOpened(inc.clone()))?;
     Ok(inc)
 }
@@ -270,5 +294,47 @@ impl SqliteStore {
             )
             .optional()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opslens_domain::{IncidentSource, IncidentStatus, Severity};
+
+    use crate::{NewIncidentRow, Store};
+
+    /// A create answers with the incident built from what it wrote, not read back: it must
+    /// equal a later read in every field, lifecycle times and metrics included.
+    #[test]
+    fn a_created_incident_equals_its_later_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for (i, status) in [
+            IncidentStatus::Triggered,
+            IncidentStatus::Acknowledged,
+            IncidentStatus::Investigating,
+            IncidentStatus::Mitigated,
+            IncidentStatus::Resolved,
+            IncidentStatus::Closed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let created = s
+                .create_incident(NewIncidentRow {
+                    title: format!("checkout errors {i}"),
+                    description: "5xx on /pay".into(),
+                    severity: Severity::High,
+                    status,
+                    source: if i % 2 == 0 {
+                        IncidentSource::Manual
+                    } else {
+                        IncidentSource::Pagerduty
+                    },
+                    external_id: (i % 2 == 1).then(|| format!("PD{i}")),
+                })
+                .unwrap();
+            assert_eq!(created, s.incident(created.id).unwrap(), "{status:?}");
+        }
     }
 }

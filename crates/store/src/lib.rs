@@ -27,6 +27,7 @@ mod tx;
 mod updates;
 mod work;
 mod writer;
+pub use writer::{deferring, BatchOutcome, Deferred};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_search.sql"),
     include_str!("../migrations/0014_image_embedding.sql"),
     include_str!("../migrations/0015_upload_key.sql"),
+    include_str!("../migrations/0016_search_at_commit.sql"),
 ];
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
@@ -164,11 +166,20 @@ impl SqliteStore {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
+        // Every write is a savepoint in the batch transaction, so SQLite keeps a statement
+        // journal of the pages each one changes: in a temporary file by default (an open, a
+        // write per page and a close per batch), in memory with this.
+        writer.pragma_update(None, "temp_store", "MEMORY")?;
         // Every distinct write statement stays compiled ([`WriteTx::execute`]); there are
         // about a hundred, so the default of 16 would evict the hot ones.
         writer.set_prepared_statement_cache_capacity(256);
         tracing::info!(synchronous = synchronous(), "database opened");
         migrate(&mut writer)?;
+        // Entries noted by writes made outside the writer (the sqlite3 shell) are searchable
+        // from the start, not only after the next write.
+        let tx = writer.transaction()?;
+        search::index_pending(&tx)?;
+        tx.commit()?;
         let store = SqliteStore {
             path,
             blobs,
@@ -210,6 +221,11 @@ impl SqliteStore {
     /// change feed, and the outbox worker is woken if it queued messages.
     fn write<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
         self.writer.run(&self.hooks, f)
+    }
+
+    /// See [`Store::settle`].
+    pub(crate) fn settle(&self, deferred: Deferred) -> BatchOutcome {
+        self.writer.settle(&self.hooks, deferred)
     }
 
     /// Sets who hears about committed changes (the change feed); without one, nobody does.

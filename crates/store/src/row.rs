@@ -64,7 +64,7 @@ pub(crate) const COLUMNS: &str =
 
 /// An incident from a row of [`COLUMNS`].
 pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
-    Ok(Incident {
+    Ok(with_metrics(Incident {
         id: r.get("id")?,
         title: r.get("title")?,
         description: r.get("description")?,
@@ -84,23 +84,16 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         evidence_count: r.get("evidence_count")?,
         merged_into: r.get("merged_into")?,
         possible_duplicate_of: None,
-    }
-    .with_metrics())
+    }))
 }
 
 /// Fills the lifecycle metrics from the timestamps (seconds since the incident opened).
-trait WithMetrics {
-    fn with_metrics(self) -> Self;
-}
-
-impl WithMetrics for Incident {
-    fn with_metrics(mut self) -> Self {
-        let since = |t: Option<Timestamp>| t.map(|t| (t - self.created_at).num_seconds().max(0));
-        self.tta_seconds = since(self.acknowledged_at);
-        self.ttm_seconds = since(self.mitigated_at);
-        self.ttr_seconds = since(self.resolved_at);
-        self
-    }
+pub(crate) fn with_metrics(mut inc: Incident) -> Incident {
+    let since = |t: Option<Timestamp>| t.map(|t| (t - inc.created_at).num_seconds().max(0));
+    inc.tta_seconds = since(inc.acknowledged_at);
+    inc.ttm_seconds = since(inc.mitigated_at);
+    inc.ttr_seconds = since(inc.resolved_at);
+    inc
 }
 
 /// One incident, inside any transaction or reader.

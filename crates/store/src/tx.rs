@@ -314,7 +314,8 @@ impl<'c> WriteTx<'c> {
 
     /// Starts a write as a savepoint of the transaction open on `conn`.
     pub(crate) fn savepoint(conn: &'c Connection, hooks: &'c Hooks) -> Result<Self> {
-        conn.execute_batch("SAVEPOINT write")?;
+        // Cached like [`WriteTx::execute`]: `execute_batch` would compile it on every write.
+        conn.prepare_cached("SAVEPOINT write")?.execute([])?;
         Ok(WriteTx {
             sql: conn,
             hooks,
@@ -365,7 +366,9 @@ impl<'c> WriteTx<'c> {
         self.author.borrow().clone()
     }
 
-    /// Adds a timeline event at `at` (with where its time came from).
+    /// Adds a timeline event at `at` (with where its time came from). Unnamed, the author is
+    /// the local user, named in the insert itself: the schema's trigger that does the same
+    /// would cost a second write of the row.
     pub(crate) fn add_event_at(
         &self,
         incident_id: i64,
@@ -377,7 +380,8 @@ impl<'c> WriteTx<'c> {
         self.prepare_cached(
             "INSERT INTO timeline_event(incident_id, kind, message, occurred_at, occurred_at_source,
                                         created_at, evidence_id, author)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                     COALESCE(?8, (SELECT name FROM person WHERE is_local_user = 1)))",
         )?
         .execute(params![
             incident_id,
@@ -453,7 +457,7 @@ impl<'c> WriteTx<'c> {
     /// Keeps this write in the batch; returns what it changed (each object once, first
     /// occurrence kept, in order). The batch's commit makes it durable.
     pub(crate) fn release(self) -> Result<Committed> {
-        self.sql.execute_batch("RELEASE write")?;
+        self.sql.prepare_cached("RELEASE write")?.execute([])?;
         let all = self.changes.into_inner();
         let mut seen = std::collections::HashSet::with_capacity(all.len());
         Ok(Committed {

@@ -9,12 +9,14 @@
 //! No thread is added and no closure crosses threads: each write runs on its caller's thread
 //! while it holds the connection. The holder commits the batch when nobody is waiting for the
 //! connection behind it (or the batch is full); otherwise it leaves the transaction open for
-//! the next writer and waits for the batch's end.
+//! the next writer, lets go of the connection and waits for the batch's end on the batch's own
+//! signal. Waiting there, not on the connection's lock, matters under load: woken members
+//! return at once instead of queueing again behind the next batch's writes.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
@@ -23,21 +25,106 @@ use crate::{Result, StoreError};
 
 /// Most writes in one batch, so a steady stream of writers still commits regularly.
 const MAX_BATCH: usize = 64;
-/// Failed batches remembered for the members that wake after the failure.
-const FAILURES_KEPT: usize = 64;
+
+/// How a batch ended: committed, or failed with SQLite's error code (if any) and message.
+type Outcome = std::result::Result<(), (Option<rusqlite::ffi::Error>, String)>;
+
+thread_local! {
+    /// On a thread inside [`deferring`]: the batches its writes were left open in.
+    static DEFERRED: RefCell<Option<Vec<Arc<Batch>>>> = const { RefCell::new(None) };
+}
+
+/// Batches a thread's writes were left open in by [`deferring`]; [`Writer::settle`] ends them.
+#[derive(Default)]
+pub struct Deferred(Vec<Arc<Batch>>);
+
+impl Deferred {
+    /// Adds another run's batches.
+    pub fn extend(&mut self, other: Deferred) {
+        for b in other.0 {
+            if !self.0.iter().any(|m| Arc::ptr_eq(m, &b)) {
+                self.0.push(b);
+            }
+        }
+    }
+}
+
+/// How the batches of a [`Deferred`] ended; each write that waited for them hears it.
+#[derive(Clone, Debug)]
+pub struct BatchOutcome(Outcome);
+
+impl BatchOutcome {
+    /// Committed, or the failure as the store error each member reports (a full disk keeps
+    /// its SQLite code, so it still reads as one).
+    pub fn result(&self) -> Result<()> {
+        self.0.clone().map_err(|(c, m)| rebuild(c, m))
+    }
+
+    /// Nothing was deferred, or the backend commits each write itself.
+    pub fn committed() -> Self {
+        BatchOutcome(Ok(()))
+    }
+}
+
+/// Runs `f` with the writes it makes on this thread left in the open batch instead of
+/// waiting for its commit: they return at once, uncommitted, and the batches they joined come
+/// back to be ended with [`Writer::settle`]. For one thread that runs many callers' writes back
+/// to back (the core's write thread): it commits once for all of them, with no hand-off of the
+/// connection between writes. What `f` reads through other connections does not see these
+/// writes until then.
+pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Deferred) {
+    struct Reset(Option<Vec<Arc<Batch>>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            DEFERRED.with(|d| *d.borrow_mut() = prev);
+        }
+    }
+    let prev = DEFERRED.with(|d| d.replace(Some(Vec::new())));
+    let reset = Reset(prev);
+    let out = f();
+    let joined = DEFERRED.with(|d| d.replace(None)).unwrap_or_default();
+    drop(reset);
+    (out, Deferred(joined))
+}
+
+/// Whether this thread's writes are left open (see [`deferring`]).
+fn is_deferring() -> bool {
+    DEFERRED.with(|d| d.borrow().is_some())
+}
+
+/// One batch transaction, as its waiting members see it.
+#[derive(Default)]
+struct Batch {
+    /// Set once, when the batch has committed or failed.
+    ended: Mutex<Option<Outcome>>,
+    signal: Condvar,
+}
+
+impl Batch {
+    /// Blocks until the batch has ended; its outcome.
+    fn wait(&self) -> Outcome {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(outcome) = ended.as_ref() {
+                return outcome.clone();
+            }
+            ended = self.signal.wait(ended).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn end(&self, outcome: Outcome) {
+        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.signal.notify_all();
+    }
+}
 
 struct State {
     conn: Connection,
-    /// A batch transaction is open.
-    open: bool,
-    /// Number of the open (or the last) batch.
-    batch: u64,
+    /// The open batch transaction, if one is open.
+    open: Option<Arc<Batch>>,
     /// Writes in the open batch so far.
     members: usize,
-    /// Every batch up to this number has ended (committed or failed).
-    ended: u64,
-    /// Batches that failed: number, SQLite's error code if any, message.
-    failed: VecDeque<(u64, Option<rusqlite::ffi::Error>, String)>,
     /// What the open batch's kept writes changed, in order.
     pending: Committed,
 }
@@ -45,7 +132,6 @@ struct State {
 /// The writer connection and its batch.
 pub(crate) struct Writer {
     state: Mutex<State>,
-    ended: Condvar,
     /// Writers waiting for the connection right now.
     waiting: AtomicUsize,
 }
@@ -55,14 +141,10 @@ impl Writer {
         Writer {
             state: Mutex::new(State {
                 conn,
-                open: false,
-                batch: 0,
+                open: None,
                 members: 0,
-                ended: 0,
-                failed: VecDeque::new(),
                 pending: Committed::default(),
             }),
-            ended: Condvar::new(),
             waiting: AtomicUsize::new(0),
         }
     }
@@ -81,13 +163,16 @@ impl Writer {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut st = self.lock();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        if !st.open {
-            st.conn.execute_batch("BEGIN IMMEDIATE")?;
-            st.open = true;
-            st.batch += 1;
-            st.members = 0;
-        }
-        let mine = st.batch;
+        let batch = match &st.open {
+            Some(b) => b.clone(),
+            None => {
+                st.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let b = Arc::new(Batch::default());
+                st.open = Some(b.clone());
+                st.members = 0;
+                b
+            }
+        };
         st.members += 1;
         let outcome = run_one(&st.conn, hooks, f);
         let (outcome, panic) = match outcome {
@@ -116,32 +201,64 @@ impl Writer {
             Ok(_) => (None, "the database rolled the write batch back".into()),
         });
         let full = st.members >= MAX_BATCH;
-        let result = if lost.is_some() || full || self.waiting.load(Ordering::SeqCst) == 0 {
+        let deferring = is_deferring();
+        let last = !deferring && self.waiting.load(Ordering::SeqCst) == 0;
+        let result = if lost.is_some() || full || last {
             let ended = self.end_batch(&mut st, hooks, lost);
+            drop(st);
             match (kept, ended) {
                 (Ok(v), Ok(())) => Ok(v),
                 (Ok(_), Err(e)) | (Err(e), _) => Err(e),
             }
+        } else if deferring {
+            // The deferring thread ends the batch itself (or a writer that joins it does).
+            drop(st);
+            DEFERRED.with(|d| {
+                if let Some(joined) = d.borrow_mut().as_mut() {
+                    if !joined.iter().any(|b| Arc::ptr_eq(b, &batch)) {
+                        joined.push(batch);
+                    }
+                }
+            });
+            kept
         } else {
+            // Another writer is about to take the connection and the batch with it.
+            drop(st);
             match kept {
                 // Its savepoint is undone; nothing of it can commit: answer now.
                 Err(e) => Err(e),
-                Ok(v) => {
-                    while st.ended < mine {
-                        st = self.ended.wait(st).unwrap_or_else(|p| p.into_inner());
-                    }
-                    match failure_of(&st, mine) {
-                        Some(e) => Err(e),
-                        None => Ok(v),
-                    }
-                }
+                Ok(v) => batch.wait().map(|()| v).map_err(|(c, m)| rebuild(c, m)),
             }
         };
-        drop(st);
         if let Some(p) = panic {
             resume_unwind(p);
         }
         result
+    }
+
+    /// Ends the batches of `deferred`: commits the open one if it is among them, then waits
+    /// until each has ended (another writer may be committing it). Committed only if all were.
+    pub(crate) fn settle(&self, hooks: &Hooks, deferred: Deferred) -> BatchOutcome {
+        if deferred.0.is_empty() {
+            return BatchOutcome::committed();
+        }
+        {
+            let mut st = self.lock();
+            let open = st
+                .open
+                .as_ref()
+                .is_some_and(|o| deferred.0.iter().any(|b| Arc::ptr_eq(b, o)));
+            if open {
+                // Its error reaches every member through the batch's outcome.
+                let _ = self.end_batch(&mut st, hooks, None);
+            }
+        }
+        for b in &deferred.0 {
+            if let Err(e) = b.wait() {
+                return BatchOutcome(Err(e));
+            }
+        }
+        BatchOutcome::committed()
     }
 
     /// Commits (or, when SQLite already dropped it, records the loss of) the open batch, hands
@@ -152,40 +269,38 @@ impl Writer {
         hooks: &Hooks,
         lost: Option<(Option<rusqlite::ffi::Error>, String)>,
     ) -> Result<()> {
-        let batch = st.batch;
         let pending = std::mem::take(&mut st.pending);
         let result = if let Some((code, msg)) = lost {
             Err(rebuild(code, msg))
         } else {
-            st.conn.execute_batch("COMMIT").map_err(StoreError::from)
+            // The batch's new search entries are indexed in it, so a commit never leaves a
+            // write unsearchable.
+            crate::search::index_pending(&st.conn).and_then(|()| {
+                st.conn.prepare_cached("COMMIT")?.execute([])?;
+                Ok(())
+            })
         };
         if result.is_err() && !st.conn.is_autocommit() {
             let _ = st.conn.execute_batch("ROLLBACK");
         }
-        st.open = false;
-        st.ended = batch;
-        match &result {
-            Ok(()) => hooks.committed(pending),
-            Err(e) => {
-                let code = match e {
-                    StoreError::Sqlite(rusqlite::Error::SqliteFailure(c, _)) => Some(*c),
-                    _ => None,
-                };
-                st.failed.push_back((batch, code, e.to_string()));
-                if st.failed.len() > FAILURES_KEPT {
-                    st.failed.pop_front();
-                }
+        let batch = st.open.take();
+        let outcome = match &result {
+            Ok(()) => {
+                hooks.committed(pending);
+                Ok(())
             }
+            Err(e) => Err(match e {
+                StoreError::Sqlite(rusqlite::Error::SqliteFailure(c, m)) => {
+                    (Some(*c), m.clone().unwrap_or_else(|| c.to_string()))
+                }
+                _ => (None, e.to_string()),
+            }),
+        };
+        if let Some(b) = batch {
+            b.end(outcome);
         }
-        self.ended.notify_all();
         result
     }
-}
-
-/// The error of batch `n` for a member that waited for it, if it failed.
-fn failure_of(st: &State, n: u64) -> Option<StoreError> {
-    let (_, code, msg) = st.failed.iter().find(|(b, _, _)| *b == n)?;
-    Some(rebuild(*code, msg.clone()))
 }
 
 /// A batch's failure as each of its members reports it: SQLite's code is kept, so a full disk

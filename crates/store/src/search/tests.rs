@@ -272,6 +272,9 @@ mod widened {
             }
         }
         tx.commit().unwrap();
+        // Written past the store's writer, the entries are indexed when it opens again.
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
         (dir, s)
     }
 
@@ -375,5 +378,102 @@ mod widened_props {
                 prop_assert!(wide >= exact);
             }
         }
+    }
+}
+
+/// Entries are indexed as their batch commits (migration 0016): whatever a batch does to an
+/// entry before then — created, re-filed under a new status, deleted — the index agrees after.
+mod at_commit {
+    use opslens_domain::{IncidentPatch, IncidentSource, IncidentStatus, Severity};
+
+    use crate::{NewIncidentRow, SearchRequest, Store};
+
+    fn new(title: &str) -> NewIncidentRow {
+        NewIncidentRow {
+            title: title.into(),
+            description: "replica lag on db-1.prod".into(),
+            severity: Severity::High,
+            status: IncidentStatus::Triggered,
+            source: IncidentSource::Manual,
+            external_id: None,
+        }
+    }
+
+    fn found(s: &Store, q: &str, status: Option<IncidentStatus>) -> Vec<i64> {
+        let r = s
+            .search(&SearchRequest {
+                q: q.into(),
+                status,
+                limit: 50,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut ids: Vec<i64> = r.hits.iter().map(|h| h.incident_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    #[test]
+    fn one_batch_creating_changing_and_deleting_entries_leaves_the_index_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let kept = s.create_incident(new("checkout latency")).unwrap().id;
+        // All in one batch, left open until settled: the first entry is already indexed, the
+        // others are only noted when the status changes and the delete happen.
+        let ((a, b), deferred) = crate::deferring(|| {
+            let a = s.create_incident(new("payments latency")).unwrap().id;
+            let b = s.create_incident(new("search latency")).unwrap().id;
+            for id in [kept, a] {
+                let patch = IncidentPatch {
+                    status: Some(IncidentStatus::Mitigated),
+                    ..Default::default()
+                };
+                s.update_incident(id, &patch).unwrap();
+            }
+            s.delete_incident(b).unwrap();
+            (a, b)
+        });
+        // Nothing of the batch is visible before it commits.
+        assert_eq!(found(&s, "latency", None), vec![kept]);
+        s.settle(deferred).result().unwrap();
+        assert_eq!(found(&s, "latency", None), vec![kept, a]);
+        assert_eq!(
+            found(&s, "latency", Some(IncidentStatus::Mitigated)),
+            vec![kept, a]
+        );
+        assert!(found(&s, "latency", Some(IncidentStatus::Triggered)).is_empty());
+        assert!(found(&s, "search", None).is_empty(), "deleted {b}");
+        let pending: i64 = rusqlite::Connection::open(dir.path().join("opslens.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0);
+        // FTS5's own check of its index structure.
+        rusqlite::Connection::open(dir.path().join("opslens.db"))
+            .unwrap()
+            .execute(
+                "INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 0)",
+                [],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_entry_to_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = s.create_incident(new("disk pressure")).unwrap().id;
+        let bad = opslens_domain::NewHypothesis {
+            statement: "log rotation stalled".into(),
+            evidence_ids: vec![999_999],
+            status: None,
+            origin: None,
+        };
+        s.add_hypothesis(id, &bad).unwrap_err();
+        assert!(found(&s, "rotation", None).is_empty());
+        s.create_incident(new("another")).unwrap();
+        assert!(found(&s, "rotation", None).is_empty());
+        assert_eq!(found(&s, "pressure", None), vec![id]);
     }
 }
