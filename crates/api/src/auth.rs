@@ -129,7 +129,7 @@ fn is_public(method: &Method, path: &str) -> bool {
 }
 
 /// The middleware applying the guards.
-pub async fn guard(State(g): State<Guard>, req: Request<Body>, next: Next) -> Response {
+pub async fn guard(State(g): State<Arc<Guard>>, req: Request<Body>, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<PeerAddr>>()

@@ -273,7 +273,11 @@ fn build(
         .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::spec::complete(spec)))
         .fallback(fallback::not_found)
         .layer(axum::middleware::map_response(fallback::json_errors))
-        .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
+        // Shared, not cloned per request: the guard holds lists of hosts and origins.
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(guard),
+            auth::guard,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

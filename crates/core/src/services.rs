@@ -1,7 +1,7 @@
 //! The services of OpsLens, one per use-case, opened together over one store. Each owns its
 //! state; the API hands each handler the one it uses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use opslens_store::{Store, StoreError};
@@ -52,8 +52,8 @@ pub struct Services {
     pub access: Arc<AccessService>,
     /// Committed changes, for `GET /api/v1/events`.
     pub feed: Feed,
-    /// The data dir.
-    pub data_dir: PathBuf,
+    /// The data dir (shared: the server clones the services for every request).
+    pub data_dir: Arc<Path>,
 }
 
 impl Services {
@@ -129,7 +129,7 @@ impl Services {
             integrations,
             command,
             feed,
-            data_dir: cfg.data_dir,
+            data_dir: cfg.data_dir.into(),
         })
     }
 }
