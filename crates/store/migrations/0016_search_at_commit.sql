@@ -7,16 +7,34 @@
 -- noted entry in one statement just before its COMMIT (`search::index_pending`), in the same
 -- transaction: a committed entry is always searchable, and a batch makes one segment.
 --
--- Whoever writes search_doc outside the writer (the sqlite3 shell) leaves entries noted; the
--- next batch indexes them.
+-- Whoever writes search_doc past the writer (another process, the sqlite3 shell) leaves
+-- entries noted; the next batch, search or start indexes them.
 
 CREATE TABLE search_pending (doc_id INTEGER PRIMARY KEY);
 
+-- An entry takes its incident's status, severity and month from the incident, except the
+-- incident's own entry, which is written with them (one write of the row, not two).
 DROP TRIGGER search_doc_ai;
-CREATE TRIGGER search_doc_ai AFTER INSERT ON search_doc BEGIN
+CREATE TRIGGER search_doc_ai AFTER INSERT ON search_doc WHEN new.status = '' BEGIN
     UPDATE search_doc SET status = i.status, severity = i.severity, month = substr(i.created_at, 1, 7)
     FROM incident i WHERE search_doc.id = new.id AND i.id = new.incident_id;
+END;
+CREATE TRIGGER search_doc_noted AFTER INSERT ON search_doc BEGIN
     INSERT OR IGNORE INTO search_pending(doc_id) VALUES (new.id);
+END;
+DROP TRIGGER search_incident_ai;
+CREATE TRIGGER search_incident_ai AFTER INSERT ON incident BEGIN
+    INSERT INTO search_doc(kind, ref_id, incident_id, title, body, at, status, severity, month)
+    VALUES ('incident', new.id, new.id, new.title, new.description, new.created_at,
+            new.status, new.severity, substr(new.created_at, 1, 7));
+END;
+DROP TRIGGER search_incident_au;
+CREATE TRIGGER search_incident_au AFTER UPDATE OF title, description ON incident
+WHEN old.title IS NOT new.title OR old.description IS NOT new.description BEGIN
+    DELETE FROM search_doc WHERE kind = 'incident' AND ref_id = old.id;
+    INSERT INTO search_doc(kind, ref_id, incident_id, title, body, at, status, severity, month)
+    VALUES ('incident', new.id, new.id, new.title, new.description, new.created_at,
+            new.status, new.severity, substr(new.created_at, 1, 7));
 END;
 
 -- An entry still waiting is only forgotten; an indexed one is deleted from the index with the

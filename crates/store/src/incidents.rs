@@ -173,6 +173,7 @@ impl SqliteStore {
             args.push(Box::new(s.as_str()));
         }
         if let Some(q) = filter.q.as_deref().and_then(fts_query) {
+            self.index_noted()?;
             // Matches on the incident itself or on any of its evidence.
             wheres.push(
                 "i.id IN (SELECT d.incident_id FROM search_fts f JOIN search_doc d ON d.id = f.rowid

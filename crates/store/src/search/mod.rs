@@ -95,6 +95,22 @@ pub(crate) struct Doc {
 }
 
 impl SqliteStore {
+    /// Indexes the entries noted but not yet indexed, if any: those a write made past this
+    /// store's writer (another process's connection, the `sqlite3` shell). Searches call it
+    /// first, so they never miss a committed entry; it costs one lookup when there are none.
+    pub(crate) fn index_noted(&self) -> Result<()> {
+        let behind = self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT EXISTS(SELECT 1 FROM search_pending)")?
+                    .query_row([], |r| r.get::<_, bool>(0))?,
+            )
+        })?;
+        if behind {
+            self.write(|tx| index_pending(tx))?;
+        }
+        Ok(())
+    }
+
     /// Best matches for `req` across every kind of entry, best first and grouped by incident.
     /// Fails with [`crate::StoreError::Conflict`] never; a bad query is refused by
     /// [`parse_query`] before it gets here (callers parse first to answer 4xx).
@@ -104,6 +120,7 @@ impl SqliteStore {
             Err(e) => return Err(crate::StoreError::Conflict(e.to_string())),
         };
         let limit = req.limit.clamp(1, 200) as usize;
+        self.index_noted()?;
         self.read(|c| {
             let mut parsed = parsed;
             let fts = parsed.fts_for(req);

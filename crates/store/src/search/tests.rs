@@ -272,9 +272,6 @@ mod widened {
             }
         }
         tx.commit().unwrap();
-        // Written past the store's writer, the entries are indexed when it opens again.
-        drop(s);
-        let s = Store::open(dir.path()).unwrap();
         (dir, s)
     }
 
@@ -475,5 +472,37 @@ mod at_commit {
         s.create_incident(new("another")).unwrap();
         assert!(found(&s, "rotation", None).is_empty());
         assert_eq!(found(&s, "pressure", None), vec![id]);
+    }
+
+    /// Entries written past the writer (another connection) are indexed by the next search,
+    /// or when the store opens.
+    #[test]
+    fn entries_written_past_the_writer_are_found_by_the_next_search_or_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let raw = rusqlite::Connection::open(dir.path().join("opslens.db")).unwrap();
+        let insert = |title: &str| {
+            raw.execute(
+                "INSERT INTO incident(title, description, severity, status, created_at, updated_at)
+                 VALUES (?1, '', 'high', 'triggered', '2026-11-01T00:00:00.000000Z',
+                         '2026-11-01T00:00:00.000000Z')",
+                [title],
+            )
+            .unwrap()
+        };
+        let pending = || -> i64 {
+            raw.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+                .unwrap()
+        };
+        insert("walrus on the shell");
+        assert_eq!(pending(), 1);
+        assert_eq!(found(&s, "walrus", None).len(), 1);
+        assert_eq!(pending(), 0);
+        insert("manatee on the shell");
+        assert_eq!(pending(), 1);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(pending(), 0, "indexed at open");
+        assert_eq!(found(&s, "manatee", None).len(), 1);
     }
 }
