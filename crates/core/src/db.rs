@@ -143,3 +143,89 @@ fn write_loop(store: &Store, queue: &mpsc::Receiver<Job>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opslens_domain::{IncidentSource, IncidentStatus, NewHypothesis, Severity};
+    use opslens_store::{NewIncidentRow, Store, StoreError};
+
+    use super::Db;
+    use crate::CoreError;
+
+    fn row(title: String) -> NewIncidentRow {
+        NewIncidentRow {
+            title,
+            description: String::new(),
+            severity: Severity::Low,
+            status: IncidentStatus::Triggered,
+            source: IncidentSource::Manual,
+            external_id: None,
+        }
+    }
+
+    /// Many callers' writes through the write thread: each answered with its own result once
+    /// committed (readable through another connection at that moment), a failing or panicking
+    /// one alone refused, and the rest unaffected.
+    #[test]
+    fn the_write_thread_answers_each_write_after_its_commit_and_fails_one_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(Store::open(dir.path()).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for t in 0..16 {
+                let db = db.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for i in 0..25 {
+                        let inc = db
+                            .write(move |s| s.create_incident(row(format!("t{t}-{i}"))))
+                            .await
+                            .unwrap();
+                        // Answered only after the commit: another connection sees it.
+                        assert_eq!(db.incident(inc.id).await.unwrap().title, inc.title);
+                        ids.push(inc.id);
+                        if i % 5 == 0 {
+                            let id = inc.id;
+                            let bad = NewHypothesis {
+                                statement: "linked to nothing".into(),
+                                evidence_ids: vec![999_999],
+                                status: None,
+                                origin: None,
+                            };
+                            let e = db
+                                .write(move |s| s.add_hypothesis(id, &bad))
+                                .await
+                                .unwrap_err();
+                            assert!(matches!(e, CoreError::NotFound(_)), "{e}");
+                        }
+                        if i == 7 {
+                            let e = db
+                                .write(|_s| -> Result<(), StoreError> { panic!("a bug") })
+                                .await
+                                .unwrap_err();
+                            assert!(e.to_string().contains("panicked"), "{e}");
+                        }
+                    }
+                    ids
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            assert_eq!(all.len(), 16 * 25);
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), 16 * 25, "distinct ids");
+            for id in all {
+                let hyps = db.run(move |s| s.hypotheses(id)).await.unwrap();
+                assert!(hyps.is_empty(), "a failed write left nothing");
+            }
+        });
+    }
+}

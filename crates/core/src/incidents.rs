@@ -85,7 +85,7 @@ impl IncidentService {
             patch.title = Some(required("title", t, MAX_TITLE)?);
         }
         patch.description = checked("description", patch.description)?;
-        self.db.run(move |s| s.update_incident(id, &patch)).await
+        self.db.write(move |s| s.update_incident(id, &patch)).await
     }
 
     /// Deletes an incident and all attached to it.

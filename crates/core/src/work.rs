@@ -70,7 +70,9 @@ impl WorkService {
     ) -> Result<Action, CoreError> {
         new.title = required("title", &new.title, MAX_TITLE)?;
         new.owner = checked("owner", new.owner)?;
-        self.db.run(move |s| s.add_action(incident_id, &new)).await
+        self.db
+            .write(move |s| s.add_action(incident_id, &new))
+            .await
     }
 
     /// Changes an action item.
@@ -83,6 +85,6 @@ impl WorkService {
             patch.title = Some(required("title", t, MAX_TITLE)?);
         }
         patch.owner = checked("owner", patch.owner)?;
-        self.db.run(move |s| s.update_action(id, &patch)).await
+        self.db.write(move |s| s.update_action(id, &patch)).await
     }
 }
