@@ -461,8 +461,8 @@ pub(crate) fn fts_query(input: &str) -> Option<String> {
 /// Indexes the entries the triggers noted since the last commit, in one statement, then
 /// forgets the notes. The writer calls it just before each batch's `COMMIT`, outside any
 /// savepoint: FTS5 writes its pending terms out as a segment at every savepoint, so indexing
-/// here makes one segment per batch instead of one per write (migration 0016). The text is
-/// cleaned as the triggers clean it (a `.` or `:` that ends a word is dropped).
+/// here makes one segment per batch instead of one per write (migration 0016). The text comes
+/// cleaned from the `search_doc_indexed` view (a `.` or `:` that ends a word is dropped).
 pub(crate) fn index_pending(c: &rusqlite::Connection) -> Result<()> {
     let any: bool = c
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM search_pending)")?
@@ -470,19 +470,12 @@ pub(crate) fn index_pending(c: &rusqlite::Connection) -> Result<()> {
     if !any {
         return Ok(());
     }
-    c
-        .prepare_cached(
-            "INSERT INTO search_fts(rowid, kind, status, severity, month, title, body)
-             SELECT d.id, d.kind, d.status, d.severity, d.month,
-        replace(replace(replace(replace(replace(replace(replace(replace(d.title || ' ',
-            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
-            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  '),
-        replace(replace(replace(replace(replace(replace(replace(replace(d.body || ' ',
-            '. ', '  '), ': ', '  '), '.' || char(10), '  '), ':' || char(10), '  '),
-            '.' || char(13), '  '), ':' || char(13), '  '), '.' || char(9), '  '), ':' || char(9), '  ')
-             FROM search_pending p JOIN search_doc d ON d.id = p.doc_id ORDER BY p.doc_id",
-        )?
-        .execute([])?;
+    c.prepare_cached(
+        "INSERT INTO search_fts(rowid, kind, status, severity, month, title, body)
+         SELECT x.id, x.kind, x.status, x.severity, x.month, x.title, x.body
+         FROM search_pending p JOIN search_doc_indexed x ON x.id = p.doc_id ORDER BY p.doc_id",
+    )?
+    .execute([])?;
     c.prepare_cached("DELETE FROM search_pending")?
         .execute([])?;
     Ok(())
