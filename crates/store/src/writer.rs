@@ -12,6 +12,12 @@
 //! the next writer, lets go of the connection and waits for the batch's end on the batch's own
 //! signal. Waiting there, not on the connection's lock, matters under load: woken members
 //! return at once instead of queueing again behind the next batch's writes.
+//!
+//! A thread that runs many callers' writes in a row (the core's write thread) uses
+//! [`deferring`] instead: its writes return without waiting, and it ends their batches with
+//! [`Writer::settle`] once it has no more, so it never waits between writes. Both kinds share
+//! batches: whichever writer finds nobody behind it commits, and every member hears how the
+//! batch ended.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
