@@ -16,8 +16,8 @@
 //! A thread that runs many callers' writes in a row (the core's write thread) uses
 //! [`deferring`] instead: its writes return without waiting, and it ends their batches with
 //! [`Writer::settle`] once it has no more, so it never waits between writes. Both kinds share
-//! batches: whichever writer finds nobody behind it commits, and every member hears how the
-//! batch ended.
+//! batches: the batch is committed by a waiting writer that finds nobody behind it, or by the
+//! deferring thread when it settles, and every member hears how it ended.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
