@@ -172,7 +172,6 @@ impl SqliteStore {
 mod tests {
     use super::*;
     use crate::NewIncidentRow;
-    use opslens_domain::{IncidentSource, IncidentStatus, Severity};
 
     // The SQLite backend itself: one test writes through its writer directly.
     fn store_with_incident() -> (tempfile::TempDir, SqliteStore, i64) {
@@ -180,16 +179,7 @@ mod tests {
         let mut s =
             SqliteStore::open_with(dir.path(), true, &crate::objects::BlobConfig::Local).unwrap();
         s.set_narrator(std::sync::Arc::new(crate::test_narrator::Terse));
-        let inc = s
-            .create_incident(NewIncidentRow {
-                title: "t".into(),
-                description: String::new(),
-                severity: Severity::High,
-                status: IncidentStatus::Triggered,
-                source: IncidentSource::Manual,
-                external_id: None,
-            })
-            .unwrap();
+        let inc = s.create_incident(NewIncidentRow::test("t")).unwrap();
         (dir, s, inc.id)
     }
 

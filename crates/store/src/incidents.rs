@@ -29,6 +29,22 @@ pub struct NewIncidentRow {
     pub external_id: Option<String>,
 }
 
+#[cfg(test)]
+impl NewIncidentRow {
+    /// A high-severity incident opened by hand and still triggered: what most store tests
+    /// start from.
+    pub(crate) fn test(title: &str) -> Self {
+        NewIncidentRow {
+            title: title.into(),
+            description: String::new(),
+            severity: Severity::High,
+            status: IncidentStatus::Triggered,
+            source: IncidentSource::Manual,
+            external_id: None,
+        }
+    }
+}
+
 /// Inserts an incident and records it as opened: the one insert behind incidents opened by
 /// hand and those brought in by syncs and webhooks.
 pub(crate) fn insert(tx: &WriteTx<'_>, new: &NewIncidentRow, t: &Timestamp) -> Result<Incident> {

@@ -1,20 +1,11 @@
 use super::*;
 use crate::{NewImageEvidence, NewIncidentRow, Store};
-use opslens_domain::{EvidenceType, IncidentSource, IncidentStatus, Severity};
+use opslens_domain::EvidenceType;
 
 fn setup() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
-    let inc = s
-        .create_incident(NewIncidentRow {
-            title: "t".into(),
-            description: String::new(),
-            severity: Severity::High,
-            status: IncidentStatus::Triggered,
-            source: IncidentSource::Manual,
-            external_id: None,
-        })
-        .unwrap();
+    let inc = s.create_incident(NewIncidentRow::test("t")).unwrap();
     (dir, s, inc.id)
 }
 

@@ -381,18 +381,14 @@ mod widened_props {
 /// Entries are indexed as their batch commits (migration 0016): whatever a batch does to an
 /// entry before then — created, re-filed under a new status, deleted — the index agrees after.
 mod at_commit {
-    use opslens_domain::{IncidentPatch, IncidentSource, IncidentStatus, Severity};
+    use opslens_domain::{IncidentPatch, IncidentStatus};
 
     use crate::{NewIncidentRow, SearchRequest, Store};
 
     fn new(title: &str) -> NewIncidentRow {
         NewIncidentRow {
-            title: title.into(),
             description: "replica lag on db-1.prod".into(),
-            severity: Severity::High,
-            status: IncidentStatus::Triggered,
-            source: IncidentSource::Manual,
-            external_id: None,
+            ..NewIncidentRow::test(title)
         }
     }
 
