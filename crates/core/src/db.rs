@@ -11,6 +11,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use opslens_domain::Incident;
 use opslens_store::{BatchOutcome, Store, StoreError};
@@ -120,10 +121,30 @@ impl Db {
     }
 }
 
+/// How long writes must pause before the write thread indexes the search entries that the
+/// last commits left waiting (see `opslens_store`'s search module: it indexes in bulk).
+const INDEX_WHEN_IDLE: Duration = Duration::from_millis(500);
+
 /// The write thread: runs queued writes one after another, each left in the open batch,
-/// commits when none is waiting (or after [`MOST_PER_COMMIT`]), then answers them all.
+/// commits when none is waiting (or after [`MOST_PER_COMMIT`]), then answers them all. When
+/// writes pause, it indexes the search entries left waiting.
 fn write_loop(store: &Store, queue: &mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
+    let mut wrote = false;
+    loop {
+        let first = match queue.recv_timeout(INDEX_WHEN_IDLE) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if std::mem::take(&mut wrote) {
+                    if let Err(e) = store.index_waiting_search() {
+                        // Searches index what is waiting themselves; nothing is lost.
+                        tracing::warn!(error = %e, "cannot index waiting search entries");
+                    }
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        wrote = true;
         let mut answers = Vec::new();
         let mut deferred = opslens_store::Deferred::default();
         let mut next = Some(first);
@@ -161,6 +182,44 @@ mod tests {
             source: IncidentSource::Manual,
             external_id: None,
         }
+    }
+
+    /// Search entries the commits left waiting are indexed once writes pause, so the next
+    /// search does not pay for them.
+    #[test]
+    fn the_write_thread_indexes_waiting_search_entries_when_writes_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(Store::open(dir.path()).unwrap());
+        let raw = rusqlite::Connection::open(dir.path().join("opslens.db")).unwrap();
+        let waiting = || -> i64 {
+            raw.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+                .unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for i in 0..3 {
+                db.write(move |s| s.create_incident(row(format!("kestrel {i}"))))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(waiting(), 3, "a few entries wait after their commits");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while waiting() > 0 {
+                assert!(std::time::Instant::now() < deadline, "still waiting");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let indexed: i64 = raw
+                .query_row(
+                    "SELECT count(*) FROM search_fts WHERE search_fts MATCH 'kestrel'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(indexed, 3);
+        });
     }
 
     /// Many callers' writes through the write thread: each answered with its own result once

@@ -110,6 +110,16 @@ impl Store {
         }
     }
 
+    /// Indexes the search entries recent commits left waiting (SQLite indexes them in bulk;
+    /// searches do this first anyway). For a moment when writes pause, so the waiting is not
+    /// paid by the next search. PostgreSQL indexes each row as it is written.
+    pub fn index_waiting_search(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.index_noted(),
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Which backend this is: `sqlite` or `postgres` (logs, health).
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {

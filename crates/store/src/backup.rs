@@ -139,12 +139,33 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
     undo_on_error(dest, existed, copy_out(data_dir, dest))
 }
 
+/// Indexes, in the copy, the search entries the server had not indexed yet (it indexes in
+/// bulk): the copy is then whole as it stands, and a restore opens it without changing a row,
+/// so the restored tables match the manifest's counts.
+fn index_waiting(copy: &Connection) -> Result<(), BackupError> {
+    let noted: bool = copy.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'search_pending')",
+        [],
+        |r| r.get(0),
+    )?;
+    if noted {
+        let tx = copy.unchecked_transaction()?;
+        crate::search::index_pending(&tx).map_err(|e| match e {
+            crate::StoreError::Sqlite(e) => BackupError::Sqlite(e),
+            e => BackupError::Io(io::Error::other(e.to_string())),
+        })?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn copy_out(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
     let src_db = data_dir.join(DB_FILE);
     let src = Connection::open_with_flags(&src_db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     src.busy_timeout(Duration::from_secs(5))?;
     let dst = copy_db(&src, &dest.join(DB_FILE))?;
     drop(src);
+    index_waiting(&dst)?;
     let blobs = named_blobs(&dst)?;
     let mut hashes = BTreeMap::new();
     fs::create_dir_all(dest.join(BLOB_DIR))?;

@@ -279,9 +279,9 @@ impl Writer {
         let result = if let Some((code, msg)) = lost {
             Err(rebuild(code, msg))
         } else {
-            // The batch's new search entries are indexed in it, so a commit never leaves a
-            // write unsearchable.
-            crate::search::index_pending(&st.conn).and_then(|()| {
+            // The search entries noted so far are indexed in bulk once there are enough;
+            // until then every search indexes them first, so none is missed.
+            crate::search::index_pending_if_many(&st.conn).and_then(|()| {
                 st.conn.prepare_cached("COMMIT")?.execute([])?;
                 Ok(())
             })

@@ -2,8 +2,9 @@
 //! costs what a rare one does.
 //!
 //! The index (`search_fts`, migration 0013) holds one row per entry, kept in step by triggers
-//! that note each new entry and by [`index_pending`], which indexes the noted entries as each
-//! write batch commits (migration 0016); its rowids follow time. A query runs in three steps:
+//! that note each new entry and by [`index_pending`], which indexes the noted entries in bulk:
+//! at a write batch's commit once [`INDEX_BATCH`] are waiting, before any search, and when the
+//! writes pause (migration 0016); its rowids follow time. A query runs in three steps:
 //!
 //! 1. **Candidates:** the newest [`WINDOW`] entries that match, read in rowid order from the
 //!    FTS5 doclists — FTS5 walks them lazily, so this costs the same for `error` (hundreds of
@@ -95,9 +96,10 @@ pub(crate) struct Doc {
 }
 
 impl SqliteStore {
-    /// Indexes the entries noted but not yet indexed, if any: those a write made past this
-    /// store's writer (another process's connection, the `sqlite3` shell). Searches call it
-    /// first, so they never miss a committed entry; it costs one lookup when there are none.
+    /// Indexes the entries noted but not yet indexed, if any: those the last commits left
+    /// waiting (fewer than [`INDEX_BATCH`]) and those a write made past this store's writer
+    /// (another process's connection, the `sqlite3` shell). Searches call it first, so they
+    /// never miss a committed entry; it costs one lookup when there are none.
     pub(crate) fn index_noted(&self) -> Result<()> {
         let behind = self.read(|c| {
             Ok(
@@ -458,11 +460,40 @@ pub(crate) fn fts_query(input: &str) -> Option<String> {
     parse_query(input).ok().map(|p| p.fts(&[]))
 }
 
-/// Indexes the entries the triggers noted since the last commit, in one statement, then
-/// forgets the notes. The writer calls it just before each batch's `COMMIT`, outside any
-/// savepoint: FTS5 writes its pending terms out as a segment at every savepoint, so indexing
-/// here makes one segment per batch instead of one per write (migration 0016). The text comes
-/// cleaned from the `search_doc_indexed` view (a `.` or `:` that ends a word is dropped).
+/// Noted entries a commit leaves waiting before it indexes them all.
+///
+/// FTS5 writes what a statement indexed out as a new segment when the transaction commits,
+/// and merges segments as they pile up: under load that flush and merge, once per batch of a
+/// few writes, was about a quarter of the write thread's time. Waiting for a few hundred
+/// entries makes one larger segment instead of dozens of small ones. Nothing is missed
+/// meanwhile: every search indexes what is waiting first ([`SqliteStore::index_noted`]), and the
+/// core's write thread does the same when writes pause.
+pub(crate) const INDEX_BATCH: i64 = 256;
+
+/// At a batch's commit: indexes the noted entries once [`INDEX_BATCH`] may be waiting.
+///
+/// Measured by the span of their ids (two b-tree lookups), not by counting them: counting
+/// even a few hundred rows at every commit cost a quarter of what it saved. The span is at
+/// least the count, so entries never wait longer than intended (re-noted old entries, after a
+/// status change, only make the index take them sooner).
+pub(crate) fn index_pending_if_many(c: &rusqlite::Connection) -> Result<()> {
+    let span: i64 = c
+        .prepare_cached(
+            "SELECT coalesce((SELECT max(doc_id) FROM search_pending)
+                             - (SELECT min(doc_id) FROM search_pending) + 1, 0)",
+        )?
+        .query_row([], |r| r.get(0))?;
+    if span < INDEX_BATCH {
+        return Ok(());
+    }
+    index_pending(c)
+}
+
+/// Indexes every noted entry in one statement, then forgets the notes. Called outside any
+/// savepoint: FTS5 writes its pending terms out as a segment at every savepoint, so the
+/// triggers only note entries (migration 0016) and the index takes them here in bulk. The
+/// text comes cleaned from the `search_doc_indexed` view (a `.` or `:` that ends a word is
+/// dropped).
 pub(crate) fn index_pending(c: &rusqlite::Connection) -> Result<()> {
     let any: bool = c
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM search_pending)")?

@@ -378,11 +378,13 @@ mod widened_props {
     }
 }
 
-/// Entries are indexed as their batch commits (migration 0016): whatever a batch does to an
-/// entry before then — created, re-filed under a new status, deleted — the index agrees after.
+/// Entries are noted as they are written and indexed in bulk, at a commit or before a search
+/// (migration 0016): whatever a batch does to an entry before then — created, re-filed under a
+/// new status, deleted — the index agrees after.
 mod at_commit {
     use opslens_domain::{IncidentPatch, IncidentStatus};
 
+    use crate::search::INDEX_BATCH;
     use crate::{NewIncidentRow, SearchRequest, Store};
 
     fn new(title: &str) -> NewIncidentRow {
@@ -412,6 +414,8 @@ mod at_commit {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let kept = s.create_incident(new("checkout latency")).unwrap().id;
+        // The search indexes the first entry; the batch below only notes the others.
+        assert_eq!(found(&s, "latency", None), vec![kept]);
         // All in one batch, left open until settled: the first entry is already indexed, the
         // others are only noted when the status changes and the delete happen.
         let ((a, b), deferred) = crate::deferring(|| {
@@ -450,6 +454,48 @@ mod at_commit {
                 [],
             )
             .unwrap();
+    }
+
+    /// A commit indexes the waiting entries only once there are [`INDEX_BATCH`] of them; a
+    /// search finds those still waiting all the same (and indexes them).
+    #[test]
+    fn commits_index_in_bulk_and_searches_find_what_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let raw = rusqlite::Connection::open(dir.path().join("opslens.db")).unwrap();
+        let waiting = || -> i64 {
+            raw.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+                .unwrap()
+        };
+        let indexed = || -> i64 {
+            raw.query_row("SELECT count(*) FROM search_fts", [], |r| r.get(0))
+                .unwrap()
+        };
+        s.create_incident(new("heron over the dam")).unwrap();
+        assert_eq!((waiting(), indexed()), (1, 0), "one entry waits");
+        assert_eq!(found(&s, "heron", None).len(), 1);
+        assert_eq!((waiting(), indexed()), (0, 1), "the search indexed it");
+        // Committed one by one: the commit that makes INDEX_BATCH waiting indexes them all.
+        let n = INDEX_BATCH as usize;
+        for i in 1..n {
+            s.create_incident(new(&format!("egret {i}"))).unwrap();
+        }
+        assert_eq!((waiting(), indexed()), (INDEX_BATCH - 1, 1));
+        s.create_incident(new("egret last")).unwrap();
+        assert_eq!((waiting(), indexed()), (0, INDEX_BATCH + 1));
+        let r = s
+            .search(&SearchRequest {
+                q: "egret".into(),
+                limit: 200,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(r.hits.len(), 200);
+        raw.execute(
+            "INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 0)",
+            [],
+        )
+        .unwrap();
     }
 
     #[test]
