@@ -9,6 +9,7 @@ mod analysis;
 mod backend;
 pub mod backup;
 pub mod blobs;
+mod checkpoint;
 mod event_time;
 mod evidence;
 mod faults;
@@ -180,10 +181,11 @@ impl SqliteStore {
         let tx = writer.transaction()?;
         search::index_pending(&tx)?;
         tx.commit()?;
+        let checkpoints = checkpoint::Checkpointer::start(&path, &writer)?;
         let store = SqliteStore {
             path,
             blobs,
-            writer: Writer::new(writer),
+            writer: Writer::new(writer, checkpoints),
             readers: Mutex::new(Vec::new()),
             blob_lock: Mutex::new(()),
             hooks: Hooks::default(),

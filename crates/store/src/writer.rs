@@ -26,6 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+use crate::checkpoint::Checkpointer;
 use crate::tx::{Committed, Hooks, WriteTx};
 use crate::{Result, StoreError};
 
@@ -140,11 +141,14 @@ pub(crate) struct Writer {
     state: Mutex<State>,
     /// Writers waiting for the connection right now.
     waiting: AtomicUsize,
+    /// Copies the log back into the database off this path.
+    checkpoints: Checkpointer,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection) -> Self {
+    pub(crate) fn new(conn: Connection, checkpoints: Checkpointer) -> Self {
         Writer {
+            checkpoints,
             state: Mutex::new(State {
                 conn,
                 open: None,
@@ -283,6 +287,7 @@ impl Writer {
             // until then every search indexes them first, so none is missed.
             crate::search::index_pending_if_many(&st.conn).and_then(|()| {
                 st.conn.prepare_cached("COMMIT")?.execute([])?;
+                self.checkpoints.committed(&st.conn);
                 Ok(())
             })
         };
