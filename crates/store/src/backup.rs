@@ -484,7 +484,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::{NewImageEvidence, NewIncidentRow, Store};
-    use opslens_domain::{AnalysisState, IncidentSource, IncidentStatus, Severity};
+    use opslens_domain::AnalysisState;
 
     /// A data dir with two incidents, a text note and three screenshots (two share a file).
     fn sample() -> (tempfile::TempDir, PathBuf) {
@@ -492,15 +492,7 @@ mod tests {
         let data = tmp.path().join("data");
         let s = Store::open(&data).unwrap();
         for title in ["db-1 disk full", "checkout 5xx"] {
-            let new = NewIncidentRow {
-                title: title.into(),
-                description: String::new(),
-                severity: Severity::High,
-                status: IncidentStatus::Triggered,
-                source: IncidentSource::Manual,
-                external_id: None,
-            };
-            s.create_incident(new).unwrap();
+            s.create_incident(NewIncidentRow::test(title)).unwrap();
         }
         s.add_text_evidence(1, opslens_domain::EvidenceType::Log, "df", "100%", "cli")
             .unwrap();

@@ -476,7 +476,7 @@ impl<'c> WriteTx<'c> {
 mod tests {
     use std::sync::Mutex;
 
-    use opslens_domain::{IncidentPatch, IncidentSource};
+    use opslens_domain::IncidentPatch;
 
     use super::*;
     use crate::{NewIncidentRow, Store};
@@ -491,17 +491,6 @@ mod tests {
 
     use crate::test_narrator::Terse;
 
-    fn row(title: &str) -> NewIncidentRow {
-        NewIncidentRow {
-            title: title.into(),
-            description: String::new(),
-            severity: Severity::High,
-            status: IncidentStatus::Triggered,
-            source: IncidentSource::Manual,
-            external_id: None,
-        }
-    }
-
     #[test]
     fn a_commit_hands_on_its_changes_once_each_and_a_rollback_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -509,7 +498,7 @@ mod tests {
         let heard = Arc::new(Heard::default());
         s.set_feed(heard.clone());
         s.set_narrator(Arc::new(Terse));
-        let inc = s.create_incident(row("a")).unwrap();
+        let inc = s.create_incident(NewIncidentRow::test("a")).unwrap();
         let got = heard.0.lock().unwrap().clone();
         assert_eq!(got.len(), 1, "one transaction, one list");
         let kinds: Vec<_> = got[0].iter().map(|c| (c.kind, c.op)).collect();
@@ -543,7 +532,7 @@ mod tests {
     fn without_a_narrator_facts_put_nothing_on_the_timeline() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let inc = s.create_incident(row("quiet")).unwrap();
+        let inc = s.create_incident(NewIncidentRow::test("quiet")).unwrap();
         assert!(s.timeline(inc.id).unwrap().is_empty());
     }
 }
