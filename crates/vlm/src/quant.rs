@@ -355,7 +355,23 @@ impl Linear {
                 out_dims[last] = n;
                 y.reshape(out_dims)?
             }
-            Inner::Quant(q) => q.forward(x)?,
+            Inner::Quant(q) => match q {
+                QMatMul::QTensor(t) if avoid_amx(t, x)? => {
+                    let (n, k) = t.shape().dims2()?;
+                    let dims = x.dims().to_vec();
+                    let x2 = x.reshape(((), k))?;
+                    let m = x2.dim(0)?;
+                    let parts = (0..m)
+                        .step_by(AMX_MIN_ROWS - 1)
+                        .map(|s| q.forward(&x2.narrow(0, s, (AMX_MIN_ROWS - 1).min(m - s))?))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut out_dims = dims;
+                    let last = out_dims.len() - 1;
+                    out_dims[last] = n;
+                    Tensor::cat(&parts, 0)?.reshape(out_dims)?
+                }
+                _ => q.forward(x)?,
+            },
             Inner::Dense(w) => {
                 let dims = x.dims().to_vec();
                 let inp = dims[dims.len() - 1];
@@ -383,6 +399,41 @@ impl Linear {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
+    }
+}
+
+/// Rows from which candle 0.11 multiplies a Q4K weight with AMX tiles, on CPUs that have
+/// AMX (its `repack_x86`: `m >= 32`).
+const AMX_MIN_ROWS: usize = 32;
+
+/// Whether a product of `x` by the quantized `w` must be split into calls of fewer than
+/// [`AMX_MIN_ROWS`] rows so that candle takes its AVX-512 VNNI tiles rather than AMX.
+///
+/// On an AMX CPU (Sapphire Rapids and later) candle keeps, per Q4K weight, a third copy for
+/// AMX (unpacked bytes: 2.22x the blocks) beside the blocks the decode kernels read and the
+/// VNNI tiles [`Linear::prepare`] builds (1.33x) and shorter products use. Built lazily in the
+/// first prefill, it took the 2B model's peak RSS from ~2.9 to 4.35 GB (issue 14). Split into
+/// 31-row calls, the same products measured 2-15% slower than with AMX (`matmul_bench`,
+/// 777 rows), for 1.4 GB less memory.
+fn avoid_amx(w: &QTensor, x: &Tensor) -> Result<bool> {
+    if w.dtype() != GgmlDType::Q4K || !w.device().is_cpu() || !x.device().is_cpu() {
+        return Ok(false);
+    }
+    let k = w.shape().dims2()?.1;
+    if x.elem_count() / k.max(1) < AMX_MIN_ROWS {
+        return Ok(false);
+    }
+    // candle tries AMX only where it runs its AVX-512 VNNI kernels (and then asks the CPU and
+    // the kernel); elsewhere one call of any size takes the same tiles.
+    #[cfg(target_arch = "x86_64")]
+    {
+        Ok(std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Ok(false)
     }
 }
 
@@ -587,6 +638,34 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A Q4K product of many rows, split into calls below candle's AMX threshold where the
+    /// CPU could take AMX, gives the unsplit product's result (same kernels' numerics: each
+    /// row is an independent dot product per column), for inputs of any rank.
+    #[test]
+    fn many_row_q4k_products_split_and_agree() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (48, 512), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 33, 512), &dev).unwrap();
+        let q = std::sync::Arc::new(quantize(&w, GgmlDType::Q4K).unwrap());
+        let lin = Linear::from_qtensor(q.clone(), None).unwrap();
+        lin.prepare().unwrap();
+        let ours = lin.forward(&x).unwrap();
+        assert_eq!(ours.dims(), &[3, 33, 48]);
+        let flat = x.reshape((99, 512)).unwrap();
+        let dq = q.dequantize(&dev).unwrap();
+        let exact = flat.matmul(&dq.t().unwrap()).unwrap();
+        let scale = exact.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let rel = max_abs_diff(&ours.reshape((99, 48)).unwrap(), &exact)
+            / scale.to_scalar::<f32>().unwrap();
+        assert!(rel < 0.02, "{rel}");
+        // Row by row (one-row calls never take AMX) gives the same rows.
+        for r in [0, 31, 32, 98] {
+            let one = lin.forward(&flat.narrow(0, r, 1).unwrap()).unwrap();
+            let got = ours.reshape((99, 48)).unwrap().narrow(0, r, 1).unwrap();
+            assert!(max_abs_diff(&one, &got) < 1e-4, "row {r}");
+        }
     }
 
     /// The parallel Q8_0 expansion equals candle's, and a Q8_0 layer gives the same result on
