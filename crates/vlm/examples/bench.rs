@@ -141,6 +141,7 @@ fn main() -> anyhow::Result<()> {
             "prefill": c_prefill - c_vision,
             "decode_per_token": (c_decode - c_prefill) / n_decode.max(1) as f64,
         },
+        "cpu": common::cpu(),
         "load_avg_start": load_avg_start,
         "load_avg_end": load_avg(),
         "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()),

@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         "cpu_s_per_token": cpu,
         "peak_rss_mb": peak_rss_mb(),
         "tokens": tokens,
+        "cpu": common::cpu(),
         "load_avg_start": load_avg_start,
         "load_avg_end": load_avg(),
     });
