@@ -249,6 +249,28 @@ mod avx2 {
     use super::{Acts, Q4K_BYTES, Q6K_BYTES, Q8_0_BYTES, QK8_0, QK_K};
     use std::arch::x86_64::*;
 
+    /// How far ahead of the block being multiplied the kernels ask for weight bytes: about two
+    /// rows of a 2048-wide Q4K weight (a task's rows lie one after another). Decode streams
+    /// ~1.1 GB of weights per token, and on the 2-vCPU Sapphire Rapids VM the hardware
+    /// prefetcher alone left each core waiting: one thread decoded 4.9 tok/s, two 8.9.
+    /// `decode_bench`, three alternated pairs each:
+    /// - no prefetch: 9.2-9.9 tok/s;
+    /// - 1 KiB ahead: 10.8-12.2;
+    /// - 2 KiB: 11.9-14.6;
+    /// - 4 KiB: 13.4-14.4.
+    const PREFETCH: usize = 2048;
+
+    /// Asks for the cache lines of the `BYTES`-byte block [`PREFETCH`] bytes past `blk`.
+    /// Addresses past the weight's end are harmless: a prefetch never faults.
+    #[inline(always)]
+    unsafe fn prefetch_ahead<const BYTES: usize>(blk: *const u8) {
+        let mut off = 0;
+        while off < BYTES {
+            _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH + off) as *const i8);
+            off += 64;
+        }
+    }
+
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -281,6 +303,7 @@ mod avx2 {
         let bp = a.bsums.as_ptr();
         for b in 0..nb {
             let blk = wp.add(b * Q4K_BYTES);
+            prefetch_ahead::<Q4K_BYTES>(blk);
             let dd = _mm_mul_ps(two_f16(blk), _mm_set1_ps(*a.k_d.get_unchecked(b)));
             let d = _mm_cvtss_f32(dd);
             let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
@@ -357,6 +380,7 @@ mod avx2 {
         let bp = a.bsums.as_ptr();
         for b in 0..nb {
             let blk = wp.add(b * Q6K_BYTES);
+            prefetch_ahead::<Q6K_BYTES>(blk);
             let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
                 std::ptr::read_unaligned(blk.add(208) as *const u16),
             )))) * *a.k_d.get_unchecked(b);
