@@ -345,61 +345,52 @@ impl Linear {
                 // candle's Q8_0 matmul has no fast path on AVX2 CPUs at many rows (~4x slower
                 // than f32 at vision sizes): expand the weight to f32 for this call (a ~5 ms
                 // transient for a 1024 x 4096 layer) and take the f32 GEMM.
-                let dims = x.dims().to_vec();
-                let (n, k) = q.shape().dims2()?;
-                let y = x
-                    .reshape(((), k))?
-                    .matmul(&dequantize_q8_0(q, x.device())?.t()?)?;
-                let mut out_dims = dims;
-                let last = out_dims.len() - 1;
-                out_dims[last] = n;
-                y.reshape(out_dims)?
+                on_rows(x, q.shape().dims2()?.0, |x2| {
+                    x2.matmul(&dequantize_q8_0(q, x.device())?.t()?)
+                })?
             }
-            Inner::Quant(q) => match q {
-                QMatMul::QTensor(t) if avoid_amx(t, x)? => {
-                    let (n, k) = t.shape().dims2()?;
-                    let dims = x.dims().to_vec();
-                    let x2 = x.reshape(((), k))?;
+            Inner::Quant(qm @ QMatMul::QTensor(q)) if avoid_amx(q, x)? => {
+                on_rows(x, q.shape().dims2()?.0, |x2| {
                     let m = x2.dim(0)?;
                     let parts = (0..m)
                         .step_by(AMX_MIN_ROWS - 1)
-                        .map(|s| q.forward(&x2.narrow(0, s, (AMX_MIN_ROWS - 1).min(m - s))?))
+                        .map(|s| qm.forward(&x2.narrow(0, s, (AMX_MIN_ROWS - 1).min(m - s))?))
                         .collect::<Result<Vec<_>>>()?;
-                    let mut out_dims = dims;
-                    let last = out_dims.len() - 1;
-                    out_dims[last] = n;
-                    Tensor::cat(&parts, 0)?.reshape(out_dims)?
-                }
-                _ => q.forward(x)?,
-            },
-            Inner::Dense(w) => {
-                let dims = x.dims().to_vec();
-                let inp = dims[dims.len() - 1];
-                let x2 = x.reshape(((), inp))?;
+                    Tensor::cat(&parts, 0)
+                })?
+            }
+            Inner::Quant(q) => q.forward(x)?,
+            Inner::Dense(w) => on_rows(x, w.dim(0)?, |x2| {
                 // candle's CPU f16 GEMM is slower than f32 beyond a few rows: upcast the weight
                 // (transient) for prefill-sized inputs, stay in f16 for decode. A GPU
                 // multiplies half precision natively at any size.
-                let y = if w.dtype() == DType::F32 {
-                    x2.matmul(&w.t()?)?
+                if w.dtype() == DType::F32 {
+                    x2.matmul(&w.t()?)
                 } else if x2.dim(0)? >= 16 && w.device().is_cpu() {
                     x2.to_dtype(DType::F32)?
-                        .matmul(&w.to_dtype(DType::F32)?.t()?)?
+                        .matmul(&w.to_dtype(DType::F32)?.t()?)
                 } else {
                     x2.to_dtype(w.dtype())?
                         .matmul(&w.t()?)?
-                        .to_dtype(DType::F32)?
-                };
-                let mut out_dims = dims;
-                let last = out_dims.len() - 1;
-                out_dims[last] = w.dim(0)?;
-                y.reshape(out_dims)?
-            }
+                        .to_dtype(DType::F32)
+                }
+            })?,
         };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
     }
+}
+
+/// Applies `f` to `x` seen as `(rows, inp)` and gives its `(rows, n)` result `x`'s leading
+/// dimensions back: the products here are two-dimensional, the layers' inputs of any rank.
+fn on_rows(x: &Tensor, n: usize, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let last = dims.len() - 1;
+    let y = f(&x.reshape(((), dims[last]))?)?;
+    dims[last] = n;
+    y.reshape(dims)
 }
 
 /// Rows from which candle 0.11 multiplies a Q4K weight with AMX tiles, on CPUs that have
