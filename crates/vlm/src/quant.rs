@@ -2,7 +2,9 @@
 //!
 //! Quantization happens at load time, one tensor at a time, so the peak memory is the
 //! quantized model plus one f32 tensor. On x86 CPUs candle's repacked Q4K kernels beat dense
-//! f32 in prefill and read ~7x fewer bytes per decoded token. Its Q8_0 matmul has no fast path
+//! f32 in prefill and read ~7x fewer bytes per decoded token; the decode kernels read the
+//! blocks, and a prefill multiplies through short-lived packed copies of one layer at a time
+//! ([`Linear::packed_rows`]), so the decoder is held once. Its Q8_0 matmul has no fast path
 //! on AVX2 at many rows, so Q8_0 layers expand their weight to f32 per call there (storage
 //! near-lossless at half of f16, compute at f32 speed). bf16 is never used on CPU because
 //! candle's bf16 matmul there is ~5x slower than f32 (see reference/vlm.md §3.1).
@@ -252,9 +254,9 @@ impl Linear {
         }
     }
 
-    /// Builds candle's repacked copy of a quantized weight now. candle builds it lazily, on
-    /// first use, which put ~2 s of one-off packing into the first analysis's time to first
-    /// token and a memory step in the middle of it; loading is where that belongs.
+    /// Builds candle's repacked copy of a quantized weight now rather than lazily inside the
+    /// first product of many rows, so that the packing can run in parallel with other weights'
+    /// (see [`Self::packed_rows`]).
     pub fn prepare(&self) -> Result<()> {
         if let Inner::Quant(QMatMul::QTensor(q)) = &self.inner {
             // Two rows: Q6K packs only for more than one row; Q8_0 stays unpacked either way.
@@ -262,6 +264,42 @@ impl Linear {
             self.forward(&x)?;
         }
         Ok(())
+    }
+
+    /// Whether candle multiplies this weight by many rows through a repacked copy that it then
+    /// keeps for the weight's lifetime (Q4K and Q6K on the CPU, where the decode kernels read
+    /// the blocks themselves, so the copy would double the weight's memory for good).
+    pub(crate) fn repacks_for_many_rows(&self) -> bool {
+        matches!(&self.inner, Inner::Quant(QMatMul::QTensor(q))
+            if q.device().is_cpu() && matches!(q.dtype(), GgmlDType::Q4K | GgmlDType::Q6K))
+    }
+
+    /// Rows `start..start + len` of a quantized weight as a layer of their own, with candle's
+    /// repacked copy already built: for one prefill's products, after which the copy is dropped.
+    ///
+    /// Keeping candle's copy of every decoder weight held ~1.2 GB of the 2B model's ~3 GB
+    /// beside the blocks the decode kernels read (issue 14); building it per prefill, layer by
+    /// layer, costs ~35 ms of packing per layer on two cores. Rows are independent, so the
+    /// part's products equal the matching columns of the whole weight's, bit for bit.
+    pub(crate) fn packed_rows(&self, start: usize, len: usize) -> Result<Linear> {
+        let Inner::Quant(QMatMul::QTensor(q)) = &self.inner else {
+            candle_core::bail!("packed_rows: not a quantized weight");
+        };
+        let (n, k) = q.shape().dims2()?;
+        if start + len > n || self.bias.is_some() {
+            candle_core::bail!("packed_rows: rows {start}..{} of {n}", start + len);
+        }
+        let dt = q.dtype();
+        let row = k / dt.block_size() * dt.type_size();
+        let data = q.data()?;
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Borrowed(&data[start * row..(start + len) * row]),
+            &q.device(),
+            dt,
+        )?;
+        let part = Self::from_qtensor(std::sync::Arc::new(QTensor::new(storage, (len, k))?), None)?;
+        part.prepare()?;
+        Ok(part)
     }
 
     /// Runs `f` on the weight as the CPU decode kernels read it ([`crate::decode`]), or on
@@ -400,12 +438,13 @@ const AMX_MIN_ROWS: usize = 32;
 /// Whether a product of `x` by the quantized `w` must be split into calls of fewer than
 /// [`AMX_MIN_ROWS`] rows so that candle takes its AVX-512 VNNI tiles rather than AMX.
 ///
-/// On an AMX CPU (Sapphire Rapids and later) candle keeps, per Q4K weight, a third copy for
-/// AMX (unpacked bytes: 2.22x the blocks) beside the blocks the decode kernels read and the
-/// VNNI tiles [`Linear::prepare`] builds (1.33x) and shorter products use. Built lazily in the
-/// first prefill, it took the 2B model's peak RSS from ~2.9 to 4.35 GB (issue 14). Split into
+/// On an AMX CPU (Sapphire Rapids and later) candle keeps, per Q4K weight, a copy for AMX
+/// (unpacked bytes: 2.22x the blocks) beside the VNNI tiles [`Linear::prepare`] builds
+/// (1.33x), which shorter products use. When every decoder weight kept both, the AMX copies
+/// took the 2B model's peak RSS from ~2.9 to 4.35 GB (issue 14); the prefill's short-lived
+/// copies ([`Linear::packed_rows`]) still take the tiles. Split into
 /// 31-row calls, the same products measured 2-15% slower than with AMX (`matmul_bench`,
-/// 777 rows), for 1.4 GB less memory.
+/// 777 rows).
 fn avoid_amx(w: &QTensor, x: &Tensor) -> Result<bool> {
     if w.dtype() != GgmlDType::Q4K || !w.device().is_cpu() || !x.device().is_cpu() {
         return Ok(false);
@@ -657,6 +696,38 @@ mod tests {
             let got = ours.reshape((99, 48)).unwrap().narrow(0, r, 1).unwrap();
             assert!(max_abs_diff(&one, &got) < 1e-4, "row {r}");
         }
+    }
+
+    /// A packed part of a weight (as a prefill multiplies with) gives exactly the matching
+    /// columns of the whole weight's product, at many rows (AMX-split on such CPUs) and few;
+    /// rows outside the weight, dense weights and Q8_0 are refused or not offered.
+    #[test]
+    fn packed_parts_equal_the_whole_weights_columns() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (96, 512), &dev).unwrap();
+        for dt in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let lin =
+                Linear::from_qtensor(std::sync::Arc::new(quantize(&w, dt).unwrap()), None).unwrap();
+            assert!(lin.repacks_for_many_rows());
+            for m in [2, 40] {
+                let x = Tensor::randn(0f32, 1.0, (m, 512), &dev).unwrap();
+                let whole = lin.forward(&x).unwrap();
+                for (start, len) in [(0, 32), (32, 48), (80, 16)] {
+                    let part = lin.packed_rows(start, len).unwrap().forward(&x).unwrap();
+                    let cols = whole.narrow(1, start, len).unwrap();
+                    assert_eq!(
+                        max_abs_diff(&part, &cols),
+                        0.0,
+                        "{dt:?} m={m} {start}+{len}"
+                    );
+                }
+            }
+            assert!(lin.packed_rows(90, 16).is_err());
+        }
+        let dense = Linear::from_weight(w.clone(), None, WeightMode::F32, Tower::Text).unwrap();
+        let q8 = Linear::from_weight(w, None, WeightMode::Q8_0, Tower::Text).unwrap();
+        assert!(!dense.repacks_for_many_rows() && !q8.repacks_for_many_rows());
+        assert!(dense.packed_rows(0, 16).is_err());
     }
 
     /// The parallel Q8_0 expansion equals candle's, and a Q8_0 layer gives the same result on

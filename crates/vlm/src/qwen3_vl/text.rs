@@ -58,6 +58,7 @@ struct Layer {
     kv_heads: usize,
     head_dim: usize,
     intermediate: usize,
+    hidden: usize,
 }
 
 /// Positions allocated beyond the current need when the cache (re)allocates. Small on
@@ -173,6 +174,7 @@ impl Layer {
             kv_heads: kvh,
             head_dim: hd,
             intermediate: c.intermediate_size,
+            hidden: d,
         })
     }
 
@@ -254,23 +256,30 @@ impl Layer {
         let m = x.dim(0)?;
         let hd = self.head_dim;
         let (nq, nkv) = (self.heads * hd, self.kv_heads * hd);
+        let packed = self.packed_for(m)?;
         let h = self.input_ln.forward(x)?;
-        let qkv = self.qkv.forward(&h)?;
+        let (q, k, v) = match &packed {
+            Some(p) => (p.q.forward(&h)?, p.k.forward(&h)?, p.v.forward(&h)?),
+            None => {
+                let qkv = self.qkv.forward(&h)?;
+                (
+                    qkv.narrow(1, 0, nq)?,
+                    qkv.narrow(1, nq, nkv)?,
+                    qkv.narrow(1, nq + nkv, nkv)?,
+                )
+            }
+        };
         // (m, heads, hd) -> per-head RMSNorm -> (1, heads, m, hd) for the rope kernel
-        let heads = |start: usize, n: usize, norm: &RmsNorm| -> Result<Tensor> {
-            let t = qkv
-                .narrow(1, start, n * hd)?
-                .contiguous()?
-                .reshape((m, n, hd))?;
+        let heads = |t: &Tensor, n: usize, norm: &RmsNorm| -> Result<Tensor> {
+            let t = t.contiguous()?.reshape((m, n, hd))?;
             let t = norm.forward(&t)?;
             t.transpose(0, 1)?.contiguous()?.unsqueeze(0)
         };
-        let q = candle_nn::rotary_emb::rope(&heads(0, self.heads, &self.q_norm)?, cos, sin)?
+        let q = candle_nn::rotary_emb::rope(&heads(&q, self.heads, &self.q_norm)?, cos, sin)?
             .squeeze(0)?;
-        let k = candle_nn::rotary_emb::rope(&heads(nq, self.kv_heads, &self.k_norm)?, cos, sin)?
+        let k = candle_nn::rotary_emb::rope(&heads(&k, self.kv_heads, &self.k_norm)?, cos, sin)?
             .squeeze(0)?;
-        let v = qkv
-            .narrow(1, nq + nkv, nkv)?
+        let v = v
             .contiguous()?
             .reshape((m, self.kv_heads, hd))?
             .transpose(0, 1)?
@@ -283,14 +292,72 @@ impl Layer {
         let past = k.dim(1)? - m;
         // Grouped-query, causal: query i sees keys 0..=past+i; (m, heads * hd).
         let y = crate::attention::attention(&(q * scale)?, &k, &v, Some(past))?;
-        let x = (x + self.o.forward(&y)?)?;
+        let x = (x + packed.as_ref().map_or(&self.o, |p| &p.o).forward(&y)?)?;
         let h = self.post_ln.forward(&x)?;
-        let gu = self.gate_up.forward(&h)?;
-        let n = self.intermediate;
-        let g = candle_nn::ops::silu(&gu.narrow(1, 0, n)?)?;
-        let u = gu.narrow(1, n, n)?;
-        x + self.down.forward(&(g * u)?)?
+        let (g, u) = match &packed {
+            Some(p) => (p.gate.forward(&h)?, p.up.forward(&h)?),
+            None => {
+                let gu = self.gate_up.forward(&h)?;
+                let n = self.intermediate;
+                (gu.narrow(1, 0, n)?, gu.narrow(1, n, n)?)
+            }
+        };
+        let g = candle_nn::ops::silu(&g)?;
+        let down = packed.as_ref().map_or(&self.down, |p| &p.down);
+        x + down.forward(&(g * u)?)?
     }
+
+    /// Short-lived packed copies of this layer's weights for a product of `m` rows, where
+    /// candle would otherwise build and keep its own (see [`Linear::packed_rows`]); `None`
+    /// where the layer's own weights serve (one row, dense or GPU weights).
+    ///
+    /// The fused q/k/v and gate/up weights are copied as their parts: the prefill needs them
+    /// apart anyway, and seven packings of similar size share two cores better than four.
+    fn packed_for(&self, m: usize) -> Result<Option<Packed>> {
+        let all = [&self.qkv, &self.o, &self.gate_up, &self.down];
+        if m < 2 || !all.iter().all(|l| l.repacks_for_many_rows()) {
+            return Ok(None);
+        }
+        let (nq, nkv) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let (ni, d) = (self.intermediate, self.hidden);
+        let parts = [
+            (&self.qkv, 0, nq),
+            (&self.qkv, nq, nkv),
+            (&self.qkv, nq + nkv, nkv),
+            (&self.o, 0, d),
+            (&self.gate_up, 0, ni),
+            (&self.gate_up, ni, ni),
+            (&self.down, 0, d),
+        ];
+        use rayon::prelude::*;
+        let mut l = parts
+            .into_par_iter()
+            .map(|(w, start, len)| w.packed_rows(start, len))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut next = || l.next().expect("seven parts");
+        Ok(Some(Packed {
+            q: next(),
+            k: next(),
+            v: next(),
+            o: next(),
+            gate: next(),
+            up: next(),
+            down: next(),
+        }))
+    }
+}
+
+/// One layer's weights for a prefill, packed for candle's many-row kernels and dropped after
+/// the layer ([`Layer::packed_for`]).
+struct Packed {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 /// Name of the tied head in the quantized-weight cache.
@@ -379,11 +446,7 @@ impl TextModel {
             } else {
                 mode
             };
-            let layer = Layer::load(vb.pp(format!("layers.{i}")), cfg, mode, strong)?;
-            for lin in [&layer.qkv, &layer.o, &layer.gate_up, &layer.down] {
-                lin.prepare()?;
-            }
-            Ok(layer)
+            Layer::load(vb.pp(format!("layers.{i}")), cfg, mode, strong)
         })?;
         Ok(Self {
             embed,
