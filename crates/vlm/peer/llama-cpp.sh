@@ -18,7 +18,8 @@
 # DATA (default target/llama-peer) holds the venv (~7 GB: PyPI's torch wheel brings its CUDA
 # libraries; the converter imports torch), the llama.cpp build and, for SHAPE=2b, the
 # checkpoints: bf16 safetensors 4.3 GB, f16 GGUF ~3.4 GB, mmproj Q8_0 ~0.4 GB, Q4_K_M ~1.1 GB.
-# Env: SHAPE (2b | small), PAIRS (1), DECODE (32), THREADS (2), CTX (512), CHUNKS (2), JOBS (2).
+# Env: SHAPE (2b | small), PAIRS (1), DECODE (32), THREADS (2), CTX (512), CHUNKS (2), JOBS (2),
+# NO_AMX (0; 1 builds ggml without AMX kernels, see build()).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 PEER="$ROOT/crates/vlm/peer"
@@ -70,8 +71,15 @@ setup() {
 }
 
 build() {
-    local cmake="$VENV/bin/cmake"
-    "$cmake" -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    local cmake="$VENV/bin/cmake" flags=()
+    # NO_AMX=1: compile ggml without its AMX kernels (they stay off the -march=native set). On
+    # a 2-vCPU Sapphire Rapids VM this llama.cpp died with SIGILL on `tilezero` in an OpenMP
+    # worker thread at the first matmul; its AVX-512 VNNI kernels run there.
+    if [ "${NO_AMX:-0}" = 1 ]; then
+        flags=(-DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+               -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    fi
+    "$cmake" -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON "${flags[@]}" \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF \
         -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
         -DCMAKE_MAKE_PROGRAM="$VENV/bin/ninja" >"$OUTDIR/cmake-configure.log"

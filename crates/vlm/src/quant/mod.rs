@@ -141,6 +141,9 @@ pub enum Tower {
 pub struct Linear {
     inner: Inner,
     bias: Option<Tensor>,
+    /// A prefill's short-lived copy on an AMX CPU: candle may build its AMX copy for products
+    /// of many rows, since it goes with this one ([`Linear::packed_rows`]).
+    amx: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +227,7 @@ impl Linear {
     /// Wraps an already quantized weight (from the cache of an earlier load).
     pub fn from_qtensor(q: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         Ok(Self {
+            amx: false,
             inner: Inner::Quant(QMatMul::from_arc(q)?),
             bias: bias.map(|b| b.to_dtype(DType::F32)).transpose()?,
         })
@@ -245,7 +249,11 @@ impl Linear {
             None => Inner::Dense(w.to_dtype(mode.dense_dtype())?),
         };
         let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
-        Ok(Self { inner, bias })
+        Ok(Self {
+            inner,
+            bias,
+            amx: false,
+        })
     }
 
     /// The quantized weight, shared, when this layer is quantized (a tied embedding gathers
@@ -278,12 +286,14 @@ impl Linear {
     }
 
     /// Rows `start..start + len` of a quantized weight as a layer of their own, with candle's
-    /// repacked copy already built: for one prefill's products, after which the copy is dropped.
+    /// repacked copy already built (on AMX CPUs a Q4K part's AMX copy is built by its first
+    /// product instead): for one prefill's products, after which the copy is dropped.
     ///
     /// Keeping candle's copy of every decoder weight held ~1.2 GB of the 2B model's ~3 GB
     /// beside the blocks the decode kernels read (issue 14); building it per prefill, layer by
     /// layer, costs ~35 ms of packing per layer on two cores. Rows are independent, so the
-    /// part's products equal the matching columns of the whole weight's, bit for bit.
+    /// part's products equal the matching columns of the whole weight's (bit for bit where
+    /// both take the same kernels).
     pub(crate) fn packed_rows(&self, start: usize, len: usize) -> Result<Linear> {
         let Inner::Quant(QMatMul::QTensor(q)) = &self.inner else {
             candle_core::bail!("packed_rows: not a quantized weight");
@@ -291,8 +301,13 @@ impl Linear {
         if self.bias.is_some() {
             candle_core::bail!("packed_rows: a weight with a bias");
         }
-        let part = Self::from_qtensor(copy_rows(q, start, len)?, None)?;
-        part.prepare()?;
+        let mut part = Self::from_qtensor(copy_rows(q, start, len)?, None)?;
+        if q.dtype() == GgmlDType::Q4K && amx_cpu() {
+            // candle packs its AMX copy inside the product; VNNI tiles would go unused.
+            part.amx = true;
+        } else {
+            part.prepare()?;
+        }
         Ok(part)
     }
 
@@ -388,7 +403,7 @@ impl Linear {
                     on_rows(x, n, |x2| x2.matmul(&dequantize_q8_0(q, x.device())?.t()?))?
                 }
             }
-            Inner::Quant(qm @ QMatMul::QTensor(q)) if avoid_amx(q, x)? => {
+            Inner::Quant(qm @ QMatMul::QTensor(q)) if !self.amx && avoid_amx(q, x)? => {
                 on_rows(x, q.shape().dims2()?.0, |x2| {
                     let m = x2.dim(0)?;
                     let parts = (0..m)
@@ -436,16 +451,44 @@ fn on_rows(x: &Tensor, n: usize, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> R
 /// AMX (its `repack_x86`: `m >= 32`).
 const AMX_MIN_ROWS: usize = 32;
 
+/// Whether candle multiplies Q4K weights by 32 rows or more with AMX on this CPU: its AVX-512
+/// VNNI level (no `MISTRALRS_FORCE_*` override) and AMX-TILE and AMX-INT8 in CPUID leaf 7
+/// (candle reads them there too; the standard library's detection of them is unstable).
+fn amx_cpu() -> bool {
+    static AMX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMX.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if env_is("MISTRALRS_FORCE_AVX2") || env_is("MISTRALRS_FORCE_AVXVNNI") {
+                return false;
+            }
+            if !(has!("avx512f") && has!("avx512vnni")) {
+                return false;
+            }
+            // Leaf 7 exists on every CPU with AVX-512 (checked above). `__cpuid_count` is safe
+            // in recent Rust (1.95 here) and unsafe in older ones (the workspace builds from 1.85).
+            #[allow(unsafe_code, unused_unsafe)]
+            let edx = unsafe { std::arch::x86_64::__cpuid_count(7, 0) }.edx;
+            edx & (1 << 24) != 0 && edx & (1 << 25) != 0
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
 /// Whether a product of `x` by the quantized `w` must be split into calls of fewer than
 /// [`AMX_MIN_ROWS`] rows so that candle takes its AVX-512 VNNI tiles rather than AMX.
 ///
 /// On an AMX CPU (Sapphire Rapids and later) candle keeps, per Q4K weight, a copy for AMX
 /// (unpacked bytes: 2.22x the blocks) beside the VNNI tiles [`Linear::prepare`] builds
 /// (1.33x), which shorter products use. When every decoder weight kept both, the AMX copies
-/// took the 2B model's peak RSS from ~2.9 to 4.35 GB (issue 14); the prefill's short-lived
-/// copies ([`Linear::packed_rows`]) still take the tiles. Split into
-/// 31-row calls, the same products measured 2-15% slower than with AMX (`matmul_bench`,
-/// 777 rows).
+/// took the 2B model's peak RSS from ~2.9 to 4.35 GB (issue 14). A weight kept for the
+/// model's life is therefore split into 31-row calls (2-15% slower per product,
+/// `matmul_bench`, 777 rows); the prefill's short-lived copies ([`Linear::packed_rows`]) take
+/// AMX, whose copy goes with them (prefill 12.1-14.1 -> 9.9-11.0 s, `decode_bench`).
 fn avoid_amx(w: &QTensor, x: &Tensor) -> Result<bool> {
     if w.dtype() != GgmlDType::Q4K || !w.device().is_cpu() || !x.device().is_cpu() {
         return Ok(false);
