@@ -177,8 +177,10 @@ impl SqliteStore {
         tracing::info!(synchronous = synchronous(), "database opened");
         migrate(&mut writer)?;
         // Entries noted by writes made outside the writer (the sqlite3 shell) are searchable
-        // from the start, not only after the next write.
-        let tx = writer.transaction()?;
+        // from the start, not only after the next write. IMMEDIATE: a deferred transaction
+        // that reads, then writes, gets SQLITE_BUSY at once (no busy wait) when another
+        // process committed in between, which two workers starting together did.
+        let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         search::index_pending(&tx)?;
         tx.commit()?;
         let checkpoints = checkpoint::Checkpointer::start(&path, &writer)?;
@@ -299,7 +301,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
-        let tx = conn.transaction()?;
+        // IMMEDIATE, and the version read again inside: another process opening the same
+        // database at the same moment may have applied this step while we waited for the lock.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+        if now > i {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
@@ -311,6 +319,39 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Processes that open one database together (the app and its workers, two workers)
+    /// all open it: on a fresh data dir (the migrations) and on an existing one.
+    #[test]
+    fn stores_opened_together_all_open() {
+        for fresh in [true, false] {
+            for _ in 0..10 {
+                let dir = tempfile::tempdir().unwrap();
+                if !fresh {
+                    drop(Store::open(dir.path()).unwrap());
+                }
+                let start = std::sync::Barrier::new(4);
+                std::thread::scope(|s| {
+                    let opened: Vec<_> = (0..4)
+                        .map(|_| {
+                            s.spawn(|| {
+                                start.wait();
+                                Store::open_shared(dir.path()).map(drop)
+                            })
+                        })
+                        .collect();
+                    for o in opened {
+                        o.join().unwrap().unwrap();
+                    }
+                });
+                let c = Connection::open(dir.path().join("opslens.db")).unwrap();
+                let v: i64 = c
+                    .pragma_query_value(None, "user_version", |r| r.get(0))
+                    .unwrap();
+                assert_eq!(v as usize, MIGRATIONS.len());
+            }
+        }
+    }
 
     #[test]
     fn refuses_a_database_from_a_newer_version() {
