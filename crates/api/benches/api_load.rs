@@ -24,45 +24,27 @@ use std::time::{Duration, Instant};
 use common::{cores, pct, png, Server};
 use serde_json::json;
 
+/// The load: `cargo bench -p opslens-api --bench api_load -- [OPTIONS]`.
+#[derive(clap::Parser)]
 struct Load {
+    /// Seconds each server is driven.
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Screenshots already on the incident of the second upload run.
+    #[arg(long, default_value_t = 10_000)]
     seed: usize,
+    /// Skip the create comparison.
+    #[arg(long)]
     uploads_only: bool,
+    /// Skip the uploads.
+    #[arg(long)]
     creates_only: bool,
-}
-
-fn parse_args() -> Load {
-    let mut load = Load {
-        seconds: 5,
-        connections: 32,
-        seed: 10_000,
-        uploads_only: false,
-        creates_only: false,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--seconds" => {
-                load.seconds = args[i + 1].parse().expect("--seconds N");
-                i += 1;
-            }
-            "--connections" => {
-                load.connections = args[i + 1].parse().expect("--connections N");
-                i += 1;
-            }
-            "--seed" => {
-                load.seed = args[i + 1].parse().expect("--seed N");
-                i += 1;
-            }
-            "--uploads-only" => load.uploads_only = true,
-            "--creates-only" => load.creates_only = true,
-            _ => {} // cargo bench passes --bench
-        }
-        i += 1;
-    }
-    load
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// What one request of a load is.
@@ -186,7 +168,7 @@ async fn bare_probe(dir: &std::path::Path) -> SocketAddr {
 }
 
 fn main() {
-    let load = parse_args();
+    let load = <Load as clap::Parser>::parse();
     let dir = tempfile::tempdir().unwrap();
     // Server and load generator share the 2 cores, as wrk on the same machine would.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -37,38 +37,21 @@ use serde_json::{json, Value};
 /// Where the PostgreSQL server to measure is (any database on it: the bench creates its own).
 const DATABASE_ENV: &str = "OPSLENS_BENCH_DATABASE_URL";
 
+/// The load: `cargo bench -p opslens-api --bench team_load -- [OPTIONS]`.
+#[derive(clap::Parser)]
 struct Args {
+    /// Seconds of the mixed load.
+    #[arg(long, default_value_t = 60)]
     seconds: u64,
+    /// Concurrent keep-alive connections, spread over the replicas.
+    #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Server replicas sharing the PostgreSQL database.
+    #[arg(long, default_value_t = 3)]
     replicas: usize,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        seconds: 60,
-        connections: 64,
-        replicas: 3,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = |name: &str| -> usize {
-            args.get(i + 1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} N"))
-        };
-        match args[i].as_str() {
-            "--seconds" => a.seconds = value("--seconds") as u64,
-            "--connections" => a.connections = value("--connections").max(1),
-            "--replicas" => a.replicas = value("--replicas").max(1),
-            _ => {
-                i += 1; // cargo bench passes --bench
-                continue;
-            }
-        }
-        i += 2;
-    }
-    a
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// One kind of request of the mix.
@@ -627,7 +610,10 @@ async fn setup(
 }
 
 fn main() {
-    let args = parse_args();
+    let mut args = <Args as clap::Parser>::parse();
+    // At least one of each, as before.
+    args.connections = args.connections.max(1);
+    args.replicas = args.replicas.max(1);
     let Some(admin) = std::env::var(DATABASE_ENV)
         .ok()
         .filter(|u| !u.trim().is_empty())
