@@ -595,21 +595,27 @@ fn copy_rows(q: &QTensor, start: usize, len: usize) -> Result<std::sync::Arc<QTe
 
 /// Whether candle multiplies a Q8_0 `n x k` weight by many rows with its VNNI tiles (AVX-512
 /// VNNI, or AVX-VNNI), as its `repack_x86::level` and `select` decide, environment overrides
-/// included. Elsewhere its Q8_0 product is a slow generic loop.
+/// included (read once, as candle caches its level). Elsewhere its Q8_0 product is a slow
+/// generic loop.
 fn q8_0_tiles(n: usize, k: usize) -> bool {
-    if n % 16 != 0 || k % 256 != 0 || env_is("MISTRALRS_FORCE_AVX2") {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        (has!("avx512f") && has!("avx512vnni"))
-            || ((env_is("MISTRALRS_FORCE_AVXVNNI") || has!("avxvnni")) && has!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    n % 16 == 0
+        && k % 256 == 0
+        && *VNNI.get_or_init(|| {
+            if env_is("MISTRALRS_FORCE_AVX2") {
+                return false;
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                (has!("avx512f") && has!("avx512vnni"))
+                    || ((env_is("MISTRALRS_FORCE_AVXVNNI") || has!("avxvnni")) && has!("avx2"))
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                false
+            }
+        })
 }
 
 /// Whether the environment variable `name` is `1` (candle's spelling for its overrides).
