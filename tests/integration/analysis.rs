@@ -11,6 +11,7 @@ use opslens_models::ModelSettings;
 use serde_json::{json, Value};
 
 use crate::app::{png, wait_for_serve, TestApp};
+use crate::fakes::hub;
 
 const TINY: &str = "tiny-qwen3-vl-test";
 
@@ -222,20 +223,23 @@ async fn pulling_from_an_unreachable_hub_fails_with_a_clear_message() {
         .local_addr()
         .unwrap()
         .port();
+    // The stand-in hub's 600 KB model, not the 4 GB one: the disk check comes before the
+    // network, and a CI disk with under 5 GB free answered 507 before the hub was tried.
     let app = TestApp::spawn_with_analysis(move |root| AnalysisConfig {
         models: ModelSettings {
             offline: false,
             endpoint: format!("http://127.0.0.1:{port}"),
             ..AnalysisConfig::isolated(root).models
         },
+        manifest: Some(hub::manifest(hub::entry())),
         ..AnalysisConfig::isolated(root)
     })
     .await;
-    let res = app
-        .post("/api/v1/models/qwen3-vl-2b-instruct/pull", &json!({}))
-        .await;
+    let m = app.get_json("/api/v1/models/tiny-hub").await;
+    assert_eq!(m["download"]["fits"], true, "{m}");
+    let res = app.post("/api/v1/models/tiny-hub/pull", &json!({})).await;
     assert_eq!(res.status(), 202);
-    let m = wait_for(&app, "/api/v1/models/qwen3-vl-2b-instruct", "pull", |v| {
+    let m = wait_for(&app, "/api/v1/models/tiny-hub", "pull", |v| {
         v["pull"]["state"] != "downloading"
     })
     .await;
@@ -244,9 +248,7 @@ async fn pulling_from_an_unreachable_hub_fails_with_a_clear_message() {
     assert!(err.contains("cannot reach the Hugging Face hub"), "{err}");
     assert_eq!(m["installed"], false);
     // The same as server-sent events: progress, then one `failed` event, then the stream ends.
-    let res = app
-        .get("/api/v1/models/qwen3-vl-2b-instruct/pull/events")
-        .await;
+    let res = app.get("/api/v1/models/tiny-hub/pull/events").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
         .to_str()
