@@ -19,7 +19,9 @@
 # libraries; the converter imports torch), the llama.cpp build and, for SHAPE=2b, the
 # checkpoints: bf16 safetensors 4.3 GB, f16 GGUF ~3.4 GB, mmproj Q8_0 ~0.4 GB, Q4_K_M ~1.1 GB.
 # Env: SHAPE (2b | small), PAIRS (1), DECODE (32), THREADS (2), CTX (512), CHUNKS (2), JOBS (2),
-# NO_AMX (0; 1 builds ggml without AMX kernels, see build()).
+# NO_AMX (0; 1 builds ggml without AMX kernels, see build()), ISA (native | avx2: both engines
+# held to AVX2/FMA/F16C on a newer CPU, to stand in for an AVX2-only machine: llama.cpp built
+# without GGML_NATIVE into llama-build-avx2, ours with MISTRALRS_FORCE_AVX2=1; logs in out-avx2).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 PEER="$ROOT/crates/vlm/peer"
@@ -39,12 +41,18 @@ OURS="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/llama_peer"
 VENV="$DATA/venv"
 PY="$VENV/bin/python"
 SRC="$DATA/llama_cpp_python-$LLAMA_PY_VERSION/vendor/llama.cpp"
-BUILD="$DATA/llama-build"
+ISA=${ISA:-native}
+case "$ISA" in
+    native) BUILD="$DATA/llama-build" OUTDIR="$DATA/out" ;;
+    # candle's kernels and our VNNI/AMX choices follow this variable; our decode kernels are
+    # AVX2 on every x86 CPU
+    avx2) BUILD="$DATA/llama-build-avx2" OUTDIR="$DATA/out-avx2"; export MISTRALRS_FORCE_AVX2=1 ;;
+    *) echo "ISA is native or avx2, not $ISA" >&2; exit 2 ;;
+esac
 BIN="$BUILD/bin"
 HF="$DATA/hf-$SHAPE"   # the random checkpoint, HF layout
 GG="$DATA/gguf-$SHAPE" # converted / quantized
 PIC="$DATA/dashboard-1152x640.png"
-OUTDIR="$DATA/out"     # logs and figures
 mkdir -p "$DATA" "$OUTDIR"
 
 log() { echo "== $*" >&2; }
@@ -79,7 +87,10 @@ build() {
         flags=(-DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
                -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
     fi
-    "$cmake" -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON "${flags[@]}" \
+    local native=ON
+    # ISA=avx2: GGML_NATIVE off leaves AVX, AVX2, FMA, F16C and BMI2 on and AVX-512/AMX off
+    [ "$ISA" = avx2 ] && native=OFF
+    "$cmake" -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=$native "${flags[@]}" \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF \
         -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
         -DCMAKE_MAKE_PROGRAM="$VENV/bin/ninja" >"$OUTDIR/cmake-configure.log"
