@@ -302,7 +302,7 @@ impl Linear {
             candle_core::bail!("packed_rows: a weight with a bias");
         }
         let mut part = Self::from_qtensor(copy_rows(q, start, len)?, None)?;
-        if q.dtype() == GgmlDType::Q4K && amx_cpu() {
+        if q.dtype() == GgmlDType::Q4K && candle_x86().amx {
             // candle packs its AMX copy inside the product; VNNI tiles would go unused.
             part.amx = true;
         } else {
@@ -451,30 +451,50 @@ fn on_rows(x: &Tensor, n: usize, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> R
 /// AMX (its `repack_x86`: `m >= 32`).
 const AMX_MIN_ROWS: usize = 32;
 
-/// Whether candle multiplies Q4K weights by 32 rows or more with AMX on this CPU: its AVX-512
-/// VNNI level (no `MISTRALRS_FORCE_*` override) and AMX-TILE and AMX-INT8 in CPUID leaf 7
-/// (candle reads them there too; the standard library's detection of them is unstable).
-fn amx_cpu() -> bool {
-    static AMX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AMX.get_or_init(|| {
+/// What candle 0.11's x86 kernels do on this CPU, as its `repack_x86::level` and
+/// `amx_available` decide (environment overrides included), read once as candle caches them.
+/// The choices below follow candle's, so they mirror it in this one place.
+#[derive(Debug, Clone, Copy)]
+struct CandleX86 {
+    /// Many-row products of k-quant and Q8_0 weights run on its VNNI tiles (AVX-512 VNNI, or
+    /// AVX-VNNI); elsewhere its Q8_0 product is a slow generic loop.
+    vnni_tiles: bool,
+    /// Q4K products of [`AMX_MIN_ROWS`] rows or more run on AMX: its AVX-512 VNNI level (no
+    /// `MISTRALRS_FORCE_*` override) and AMX-TILE and AMX-INT8 in CPUID leaf 7 (candle reads
+    /// them there too; the standard library's detection of them is unstable).
+    amx: bool,
+}
+
+fn candle_x86() -> CandleX86 {
+    static CPU: std::sync::OnceLock<CandleX86> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if env_is("MISTRALRS_FORCE_AVX2") || env_is("MISTRALRS_FORCE_AVXVNNI") {
-                return false;
-            }
-            if !(has!("avx512f") && has!("avx512vnni")) {
-                return false;
-            }
-            // Leaf 7 exists on every CPU with AVX-512 (checked above). `__cpuid_count` is safe
+            let (force_avx2, force_vnni) = (
+                env_is("MISTRALRS_FORCE_AVX2"),
+                env_is("MISTRALRS_FORCE_AVXVNNI"),
+            );
+            let avx512 = !force_avx2 && !force_vnni && has!("avx512f") && has!("avx512vnni");
+            let avx_vnni = !force_avx2 && (force_vnni || has!("avxvnni")) && has!("avx2");
+            // Leaf 7 exists on every CPU with AVX-512 (checked first). `__cpuid_count` is safe
             // in recent Rust (1.95 here) and unsafe in older ones (the workspace builds from 1.85).
             #[allow(unsafe_code, unused_unsafe)]
-            let edx = unsafe { std::arch::x86_64::__cpuid_count(7, 0) }.edx;
-            edx & (1 << 24) != 0 && edx & (1 << 25) != 0
+            let amx = avx512 && {
+                let edx = unsafe { std::arch::x86_64::__cpuid_count(7, 0) }.edx;
+                edx & (1 << 24) != 0 && edx & (1 << 25) != 0
+            };
+            CandleX86 {
+                vnni_tiles: avx512 || avx_vnni,
+                amx,
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            false
+            CandleX86 {
+                vnni_tiles: false,
+                amx: false,
+            }
         }
     })
 }
@@ -490,25 +510,16 @@ fn amx_cpu() -> bool {
 /// `matmul_bench`, 777 rows); the prefill's short-lived copies ([`Linear::packed_rows`]) take
 /// AMX, whose copy goes with them (prefill 12.1-14.1 -> 9.9-11.0 s, `decode_bench`).
 fn avoid_amx(w: &QTensor, x: &Tensor) -> Result<bool> {
-    if w.dtype() != GgmlDType::Q4K || !w.device().is_cpu() || !x.device().is_cpu() {
+    // Without AMX, one call of any size takes the same tiles.
+    if !candle_x86().amx
+        || w.dtype() != GgmlDType::Q4K
+        || !w.device().is_cpu()
+        || !x.device().is_cpu()
+    {
         return Ok(false);
     }
     let k = w.shape().dims2()?.1;
-    if x.elem_count() / k.max(1) < AMX_MIN_ROWS {
-        return Ok(false);
-    }
-    // candle tries AMX only where it runs its AVX-512 VNNI kernels (and then asks the CPU and
-    // the kernel); elsewhere one call of any size takes the same tiles.
-    #[cfg(target_arch = "x86_64")]
-    {
-        Ok(std::arch::is_x86_feature_detected!("avx512vnni")
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        Ok(false)
-    }
+    Ok(x.elem_count() / k.max(1) >= AMX_MIN_ROWS)
 }
 
 /// The ggml format `mode` stores a weight with rows of `inp` values in; `None` = dense.
@@ -593,29 +604,10 @@ fn copy_rows(q: &QTensor, start: usize, len: usize) -> Result<std::sync::Arc<QTe
     Ok(std::sync::Arc::new(QTensor::new(storage, (len, k))?))
 }
 
-/// Whether candle multiplies a Q8_0 `n x k` weight by many rows with its VNNI tiles (AVX-512
-/// VNNI, or AVX-VNNI), as its `repack_x86::level` and `select` decide, environment overrides
-/// included (read once, as candle caches its level). Elsewhere its Q8_0 product is a slow
-/// generic loop.
+/// Whether candle multiplies a Q8_0 `n x k` weight by many rows with its VNNI tiles (as its
+/// `select` decides for the shape); elsewhere its Q8_0 product is a slow generic loop.
 fn q8_0_tiles(n: usize, k: usize) -> bool {
-    static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    n % 16 == 0
-        && k % 256 == 0
-        && *VNNI.get_or_init(|| {
-            if env_is("MISTRALRS_FORCE_AVX2") {
-                return false;
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                use std::arch::is_x86_feature_detected as has;
-                (has!("avx512f") && has!("avx512vnni"))
-                    || ((env_is("MISTRALRS_FORCE_AVXVNNI") || has!("avxvnni")) && has!("avx2"))
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                false
-            }
-        })
+    n % 16 == 0 && k % 256 == 0 && candle_x86().vnni_tiles
 }
 
 /// Whether the environment variable `name` is `1` (candle's spelling for its overrides).
