@@ -162,6 +162,12 @@ fn write_loop(store: &Store, queue: &mpsc::Receiver<Job>) {
         for answer in answers {
             answer(&outcome);
         }
+        // Its commit left the search entries waiting (see `Store::index_search_if_many`); they
+        // are indexed now that the batch is answered, while its requests' answers go out.
+        if let Err(e) = store.index_search_if_many() {
+            // Searches index what is waiting themselves; nothing is lost.
+            tracing::warn!(error = %e, "cannot index waiting search entries");
+        }
     }
 }
 
@@ -220,6 +226,33 @@ mod tests {
                 .unwrap();
             assert_eq!(indexed, 3);
         });
+    }
+
+    /// Under a steady stream of writes the write thread still indexes in bulk (after answering
+    /// a batch, once a bulk's worth waits), not only when writes pause or at the commits'
+    /// backstop.
+    #[test]
+    fn the_write_thread_indexes_in_bulk_under_a_steady_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(Store::open(dir.path()).unwrap());
+        let raw = rusqlite::Connection::open(dir.path().join("opslens.db")).unwrap();
+        let count = |sql: &str| -> i64 { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // One at a time: each write is its own batch, answered before the next is sent.
+            for i in 0..300 {
+                db.write(move |s| s.create_incident(row(format!("plover {i}"))))
+                    .await
+                    .unwrap();
+            }
+        });
+        let waiting = count("SELECT count(*) FROM search_pending");
+        let indexed = count("SELECT count(*) FROM search_fts WHERE search_fts MATCH 'plover'");
+        assert!(waiting < 256, "{waiting} entries still wait");
+        assert_eq!(waiting + indexed, 300);
     }
 
     /// Many callers' writes through the write thread: each answered with its own result once

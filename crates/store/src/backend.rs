@@ -110,6 +110,17 @@ impl Store {
         }
     }
 
+    /// After the write thread has answered a batch ([`Store::settle`]): indexes the search
+    /// entries its commits left waiting once there are enough for a bulk write, in a
+    /// transaction of its own, so no batch's requests wait for the indexing. On PostgreSQL
+    /// nothing waits.
+    pub fn index_search_if_many(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.index_search_if_many(),
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Indexes the search entries recent commits left waiting (SQLite indexes them in bulk;
     /// searches do this first anyway). For a moment when writes pause, so the waiting is not
     /// paid by the next search. PostgreSQL indexes each row as it is written.

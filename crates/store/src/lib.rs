@@ -232,6 +232,11 @@ impl SqliteStore {
         self.writer.settle(&self.hooks, deferred)
     }
 
+    /// See [`Store::index_search_if_many`].
+    pub(crate) fn index_search_if_many(&self) -> Result<()> {
+        self.writer.index_search_if_many(&self.hooks)
+    }
+
     /// Sets who hears about committed changes (the change feed); without one, nobody does.
     pub fn set_feed(&mut self, sink: std::sync::Arc<dyn FeedSink>) {
         self.hooks.feed = Some(sink);

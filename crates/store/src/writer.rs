@@ -214,7 +214,12 @@ impl Writer {
         let deferring = is_deferring();
         let last = !deferring && self.waiting.load(Ordering::SeqCst) == 0;
         let result = if lost.is_some() || full || last {
-            let ended = self.end_batch(&mut st, hooks, lost);
+            let index_at = if deferring {
+                crate::search::INDEX_BACKSTOP
+            } else {
+                crate::search::INDEX_BATCH
+            };
+            let ended = self.end_batch(&mut st, hooks, lost, index_at);
             drop(st);
             match (kept, ended) {
                 (Ok(v), Ok(())) => Ok(v),
@@ -260,7 +265,7 @@ impl Writer {
                 .is_some_and(|o| deferred.0.iter().any(|b| Arc::ptr_eq(b, o)));
             if open {
                 // Its error reaches every member through the batch's outcome.
-                let _ = self.end_batch(&mut st, hooks, None);
+                let _ = self.end_batch(&mut st, hooks, None, crate::search::INDEX_BACKSTOP);
             }
         }
         for b in &deferred.0 {
@@ -271,21 +276,38 @@ impl Writer {
         BatchOutcome::committed()
     }
 
+    /// Indexes the search entries that wait, once there are [`crate::search::INDEX_BATCH`],
+    /// in a transaction of its own. For the deferring thread after it has answered a batch:
+    /// the batch's requests do not wait for the indexing, which runs while they are answered,
+    /// where a commit that indexed kept them all waiting for it.
+    pub(crate) fn index_search_if_many(&self, hooks: &Hooks) -> Result<()> {
+        {
+            let st = self.lock();
+            if st.open.is_some()
+                || crate::search::pending_span(&st.conn)? < crate::search::INDEX_BATCH
+            {
+                return Ok(());
+            }
+        }
+        self.run(hooks, |tx| crate::search::index_pending(tx))
+    }
+
     /// Commits (or, when SQLite already dropped it, records the loss of) the open batch, hands
-    /// its changes on, and wakes the members waiting for it.
+    /// its changes on, and wakes the members waiting for it. The search entries noted so far
+    /// are indexed in bulk within the commit once `index_at` may be waiting; until then every
+    /// search indexes them first, so none is missed.
     fn end_batch(
         &self,
         st: &mut State,
         hooks: &Hooks,
         lost: Option<(Option<rusqlite::ffi::Error>, String)>,
+        index_at: i64,
     ) -> Result<()> {
         let pending = std::mem::take(&mut st.pending);
         let result = if let Some((code, msg)) = lost {
             Err(rebuild(code, msg))
         } else {
-            // The search entries noted so far are indexed in bulk once there are enough;
-            // until then every search indexes them first, so none is missed.
-            crate::search::index_pending_if_many(&st.conn).and_then(|()| {
+            crate::search::index_pending_if_many(&st.conn, index_at).and_then(|()| {
                 st.conn.prepare_cached("COMMIT")?.execute([])?;
                 self.checkpoints.committed(&st.conn);
                 Ok(())

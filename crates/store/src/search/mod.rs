@@ -470,23 +470,31 @@ pub(crate) fn fts_query(input: &str) -> Option<String> {
 /// core's write thread does the same when writes pause.
 pub(crate) const INDEX_BATCH: i64 = 256;
 
-/// At a batch's commit: indexes the noted entries once [`INDEX_BATCH`] may be waiting.
+/// Where a commit of the core's write thread indexes the noted entries itself: that thread
+/// indexes them at [`INDEX_BATCH`] after answering its batch (see [`pending_span`]), so its
+/// commits only back it up.
+pub(crate) const INDEX_BACKSTOP: i64 = 4 * INDEX_BATCH;
+
+/// At a batch's commit: indexes the noted entries once `at_least` may be waiting.
+pub(crate) fn index_pending_if_many(c: &rusqlite::Connection, at_least: i64) -> Result<()> {
+    if pending_span(c)? < at_least {
+        return Ok(());
+    }
+    index_pending(c)
+}
+
+/// At least how many entries wait to be indexed.
 ///
 /// Measured by the span of their ids (two b-tree lookups), not by counting them: counting
 /// even a few hundred rows at every commit cost a quarter of what it saved. The span is at
 /// least the count, so entries never wait longer than intended (re-noted old entries, after a
 /// status change, only make the index take them sooner).
-pub(crate) fn index_pending_if_many(c: &rusqlite::Connection) -> Result<()> {
-    let span: i64 = c
-        .prepare_cached(
-            "SELECT coalesce((SELECT max(doc_id) FROM search_pending)
-                             - (SELECT min(doc_id) FROM search_pending) + 1, 0)",
-        )?
-        .query_row([], |r| r.get(0))?;
-    if span < INDEX_BATCH {
-        return Ok(());
-    }
-    index_pending(c)
+pub(crate) fn pending_span(c: &rusqlite::Connection) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT coalesce((SELECT max(doc_id) FROM search_pending)
+                         - (SELECT min(doc_id) FROM search_pending) + 1, 0)",
+    )?
+    .query_row([], |r| r.get(0))?)
 }
 
 /// Indexes every noted entry in one statement, then forgets the notes. Called outside any
