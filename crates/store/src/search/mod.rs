@@ -3,7 +3,8 @@
 //!
 //! The index (`search_fts`, migration 0013) holds one row per entry, kept in step by triggers
 //! that note each new entry and by [`index_pending`], which indexes the noted entries in bulk:
-//! at a write batch's commit once [`INDEX_BATCH`] are waiting, before any search, and when the
+//! once [`INDEX_BATCH`] are waiting (by the core's write thread after it has answered a batch,
+//! otherwise within a batch's commit; see [`INDEX_BACKSTOP`]), before any search, and when the
 //! writes pause (migration 0016); its rowids follow time. A query runs in three steps:
 //!
 //! 1. **Candidates:** the newest [`WINDOW`] entries that match, read in rowid order from the
