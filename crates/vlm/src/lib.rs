@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alloc;
 pub mod attention;
 pub mod chat_template;
 mod decode;

@@ -101,8 +101,12 @@ impl EngineHandle {
                         &mut sink,
                         Some(&job.cancel),
                     );
-                    q.fetch_sub(1, Ordering::SeqCst);
+                    let left = q.fetch_sub(1, Ordering::SeqCst) - 1;
                     (job.reply)(r);
+                    if left == 0 {
+                        // The heap keeps the analysis' freed buffers (`alloc::tune`).
+                        crate::alloc::give_back();
+                    }
                 }
             })
             .map_err(|e| VlmError::Model(format!("cannot start the vlm thread: {e}")))?;

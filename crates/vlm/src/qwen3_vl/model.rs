@@ -38,6 +38,7 @@ impl Qwen3Vl {
         mode: WeightMode,
         vision_mode: WeightMode,
     ) -> Result<Self> {
+        crate::alloc::tune();
         let vision = VisionModel::load(vb.pp("model.visual"), &cfg.vision_config, vision_mode)?;
         let text = TextModel::load(
             vb.pp("model.language_model"),
