@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
@@ -162,7 +161,7 @@ fn index_waiting(copy: &Connection) -> Result<(), BackupError> {
 fn copy_out(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
     let src_db = data_dir.join(DB_FILE);
     let src = Connection::open_with_flags(&src_db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    src.busy_timeout(Duration::from_secs(5))?;
+    src.busy_timeout(crate::BUSY_TIMEOUT)?;
     let dst = copy_db(&src, &dest.join(DB_FILE))?;
     drop(src);
     index_waiting(&dst)?;
@@ -254,7 +253,7 @@ pub fn verify(dir: &Path) -> Result<Vec<Problem>, BackupError> {
         return Ok(vec![Problem::NoDatabase]);
     }
     let c = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    c.busy_timeout(Duration::from_secs(5))?;
+    c.busy_timeout(crate::BUSY_TIMEOUT)?;
     let mut problems = Vec::new();
     let check: Vec<String> = c
         .prepare("PRAGMA integrity_check")?
@@ -365,7 +364,7 @@ fn copy_db(src: &Connection, dest: &Path) -> Result<Connection, BackupError> {
                 StepResult::Done => break,
                 _ if waits < 100 => {
                     waits += 1;
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 _ => {
                     return Err(rusqlite::Error::SqliteFailure(

@@ -276,8 +276,9 @@ impl SqliteStore {
     }
 }
 
-/// How long a connection waits for another's lock before it answers busy.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection waits for another's lock before it answers busy (the store's own
+/// connections and the backup's).
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;

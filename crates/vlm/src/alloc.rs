@@ -8,8 +8,8 @@
 //! (`clear_page_erms` alone 9 %). With `mmap` off and the trim threshold raised, freed buffers
 //! are reused from the heap. The same settings through `GLIBC_TUNABLES`, alternated, took
 //! `llama_peer bench` from 26.9 / 26.4 s to 24.3 / 23.2 s to the first token, peak RSS the
-//! same (1,964-1,997 against 1,995-2,011 MiB). What the
-//! heap keeps is given back between analyses ([`give_back`]), so an idle app does not hold it.
+//! same (1,964-1,997 against 1,995-2,011 MiB). What the heap keeps is given back between
+//! analyses ([`give_back`]), so an idle app does not hold it.
 //!
 //! Only on Linux with glibc; elsewhere both are no-ops.
 
