@@ -47,6 +47,31 @@ fn main() -> anyhow::Result<()> {
             let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
             println!("M={m:5} K={k} N={n} {name:5} {ms:9.2} ms   rel. error {err:.1e}");
         }
+        if m > 1 {
+            // What a prefill multiplies with: a short-lived packed copy of the k-quant weight
+            // (our AVX2 tiles on CPUs without VNNI; candle's with OPSLENS_CANDLE_TILES=1).
+            for (name, mode) in [("q4k", WeightMode::Q4K), ("q6k", WeightMode::Q6K)] {
+                let lin = Linear::from_weight(w.clone(), None, mode, Tower::Text)?;
+                let t = Instant::now();
+                let part = lin.packed_rows(0, n)?;
+                let pack_ms = t.elapsed().as_secs_f64() * 1e3;
+                let err = (part.forward(&x)? - &exact)?
+                    .sqr()?
+                    .sum_all()?
+                    .sqrt()?
+                    .to_scalar::<f32>()?
+                    / norm;
+                let t = Instant::now();
+                for _ in 0..3 {
+                    part.forward(&x)?;
+                }
+                let ms = t.elapsed().as_secs_f64() * 1e3 / 3.0;
+                println!(
+                    "M={m:5} K={k} N={n} {name} prefill copy {ms:9.2} ms   rel. error {err:.1e}   \
+                     packed in {pack_ms:.1} ms"
+                );
+            }
+        }
     }
     Ok(())
 }

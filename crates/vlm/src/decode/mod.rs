@@ -27,12 +27,12 @@
 use rayon::prelude::*;
 
 /// Values per k-quant superblock.
-const QK_K: usize = 256;
+pub(crate) const QK_K: usize = 256;
 /// Bytes of one Q4K block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 nibble bytes.
-const Q4K_BYTES: usize = 144;
+pub(crate) const Q4K_BYTES: usize = 144;
 /// Bytes of one Q6K block: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 signed
 /// 8-bit scales (one per 16 values), f16 d.
-const Q6K_BYTES: usize = 210;
+pub(crate) const Q6K_BYTES: usize = 210;
 /// Values per Q8_0 block.
 const QK8_0: usize = 32;
 /// Bytes of one Q8_0 block: f16 scale, 32 signed bytes.
@@ -72,29 +72,7 @@ impl Acts {
         self.k_d.resize(nb, 0.0);
         self.qs.resize(nb * QK_K, 0);
         self.bsums.resize(nb * QK_K / 16, 0);
-        for (b, xs) in x.chunks_exact(QK_K).enumerate() {
-            let mut amax = 0f32;
-            let mut max = 0f32;
-            for &v in xs {
-                if amax < v.abs() {
-                    amax = v.abs();
-                    max = v;
-                }
-            }
-            let qs = &mut self.qs[b * QK_K..(b + 1) * QK_K];
-            if amax == 0.0 {
-                self.k_d[b] = 0.0;
-                qs.fill(0);
-                self.bsums[b * 16..(b + 1) * 16].fill(0);
-                continue;
-            }
-            let iscale = -127.0 / max;
-            quantize_scaled(xs, iscale, qs);
-            for (j, s) in self.bsums[b * 16..(b + 1) * 16].iter_mut().enumerate() {
-                *s = qs[j * 16..(j + 1) * 16].iter().map(|&q| i16::from(q)).sum();
-            }
-            self.k_d[b] = 1.0 / iscale;
-        }
+        quantize_q8k_into(x, &mut self.k_d, &mut self.qs, &mut self.bsums);
     }
 
     /// Quantizes `x` to 32-value blocks with an f32 scale (candle's Q8_0 activations keep an
@@ -113,7 +91,50 @@ impl Acts {
     }
 }
 
+/// Quantizes `x` (a multiple of 256 values) to Q8K blocks into `d` (one scale per block),
+/// `qs` (the values) and `bsums` (sums of each 16): shared by the decode step's single row
+/// and the prefill's many rows ([`crate::quant::tiles`]). Compiled for AVX2 where the CPU has
+/// it, so the rounding is vector code rather than a `roundf` call per value (same results).
+pub(crate) fn quantize_q8k_into(x: &[f32], d: &mut [f32], qs: &mut [i8], bsums: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA are present (checked).
+        unsafe { quantize_q8k_avx2(x, d, qs, bsums) };
+        return;
+    }
+    quantize_q8k_body(x, d, qs, bsums);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_q8k_avx2(x: &[f32], d: &mut [f32], qs: &mut [i8], bsums: &mut [i16]) {
+    quantize_q8k_body(x, d, qs, bsums);
+}
+
+#[inline(always)]
+fn quantize_q8k_body(x: &[f32], d: &mut [f32], qs: &mut [i8], bsums: &mut [i16]) {
+    for (b, xs) in x.chunks_exact(QK_K).enumerate() {
+        // The value of largest magnitude, the first one where several tie (as ggml).
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let qs = &mut qs[b * QK_K..(b + 1) * QK_K];
+        if amax == 0.0 {
+            d[b] = 0.0;
+            qs.fill(0);
+            bsums[b * 16..(b + 1) * 16].fill(0);
+            continue;
+        }
+        let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+        let iscale = -127.0 / max;
+        quantize_scaled(xs, iscale, qs);
+        for (j, s) in bsums[b * 16..(b + 1) * 16].iter_mut().enumerate() {
+            *s = qs[j * 16..(j + 1) * 16].iter().map(|&q| i16::from(q)).sum();
+        }
+        d[b] = 1.0 / iscale;
+    }
+}
+
 /// `q = clamp(round(x * s))`, rounding half away from zero like `f32::round`.
+#[inline(always)]
 fn quantize_scaled(x: &[f32], s: f32, q: &mut [i8]) {
     for (q, &v) in q.iter_mut().zip(x) {
         *q = (v * s).round().clamp(-128.0, 127.0) as i8;
@@ -123,7 +144,7 @@ fn quantize_scaled(x: &[f32], s: f32, q: &mut [i8]) {
 /// Whether the AVX2 kernels can run here (AVX2, FMA and F16C, detected once and cached by
 /// the standard library).
 #[inline]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2")
@@ -142,7 +163,7 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 
 /// The 6-bit scales and minimums of the 8 sub-blocks of a Q4K block (ggml's
 /// `get_scale_min_k4`).
-fn q4k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+pub(crate) fn q4k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
     for j in 0..8 {
@@ -183,7 +204,7 @@ fn dot_q4k_scalar(w: &[u8], a: &Acts, nb: usize) -> f32 {
 
 /// The 6-bit value `i` (0..256, unsigned 0..63) of a Q6K block's `ql`/`qh` bytes (ggml's
 /// `dequantize_row_q6_K` layout: two halves of 128, each four runs of 32 sharing `qh`).
-fn q6k_value(ql: &[u8], qh: &[u8], i: usize) -> u8 {
+pub(crate) fn q6k_value(ql: &[u8], qh: &[u8], i: usize) -> u8 {
     let (half, r) = (i / 128, i % 128);
     let (run, l) = (r / 32, r % 32);
     let lo = ql[64 * half + l + 32 * (run % 2)];

@@ -150,6 +150,8 @@ pub struct Linear {
 enum Inner {
     Dense(Tensor),
     Quant(QMatMul),
+    /// A prefill's short-lived Q4K/Q6K copy in our AVX2 tiles ([`Linear::packed_rows`]).
+    Tiles(std::sync::Arc<tiles::QTiles>),
 }
 
 impl Linear {
@@ -294,12 +296,22 @@ impl Linear {
     /// layer, costs ~35 ms of packing per layer on two cores. Rows are independent, so the
     /// part's products equal the matching columns of the whole weight's (bit for bit where
     /// both take the same kernels).
-    pub(crate) fn packed_rows(&self, start: usize, len: usize) -> Result<Linear> {
+    pub fn packed_rows(&self, start: usize, len: usize) -> Result<Linear> {
         let Inner::Quant(QMatMul::QTensor(q)) = &self.inner else {
             candle_core::bail!("packed_rows: not a quantized weight");
         };
         if self.bias.is_some() {
             candle_core::bail!("packed_rows: a weight with a bias");
+        }
+        let (_, k) = q.shape().dims2()?;
+        let q6k = q.dtype() == GgmlDType::Q6K;
+        if (q6k || q.dtype() == GgmlDType::Q4K) && our_tiles() && tiles::fits(len, k) {
+            let packed = tiles::QTiles::pack(&q.data()?, q6k, start, len, k)?;
+            return Ok(Self {
+                inner: Inner::Tiles(std::sync::Arc::new(packed)),
+                bias: None,
+                amx: false,
+            });
         }
         let mut part = Self::from_qtensor(copy_rows(q, start, len)?, None)?;
         if q.dtype() == GgmlDType::Q4K && candle_x86().amx {
@@ -414,6 +426,7 @@ impl Linear {
                 })?
             }
             Inner::Quant(q) => q.forward(x)?,
+            Inner::Tiles(t) => on_rows(x, t.n(), |x2| t.matmul(x2))?,
             Inner::Dense(w) => on_rows(x, w.dim(0)?, |x2| {
                 // candle's CPU f16 GEMM is slower than f32 beyond a few rows: upcast the weight
                 // (transient) for prefill-sized inputs, stay in f16 for decode. A GPU
@@ -604,6 +617,19 @@ fn copy_rows(q: &QTensor, start: usize, len: usize) -> Result<std::sync::Arc<QTe
     Ok(std::sync::Arc::new(QTensor::new(storage, (len, k))?))
 }
 
+/// Whether a prefill's Q4K and Q6K products take our AVX2 tiles ([`tiles`]) rather than
+/// candle's: on x86 CPUs with AVX2 but neither VNNI nor AMX, where candle's AVX2 kernels spend
+/// a second integer multiply per product that ours mostly save (`MISTRALRS_FORCE_AVX2=1`
+/// counts as such a CPU, as candle reads it). `OPSLENS_CANDLE_TILES=1` keeps candle's, for
+/// comparison.
+fn our_tiles() -> bool {
+    static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OURS.get_or_init(|| {
+        let cpu = candle_x86();
+        tiles::available() && !cpu.vnni_tiles && !cpu.amx && !env_is("OPSLENS_CANDLE_TILES")
+    })
+}
+
 /// Whether candle multiplies a Q8_0 `n x k` weight by many rows with its VNNI tiles (as its
 /// `select` decides for the shape); elsewhere its Q8_0 product is a slow generic loop.
 fn q8_0_tiles(n: usize, k: usize) -> bool {
@@ -710,3 +736,4 @@ pub fn gather_rows(q: &QTensor, ids: &[u32], dev: &Device) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests;
+pub(crate) mod tiles;

@@ -73,7 +73,7 @@ fn many_row_q4k_products_split_and_agree() {
 }
 
 /// A packed part of a weight (as a prefill multiplies with) gives exactly the matching
-/// columns of the whole weight's product, at many rows (AMX-split on such CPUs) and few;
+/// columns of the whole weight's product (bit for bit where both take candle's kernels), at many rows (AMX-split on such CPUs) and few;
 /// rows outside the weight, dense weights and Q8_0 are refused or not offered.
 #[test]
 fn packed_parts_equal_the_whole_weights_columns() {
@@ -89,11 +89,11 @@ fn packed_parts_equal_the_whole_weights_columns() {
             for (start, len) in [(0, 32), (32, 48), (80, 16)] {
                 let part = lin.packed_rows(start, len).unwrap().forward(&x).unwrap();
                 let cols = whole.narrow(1, start, len).unwrap();
-                assert_eq!(
-                    max_abs_diff(&part, &cols),
-                    0.0,
-                    "{dt:?} m={m} {start}+{len}"
-                );
+                // Our AVX2 tiles (CPUs without VNNI) sum in another order than
+                // candle's kernels on the whole weight: equal up to f32 rounding there.
+                let tol = if our_tiles() { 1e-4 } else { 0.0 };
+                let diff = max_abs_diff(&part, &cols);
+                assert!(diff <= tol, "{dt:?} m={m} {start}+{len}: {diff}");
             }
         }
         assert!(lin.packed_rows(90, 16).is_err());
