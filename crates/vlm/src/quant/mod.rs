@@ -4,7 +4,8 @@
 //! quantized model plus one f32 tensor. On x86 CPUs candle's repacked Q4K kernels beat dense
 //! f32 in prefill and read ~7x fewer bytes per decoded token; the decode kernels read the
 //! blocks, and a prefill multiplies through short-lived packed copies of one layer at a time
-//! ([`Linear::packed_rows`]), so the decoder is held once. Its Q8_0 matmul has no fast path
+//! ([`Linear::packed_rows`]; our own [`tiles`] on AVX2 CPUs without VNNI), so the decoder is
+//! held once. Its Q8_0 matmul has no fast path
 //! on AVX2 at many rows, so Q8_0 layers expand their weight to f32 per call there (storage
 //! near-lossless at half of f16, compute at f32 speed); with VNNI they take candle's tiles,
 //! packed per call. bf16 is never used on CPU because
