@@ -117,10 +117,7 @@ impl QTiles {
                 "quantized tiles: {n} x {k} rows from {start} do not fit the weight"
             );
         }
-        // Block `b` of weight row `r`.
-        let block = |r: usize, b: usize, bytes: usize| {
-            &data[r * row + b * bytes..r * row + (b + 1) * bytes]
-        };
+        let rows = start..start + n;
         let tiles = if q6k {
             let blank = Tile6 {
                 qs: [0; 2048],
@@ -128,18 +125,7 @@ impl QTiles {
                 d: [0.0; COLS],
                 offsets: [0.0; 128],
             };
-            let mut tiles = vec![blank; n / COLS * kb];
-            tiles
-                .par_chunks_mut(kb)
-                .enumerate()
-                .for_each(|(t, column)| {
-                    for (b, tile) in column.iter_mut().enumerate() {
-                        for c in 0..COLS {
-                            pack6(block(start + t * COLS + c, b, Q6K_BYTES), c, tile);
-                        }
-                    }
-                });
-            Packed::Q6K(tiles)
+            Packed::Q6K(pack_columns(data, rows, kb, Q6K_BYTES, blank, pack6))
         } else {
             let blank = Tile4 {
                 qs: [0; 1024],
@@ -147,18 +133,7 @@ impl QTiles {
                 d: [0.0; COLS],
                 mins: [0.0; 64],
             };
-            let mut tiles = vec![blank; n / COLS * kb];
-            tiles
-                .par_chunks_mut(kb)
-                .enumerate()
-                .for_each(|(t, column)| {
-                    for (b, tile) in column.iter_mut().enumerate() {
-                        for c in 0..COLS {
-                            pack4(block(start + t * COLS + c, b, Q4K_BYTES), c, tile);
-                        }
-                    }
-                });
-            Packed::Q4K(tiles)
+            Packed::Q4K(pack_columns(data, rows, kb, Q4K_BYTES, blank, pack4))
         };
         Ok(Self { tiles, n, k })
     }
@@ -206,49 +181,8 @@ impl QTiles {
         let kb = self.k / QK_K;
         let mut sums = [[0f32; COLS]; ROWS];
         match &self.tiles {
-            Packed::Q4K(tiles) => {
-                let column = &tiles[t * kb..(t + 1) * kb];
-                #[cfg(target_arch = "x86_64")]
-                let done = available() && {
-                    // SAFETY: AVX2 and FMA are present (checked); `column` holds `kb` tiles and
-                    // the rows `r0..r0 + rn` of `acts` hold `kb` blocks each (by construction).
-                    unsafe {
-                        match rn {
-                            1 => avx2::product4::<1>(column, acts, r0, &mut sums),
-                            2 => avx2::product4::<2>(column, acts, r0, &mut sums),
-                            3 => avx2::product4::<3>(column, acts, r0, &mut sums),
-                            _ => avx2::product4::<ROWS>(column, acts, r0, &mut sums),
-                        }
-                    }
-                    true
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let done = false;
-                if !done {
-                    portable4(column, acts, r0, rn, &mut sums);
-                }
-            }
-            Packed::Q6K(tiles) => {
-                let column = &tiles[t * kb..(t + 1) * kb];
-                #[cfg(target_arch = "x86_64")]
-                let done = available() && {
-                    // SAFETY: as above.
-                    unsafe {
-                        match rn {
-                            1 => avx2::product6::<1>(column, acts, r0, &mut sums),
-                            2 => avx2::product6::<2>(column, acts, r0, &mut sums),
-                            3 => avx2::product6::<3>(column, acts, r0, &mut sums),
-                            _ => avx2::product6::<ROWS>(column, acts, r0, &mut sums),
-                        }
-                    }
-                    true
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let done = false;
-                if !done {
-                    portable6(column, acts, r0, rn, &mut sums);
-                }
-            }
+            Packed::Q4K(v) => column_product(&v[t * kb..(t + 1) * kb], acts, r0, rn, &mut sums),
+            Packed::Q6K(v) => column_product(&v[t * kb..(t + 1) * kb], acts, r0, rn, &mut sums),
         }
         for (i, s) in sums.iter().enumerate().take(rn) {
             // SAFETY: row `r0 + i` < m and columns `t*8..t*8+8` < n lie inside the m x n
@@ -264,12 +198,95 @@ impl QTiles {
     }
 }
 
+/// One column of tiles times at most [`ROWS`] rows: the AVX2 kernel where the CPU has it, the
+/// portable loop elsewhere.
+trait Kernel: Sized {
+    /// # Safety
+    /// AVX2 and FMA must be present; `column` and the rows `r0..r0 + R` of `acts` must hold
+    /// the same number of superblocks.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn simd<const R: usize>(column: &[Self], acts: &Rows, r0: usize, out: &mut Sums);
+    /// Column `c` against one row's block (see [`portable`]).
+    fn block_dot(&self, c: usize, a: &[i8], sums: &[f32]) -> f32;
+}
+
+/// Per row of a kernel call, the 8 columns' sums.
+type Sums = [[f32; COLS]; ROWS];
+
+impl Kernel for Tile4 {
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn simd<const R: usize>(column: &[Self], acts: &Rows, r0: usize, out: &mut Sums) {
+        avx2::product4::<R>(column, acts, r0, out)
+    }
+    fn block_dot(&self, c: usize, a: &[i8], sums: &[f32]) -> f32 {
+        self.dot(c, a, sums)
+    }
+}
+
+impl Kernel for Tile6 {
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn simd<const R: usize>(column: &[Self], acts: &Rows, r0: usize, out: &mut Sums) {
+        avx2::product6::<R>(column, acts, r0, out)
+    }
+    fn block_dot(&self, c: usize, a: &[i8], sums: &[f32]) -> f32 {
+        self.dot(c, a, sums)
+    }
+}
+
+fn column_product<T: Kernel>(column: &[T], acts: &Rows, r0: usize, rn: usize, out: &mut Sums) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX2 and FMA are present (checked); `column` holds the weight's `k / 256`
+        // tiles and every row of `acts` as many blocks (both by construction).
+        unsafe {
+            match rn {
+                1 => T::simd::<1>(column, acts, r0, out),
+                2 => T::simd::<2>(column, acts, r0, out),
+                3 => T::simd::<3>(column, acts, r0, out),
+                _ => T::simd::<ROWS>(column, acts, r0, out),
+            }
+        }
+        return;
+    }
+    portable(column, acts, r0, rn, out);
+}
+
 /// The output buffer that tasks fill in disjoint (rows, column tile) pieces.
 struct Dst(*mut f32);
 // SAFETY: every task writes a distinct set of elements, and the buffer outlives the parallel
 // region that writes it (nothing reads it until the region ends).
 unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
+
+/// The tiles of weight rows `rows` (`kb` blocks of `bytes` each per row), one column of tiles
+/// per task: `pack(block, c, tile)` fills column `c` of a tile from a block.
+fn pack_columns<T: Copy + Send + Sync>(
+    data: &[u8],
+    rows: std::ops::Range<usize>,
+    kb: usize,
+    bytes: usize,
+    blank: T,
+    pack: fn(&[u8], usize, &mut T),
+) -> Vec<T> {
+    let row = kb * bytes;
+    let mut tiles = vec![blank; rows.len() / COLS * kb];
+    tiles
+        .par_chunks_mut(kb)
+        .enumerate()
+        .for_each(|(t, column)| {
+            for (b, tile) in column.iter_mut().enumerate() {
+                for c in 0..COLS {
+                    let r = rows.start + t * COLS + c;
+                    pack(
+                        &data[r * row + b * bytes..r * row + (b + 1) * bytes],
+                        c,
+                        tile,
+                    );
+                }
+            }
+        });
+    tiles
+}
 
 /// Column `c` of a Q4K tile from one ggml Q4K block (`d`, `dmin`, 12 bytes of 6-bit scales
 /// and minimums, 128 bytes of nibbles: value `64j + l` is the low nibble of byte `32j + l` for
@@ -351,8 +368,8 @@ impl Rows {
     }
 }
 
-/// The Q4K kernel's sums without SIMD (other CPUs; the tests' reference for the layout).
-fn portable4(column: &[Tile4], acts: &Rows, r0: usize, rn: usize, out: &mut [[f32; COLS]; ROWS]) {
+/// The kernels' sums without SIMD (other CPUs; the tests' reference for the layout).
+fn portable<T: Kernel>(column: &[T], acts: &Rows, r0: usize, rn: usize, out: &mut Sums) {
     let kb = acts.kb;
     for (i, o) in out.iter_mut().enumerate().take(rn) {
         let r = r0 + i;
@@ -360,52 +377,51 @@ fn portable4(column: &[Tile4], acts: &Rows, r0: usize, rn: usize, out: &mut [[f3
             let a = &acts.qs[(r * kb + b) * QK_K..(r * kb + b + 1) * QK_K];
             let sums = &acts.sums[(r * kb + b) * 16..(r * kb + b + 1) * 16];
             for (c, o) in o.iter_mut().enumerate() {
-                let mut isum = 0i32;
-                let mut min = 0f32;
-                for sub in 0..8 {
-                    let mut s = 0i32;
-                    for g in 0..4 {
-                        for t in 0..4 {
-                            let byte = tile.qs[((sub * 4 + g) * COLS + c) * 4 + t];
-                            let v = sub * 32 + g * 8 + t;
-                            s += i32::from(byte & 0x0F) * i32::from(a[v]);
-                            s += i32::from(byte >> 4) * i32::from(a[v + 4]);
-                        }
-                    }
-                    isum += s * i32::from(tile.scales[sub * 16 + 2 * c]);
-                    min += tile.mins[sub * COLS + c] * (sums[2 * sub] + sums[2 * sub + 1]);
-                }
-                *o += acts.d[r * kb + b] * (tile.d[c] * isum as f32 - min);
+                *o += acts.d[r * kb + b] * tile.block_dot(c, a, sums);
             }
         }
     }
 }
 
-/// The Q6K kernel's sums without SIMD.
-fn portable6(column: &[Tile6], acts: &Rows, r0: usize, rn: usize, out: &mut [[f32; COLS]; ROWS]) {
-    let kb = acts.kb;
-    for (i, o) in out.iter_mut().enumerate().take(rn) {
-        let r = r0 + i;
-        for (b, tile) in column.iter().enumerate() {
-            let a = &acts.qs[(r * kb + b) * QK_K..(r * kb + b + 1) * QK_K];
-            let sums = &acts.sums[(r * kb + b) * 16..(r * kb + b + 1) * 16];
-            for (c, o) in o.iter_mut().enumerate() {
-                let mut isum = 0i32;
-                let mut offset = 0f32;
-                for j in 0..16 {
-                    let mut s = 0i32;
-                    for g in 0..4 {
-                        for t in 0..4 {
-                            let q = tile.qs[((j * 4 + g) * COLS + c) * 4 + t];
-                            s += i32::from(q) * i32::from(a[j * 16 + g * 4 + t]);
-                        }
-                    }
-                    isum += s * i32::from(tile.scales[j * 16 + 2 * c]);
-                    offset += tile.offsets[j * COLS + c] * sums[j];
+impl Tile4 {
+    /// Column `c` against one row's block `a` (with its sums of 16), before the row's scale.
+    fn dot(&self, c: usize, a: &[i8], sums: &[f32]) -> f32 {
+        let mut isum = 0i32;
+        let mut min = 0f32;
+        for sub in 0..8 {
+            let mut s = 0i32;
+            for g in 0..4 {
+                for t in 0..4 {
+                    let byte = self.qs[((sub * 4 + g) * COLS + c) * 4 + t];
+                    let v = sub * 32 + g * 8 + t;
+                    s += i32::from(byte & 0x0F) * i32::from(a[v]);
+                    s += i32::from(byte >> 4) * i32::from(a[v + 4]);
                 }
-                *o += acts.d[r * kb + b] * tile.d[c] * (isum as f32 - offset);
             }
+            isum += s * i32::from(self.scales[sub * 16 + 2 * c]);
+            min += self.mins[sub * COLS + c] * (sums[2 * sub] + sums[2 * sub + 1]);
         }
+        self.d[c] * isum as f32 - min
+    }
+}
+
+impl Tile6 {
+    /// Column `c` against one row's block `a` (with its sums of 16), before the row's scale.
+    fn dot(&self, c: usize, a: &[i8], sums: &[f32]) -> f32 {
+        let mut isum = 0i32;
+        let mut offset = 0f32;
+        for j in 0..16 {
+            let mut s = 0i32;
+            for g in 0..4 {
+                for t in 0..4 {
+                    let q = self.qs[((j * 4 + g) * COLS + c) * 4 + t];
+                    s += i32::from(q) * i32::from(a[j * 16 + g * 4 + t]);
+                }
+            }
+            isum += s * i32::from(self.scales[j * 16 + 2 * c]);
+            offset += self.offsets[j * COLS + c] * sums[j];
+        }
+        self.d[c] * (isum as f32 - offset)
     }
 }
 
@@ -545,6 +561,14 @@ mod tests {
         Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap()
     }
 
+    /// `got` within `rel` of `want` (relative, absolute below 1).
+    fn close(got: f32, want: f32, rel: f32, at: &str) {
+        assert!(
+            (got - want).abs() <= rel * want.abs().max(1.0),
+            "{at}: {got} vs {want}"
+        );
+    }
+
     const FORMATS: [(GgmlDType, bool); 2] = [(GgmlDType::Q4K, false), (GgmlDType::Q6K, true)];
 
     /// The tiles give what the decode step's dot products on the ggml blocks give row by row
@@ -573,11 +597,8 @@ mod tests {
                     let mut want = vec![0f32; n];
                     crate::decode::matvec(w, k, xr, &acts, &mut want, false);
                     for c in 0..len {
-                        let (got, want) = (y[r][c], want[start + c]);
-                        assert!(
-                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                            "{dt:?} m {m} row {r} col {c}: {got} vs {want}"
-                        );
+                        let at = format!("{dt:?} m {m} row {r} col {c}");
+                        close(y[r][c], want[start + c], 1e-4, &at);
                     }
                 }
             }
@@ -601,22 +622,14 @@ mod tests {
             for t in 0..n / COLS {
                 let mut want = [[0f32; COLS]; ROWS];
                 match &tiles.tiles {
-                    Packed::Q4K(v) => {
-                        portable4(&v[t * kb..(t + 1) * kb], &acts, 0, ROWS, &mut want)
-                    }
-                    Packed::Q6K(v) => {
-                        portable6(&v[t * kb..(t + 1) * kb], &acts, 0, ROWS, &mut want)
-                    }
+                    Packed::Q4K(v) => portable(&v[t * kb..(t + 1) * kb], &acts, 0, ROWS, &mut want),
+                    Packed::Q6K(v) => portable(&v[t * kb..(t + 1) * kb], &acts, 0, ROWS, &mut want),
                 }
                 let mut got = vec![0f32; ROWS * n];
                 tiles.product(&acts, 0, ROWS, t, &Dst(got.as_mut_ptr()));
                 for (i, w) in want.iter().enumerate() {
-                    for (c, w) in w.iter().enumerate() {
-                        let got = got[i * n + t * COLS + c];
-                        assert!(
-                            (got - w).abs() <= 1e-5 * w.abs().max(1.0),
-                            "{dt:?}: {got} vs {w}"
-                        );
+                    for (c, &w) in w.iter().enumerate() {
+                        close(got[i * n + t * COLS + c], w, 1e-5, &format!("{dt:?}"));
                     }
                 }
             }
