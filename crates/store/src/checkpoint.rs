@@ -110,7 +110,7 @@ mod tests {
     use crate::{NewIncidentRow, Store};
 
     /// Under a stream of commits the log is copied back and started over, not left to grow:
-    /// it stays under [`super::WRITER_CHECKPOINTS_AT`] pages and one commit's worth.
+    /// its file stays a small multiple of [`super::WRITER_CHECKPOINTS_AT`] pages.
     #[test]
     fn the_log_stays_short_under_many_commits() {
         let dir = tempfile::tempdir().unwrap();
@@ -126,9 +126,13 @@ mod tests {
             longest = longest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
         }
         let page = 4096 + 24;
-        // The largest commit here indexes a few hundred entries at once (a thousand pages),
-        // and a busy machine may hold the thread back; with no checkpoints it would be ~150 MB.
-        let limit = 2 * super::WRITER_CHECKPOINTS_AT as u64 * page;
+        // With no checkpoints the log would reach ~150 MB here. With them its file is as long
+        // as the longest run of commits between two restarts: the writer's own checkpoint
+        // gives way (SQLITE_BUSY) while the thread's is still copying, and on a loaded machine
+        // (this test beside the crate's others on 2 vCPUs) that thread is held back. Twice
+        // the writer's threshold was exceeded there once in ten runs (35-38 MB); four times
+        // (66 MB) still fails if the log is never started over.
+        let limit = 4 * super::WRITER_CHECKPOINTS_AT as u64 * page;
         assert!(
             longest < limit,
             "the log reached {longest} bytes (limit {limit})"
