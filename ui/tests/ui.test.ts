@@ -463,12 +463,18 @@ test('OpsLens web UI end to end', { timeout: 240_000 }, async (t) => {
         await page.evaluate((t) => document.documentElement.setAttribute('data-theme', t), theme);
         for (const sev of ['critical', 'high', 'medium', 'low']) {
           await sel.selectOption(sev);
-          await page.locator(`.inc-head select[name=severity].sev-${sev}`).waitFor();
-          const st = await page.locator('.inc-head select[name=severity]').evaluate((el) => {
+          // Read the styles of the select that is in the page when the read runs: the change
+          // re-renders the header, and a detached element's computed style is all empty
+          // strings (seen once on a slow machine: appearance '' for "light critical").
+          const st = await (await page.waitForFunction((s) => {
+            const el = document.querySelector(`.inc-head select[name=severity].sev-${s}`);
+            if (!el || !el.isConnected) return null;
             const cs = getComputedStyle(el);
             const opt = getComputedStyle(el.querySelector('option')!);
+            if (!cs.appearance) return null;
             return { appearance: cs.appearance, color: cs.color, bg: cs.backgroundColor, arrow: cs.backgroundImage, optColor: opt.color, optBg: opt.backgroundColor };
-          });
+          }, sev)).jsonValue();
+          assert.ok(st, `${theme} ${sev}: no select in the page`);
           assert.equal(st.appearance, 'none', `${theme} ${sev}`);
           assert.match(st.arrow, /linear-gradient/, `${theme} ${sev}: the select keeps its arrow`);
           const ratio = contrast(st.color, st.bg);
