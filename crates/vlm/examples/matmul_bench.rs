@@ -21,7 +21,6 @@ fn main() -> anyhow::Result<()> {
     for m in [a.first().copied().unwrap_or(770), 1] {
         let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
         let exact = x.matmul(&w.t()?)?;
-        let norm = exact.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
         for (name, mode, tower) in [
             ("f32", WeightMode::F32, Tower::Text),
             ("f16", WeightMode::F16, Tower::Text), // f32 compute from M >= 16
@@ -30,21 +29,7 @@ fn main() -> anyhow::Result<()> {
             ("q4k", WeightMode::Q4K, Tower::Text),
         ] {
             let lin = Linear::from_weight(w.clone(), None, mode, tower)?;
-            // Relative error of the output against f32 (random weights: a storage's rounding,
-            // not a model-quality figure).
-            let err = (lin.forward(&x)? - &exact)?
-                .sqr()?
-                .sum_all()?
-                .sqrt()?
-                .to_scalar::<f32>()?
-                / norm;
-            let reps = if m == 1 { 20 } else { 3 };
-            let t = Instant::now();
-            for _ in 0..reps {
-                let y = lin.forward(&x)?;
-                y.to_dtype(DType::F32)?;
-            }
-            let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+            let (err, ms) = measure(&lin, &x, &exact, if m == 1 { 20 } else { 3 })?;
             println!("M={m:5} K={k} N={n} {name:5} {ms:9.2} ms   rel. error {err:.1e}");
         }
         if m > 1 {
@@ -55,17 +40,7 @@ fn main() -> anyhow::Result<()> {
                 let t = Instant::now();
                 let part = lin.packed_rows(0, n)?;
                 let pack_ms = t.elapsed().as_secs_f64() * 1e3;
-                let err = (part.forward(&x)? - &exact)?
-                    .sqr()?
-                    .sum_all()?
-                    .sqrt()?
-                    .to_scalar::<f32>()?
-                    / norm;
-                let t = Instant::now();
-                for _ in 0..3 {
-                    part.forward(&x)?;
-                }
-                let ms = t.elapsed().as_secs_f64() * 1e3 / 3.0;
+                let (err, ms) = measure(&part, &x, &exact, 3)?;
                 println!(
                     "M={m:5} K={k} N={n} {name} prefill copy {ms:9.2} ms   rel. error {err:.1e}   \
                      packed in {pack_ms:.1} ms"
@@ -74,4 +49,17 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The layer's relative output error against the f32 product `exact` (random weights: a
+/// storage's rounding, not a model-quality figure), and its mean time over `reps` calls in ms.
+fn measure(lin: &Linear, x: &Tensor, exact: &Tensor, reps: usize) -> anyhow::Result<(f32, f64)> {
+    let norm =
+        |t: &Tensor| -> anyhow::Result<f32> { Ok(t.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?) };
+    let err = norm(&(lin.forward(x)? - exact)?)? / norm(exact)?;
+    let t = Instant::now();
+    for _ in 0..reps {
+        lin.forward(x)?.to_dtype(DType::F32)?;
+    }
+    Ok((err, t.elapsed().as_secs_f64() * 1e3 / reps as f64))
 }
