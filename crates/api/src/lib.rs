@@ -266,19 +266,24 @@ fn build(
     let guard = auth::Guard::exposed(token.clone(), port, access, &extras.exposure, bind);
     let state = AppState::new(services, token, port, extras, closing);
     let api = api.with_state(state);
-    Router::new()
+    let app = Router::new()
         .merge(api)
         .nest_service("/mcp", mcp)
         .merge(ui::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::spec::complete(spec)))
         .fallback(fallback::not_found)
-        .layer(axum::middleware::map_response(fallback::json_errors))
         // Shared, not cloned per request: the guard holds lists of hosts and origins.
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(guard),
             auth::guard,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    // A router's layers wrap each route, inside the part that answers a wrong method: a 405
+    // gets its `Allow` header only after them. Around the whole router, as the fallback of an
+    // empty one, the error bodies are written from the finished answer and can name the methods.
+    Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::map_response(fallback::json_errors))
 }
 
 /// Serves the app on `listener` until `shutdown` completes.
