@@ -473,13 +473,21 @@ impl TestApp {
 
 /// Asserts the API's error shape and returns the code.
 pub async fn error_code(res: Response, status: u16) -> String {
+    error_parts(res, status).await.0
+}
+
+/// Asserts the API's error shape and returns the code and the message.
+pub async fn error_parts(res: Response, status: u16) -> (String, String) {
     assert_eq!(res.status(), status);
     let ct = res.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("application/json"), "content-type {ct}");
     let v: Value = res.json().await.unwrap();
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(!msg.is_empty());
-    v["error"]["code"].as_str().unwrap().to_string()
+    (
+        v["error"]["code"].as_str().unwrap().to_string(),
+        msg.to_string(),
+    )
 }
 
 pub fn png(w: u32, h: u32) -> Vec<u8> {
